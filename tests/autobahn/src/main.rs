@@ -1,0 +1,6 @@
+//! Autobahn fuzzingserver client driver (under construction).
+
+fn main() {
+    eprintln!("naslink-autobahn: driver not implemented yet");
+    std::process::exit(2);
+}
