@@ -25,5 +25,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod cfms;
+pub mod fnos;
 pub mod random;
 pub mod time;
+pub mod ws;
