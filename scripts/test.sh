@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every check CI runs, in one command: bash scripts/test.sh
+#
+# Installs what it needs (Rust targets and components, the Python peers in
+# virtualenvs under the repo) and fails on the first failing step.
+# NASLINK_SKIP=autobahn,python skips named slow steps locally; CI skips none.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+skip="${NASLINK_SKIP:-}"
+step() { printf '\n==> %s\n' "$*"; }
+skipped() { [[ ",$skip," == *",$1,"* ]]; }
+
+step "toolchain: targets and components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (unit, integration, doc)"
+cargo test --workspace --locked
+
+step "no_std: naslink-core for Cortex-M"
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    cargo build -p naslink-core --locked --release --target "$target"
+done
+
+step "no_std + no allocator: link check (built alone)"
+cargo build --locked --manifest-path tests/nostd-check/Cargo.toml --target-dir target/nostd-check
+cargo build --locked --release --manifest-path tests/nostd-check/Cargo.toml --target-dir target/nostd-check
+target/nostd-check/debug/naslink-nostd-check
+target/nostd-check/release/naslink-nostd-check
+echo "nostd-check: linked without std or allocator, and ran"
+
+if skipped autobahn; then
+    step "autobahn: skipped (NASLINK_SKIP)"
+else
+    step "autobahn testsuite (sections 1-10)"
+    bash scripts/autobahn.sh run
+fi
+
+if [ -f scripts/fnos-python-check.sh ]; then
+    if skipped python; then
+        step "fnOS emulator vs the PyPI fnos client: skipped (NASLINK_SKIP)"
+    else
+        step "fnOS emulator vs the PyPI fnos client"
+        bash scripts/fnos-python-check.sh
+    fi
+fi
+
+step "all checks passed"
