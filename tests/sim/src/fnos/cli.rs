@@ -1,0 +1,141 @@
+//! `naslink-sim fnos ...`: the emulator as a command-line program.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Account, Config, Faults, KeySource, Redirect, Server};
+
+/// Command-line flags of `naslink-sim fnos`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The flags, boxed: the `naslink-sim` subcommand enum stays small
+    /// whichever emulator has the longer list.
+    #[command(flatten)]
+    pub flags: Box<Flags>,
+}
+
+/// The flags of [`Args`].
+#[derive(Debug, clap::Args)]
+pub struct Flags {
+    /// Address to listen on (port 0 picks a free port; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:5666")]
+    pub listen: SocketAddr,
+    /// Account name.
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    /// Account password.
+    #[arg(long, default_value = "admin")]
+    pub password: String,
+    /// Make the account a non-administrator (resmon answers errno 4352).
+    #[arg(long)]
+    pub not_admin: bool,
+    /// Add a non-admin account, `NAME:PASSWORD` (uid 1001, 1002, ...).
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    pub guest: Vec<String>,
+    /// Host name reported by `appcgi.sysinfo.getHostName`.
+    #[arg(long, default_value = "fnos-sim")]
+    pub host_name: String,
+    /// Use the committed test RSA key instead of generating one (faster).
+    #[arg(long)]
+    pub fixed_key: bool,
+    /// Use this PKCS#8 PEM file as the RSA key.
+    #[arg(long, value_name = "FILE", conflicts_with = "fixed_key")]
+    pub key_pem: Option<PathBuf>,
+    /// Never answer `{"req":"ping"}`.
+    #[arg(long)]
+    pub no_pong: bool,
+    /// Require two-factor login; this code completes `user.2fa.loginVerify`.
+    #[arg(long, value_name = "CODE")]
+    pub two_factor_code: Option<String>,
+    /// Answer every upgrade with a redirect to `https://HOST:PORT/websocket`.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "5667")]
+    pub https_redirect: Option<u16>,
+    /// HTTP status of the HTTPS redirect (301–308).
+    #[arg(long, default_value_t = 301, value_parser = clap::value_parser!(u16).range(301..=308))]
+    pub redirect_status: u16,
+    /// Gate the upgrade behind this access code (`/access_code_verify`).
+    #[arg(long, value_name = "CODE")]
+    pub access_code: Option<String>,
+    /// Push `storageChanged` to signed-in connections every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub push_every: Option<f64>,
+    /// Entries per `file.ls` frame.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub entries_per_frame: u64,
+    /// Wait this many milliseconds before every answer frame.
+    #[arg(long, default_value_t = 0)]
+    pub answer_delay_ms: u64,
+    /// Drop each connection after sending N frames.
+    #[arg(long, value_name = "N")]
+    pub drop_after_frames: Option<u64>,
+    /// Send one non-JSON frame after N frames on each connection.
+    #[arg(long, value_name = "N")]
+    pub garbage_after_frames: Option<u64>,
+}
+
+impl Args {
+    /// The [`Config`] these flags describe.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        self.flags.config()
+    }
+}
+
+impl Flags {
+    /// The [`Config`] these flags describe.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut accounts = vec![Account::new(
+            &self.user,
+            &self.password,
+            1000,
+            !self.not_admin,
+        )];
+        for (i, guest) in self.guest.iter().enumerate() {
+            let (name, password) = guest
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--guest wants NAME:PASSWORD, got `{guest}`"))?;
+            accounts.push(Account::new(name, password, 1001 + i as u32, false));
+        }
+        let key = match (&self.key_pem, self.fixed_key) {
+            (Some(path), _) => KeySource::Pem(std::fs::read_to_string(path)?),
+            (None, true) => KeySource::Fixture,
+            (None, false) => KeySource::Generate,
+        };
+        let push_every = match self.push_every {
+            Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            Some(secs) => anyhow::bail!("--push-every wants a positive number, got {secs}"),
+            None => None,
+        };
+        Ok(Config {
+            listen: self.listen,
+            accounts,
+            key,
+            host_name: self.host_name.clone(),
+            pong: !self.no_pong,
+            two_factor_code: self.two_factor_code.clone(),
+            https_redirect: self.https_redirect.map(|https_port| Redirect {
+                status: self.redirect_status,
+                https_port,
+            }),
+            access_code: self.access_code.clone(),
+            push_every,
+            entries_per_frame: usize::try_from(self.entries_per_frame)?,
+            faults: Faults {
+                answer_delay: Duration::from_millis(self.answer_delay_ms),
+                drop_after_frames: self.drop_after_frames,
+                garbage_after_frames: self.garbage_after_frames,
+            },
+            ..Config::default()
+        })
+    }
+}
+
+/// Run the emulator from the command line until interrupted (Ctrl-C).
+/// Prints `listening <url>` once the port is bound.
+pub async fn run_cli(args: Args) -> anyhow::Result<()> {
+    let handle = Server::start(args.config()?).await?;
+    println!("listening {}", handle.url());
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
+}

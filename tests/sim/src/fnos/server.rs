@@ -1,0 +1,141 @@
+//! Starting a server in-process and controlling it through a [`Handle`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::connection::{self, Control};
+use super::crypto::ServerKey;
+use super::http_gate;
+use super::state::{Registry, Shared};
+use super::{Config, Push};
+
+/// Pushes queued per connection before a slow one starts missing them.
+const CONTROL_QUEUE: usize = 64;
+
+/// The fnOS emulator. See the [module documentation](super) for what it does.
+#[derive(Debug)]
+pub struct Server;
+
+/// A running server. Dropping it leaves the server running until the
+/// tokio runtime ends; call [`Handle::shutdown`] to stop it.
+#[derive(Debug)]
+pub struct Handle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    control: broadcast::Sender<Control>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Load or generate the RSA key, bind `config.listen` and start serving
+    /// on the current tokio runtime.
+    pub async fn start(config: Config) -> anyhow::Result<Handle> {
+        let key_source = config.key.clone();
+        let key = tokio::task::spawn_blocking(move || ServerKey::load(&key_source)).await??;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            key,
+            started: Instant::now(),
+            registry: Mutex::new(Registry::default()),
+        });
+        let (control, _) = broadcast::channel(CONTROL_QUEUE);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            control.clone(),
+            stop_rx,
+        ));
+        Ok(Handle {
+            addr,
+            shared,
+            control,
+            stop: Mutex::new(Some(stop_tx)),
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    control: broadcast::Sender<Control>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    // Dropping the set at the end aborts every connection task.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                let control = control.subscribe();
+                connections.spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let Some(stream) = http_gate::admit(stream, &shared).await else { return };
+                    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                    connection::serve(ws, shared, control).await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+impl Handle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://ADDR/websocket?type=main`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/websocket?type=main", self.addr)
+    }
+
+    /// Send `push` to every signed-in connection (and apply its effect on
+    /// logins: [`Push::Kicked`] ends them, [`Push::TokenExpired`] revokes
+    /// short tokens).
+    pub fn push(&self, push: Push) {
+        let sign_out = matches!(push, Push::Kicked | Push::TokenExpired);
+        {
+            let mut reg = self.shared.registry();
+            match push {
+                Push::Kicked => reg.logins.clear(),
+                Push::TokenExpired => reg.logins.values_mut().for_each(|l| l.token = None),
+                _ => {}
+            }
+        }
+        // No receivers just means no connections.
+        let _ = self.control.send(Control::Push {
+            frame: push.frame(),
+            sign_out,
+        });
+    }
+
+    /// Drop every open connection at the TCP level, without a close frame.
+    pub fn drop_connections(&self) {
+        let _ = self.control.send(Control::Drop);
+    }
+
+    /// Stop accepting, drop all connections and wait for the server task.
+    pub async fn shutdown(&self) {
+        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

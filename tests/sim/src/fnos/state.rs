@@ -1,0 +1,130 @@
+//! State shared by all connections of one server: accounts, logins (with
+//! their secret S and tokens), pending two-factor challenges, access-code
+//! cookies, the file trees and the clock the live figures run on.
+//!
+//! A login outlives the connection that made it: `user.authToken` and
+//! `user.tokenLogin` on a later connection find it by token and reuse its S.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::Config;
+use super::crypto::{ServerKey, random_secret, random_token};
+use super::files::FileTree;
+
+/// Identifies a login in [`Registry::logins`].
+pub type LoginId = u64;
+
+/// One successful password login and what it handed out.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The account's uid.
+    pub uid: u32,
+    /// Whether the account is an administrator.
+    pub admin: bool,
+    /// The account name.
+    pub user: String,
+    /// The HMAC key S.
+    pub secret: [u8; 16],
+    /// `backId`: hex8(login time) + hex8(login counter).
+    pub back_id: String,
+    /// The short token for `user.authToken`, while valid.
+    pub token: Option<String>,
+    /// The long token for `user.tokenLogin` (`stay: true`), while valid.
+    pub long_token: Option<String>,
+}
+
+/// A password login waiting for its two-factor code.
+#[derive(Debug, Clone)]
+pub struct PendingTwoFactor {
+    /// The account name that passed the password check.
+    pub user: String,
+    /// Whether the login asked for a long token.
+    pub stay: bool,
+}
+
+/// The mutable part of the shared state.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Logins by id.
+    pub logins: HashMap<LoginId, Login>,
+    /// Two-factor challenges by `accessToken`.
+    pub pending_two_factor: HashMap<String, PendingTwoFactor>,
+    /// Cookies handed out by `/access_code_verify`.
+    pub access_cookies: Vec<String>,
+    /// File trees by uid.
+    pub trees: HashMap<u32, FileTree>,
+    next_login: LoginId,
+}
+
+impl Registry {
+    /// Record a login and return its id.
+    pub fn add_login(&mut self, user: &str, uid: u32, admin: bool, stay: bool) -> LoginId {
+        self.next_login += 1;
+        let id = self.next_login;
+        let back_id = format!("{:08x}{:08x}", unix_now() as u32, id as u32);
+        let login = Login {
+            uid,
+            admin,
+            user: user.to_owned(),
+            secret: random_secret(),
+            back_id,
+            token: Some(random_token(32)),
+            long_token: stay.then(|| random_token(40)),
+        };
+        self.logins.insert(id, login);
+        id
+    }
+
+    /// The login whose short token is `token`.
+    pub fn by_token(&self, token: &str) -> Option<LoginId> {
+        self.logins
+            .iter()
+            .find(|(_, l)| l.token.as_deref() == Some(token))
+            .map(|(id, _)| *id)
+    }
+
+    /// The login whose long token is `long_token`.
+    pub fn by_long_token(&self, long_token: &str) -> Option<LoginId> {
+        self.logins
+            .iter()
+            .find(|(_, l)| l.long_token.as_deref() == Some(long_token))
+            .map(|(id, _)| *id)
+    }
+
+    /// The file tree of `uid`, created on first use.
+    pub fn tree(&mut self, uid: u32) -> &mut FileTree {
+        self.trees
+            .entry(uid)
+            .or_insert_with(|| FileTree::sample(uid, unix_now()))
+    }
+}
+
+/// Everything one server's connections share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The server's configuration.
+    pub config: Config,
+    /// The RSA key pair.
+    pub key: ServerKey,
+    /// When the server started (drives uptime and the live figures).
+    pub started: Instant,
+    /// Logins, challenges, cookies, file trees.
+    pub registry: Mutex<Registry>,
+}
+
+impl Shared {
+    /// Lock the registry; a poisoned lock only means another connection
+    /// task panicked, and the data is still consistent enough for a test server.
+    pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
