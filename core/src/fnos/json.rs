@@ -1,0 +1,706 @@
+//! A borrowed JSON view: validate a received text message once, then read it
+//! in place.
+//!
+//! fnOS answers are small flat objects whose string values may carry escapes
+//! (`\/` in base64 tokens, `\n` in the PEM key, `\uXXXX` in file names).
+//! serde-json-core hands such strings over with the escapes still inside, so
+//! this module offers its own view types instead:
+//!
+//! - [`Value::parse`] checks the whole document (syntax, UTF-8, escapes,
+//!   surrogate pairs, nesting depth) and returns a [`Value`] that borrows it.
+//! - [`Object`], [`Array`] and [`JsonStr`] walk the checked text lazily; they
+//!   never copy and never panic.
+//! - [`JsonStr::decode_into`] decodes escapes into a caller buffer;
+//!   [`JsonStr::eq_str`] compares with a `&str` without a buffer.
+
+use core::fmt;
+
+/// Containers nested deeper than this are rejected: the checker recurses once
+/// per level, and fnOS messages are at most four levels deep.
+pub const MAX_DEPTH: usize = 32;
+
+/// What is wrong with a received JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonErrorKind {
+    /// The text ended inside a value.
+    UnexpectedEnd,
+    /// A byte that cannot start or continue a value at this point.
+    UnexpectedByte(u8),
+    /// A backslash escape other than the nine JSON allows.
+    InvalidEscape,
+    /// A `\u` escape with bad hex digits or an unpaired surrogate.
+    InvalidUnicode,
+    /// A raw control character inside a string.
+    ControlCharacter,
+    /// A malformed number.
+    InvalidNumber,
+    /// Nesting deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Something other than whitespace after the value.
+    TrailingData,
+    /// The text is not UTF-8.
+    NotUtf8,
+}
+
+/// A JSON syntax error and the byte offset where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonError {
+    /// What went wrong.
+    pub kind: JsonErrorKind,
+    /// Offset in the parsed text.
+    pub offset: usize,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON at byte {}: {:?}", self.offset, self.kind)
+    }
+}
+
+/// The type of a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+/// One checked JSON value, borrowing the received text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Value<'a> {
+    raw: &'a [u8],
+}
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match core::str::from_utf8(self.raw) {
+            Ok(s) => f.write_str(s),
+            Err(_) => write!(f, "{:?}", self.raw),
+        }
+    }
+}
+
+impl<'a> Value<'a> {
+    /// Check `text` as one JSON document (surrounding whitespace allowed).
+    pub fn parse(text: &'a [u8]) -> Result<Value<'a>, JsonError> {
+        if let Err(e) = core::str::from_utf8(text) {
+            return Err(JsonError {
+                kind: JsonErrorKind::NotUtf8,
+                offset: e.valid_up_to(),
+            });
+        }
+        let start = skip_ws(text, 0);
+        let end = check_value(text, start, 0)?;
+        let rest = skip_ws(text, end);
+        if rest != text.len() {
+            return Err(err(JsonErrorKind::TrailingData, rest));
+        }
+        Ok(Value {
+            raw: &text[start..end],
+        })
+    }
+
+    /// The value's text exactly as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The value's type.
+    pub fn kind(&self) -> Kind {
+        match self.raw.first() {
+            Some(b'n') => Kind::Null,
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'"') => Kind::String,
+            Some(b'[') => Kind::Array,
+            Some(b'{') => Kind::Object,
+            _ => Kind::Number,
+        }
+    }
+
+    /// `true` for `null`.
+    pub fn is_null(&self) -> bool {
+        self.kind() == Kind::Null
+    }
+
+    /// The boolean, if this is `true` or `false`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.raw {
+            b"true" => Some(true),
+            b"false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The number, if this is a non-negative integer that fits a `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        if self.kind() != Kind::Number || self.raw.is_empty() {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for &b in self.raw {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        Some(n)
+    }
+
+    /// The number, if this is an integer that fits an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.raw.split_first() {
+            Some((b'-', digits)) => {
+                let magnitude = Value { raw: digits }.as_u64()?;
+                0i64.checked_sub_unsigned(magnitude)
+            }
+            _ => i64::try_from(self.as_u64()?).ok(),
+        }
+    }
+
+    /// The number's text (for floats or integers too large for `u64`).
+    pub fn as_number_text(&self) -> Option<&'a str> {
+        if self.kind() != Kind::Number {
+            return None;
+        }
+        core::str::from_utf8(self.raw).ok()
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<JsonStr<'a>> {
+        match self.raw {
+            [b'"', inner @ .., b'"'] => Some(JsonStr { raw: inner }),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is one.
+    pub fn as_object(&self) -> Option<Object<'a>> {
+        (self.kind() == Kind::Object).then_some(Object { raw: self.raw })
+    }
+
+    /// The array, if this is one.
+    pub fn as_array(&self) -> Option<Array<'a>> {
+        (self.kind() == Kind::Array).then_some(Array { raw: self.raw })
+    }
+
+    /// Field `key` of this object (`None` if this is not an object).
+    pub fn get(&self, key: &str) -> Option<Value<'a>> {
+        self.as_object()?.get(key)
+    }
+}
+
+/// A checked JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Object<'a> {
+    /// The object's text exactly as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The members in received order.
+    pub fn iter(&self) -> ObjectIter<'a> {
+        ObjectIter {
+            raw: self.raw,
+            pos: 1,
+        }
+    }
+
+    /// The first member named `key` (names compared after decoding escapes).
+    pub fn get(&self, key: &str) -> Option<Value<'a>> {
+        self.iter().find(|(k, _)| k.eq_str(key)).map(|(_, v)| v)
+    }
+
+    /// The object as a [`Value`].
+    pub fn as_value(&self) -> Value<'a> {
+        Value { raw: self.raw }
+    }
+}
+
+impl<'a> IntoIterator for Object<'a> {
+    type Item = (JsonStr<'a>, Value<'a>);
+    type IntoIter = ObjectIter<'a>;
+    fn into_iter(self) -> ObjectIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over an [`Object`]'s members.
+#[derive(Debug, Clone)]
+pub struct ObjectIter<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for ObjectIter<'a> {
+    type Item = (JsonStr<'a>, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = self.raw;
+        let mut pos = skip_ws(raw, self.pos);
+        if raw.get(pos) == Some(&b',') {
+            pos = skip_ws(raw, pos + 1);
+        }
+        if raw.get(pos) != Some(&b'"') {
+            self.pos = raw.len();
+            return None;
+        }
+        let key_end = check_string(raw, pos).ok()?;
+        let key = JsonStr {
+            raw: raw.get(pos + 1..key_end - 1)?,
+        };
+        let colon = skip_ws(raw, key_end);
+        let start = skip_ws(raw, colon + 1);
+        let end = check_value(raw, start, 0).ok()?;
+        self.pos = end;
+        Some((
+            key,
+            Value {
+                raw: raw.get(start..end)?,
+            },
+        ))
+    }
+}
+
+/// A checked JSON array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Array<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Array<'a> {
+    /// The elements in order.
+    pub fn iter(&self) -> ArrayIter<'a> {
+        ArrayIter {
+            raw: self.raw,
+            pos: 1,
+        }
+    }
+
+    /// The array as a [`Value`].
+    pub fn as_value(&self) -> Value<'a> {
+        Value { raw: self.raw }
+    }
+}
+
+impl<'a> IntoIterator for Array<'a> {
+    type Item = Value<'a>;
+    type IntoIter = ArrayIter<'a>;
+    fn into_iter(self) -> ArrayIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over an [`Array`]'s elements.
+#[derive(Debug, Clone)]
+pub struct ArrayIter<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for ArrayIter<'a> {
+    type Item = Value<'a>;
+
+    fn next(&mut self) -> Option<Value<'a>> {
+        let raw = self.raw;
+        let mut pos = skip_ws(raw, self.pos);
+        if raw.get(pos) == Some(&b',') {
+            pos = skip_ws(raw, pos + 1);
+        }
+        if matches!(raw.get(pos), None | Some(b']')) {
+            self.pos = raw.len();
+            return None;
+        }
+        let end = check_value(raw, pos, 0).ok()?;
+        self.pos = end;
+        Some(Value {
+            raw: raw.get(pos..end)?,
+        })
+    }
+}
+
+/// A checked JSON string, escapes still in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct JsonStr<'a> {
+    raw: &'a [u8],
+}
+
+impl fmt::Debug for JsonStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.chars() {
+            fmt::Write::write_char(f, c)?;
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A decoded string did not fit the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeTooLong {
+    /// Bytes the decoded string needs.
+    pub required: usize,
+}
+
+impl<'a> JsonStr<'a> {
+    /// The text between the quotes, escapes included.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The string itself when it contains no escapes (the common case), so
+    /// it can be borrowed without decoding.
+    pub fn as_unescaped(&self) -> Option<&'a str> {
+        if self.raw.contains(&b'\\') {
+            return None;
+        }
+        core::str::from_utf8(self.raw).ok()
+    }
+
+    /// The decoded characters.
+    pub fn chars(&self) -> Chars<'a> {
+        Chars { raw: self.raw }
+    }
+
+    /// Length of the decoded string in UTF-8 bytes.
+    pub fn decoded_len(&self) -> usize {
+        self.chars().map(char::len_utf8).sum()
+    }
+
+    /// Compare the decoded string with `s`.
+    pub fn eq_str(&self, s: &str) -> bool {
+        if let Some(plain) = self.as_unescaped() {
+            return plain == s;
+        }
+        self.chars().eq(s.chars())
+    }
+
+    /// Decode into `out` and return the decoded text.
+    pub fn decode_into<'o>(&self, out: &'o mut [u8]) -> Result<&'o str, DecodeTooLong> {
+        let required = self.decoded_len();
+        let Some(dest) = out.get_mut(..required) else {
+            return Err(DecodeTooLong { required });
+        };
+        let mut at = 0;
+        for c in self.chars() {
+            at += c.encode_utf8(&mut dest[at..]).len();
+        }
+        // Every byte came from `encode_utf8`, so this cannot fail; the error
+        // arm keeps the function total without a panic path.
+        core::str::from_utf8(dest).map_err(|_| DecodeTooLong { required })
+    }
+
+    /// Decode into a fixed-capacity string.
+    pub fn decode_to_string<const N: usize>(&self) -> Result<heapless::String<N>, DecodeTooLong> {
+        let mut s = heapless::String::new();
+        for c in self.chars() {
+            s.push(c).map_err(|_| DecodeTooLong {
+                required: self.decoded_len(),
+            })?;
+        }
+        Ok(s)
+    }
+}
+
+/// Iterator over the decoded characters of a [`JsonStr`].
+#[derive(Debug, Clone)]
+pub struct Chars<'a> {
+    raw: &'a [u8],
+}
+
+impl Iterator for Chars<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let (&first, rest) = self.raw.split_first()?;
+        if first != b'\\' {
+            let width = utf8_width(first);
+            let (head, tail) = self.raw.split_at_checked(width)?;
+            self.raw = tail;
+            return core::str::from_utf8(head).ok()?.chars().next();
+        }
+        let (&esc, rest) = rest.split_first()?;
+        self.raw = rest;
+        Some(match esc {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let (c, used) = decode_u_escape(rest)?;
+                self.raw = rest.get(used..)?;
+                c
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn utf8_width(first: u8) -> usize {
+    match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+fn hex4(bytes: &[u8]) -> Option<u16> {
+    let digits = bytes.get(..4)?;
+    let mut v: u16 = 0;
+    for &d in digits {
+        let n = (d as char).to_digit(16)?;
+        v = (v << 4) | n as u16;
+    }
+    Some(v)
+}
+
+/// Decode the text after `\u`: one code unit, or a surrogate pair written as
+/// `\uD83D\uDE00`. Returns the character and the bytes consumed.
+fn decode_u_escape(after_u: &[u8]) -> Option<(char, usize)> {
+    let high = hex4(after_u)?;
+    match high {
+        0xd800..=0xdbff => {
+            if after_u.get(4..6)? != b"\\u" {
+                return None;
+            }
+            let low = hex4(after_u.get(6..)?)?;
+            if !(0xdc00..=0xdfff).contains(&low) {
+                return None;
+            }
+            let code = 0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+            Some((char::from_u32(code)?, 10))
+        }
+        0xdc00..=0xdfff => None,
+        _ => Some((char::from_u32(u32::from(high))?, 4)),
+    }
+}
+
+fn err(kind: JsonErrorKind, offset: usize) -> JsonError {
+    JsonError { kind, offset }
+}
+
+fn skip_ws(text: &[u8], mut pos: usize) -> usize {
+    while matches!(text.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Check the value starting at `pos`; return the offset just past it.
+fn check_value(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError> {
+    match text.get(pos) {
+        None => Err(err(JsonErrorKind::UnexpectedEnd, pos)),
+        Some(b'"') => check_string(text, pos),
+        Some(b'{') => check_object(text, pos, depth + 1),
+        Some(b'[') => check_array(text, pos, depth + 1),
+        Some(b't') => check_literal(text, pos, b"true"),
+        Some(b'f') => check_literal(text, pos, b"false"),
+        Some(b'n') => check_literal(text, pos, b"null"),
+        Some(b'-' | b'0'..=b'9') => check_number(text, pos),
+        Some(&b) => Err(err(JsonErrorKind::UnexpectedByte(b), pos)),
+    }
+}
+
+fn check_literal(text: &[u8], pos: usize, lit: &[u8]) -> Result<usize, JsonError> {
+    let end = pos + lit.len();
+    match text.get(pos..end) {
+        Some(found) if found == lit => Ok(end),
+        Some(_) => Err(err(JsonErrorKind::UnexpectedByte(text[pos]), pos)),
+        None => Err(err(JsonErrorKind::UnexpectedEnd, text.len())),
+    }
+}
+
+fn check_digits(text: &[u8], mut pos: usize) -> Result<usize, JsonError> {
+    let start = pos;
+    while matches!(text.get(pos), Some(b'0'..=b'9')) {
+        pos += 1;
+    }
+    if pos == start {
+        return Err(err(JsonErrorKind::InvalidNumber, pos));
+    }
+    Ok(pos)
+}
+
+fn check_number(text: &[u8], mut pos: usize) -> Result<usize, JsonError> {
+    if text.get(pos) == Some(&b'-') {
+        pos += 1;
+    }
+    if text.get(pos) == Some(&b'0') {
+        pos += 1;
+    } else {
+        pos = check_digits(text, pos)?;
+    }
+    if text.get(pos) == Some(&b'.') {
+        pos = check_digits(text, pos + 1)?;
+    }
+    if matches!(text.get(pos), Some(b'e' | b'E')) {
+        pos += 1;
+        if matches!(text.get(pos), Some(b'+' | b'-')) {
+            pos += 1;
+        }
+        pos = check_digits(text, pos)?;
+    }
+    Ok(pos)
+}
+
+fn check_string(text: &[u8], pos: usize) -> Result<usize, JsonError> {
+    let mut i = pos + 1;
+    loop {
+        match text.get(i) {
+            None => return Err(err(JsonErrorKind::UnexpectedEnd, i)),
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => match text.get(i + 1) {
+                None => return Err(err(JsonErrorKind::UnexpectedEnd, i + 1)),
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let rest = text.get(i + 2..).unwrap_or_default();
+                    let (_, used) =
+                        decode_u_escape(rest).ok_or(err(JsonErrorKind::InvalidUnicode, i))?;
+                    i += 2 + used;
+                }
+                Some(_) => return Err(err(JsonErrorKind::InvalidEscape, i)),
+            },
+            Some(&b) if b < 0x20 => return Err(err(JsonErrorKind::ControlCharacter, i)),
+            Some(_) => i += 1,
+        }
+    }
+}
+
+fn expect(text: &[u8], pos: usize, byte: u8) -> Result<usize, JsonError> {
+    match text.get(pos) {
+        Some(&b) if b == byte => Ok(pos + 1),
+        Some(&b) => Err(err(JsonErrorKind::UnexpectedByte(b), pos)),
+        None => Err(err(JsonErrorKind::UnexpectedEnd, pos)),
+    }
+}
+
+fn check_object(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError> {
+    if depth > MAX_DEPTH {
+        return Err(err(JsonErrorKind::TooDeep, pos));
+    }
+    let mut i = skip_ws(text, pos + 1);
+    if text.get(i) == Some(&b'}') {
+        return Ok(i + 1);
+    }
+    loop {
+        if text.get(i) != Some(&b'"') {
+            return Err(match text.get(i) {
+                Some(&b) => err(JsonErrorKind::UnexpectedByte(b), i),
+                None => err(JsonErrorKind::UnexpectedEnd, i),
+            });
+        }
+        i = check_string(text, i)?;
+        i = expect(text, skip_ws(text, i), b':')?;
+        i = check_value(text, skip_ws(text, i), depth)?;
+        i = skip_ws(text, i);
+        match text.get(i) {
+            Some(b',') => i = skip_ws(text, i + 1),
+            Some(b'}') => return Ok(i + 1),
+            Some(&b) => return Err(err(JsonErrorKind::UnexpectedByte(b), i)),
+            None => return Err(err(JsonErrorKind::UnexpectedEnd, i)),
+        }
+    }
+}
+
+fn check_array(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError> {
+    if depth > MAX_DEPTH {
+        return Err(err(JsonErrorKind::TooDeep, pos));
+    }
+    let mut i = skip_ws(text, pos + 1);
+    if text.get(i) == Some(&b']') {
+        return Ok(i + 1);
+    }
+    loop {
+        i = check_value(text, i, depth)?;
+        i = skip_ws(text, i);
+        match text.get(i) {
+            Some(b',') => i = skip_ws(text, i + 1),
+            Some(b']') => return Ok(i + 1),
+            Some(&b) => return Err(err(JsonErrorKind::UnexpectedByte(b), i)),
+            None => return Err(err(JsonErrorKind::UnexpectedEnd, i)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_in_strings_are_decoded_including_surrogate_pairs() {
+        let v = Value::parse(br#"{"t":"a\/b\n\u00e9\ud83d\ude00\"\\"}"#).unwrap();
+        let s = v.get("t").unwrap().as_str().unwrap();
+        let mut buf = [0u8; 32];
+        assert_eq!(s.decode_into(&mut buf).unwrap(), "a/b\n\u{e9}\u{1f600}\"\\");
+        assert!(s.eq_str("a/b\n\u{e9}\u{1f600}\"\\"));
+        assert!(!s.eq_str("a/b"));
+        assert_eq!(s.as_unescaped(), None);
+    }
+
+    #[test]
+    fn decoding_into_a_short_buffer_reports_the_required_size() {
+        let v = Value::parse(br#""\u00e9x""#).unwrap();
+        let mut buf = [0u8; 2];
+        assert_eq!(
+            v.as_str().unwrap().decode_into(&mut buf),
+            Err(DecodeTooLong { required: 3 })
+        );
+    }
+
+    #[test]
+    fn keys_with_escapes_match_their_decoded_name() {
+        let v = Value::parse(br#"{"re\u0071id":"x","n":[1,-2,{"a":null}]}"#).unwrap();
+        assert!(v.get("reqid").is_some());
+        let items: heapless::Vec<Value<'_>, 4> =
+            v.get("n").unwrap().as_array().unwrap().iter().collect();
+        assert_eq!(items[0].as_u64(), Some(1));
+        assert_eq!(items[1].as_i64(), Some(-2));
+        assert!(items[2].get("a").unwrap().is_null());
+    }
+
+    #[test]
+    fn malformed_text_is_rejected_with_its_offset() {
+        let cases: [(&[u8], JsonErrorKind, usize); 7] = [
+            (br#"{"a":1"#, JsonErrorKind::UnexpectedEnd, 6),
+            (br#"{"a" 1}"#, JsonErrorKind::UnexpectedByte(b'1'), 5),
+            (br#""\x""#, JsonErrorKind::InvalidEscape, 1),
+            (br#""\ud800""#, JsonErrorKind::InvalidUnicode, 1),
+            (b"\"a\x01\"", JsonErrorKind::ControlCharacter, 2),
+            (b"01", JsonErrorKind::TrailingData, 1),
+            (b"{} x", JsonErrorKind::TrailingData, 3),
+        ];
+        for (text, kind, offset) in cases {
+            assert_eq!(
+                Value::parse(text),
+                Err(JsonError { kind, offset }),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_rejected() {
+        let deep = [b'['; MAX_DEPTH + 1];
+        assert_eq!(
+            Value::parse(&deep).unwrap_err().kind,
+            JsonErrorKind::TooDeep
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Compact JSON written straight into the transmit buffer.
+//!
+//! The signature covers the exact bytes sent, so requests are serialized once,
+//! in place, and signed afterwards. Escaping follows the fnOS web UI: only `"`,
+//! `\` and control characters are escaped, `/` and non-ASCII text are written
+//! as they are.
+//!
+//! A writer that runs out of room keeps counting, so the caller learns the
+//! size it would have needed ([`WriteError::BufferTooSmall`]).
+
+/// The buffer was too small for the whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// `required` bytes would have been needed.
+    BufferTooSmall {
+        /// Total bytes needed for the message.
+        required: usize,
+    },
+}
+
+/// Writes one compact JSON object member by member.
+#[derive(Debug)]
+pub struct JsonWriter<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    need_comma: bool,
+}
+
+impl<'b> JsonWriter<'b> {
+    /// A writer appending to `buf` from offset `start`.
+    pub fn new(buf: &'b mut [u8], start: usize) -> Self {
+        JsonWriter {
+            buf,
+            len: start,
+            need_comma: false,
+        }
+    }
+
+    /// Append raw bytes (already valid JSON).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        let end = self.len + bytes.len();
+        if let Some(dest) = self.buf.get_mut(self.len..end) {
+            dest.copy_from_slice(bytes);
+        }
+        self.len = end;
+        self
+    }
+
+    fn byte(&mut self, b: u8) -> &mut Self {
+        self.raw(&[b])
+    }
+
+    /// Open an object (`{`).
+    pub fn begin_object(&mut self) -> &mut Self {
+        self.need_comma = false;
+        self.byte(b'{')
+    }
+
+    /// Close an object (`}`).
+    pub fn end_object(&mut self) -> &mut Self {
+        self.need_comma = true;
+        self.byte(b'}')
+    }
+
+    /// Open an array (`[`).
+    pub fn begin_array(&mut self) -> &mut Self {
+        self.need_comma = false;
+        self.byte(b'[')
+    }
+
+    /// Close an array (`]`).
+    pub fn end_array(&mut self) -> &mut Self {
+        self.need_comma = true;
+        self.byte(b']')
+    }
+
+    /// Write a member name and its colon, with a comma before it if needed.
+    pub fn key(&mut self, name: &str) -> &mut Self {
+        self.separator();
+        self.string_body(name);
+        self.need_comma = false;
+        self.byte(b':')
+    }
+
+    fn separator(&mut self) {
+        if self.need_comma {
+            self.byte(b',');
+        }
+        self.need_comma = true;
+    }
+
+    /// Write a string value.
+    pub fn string(&mut self, s: &str) -> &mut Self {
+        self.separator();
+        self.string_body(s);
+        self
+    }
+
+    /// Write an already-escaped string's content inside quotes (for text
+    /// copied from a received JSON string, escapes intact).
+    pub fn escaped_string(&mut self, escaped: &[u8]) -> &mut Self {
+        self.separator();
+        self.byte(b'"').raw(escaped).byte(b'"')
+    }
+
+    /// Write a value given as JSON text.
+    pub fn raw_value(&mut self, json: &[u8]) -> &mut Self {
+        self.separator();
+        self.raw(json)
+    }
+
+    /// Write `true` or `false`.
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.raw_value(if v { b"true" } else { b"false" })
+    }
+
+    /// Write `null`.
+    pub fn null(&mut self) -> &mut Self {
+        self.raw_value(b"null")
+    }
+
+    /// Write an integer.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = v.unsigned_abs();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.separator();
+        if v < 0 {
+            self.byte(b'-');
+        }
+        self.raw(&digits[i..])
+    }
+
+    fn string_body(&mut self, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.byte(b'"');
+        let bytes = s.as_bytes();
+        let mut run_start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0x08 => b'b',
+                0x0c => b'f',
+                0x00..=0x1f => 0,
+                _ => continue,
+            };
+            self.raw(&bytes[run_start..i]);
+            run_start = i + 1;
+            if short != 0 {
+                self.raw(&[b'\\', short]);
+            } else {
+                self.raw(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
+            }
+        }
+        self.raw(&bytes[run_start..]);
+        self.byte(b'"');
+    }
+
+    /// Total length written so far (including `start`), even if it no longer
+    /// fits.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` while the message is empty (start offset zero, nothing written).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The end offset of the message, or how much room it needed.
+    pub fn finish(self) -> Result<usize, WriteError> {
+        if self.len <= self.buf.len() {
+            Ok(self.len)
+        } else {
+            Err(WriteError::BufferTooSmall { required: self.len })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_quote_backslash_and_control_characters_are_escaped() {
+        let mut buf = [0u8; 64];
+        let mut w = JsonWriter::new(&mut buf, 0);
+        w.begin_object()
+            .key("p")
+            .string("vol1/é\"\\\n\u{1}")
+            .key("n")
+            .i64(-42)
+            .end_object();
+        let n = w.finish().unwrap();
+        assert_eq!(
+            &buf[..n],
+            "{\"p\":\"vol1/é\\\"\\\\\\n\\u0001\",\"n\":-42}".as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_short_buffer_reports_the_size_needed() {
+        let mut buf = [0u8; 4];
+        let mut w = JsonWriter::new(&mut buf, 0);
+        w.begin_object().key("abc").bool(true).end_object();
+        assert_eq!(w.finish(), Err(WriteError::BufferTooSmall { required: 12 }));
+    }
+}
