@@ -25,32 +25,48 @@ fi
 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" -p naslink-sim --bin naslink-sim
 SIM="$TARGET_DIR/debug/naslink-sim"
 
-LOG=$(mktemp)
-"$SIM" fnos --listen 127.0.0.1:0 --user admin --password admin --guest guest:guest >"$LOG" 2>&1 &
-SIM_PID=$!
+# Emulators started so far (pid and log file), stopped on exit.
+PIDS=()
+LOGS=()
 cleanup() {
-    kill "$SIM_PID" 2>/dev/null || true
-    wait "$SIM_PID" 2>/dev/null || true
-    rm -f "$LOG"
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -f "${LOGS[@]}"
 }
 trap cleanup EXIT
 
-ENDPOINT=
-for _ in $(seq 1 300); do
-    ENDPOINT=$(sed -n 's#^listening ws://\([^/]*\)/.*#\1#p' "$LOG")
-    [ -n "$ENDPOINT" ] && break
-    if ! kill -0 "$SIM_PID" 2>/dev/null; then
-        echo "emulator exited early:" >&2
-        cat "$LOG" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-if [ -z "$ENDPOINT" ]; then
+# start_emulator FLAGS...: start one emulator on an ephemeral port and set
+# ENDPOINT to its HOST:PORT once it reports it.
+start_emulator() {
+    local log
+    log=$(mktemp)
+    LOGS+=("$log")
+    "$SIM" fnos --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    ENDPOINT=
+    for _ in $(seq 1 300); do
+        ENDPOINT=$(sed -n 's#^listening ws://\([^/]*\)/.*#\1#p' "$log")
+        [ -n "$ENDPOINT" ] && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "emulator exited early:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
     echo "emulator did not report its address within 30 s" >&2
     exit 1
-fi
-echo "emulator at $ENDPOINT"
+}
 
+start_emulator --user admin --password admin --guest guest:guest
+echo "emulator at $ENDPOINT"
 "$VENV/bin/python" "$ROOT/scripts/fnos_python_check.py" \
     --endpoint "$ENDPOINT" --user admin --password admin --guest guest:guest
+
+start_emulator --user admin --password admin --two-factor-code 246810
+echo "two-factor emulator at $ENDPOINT"
+"$VENV/bin/python" "$ROOT/scripts/fnos_python_check.py" \
+    --endpoint "$ENDPOINT" --user admin --password admin --two-factor-code 246810

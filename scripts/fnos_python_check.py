@@ -95,13 +95,31 @@ async def guest_checks(endpoint, guest):
     await client.close()
 
 
+async def two_factor_checks(endpoint, user, password, code):
+    client = await connected(endpoint)
+    challenge = await client.login(user, password)
+    check(challenge.get("twofaRequired") is True, f"pyfnos sees a two-factor challenge: {challenge}")
+    wrong = "000000" if code != "000000" else "111111"
+    refused = await client.submit_twofa_code(wrong)
+    check(refused.get("errno") == 102570104, f"wrong code gives errno 102570104: {refused}")
+    done = await client.submit_twofa_code(code)
+    check(done.get("result") == "succ" and client.get_decrypted_secret(), "right code completes the login")
+    check((await User(client).isAdmin()).get("admin") is True, "signed requests work after two-factor login")
+    await client.close()
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoint", required=True, help="HOST:PORT of the emulator")
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", default="admin")
     parser.add_argument("--guest", help="NAME:PASSWORD of a non-admin account")
+    parser.add_argument("--two-factor-code", help="the emulator runs with --two-factor-code CODE")
     args = parser.parse_args()
+    if args.two_factor_code:
+        await two_factor_checks(args.endpoint, args.user, args.password, args.two_factor_code)
+        print("pyfnos two-factor check passed")
+        return
     await admin_checks(args.endpoint, args.user, args.password)
     if args.guest:
         await guest_checks(args.endpoint, args.guest)
