@@ -8,10 +8,16 @@
 //! - [`envelope`]: the `encrypted` login envelope and `secret` decryption.
 //! - [`json`]: a borrowed, checked JSON view for received messages.
 //! - [`write`]: compact JSON written in place for requests.
+//! - [`request`]: commands with parameters, typed front-panel helpers.
+//! - [`response`]: replies, pushes and pong, read in place.
+//! - [`errno`]: typed failure codes.
 
 pub mod envelope;
+pub mod errno;
 pub mod json;
 pub mod reqid;
+pub mod request;
+pub mod response;
 pub mod rsa;
 pub mod sign;
 pub mod write;
