@@ -61,6 +61,12 @@
 //! login answer errno 135168 on an anonymous connection; malformed frames,
 //! envelopes and paths answer errno 8192; a non-admin asking for admin-only
 //! commands gets errno 4352.
+//!
+//! Not emulated: the `wss://` port the HTTPS redirect points to, HTTP
+//! upload/download (`/upload`, `/multiple-download`, `file.checkUpload`
+//! answers errno 10000002), task-progress pushes, and silence on
+//! WebSocket-level PING frames (tungstenite answers them, whereas a real NAS
+//! reportedly does not).
 
 mod cli;
 mod connection;
