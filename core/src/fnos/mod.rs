@@ -1,6 +1,8 @@
 //! fnOS WebSocket API session (`ws://HOST:5666/websocket?type=main`).
 //!
-//! Under construction: the wire pieces are here, the session follows.
+//! [`Session`] is the sans-I/O state machine an application drives (see
+//! [`session`] for its states, inputs and outputs); the other modules are
+//! the wire pieces it is built from, usable on their own:
 //!
 //! - [`reqid`]: request ids (`hex8(seconds) + backId + hex4(counter)`).
 //! - [`sign`]: the login secret S and `base64(HMAC-SHA256(S, json)) + json`.
@@ -11,13 +13,27 @@
 //! - [`request`]: commands with parameters, typed front-panel helpers.
 //! - [`response`]: replies, pushes and pong, read in place.
 //! - [`errno`]: typed failure codes.
+//! - [`login`]: login messages, credentials kept across connections.
+//! - [`pending`]: the table of requests in flight.
+//! - [`heartbeat`]: ping timer and missed-pong count.
 
 pub mod envelope;
 pub mod errno;
+pub mod heartbeat;
 pub mod json;
+pub mod login;
+pub mod pending;
 pub mod reqid;
 pub mod request;
 pub mod response;
 pub mod rsa;
+pub mod session;
 pub mod sign;
 pub mod write;
+
+pub use errno::Errno;
+pub use login::{Credentials, Device, LoginFailure, LoginMethod};
+pub use reqid::Reqid;
+pub use request::{Param, Request};
+pub use response::{Push, Reply, Status};
+pub use session::{Config, Error, Event, Session, State};
