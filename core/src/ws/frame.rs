@@ -1,0 +1,581 @@
+//! RFC 6455 frame layer, in two levels (as smoltcp's `wire` does):
+//!
+//! - [`Frame`] is a checked view over bytes: [`Frame::new_checked`] makes
+//!   sure the whole header is present, after which no accessor can panic.
+//! - [`FrameHeader`] is the compact meaning of a header, with
+//!   [`FrameHeader::parse`], [`FrameHeader::emit`] and
+//!   [`FrameHeader::buffer_len`].
+//!
+//! Around them sit the two hot paths the client and the benchmarks use:
+//! [`encode_masked`] (header + copy + mask in one pass) and
+//! [`decode_in_place`] (header + unmask in place), both built on
+//! [`apply_mask`]/[`copy_masked`], which XOR eight bytes at a time and carry
+//! the mask phase across chunk boundaries so a payload can be masked in
+//! pieces as it arrives or leaves.
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-------+-+-------------+-------------------------------+
+//! |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+//! |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+//! |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+//! | |1|2|3|       |K|             |                               |
+//! +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+//! |     Extended payload length continued, if payload len == 127  |
+//! + - - - - - - - - - - - - - - - +-------------------------------+
+//! |                               | Masking-key, if MASK set to 1 |
+//! +-------------------------------+-------------------------------+
+//! ```
+
+use core::fmt;
+
+/// The longest possible header: 2 fixed bytes, 8 length bytes, 4 mask bytes.
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// The longest payload a control frame may carry (RFC 6455 §5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// The frame kinds RFC 6455 defines. The reserved opcodes (3–7, 11–15) have
+/// no variant: [`FrameHeader::parse`] rejects them with
+/// [`FrameError::ReservedOpcode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    /// A further fragment of the message in progress.
+    Continuation = 0x0,
+    /// First frame of a UTF-8 text message.
+    Text = 0x1,
+    /// First frame of a binary message.
+    Binary = 0x2,
+    /// Close handshake.
+    Close = 0x8,
+    /// Keep-alive request; answered with a pong carrying the same payload.
+    Ping = 0x9,
+    /// Answer to a ping (or an unsolicited heartbeat).
+    Pong = 0xA,
+}
+
+impl Opcode {
+    /// The opcode for a wire value, `None` for a reserved one.
+    pub const fn from_u8(value: u8) -> Option<Opcode> {
+        Some(match value {
+            0x0 => Opcode::Continuation,
+            0x1 => Opcode::Text,
+            0x2 => Opcode::Binary,
+            0x8 => Opcode::Close,
+            0x9 => Opcode::Ping,
+            0xA => Opcode::Pong,
+            _ => return None,
+        })
+    }
+
+    /// Control frames (close, ping, pong) may interleave with fragments but
+    /// must be final and short.
+    pub const fn is_control(self) -> bool {
+        (self as u8) & 0x8 != 0
+    }
+}
+
+/// Why bytes do not form a frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The opcode is one RFC 6455 reserves for future use.
+    ReservedOpcode(u8),
+    /// A 64-bit payload length with its most significant bit set, which
+    /// RFC 6455 §5.2 forbids.
+    LengthMsbSet,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
+            FrameError::LengthMsbSet => f.write_str("64-bit payload length has its top bit set"),
+        }
+    }
+}
+
+/// The output slice is too short; `required` bytes would have been needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsufficientSize {
+    /// Bytes the output needs to hold.
+    pub required: usize,
+}
+
+impl fmt::Display for InsufficientSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "output buffer too small: {} bytes required",
+            self.required
+        )
+    }
+}
+
+/// The result of parsing input that may be cut short: either a value, or
+/// "give me more bytes" (nothing is guessed from a prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// Enough bytes were there.
+    Complete(T),
+    /// The input ends before the item does.
+    Partial,
+}
+
+/// A checked read-only view over a frame's bytes: once
+/// [`new_checked`](Frame::new_checked) accepted the buffer, the whole header
+/// is present and every accessor is infallible. The payload may still be
+/// incomplete; [`payload`](Frame::payload) returns what is there.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Frame<T> {
+    /// Wrap `buffer` without checking it; accessors may panic on a short
+    /// buffer. Prefer [`new_checked`](Frame::new_checked).
+    pub const fn new_unchecked(buffer: T) -> Frame<T> {
+        Frame { buffer }
+    }
+
+    /// Wrap `buffer` once its header is complete, `Partial` before that.
+    pub fn new_checked(buffer: T) -> Status<Frame<T>> {
+        let frame = Frame { buffer };
+        match frame.check_len() {
+            Some(_) => Status::Complete(frame),
+            None => Status::Partial,
+        }
+    }
+
+    /// The header length if the buffer holds the whole header.
+    fn check_len(&self) -> Option<usize> {
+        let b = self.buffer.as_ref();
+        if b.len() < 2 {
+            return None;
+        }
+        let len = header_len_from(b[0], b[1]);
+        (b.len() >= len).then_some(len)
+    }
+
+    /// Consume the view, returning the buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// FIN: this frame ends its message.
+    pub fn fin(&self) -> bool {
+        self.buffer.as_ref()[0] & 0x80 != 0
+    }
+
+    /// The three RSV bits, as the low bits of the result.
+    pub fn rsv(&self) -> u8 {
+        (self.buffer.as_ref()[0] >> 4) & 0x7
+    }
+
+    /// The opcode as sent, reserved values included.
+    pub fn opcode_raw(&self) -> u8 {
+        self.buffer.as_ref()[0] & 0x0F
+    }
+
+    /// MASK bit: the payload is XORed with a masking key.
+    pub fn masked(&self) -> bool {
+        self.buffer.as_ref()[1] & 0x80 != 0
+    }
+
+    /// Header length: 2, plus 2 or 8 extended-length bytes, plus 4 mask bytes.
+    pub fn header_len(&self) -> usize {
+        let b = self.buffer.as_ref();
+        header_len_from(b[0], b[1])
+    }
+
+    /// The payload length field, decoded from whichever encoding was used.
+    pub fn payload_len(&self) -> u64 {
+        let b = self.buffer.as_ref();
+        match b[1] & 0x7F {
+            126 => u16::from_be_bytes([b[2], b[3]]) as u64,
+            127 => u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
+            n => n as u64,
+        }
+    }
+
+    /// The masking key, if the MASK bit is set.
+    pub fn mask(&self) -> Option<[u8; 4]> {
+        if !self.masked() {
+            return None;
+        }
+        let b = self.buffer.as_ref();
+        let at = self.header_len() - 4;
+        Some([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    /// The payload bytes present in the buffer (still masked if masked), at
+    /// most [`payload_len`](Frame::payload_len) of them.
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let start = self.header_len();
+        let end = usize::try_from(self.payload_len())
+            .ok()
+            .and_then(|len| start.checked_add(len))
+            .map_or(b.len(), |end| end.min(b.len()));
+        &b[start..end]
+    }
+}
+
+/// Header length implied by the first two bytes.
+fn header_len_from(_b0: u8, b1: u8) -> usize {
+    let ext = match b1 & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+}
+
+/// The meaning of a frame header. Reserved opcodes are refused at parse time;
+/// RSV bits are kept so the caller decides (the client refuses them as it
+/// negotiates no extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// This frame ends its message.
+    pub fin: bool,
+    /// RSV1..RSV3 as the low three bits.
+    pub rsv: u8,
+    /// What the frame carries.
+    pub opcode: Opcode,
+    /// Masking key; clients must send one, servers must not.
+    pub mask: Option<[u8; 4]>,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+}
+
+impl FrameHeader {
+    /// Read the header of a checked frame view.
+    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<FrameHeader, FrameError> {
+        let raw = frame.opcode_raw();
+        let opcode = Opcode::from_u8(raw).ok_or(FrameError::ReservedOpcode(raw))?;
+        let payload_len = frame.payload_len();
+        if payload_len >> 63 != 0 {
+            return Err(FrameError::LengthMsbSet);
+        }
+        Ok(FrameHeader {
+            fin: frame.fin(),
+            rsv: frame.rsv(),
+            opcode,
+            mask: frame.mask(),
+            payload_len,
+        })
+    }
+
+    /// Parse a header from the start of `bytes`, `Partial` until it is all
+    /// there. On success also returns the header length.
+    pub fn parse_prefix(bytes: &[u8]) -> Result<Status<(FrameHeader, usize)>, FrameError> {
+        match Frame::new_checked(bytes) {
+            Status::Partial => Ok(Status::Partial),
+            Status::Complete(frame) => Ok(Status::Complete((
+                FrameHeader::parse(&frame)?,
+                frame.header_len(),
+            ))),
+        }
+    }
+
+    /// Length of this header on the wire, always using the minimal length
+    /// encoding RFC 6455 §5.2 requires.
+    pub const fn buffer_len(&self) -> usize {
+        let ext = if self.payload_len <= 125 {
+            0
+        } else if self.payload_len <= 0xFFFF {
+            2
+        } else {
+            8
+        };
+        2 + ext + if self.mask.is_some() { 4 } else { 0 }
+    }
+
+    /// Write the header to the start of `out`, returning its length.
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize, InsufficientSize> {
+        let len = self.buffer_len();
+        let Some(out) = out.get_mut(..len) else {
+            return Err(InsufficientSize { required: len });
+        };
+        out[0] = (self.fin as u8) << 7 | (self.rsv & 0x7) << 4 | self.opcode as u8;
+        let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
+        let at = if self.payload_len <= 125 {
+            out[1] = mask_bit | self.payload_len as u8;
+            2
+        } else if self.payload_len <= 0xFFFF {
+            out[1] = mask_bit | 126;
+            out[2..4].copy_from_slice(&(self.payload_len as u16).to_be_bytes());
+            4
+        } else {
+            out[1] = mask_bit | 127;
+            out[2..10].copy_from_slice(&self.payload_len.to_be_bytes());
+            10
+        };
+        if let Some(mask) = self.mask {
+            out[at..at + 4].copy_from_slice(&mask);
+        }
+        Ok(len)
+    }
+}
+
+/// The mask repeated over eight bytes, starting `phase` bytes into it.
+#[inline(always)]
+fn mask_word(mask: [u8; 4], phase: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = mask[(phase + i) & 3];
+    }
+    u64::from_ne_bytes(bytes)
+}
+
+/// XOR `buf` with `mask`, the first byte with `mask[phase % 4]`; returns the
+/// phase for the byte after `buf`, so a payload masked in pieces gives the
+/// same bytes as masked at once. Masking and unmasking are the same operation.
+#[inline]
+pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], phase: usize) -> usize {
+    let phase = phase & 3;
+    let word = mask_word(mask, phase);
+    let (words, tail) = buf.as_chunks_mut::<8>();
+    for w in words {
+        *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
+    }
+    let wb = word.to_ne_bytes();
+    for (b, m) in tail.iter_mut().zip(wb) {
+        *b ^= m;
+    }
+    (phase + buf.len()) & 3
+}
+
+/// Copy `src` into the start of `dst` masked, in one pass (see
+/// [`apply_mask`] for `phase`); returns the next phase.
+///
+/// # Panics
+/// If `dst` is shorter than `src` (a caller bug, never a network input).
+#[inline]
+pub fn copy_masked(src: &[u8], dst: &mut [u8], mask: [u8; 4], phase: usize) -> usize {
+    let phase = phase & 3;
+    let word = mask_word(mask, phase);
+    let dst = &mut dst[..src.len()];
+    let (sw, stail) = src.as_chunks::<8>();
+    let (dw, dtail) = dst.as_chunks_mut::<8>();
+    for (d, s) in dw.iter_mut().zip(sw) {
+        *d = (u64::from_ne_bytes(*s) ^ word).to_ne_bytes();
+    }
+    let wb = word.to_ne_bytes();
+    for ((d, s), m) in dtail.iter_mut().zip(stail).zip(wb) {
+        *d = s ^ m;
+    }
+    (phase + src.len()) & 3
+}
+
+/// Encode one masked frame carrying `payload` into `out`: header, then the
+/// payload copied and masked in the same pass. Returns the frame length.
+pub fn encode_masked(
+    opcode: Opcode,
+    fin: bool,
+    mask: [u8; 4],
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<usize, InsufficientSize> {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: Some(mask),
+        payload_len: payload.len() as u64,
+    };
+    let header_len = header.buffer_len();
+    let required = header_len + payload.len();
+    if out.len() < required {
+        return Err(InsufficientSize { required });
+    }
+    header.emit(out)?;
+    copy_masked(payload, &mut out[header_len..], mask, 0);
+    Ok(required)
+}
+
+/// A frame found by [`decode_in_place`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The frame's header (its `mask` as it was on the wire).
+    pub header: FrameHeader,
+    /// Where the now-unmasked payload lies in the buffer.
+    pub payload: core::ops::Range<usize>,
+}
+
+impl Decoded {
+    /// Bytes the whole frame occupied: the start of the next frame.
+    pub fn frame_len(&self) -> usize {
+        self.payload.end
+    }
+}
+
+/// Decode the frame at the start of `buf`, unmasking its payload in place.
+/// `Partial` until the whole frame (header and payload) is in `buf`.
+pub fn decode_in_place(buf: &mut [u8]) -> Result<Status<Decoded>, FrameError> {
+    let (header, header_len) = match FrameHeader::parse_prefix(buf)? {
+        Status::Complete(found) => found,
+        Status::Partial => return Ok(Status::Partial),
+    };
+    let available = (buf.len() - header_len) as u64;
+    if header.payload_len > available {
+        return Ok(Status::Partial);
+    }
+    let end = header_len + header.payload_len as usize;
+    if let Some(mask) = header.mask {
+        apply_mask(&mut buf[header_len..end], mask, 0);
+    }
+    Ok(Status::Complete(Decoded {
+        header,
+        payload: header_len..end,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(len: u64, mask: Option<[u8; 4]>) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: Opcode::Binary,
+            mask,
+            payload_len: len,
+        }
+    }
+
+    #[test]
+    fn minimal_length_encoding_at_each_boundary() {
+        let cases: [(u64, usize, u8); 5] = [
+            (0, 2, 0),
+            (125, 2, 125),
+            (126, 4, 126),
+            (65535, 4, 126),
+            (65536, 10, 127),
+        ];
+        for (len, header_len, len7) in cases {
+            let h = header(len, None);
+            let mut out = [0u8; MAX_HEADER_LEN];
+            assert_eq!(h.emit(&mut out), Ok(header_len), "length {len}");
+            assert_eq!(out[1] & 0x7F, len7, "length {len}");
+            let frame = match Frame::new_checked(&out[..header_len]) {
+                Status::Complete(f) => f,
+                Status::Partial => panic!("header of {len} reported partial"),
+            };
+            assert_eq!(FrameHeader::parse(&frame), Ok(h));
+        }
+    }
+
+    #[test]
+    fn emit_refuses_a_short_buffer_with_the_size_it_needs() {
+        let h = header(65536, Some([1, 2, 3, 4]));
+        assert_eq!(
+            h.emit(&mut [0u8; 13]),
+            Err(InsufficientSize { required: 14 })
+        );
+    }
+
+    #[test]
+    fn header_is_partial_at_every_cut() {
+        let h = header(70_000, Some([9, 8, 7, 6]));
+        let mut out = [0u8; MAX_HEADER_LEN];
+        let n = h.emit(&mut out).unwrap();
+        for cut in 0..n {
+            assert_eq!(
+                FrameHeader::parse_prefix(&out[..cut]),
+                Ok(Status::Partial),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            FrameHeader::parse_prefix(&out[..n]),
+            Ok(Status::Complete((h, n)))
+        );
+    }
+
+    #[test]
+    fn reserved_opcodes_are_refused() {
+        for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            let bytes = [0x80 | op, 0];
+            assert_eq!(
+                FrameHeader::parse_prefix(&bytes),
+                Err(FrameError::ReservedOpcode(op))
+            );
+        }
+    }
+
+    #[test]
+    fn length_with_most_significant_bit_is_refused() {
+        let bytes = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            FrameHeader::parse_prefix(&bytes),
+            Err(FrameError::LengthMsbSet)
+        );
+    }
+
+    #[test]
+    fn rfc_masked_hello_example() {
+        // RFC 6455 §5.7: a single-frame masked text message "Hello".
+        let wire = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        let mut out = [0u8; 11];
+        let n = encode_masked(
+            Opcode::Text,
+            true,
+            [0x37, 0xfa, 0x21, 0x3d],
+            b"Hello",
+            &mut out,
+        );
+        assert_eq!(n, Ok(11));
+        assert_eq!(out, wire);
+        let mut buf = wire;
+        let Ok(Status::Complete(d)) = decode_in_place(&mut buf) else {
+            panic!("example frame did not decode")
+        };
+        assert_eq!(&buf[d.payload.clone()], b"Hello");
+        assert_eq!(d.frame_len(), 11);
+    }
+
+    #[test]
+    fn mask_phase_carries_across_chunks() {
+        let mask = [0xA1, 0xB2, 0xC3, 0xD4];
+        let original: [u8; 53] = core::array::from_fn(|i| (i as u8).wrapping_mul(7));
+        let mut whole = original;
+        apply_mask(&mut whole, mask, 0);
+        for a in 0..original.len() {
+            for b in a..original.len() {
+                let mut pieces = original;
+                let p = apply_mask(&mut pieces[..a], mask, 0);
+                let p = apply_mask(&mut pieces[a..b], mask, p);
+                let mut copied = [0u8; 53];
+                copied[..b].copy_from_slice(&pieces[..b]);
+                let p = copy_masked(&original[b..], &mut copied[b..], mask, p);
+                assert_eq!(p, original.len() % 4);
+                assert_eq!(copied, whole, "cuts {a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn encode_masked_reports_required_size() {
+        let mut out = [0u8; 10];
+        assert_eq!(
+            encode_masked(Opcode::Binary, true, [0; 4], &[0u8; 126], &mut out),
+            Err(InsufficientSize {
+                required: 4 + 4 + 126
+            })
+        );
+    }
+
+    #[test]
+    fn decode_is_partial_until_the_payload_is_complete() {
+        let mut out = [0u8; 64];
+        let n = encode_masked(Opcode::Text, true, [1, 2, 3, 4], b"abcdefgh", &mut out).unwrap();
+        for cut in 0..n {
+            assert_eq!(decode_in_place(&mut { out }[..cut]), Ok(Status::Partial));
+        }
+    }
+}
