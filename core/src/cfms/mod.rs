@@ -1,1 +1,36 @@
-//! Under construction.
+//! CFMS protocol 3–5 client session: sans-I/O, `no_std`, no allocation.
+//!
+//! The session works at the level of WebSocket *messages*: it writes
+//! requests into caller buffers and consumes received messages, whole or in
+//! pieces (download chunks are about 2.8 MB and are decoded as they stream
+//! in). The WebSocket layer (answering PINGs, framing) lives in `ws`.
+//!
+//! - [`envelope`], [`json`], [`status`]: the wire format (requests written,
+//!   responses viewed in place, escapes decoded on demand).
+//! - [`queue`]: responses matched to requests first-in first-out.
+//! - [`session`]: server_info / login / 2FA / refresh / re-login /
+//!   lockdown, and the operations ([`ops`]).
+//! - [`upload`], [`download`], [`decrypt`]: the file transfer state
+//!   machines and the AES-256-CFB8 + SHA-256 verification pass.
+pub mod auth;
+mod b64;
+pub mod decrypt;
+pub mod download;
+pub mod envelope;
+pub mod json;
+pub mod ops;
+pub mod queue;
+pub mod session;
+pub mod status;
+pub mod upload;
+mod write;
+
+pub use auth::{LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME, TwoFactorMethod};
+pub use decrypt::{DecryptError, FileDecryptor};
+pub use download::{DownloadError, DownloadKey};
+pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
+pub use json::{InsufficientSize, JsonError, JsonStr, Value};
+pub use queue::Seq;
+pub use session::{Buffers, Config, Desync, Error, Event, RequestError, Sent, Session, Transmit};
+pub use status::Status;
+pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

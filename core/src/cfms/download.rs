@@ -1,0 +1,589 @@
+//! Download: `download_file` → header → `ready` → `file_chunk`… → `aes_key`.
+//!
+//! ```text
+//! AwaitHeader --{"action":"transfer_file","data":{sha256,file_size,chunk_size,total_chunks}}--> ReadyDue
+//! AwaitHeader --response (404 Task not found, 400 …)--> failed
+//! ReadyDue --poll_transmit sends "ready"--> Receiving (total_chunks 0: finished at once)
+//! ReadyDue (too many chunks for the hash storage) --sends "cancel"--> AwaitRefusal --400--> failed
+//! Receiving --file_chunk i--> Receiving --aes_key--> finished   (a response: failed)
+//! ```
+//!
+//! `file_chunk` messages (2 MiB of ciphertext, about 2.8 MB of base64) are
+//! read by a streaming JSON reader: structure byte by byte, the `chunk`
+//! string in bulk through a streaming base64 decoder to the caller's sink.
+//! Keys may come in any order. Each chunk's `hash` (SHA-256 of its
+//! plaintext) is kept in the caller-provided storage for the decryption
+//! pass; the key arrives last, so decryption happens afterwards over the
+//! ciphertext the caller stored ([`FileDecryptor`](super::FileDecryptor)).
+
+use super::b64::{self, Base64Stream};
+use super::envelope::ServerAction;
+use super::status::Status;
+use super::write::unhex32;
+use crate::time::Instant;
+
+/// What the decryption pass needs, from the header and the `aes_key` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadKey {
+    /// AES-256 key.
+    pub key: [u8; 32],
+    /// CFB8 IV (sent with chunk 0).
+    pub iv: [u8; 16],
+    /// SHA-256 of the whole file (`None` for an empty file).
+    pub sha256: Option<[u8; 32]>,
+    /// Plaintext size.
+    pub file_size: u64,
+    /// Plaintext bytes per chunk (2 MiB on the real server).
+    pub chunk_size: u32,
+    /// Number of chunks.
+    pub total_chunks: u32,
+}
+
+/// Why a download failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadError {
+    /// The server answered with an error code.
+    Server(Status),
+    /// The header's fields are missing or inconsistent.
+    BadHeader,
+    /// More chunks than the hash storage holds.
+    TooManyChunks {
+        /// Chunks announced.
+        total: u32,
+        /// Hash slots available.
+        capacity: usize,
+    },
+    /// A chunk index other than the next one.
+    ChunkOutOfOrder {
+        /// The index expected.
+        expected: u32,
+        /// The index received.
+        got: u64,
+    },
+    /// A chunk's ciphertext length differs from its share of the file.
+    ChunkLength {
+        /// Chunk index.
+        index: u32,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// A chunk without a valid `hash`, or chunk 0 without a valid `iv`.
+    BadChunkFields {
+        /// Chunk index.
+        index: u32,
+    },
+    /// The `aes_key` is missing, not 32 bytes, or arrived early.
+    BadKey,
+    /// A transfer message is not JSON, or its base64 is invalid.
+    Malformed,
+    /// A non-chunk message did not fit the receive buffer.
+    MessageTooLarge,
+    /// A message that has no place in a download.
+    Unexpected,
+    /// No message in time.
+    Timeout,
+    /// The connection closed.
+    Disconnected,
+}
+
+impl DownloadError {
+    /// Whether chunk messages may still be in flight after this failure:
+    /// then the connection cannot be used for requests anymore.
+    pub fn breaks_stream(&self) -> bool {
+        !matches!(self, DownloadError::Server(_) | DownloadError::Timeout | DownloadError::Disconnected)
+    }
+}
+
+/// What a handled message meant for the download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamOutcome {
+    Started { file_size: u64, total_chunks: u32 },
+    Chunk { index: u32, len: u32 },
+    Finished(DownloadKey),
+    Failed(DownloadError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHeader,
+    ReadyDue,
+    RefuseDue,
+    AwaitRefusal,
+    Receiving,
+}
+
+pub(crate) struct Download {
+    pub(crate) seq: super::Seq,
+    phase: Phase,
+    key: DownloadKey,
+    iv_seen: bool,
+    next_index: u32,
+    refusal: Option<DownloadError>,
+    reader: Reader,
+}
+
+impl Download {
+    pub(crate) fn new(seq: super::Seq) -> Self {
+        Download {
+            seq,
+            phase: Phase::AwaitHeader,
+            key: DownloadKey { key: [0; 32], iv: [0; 16], sha256: None, file_size: 0, chunk_size: 0, total_chunks: 0 },
+            iv_seen: false,
+            next_index: 0,
+            refusal: None,
+            reader: Reader::new(),
+        }
+    }
+
+    pub(crate) fn is_receiving(&self) -> bool {
+        self.phase == Phase::Receiving
+    }
+
+    pub(crate) fn hashes_known(&self) -> usize {
+        self.next_index as usize
+    }
+
+    /// The header `{"action":"transfer_file","data":{…}}` or, while refusing, the 400.
+    pub(crate) fn on_header(&mut self, a: &ServerAction<'_>, capacity: usize) -> StreamOutcome {
+        if self.phase != Phase::AwaitHeader || !a.action().eq_str("transfer_file") {
+            return StreamOutcome::Failed(DownloadError::Unexpected);
+        }
+        let Some(data) = a.data() else { return StreamOutcome::Failed(DownloadError::BadHeader) };
+        let num = |k| data.get(k).and_then(|v| v.as_u64());
+        let (Some(size), Some(chunk), Some(total)) = (num("file_size"), num("chunk_size"), num("total_chunks")) else {
+            return StreamOutcome::Failed(DownloadError::BadHeader);
+        };
+        let sha256 = match data.get("sha256") {
+            Some(v) if v.is_null() => None,
+            Some(v) => match v.as_str().and_then(|s| unhex32(s.raw())) {
+                Some(h) => Some(h),
+                None => return StreamOutcome::Failed(DownloadError::BadHeader),
+            },
+            None => None,
+        };
+        let consistent = chunk > 0 && chunk <= u64::from(u32::MAX) && total == size.div_ceil(chunk) && total <= u64::from(u32::MAX);
+        if !consistent || (size > 0 && sha256.is_none()) {
+            return StreamOutcome::Failed(DownloadError::BadHeader);
+        }
+        self.key = DownloadKey { sha256, file_size: size, chunk_size: chunk as u32, total_chunks: total as u32, ..self.key };
+        if total as usize > capacity {
+            self.refusal = Some(DownloadError::TooManyChunks { total: total as u32, capacity });
+            self.phase = Phase::RefuseDue;
+        } else {
+            self.phase = Phase::ReadyDue;
+        }
+        StreamOutcome::Started { file_size: size, total_chunks: total as u32 }
+    }
+
+    /// A response while waiting: the refusal we provoked, or a server error.
+    pub(crate) fn on_response(&self, status: Status) -> DownloadError {
+        self.refusal.unwrap_or(DownloadError::Server(status))
+    }
+
+    pub(crate) fn due_message(&self) -> Option<&'static [u8]> {
+        match self.phase {
+            Phase::ReadyDue => Some(b"ready"),
+            // Anything but `ready` makes the server answer 400 and stop.
+            Phase::RefuseDue => Some(b"cancel"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn sent_due(&mut self, _now: Instant) -> Option<StreamOutcome> {
+        match self.phase {
+            Phase::ReadyDue if self.key.total_chunks == 0 => Some(StreamOutcome::Finished(self.key)),
+            Phase::ReadyDue => {
+                self.phase = Phase::Receiving;
+                None
+            }
+            Phase::RefuseDue => {
+                self.phase = Phase::AwaitRefusal;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn begin_message(&mut self) {
+        self.reader = Reader::new();
+    }
+
+    pub(crate) fn feed(&mut self, part: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<Option<StreamOutcome>, DownloadError> {
+        self.reader.feed(part, sink).map_err(|_| DownloadError::Malformed)?;
+        Ok(None)
+    }
+
+    pub(crate) fn end_message(&mut self, hashes: &mut [[u8; 32]]) -> Result<Option<StreamOutcome>, DownloadError> {
+        let r = &mut self.reader;
+        if !r.done() || r.b64.finish().is_err() {
+            return Err(DownloadError::Malformed);
+        }
+        if let Some(code) = r.code {
+            return Ok(Some(StreamOutcome::Failed(DownloadError::Server(Status::from_code(code)))));
+        }
+        match r.action() {
+            b"file_chunk" => self.on_chunk(hashes).map(Some),
+            b"aes_key" => {
+                let key = r.key_bytes.ok_or(DownloadError::BadKey)?;
+                if self.next_index != self.key.total_chunks || !self.iv_seen {
+                    return Err(DownloadError::BadKey);
+                }
+                self.key.key = key;
+                Ok(Some(StreamOutcome::Finished(self.key)))
+            }
+            _ => Err(DownloadError::Unexpected),
+        }
+    }
+
+    fn on_chunk(&mut self, hashes: &mut [[u8; 32]]) -> Result<StreamOutcome, DownloadError> {
+        let r = &self.reader;
+        let index = self.next_index;
+        let got = r.index.ok_or(DownloadError::BadChunkFields { index })?;
+        if got != u64::from(index) || index >= self.key.total_chunks {
+            return Err(DownloadError::ChunkOutOfOrder { expected: index, got });
+        }
+        let start = u64::from(index) * u64::from(self.key.chunk_size);
+        let expected = (self.key.file_size - start).min(u64::from(self.key.chunk_size));
+        let len = r.b64.decoded();
+        if len != expected {
+            return Err(DownloadError::ChunkLength { index, expected, got: len });
+        }
+        let hash = r.hash.ok_or(DownloadError::BadChunkFields { index })?;
+        if index == 0 {
+            self.key.iv = r.iv.ok_or(DownloadError::BadChunkFields { index })?;
+            self.iv_seen = true;
+        }
+        let slot = hashes.get_mut(index as usize).ok_or(DownloadError::TooManyChunks {
+            total: self.key.total_chunks,
+            capacity: 0,
+        })?;
+        *slot = hash;
+        self.next_index += 1;
+        Ok(StreamOutcome::Chunk { index, len: len as u32 })
+    }
+}
+
+// ----- streaming JSON reader for transfer messages ----------------------------
+
+/// Deepest nesting the reader follows (transfer messages nest two levels).
+const READER_DEPTH: u8 = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    Value,
+    AfterValue,
+    KeyOrEnd,
+    Colon,
+    Str,
+    Escape,
+    Unicode(u8),
+    Scalar,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Other,
+    Key,
+    Action,
+    Code,
+    Index,
+    Hash,
+    Iv,
+    AesKey,
+    Chunk,
+    Data,
+}
+
+/// The message does not follow the JSON grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReaderError;
+
+struct Reader {
+    tok: Tok,
+    depth: u8,
+    /// Bit `d` set: the container at depth `d + 1` is an object.
+    objects: u32,
+    data_depth: u8,
+    field: Field,
+    value_field: Field,
+    key: [u8; 16],
+    key_len: usize,
+    cap: [u8; 96],
+    cap_len: usize,
+    uni: u32,
+    action: [u8; 16],
+    action_len: usize,
+    code: Option<i64>,
+    index: Option<u64>,
+    hash: Option<[u8; 32]>,
+    iv: Option<[u8; 16]>,
+    key_bytes: Option<[u8; 32]>,
+    b64: Base64Stream,
+}
+
+impl Reader {
+    fn new() -> Self {
+        Reader {
+            tok: Tok::Value,
+            depth: 0,
+            objects: 0,
+            data_depth: 0,
+            field: Field::Other,
+            value_field: Field::Other,
+            key: [0; 16],
+            key_len: 0,
+            cap: [0; 96],
+            cap_len: 0,
+            uni: 0,
+            action: [0; 16],
+            action_len: 0,
+            code: None,
+            index: None,
+            hash: None,
+            iv: None,
+            key_bytes: None,
+            b64: Base64Stream::new(),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.tok == Tok::Done
+    }
+
+    fn action(&self) -> &[u8] {
+        &self.action[..self.action_len]
+    }
+
+    fn in_object(&self) -> bool {
+        self.depth > 0 && self.objects & (1 << (self.depth - 1)) != 0
+    }
+
+    fn feed(&mut self, mut input: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
+        while let Some(&b) = input.first() {
+            if self.tok == Tok::Str {
+                let n = input.iter().position(|&c| c == b'"' || c == b'\\').unwrap_or(input.len());
+                self.string_bytes(&input[..n], sink)?;
+                input = &input[n..];
+                let Some(&end) = input.first() else { break };
+                input = &input[1..];
+                if end == b'\\' {
+                    self.tok = Tok::Escape;
+                } else {
+                    self.end_string()?;
+                }
+                continue;
+            }
+            let consumed = self.byte(b, sink)?;
+            if consumed {
+                input = &input[1..];
+            }
+        }
+        Ok(())
+    }
+
+    /// One structural byte; `false` when the byte must be looked at again.
+    fn byte(&mut self, b: u8, sink: &mut impl FnMut(&[u8])) -> Result<bool, ReaderError> {
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        match self.tok {
+            Tok::Str => return Err(ReaderError),
+            Tok::Escape => {
+                let ch = match b {
+                    b'"' | b'\\' | b'/' => b,
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'u' => {
+                        self.tok = Tok::Unicode(0);
+                        self.uni = 0;
+                        return Ok(true);
+                    }
+                    _ => return Err(ReaderError),
+                };
+                self.tok = Tok::Str;
+                self.string_bytes(&[ch], sink)?;
+            }
+            Tok::Unicode(n) => {
+                let d = (b as char).to_digit(16).ok_or(ReaderError)?;
+                self.uni = self.uni * 16 + d;
+                if n < 3 {
+                    self.tok = Tok::Unicode(n + 1);
+                } else {
+                    self.tok = Tok::Str;
+                    let ch = char::from_u32(self.uni).unwrap_or('\u{fffd}');
+                    let mut utf8 = [0u8; 4];
+                    let s = ch.encode_utf8(&mut utf8);
+                    self.string_bytes(s.as_bytes(), sink)?;
+                }
+            }
+            _ if ws => {}
+            Tok::Value => self.value_start(b)?,
+            Tok::Scalar => {
+                if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
+                    self.capture(&[b]);
+                } else {
+                    self.end_scalar()?;
+                    return Ok(false);
+                }
+            }
+            Tok::Colon => {
+                if b != b':' {
+                    return Err(ReaderError);
+                }
+                self.tok = Tok::Value;
+            }
+            Tok::KeyOrEnd => match b {
+                b'"' => {
+                    self.field = Field::Key;
+                    self.key_len = 0;
+                    self.tok = Tok::Str;
+                }
+                b'}' => self.close(true)?,
+                _ => return Err(ReaderError),
+            },
+            Tok::AfterValue => match b {
+                b',' if self.in_object() => self.tok = Tok::KeyOrEnd,
+                b',' => self.tok = Tok::Value,
+                b'}' => self.close(true)?,
+                b']' => self.close(false)?,
+                _ => return Err(ReaderError),
+            },
+            Tok::Done => return Err(ReaderError),
+        }
+        Ok(true)
+    }
+
+    fn value_start(&mut self, b: u8) -> Result<(), ReaderError> {
+        self.field = self.value_field;
+        self.cap_len = 0;
+        match b {
+            b'{' | b'[' => {
+                if self.depth >= READER_DEPTH {
+                    return Err(ReaderError);
+                }
+                let object = b == b'{';
+                if object {
+                    self.objects |= 1 << self.depth;
+                } else {
+                    self.objects &= !(1 << self.depth);
+                }
+                self.depth += 1;
+                if self.field == Field::Data && object {
+                    self.data_depth = self.depth;
+                }
+                self.value_field = Field::Other;
+                self.tok = if object { Tok::KeyOrEnd } else { Tok::Value };
+            }
+            b']' if !self.in_object() && self.depth > 0 => self.close(false)?,
+            b'"' => self.tok = Tok::Str,
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                self.capture(&[b]);
+                self.tok = Tok::Scalar;
+            }
+            _ => return Err(ReaderError),
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, object: bool) -> Result<(), ReaderError> {
+        if self.depth == 0 || self.in_object() != object {
+            return Err(ReaderError);
+        }
+        if self.depth == self.data_depth {
+            self.data_depth = 0;
+        }
+        self.depth -= 1;
+        self.tok = if self.depth == 0 { Tok::Done } else { Tok::AfterValue };
+        Ok(())
+    }
+
+    fn capture(&mut self, bytes: &[u8]) {
+        let end = (self.cap_len + bytes.len()).min(self.cap.len());
+        let n = end - self.cap_len;
+        self.cap[self.cap_len..end].copy_from_slice(&bytes[..n]);
+        // Overlong captures keep a marker length past the buffer so that
+        // fixed-size fields (hash, iv, key) fail their length check.
+        self.cap_len += bytes.len();
+    }
+
+    fn captured(&self) -> Option<&[u8]> {
+        self.cap.get(..self.cap_len)
+    }
+
+    fn string_bytes(&mut self, bytes: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
+        match self.field {
+            Field::Chunk => self.b64.feed(bytes, sink).map_err(|_| ReaderError),
+            Field::Key => {
+                let end = (self.key_len + bytes.len()).min(self.key.len());
+                let n = end - self.key_len;
+                self.key[self.key_len..end].copy_from_slice(&bytes[..n]);
+                self.key_len += bytes.len();
+                Ok(())
+            }
+            Field::Action | Field::Hash | Field::Iv | Field::AesKey => {
+                self.capture(bytes);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn end_string(&mut self) -> Result<(), ReaderError> {
+        if self.field == Field::Key {
+            let key = self.key.get(..self.key_len).unwrap_or(&[]);
+            self.value_field = match (self.depth, key) {
+                (1, b"action") => Field::Action,
+                (1, b"code") => Field::Code,
+                (1, b"data") => Field::Data,
+                (d, k) if d == self.data_depth && d > 0 => match k {
+                    b"index" => Field::Index,
+                    b"hash" => Field::Hash,
+                    b"iv" => Field::Iv,
+                    b"key" => Field::AesKey,
+                    b"chunk" => Field::Chunk,
+                    _ => Field::Other,
+                },
+                _ => Field::Other,
+            };
+            self.tok = Tok::Colon;
+            return Ok(());
+        }
+        match self.field {
+            Field::Action => {
+                let n = self.cap_len;
+                if n <= self.action.len() {
+                    self.action[..n].copy_from_slice(&self.cap[..n]);
+                    self.action_len = n;
+                }
+            }
+            Field::Hash => self.hash = self.captured().and_then(unhex32),
+            Field::Iv => self.iv = self.captured().and_then(b64::decode_exact::<16>),
+            Field::AesKey => self.key_bytes = self.captured().and_then(b64::decode_exact::<32>),
+            _ => {}
+        }
+        self.value_field = Field::Other;
+        self.tok = Tok::AfterValue;
+        Ok(())
+    }
+
+    fn end_scalar(&mut self) -> Result<(), ReaderError> {
+        let text = self.captured().and_then(|t| core::str::from_utf8(t).ok()).ok_or(ReaderError)?;
+        let valid = matches!(text, "true" | "false" | "null") || text.parse::<f64>().is_ok();
+        if !valid {
+            return Err(ReaderError);
+        }
+        match self.field {
+            Field::Code => self.code = text.parse().ok(),
+            Field::Index => self.index = text.parse().ok(),
+            _ => {}
+        }
+        self.value_field = Field::Other;
+        self.tok = if self.depth == 0 { Tok::Done } else { Tok::AfterValue };
+        Ok(())
+    }
+}
+

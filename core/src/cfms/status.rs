@@ -1,0 +1,79 @@
+//! Response codes of the CFMS envelope.
+
+/// The `code` of a CFMS response, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 200: success.
+    Ok,
+    /// 202: two-factor login required (protocol ≥ 5).
+    TwoFactorRequired,
+    /// 400: the request was malformed or refused (see the validator details).
+    BadRequest,
+    /// 401: unauthenticated (wrong password, rejected token, wrong 2FA code).
+    Unauthorized,
+    /// 403: forbidden (no permission, rejected token, or an expired password).
+    Forbidden,
+    /// 404: not found.
+    NotFound,
+    /// 409: conflict.
+    Conflict,
+    /// 500: server error.
+    ServerError,
+    /// 999: the server is in lockdown and refused this action.
+    Lockdown,
+    /// Any other code.
+    Other(i64),
+}
+
+impl Status {
+    /// The status for a numeric `code`.
+    pub fn from_code(code: i64) -> Status {
+        match code {
+            200 => Status::Ok,
+            202 => Status::TwoFactorRequired,
+            400 => Status::BadRequest,
+            401 => Status::Unauthorized,
+            403 => Status::Forbidden,
+            404 => Status::NotFound,
+            409 => Status::Conflict,
+            500 => Status::ServerError,
+            999 => Status::Lockdown,
+            other => Status::Other(other),
+        }
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> i64 {
+        match self {
+            Status::Ok => 200,
+            Status::TwoFactorRequired => 202,
+            Status::BadRequest => 400,
+            Status::Unauthorized => 401,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
+            Status::Conflict => 409,
+            Status::ServerError => 500,
+            Status::Lockdown => 999,
+            Status::Other(c) => c,
+        }
+    }
+
+    /// Only 200 is success; 202 asks for more.
+    pub fn is_ok(self) -> bool {
+        self == Status::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_code_round_trips() {
+        for code in [200, 202, 400, 401, 403, 404, 409, 500, 999, 418] {
+            assert_eq!(Status::from_code(code).code(), code);
+        }
+        assert_eq!(Status::from_code(999), Status::Lockdown);
+        assert_eq!(Status::from_code(418), Status::Other(418));
+    }
+}

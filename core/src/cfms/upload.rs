@@ -1,0 +1,247 @@
+//! Upload: `upload_file` → handshake → header → `ready`/`stop` → binary
+//! frames → verdict.
+//!
+//! States and transitions (the entry stays at the head of the request
+//! queue for the whole exchange, so nothing else may be sent meanwhile):
+//!
+//! ```text
+//! AwaitHandshake --{"action":"transfer_file"}--> HeaderDue --poll_transmit--> AwaitReady
+//! AwaitHandshake --response (404, 400 …)-------> failed
+//! AwaitReady --"ready" | "ready N"--> Sending --last frame--> AwaitVerdict --response--> done
+//! AwaitReady --"stop" (size 0)------> AwaitFence --response--> done
+//! AwaitReady --response (400 invalid header)--> failed
+//! ```
+//!
+//! Frames: the server stops reading at the first binary message shorter
+//! than the threshold (8192 at protocol 3; at protocol ≥ 4 the N of
+//! `ready N`, which answers the `max_chunk_size` this client sends). So
+//! every message but the last is exactly N bytes and, when the size is a
+//! multiple of N, an **empty** final message follows. The caller feeds file
+//! bytes in pieces of any size through
+//! [`Session::upload_write`](super::Session::upload_write), which says how
+//! many bytes belong to the current message and where messages begin and
+//! end.
+//!
+//! SHA-256: the caller supplies the hash in [`UploadSource`] (compute it in
+//! a first pass over the file, e.g. with [`sha256_of`] or `sha2` directly).
+//! The session hashes what is actually sent and, if it differs from what
+//! was announced, reports [`UploadError::SourceChanged`]. `sha256: None`
+//! announces `null`, which the server accepts without checking.
+//!
+//! After `stop` the real server sends nothing when it stored the empty file
+//! and a 500 when it failed. To tell silence from a late verdict without a
+//! timer, the session sends a `server_info` *fence*: the next non-200
+//! response is the upload's verdict, a 200 is the fence's own answer.
+
+use sha2::{Digest, Sha256};
+
+use super::json::InsufficientSize;
+use super::queue::Seq;
+use super::status::Status;
+use super::write::{Writer, hex32};
+
+/// Frame threshold at protocol 3 (fixed by the server).
+pub const PROTOCOL3_FRAME: u32 = 8192;
+/// Smallest `max_chunk_size` a protocol ≥ 4 server accepts.
+pub const MIN_FRAME: u32 = 512;
+
+/// What the caller is about to upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadSource {
+    /// Exact size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, or `None` to announce `null`.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// SHA-256 of a byte slice (a convenience for the first pass over data
+/// already in memory).
+pub fn sha256_of(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Where the bytes given to `upload_write` go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadWrite {
+    /// How many leading bytes of the input belong to the current binary
+    /// message (send them; give the rest again in the next call).
+    pub accepted: usize,
+    /// These bytes begin a new binary message.
+    pub message_start: bool,
+    /// These bytes complete the binary message.
+    pub message_end: bool,
+}
+
+/// Why an upload failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadError {
+    /// The server refused or failed (`Task not found`, size/SHA mismatch, 500 …).
+    Server(Status),
+    /// The bytes sent hash to `sent`, not the announced `announced`: the
+    /// source changed between the hashing pass and the sending pass.
+    SourceChanged {
+        /// What the header announced.
+        announced: [u8; 32],
+        /// What was actually sent.
+        sent: [u8; 32],
+    },
+    /// The server answered something a protocol 3–5 upload never contains.
+    Unexpected,
+    /// The server's `ready N` threshold is below the protocol minimum.
+    BadThreshold(u32),
+    /// No answer in time.
+    Timeout,
+    /// The connection closed.
+    Disconnected,
+}
+
+/// Misuse of [`Session::upload_write`](super::Session::upload_write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadWriteError {
+    /// No upload is in its sending phase (wait for the `UploadReady` event).
+    NotSending,
+    /// More bytes than the announced size.
+    BeyondAnnouncedSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    AwaitHandshake,
+    HeaderDue,
+    AwaitReady,
+    Sending,
+    AwaitVerdict,
+    AwaitFence,
+}
+
+pub(crate) struct Upload {
+    pub(crate) seq: Seq,
+    pub(crate) phase: Phase,
+    source: UploadSource,
+    max_chunk: Option<u32>,
+    threshold: u32,
+    sent: u64,
+    in_frame: u32,
+    empty_final_due: bool,
+    hasher: Sha256,
+    pub(crate) mismatch: Option<UploadError>,
+}
+
+impl Upload {
+    pub(crate) fn new(seq: Seq, source: UploadSource, max_chunk: Option<u32>) -> Self {
+        Upload {
+            seq,
+            phase: Phase::AwaitHandshake,
+            source,
+            max_chunk,
+            threshold: PROTOCOL3_FRAME,
+            sent: 0,
+            in_frame: 0,
+            empty_final_due: false,
+            hasher: Sha256::new(),
+            mismatch: None,
+        }
+    }
+
+    /// `{"action":"transfer_file","data":{"sha256":…,"file_size":N[,"max_chunk_size":M]}}`
+    pub(crate) fn header(&self, buf: &mut [u8]) -> Result<usize, InsufficientSize> {
+        let mut w = Writer::new(buf);
+        w.begin_object();
+        w.field_str("action", "transfer_file");
+        w.key("data");
+        w.begin_object();
+        match (&self.source.sha256, self.source.size) {
+            // The real client announces `null` for an empty file.
+            (Some(h), n) if n > 0 => {
+                let hex = hex32(h);
+                w.field_str("sha256", core::str::from_utf8(&hex).unwrap_or(""));
+            }
+            _ => w.field_raw("sha256", b"null"),
+        }
+        w.field_u64("file_size", self.source.size);
+        if let Some(m) = self.max_chunk {
+            w.field_u64("max_chunk_size", u64::from(m));
+        }
+        w.end_object();
+        w.end_object();
+        w.finish()
+    }
+
+    /// `ready` / `ready N`: start sending.
+    pub(crate) fn on_ready(&mut self, threshold: Option<u32>) -> Result<u32, UploadError> {
+        let t = threshold.unwrap_or(PROTOCOL3_FRAME);
+        if t < MIN_FRAME {
+            return Err(UploadError::BadThreshold(t));
+        }
+        self.threshold = t;
+        self.phase = Phase::Sending;
+        if self.source.size == 0 {
+            // Never announced by a real server (size 0 answers `stop`), but
+            // the rule still holds: one empty message ends the upload.
+            self.empty_final_due = true;
+        }
+        Ok(t)
+    }
+
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<UploadWrite, UploadWriteError> {
+        if self.phase != Phase::Sending {
+            return Err(UploadWriteError::NotSending);
+        }
+        if self.empty_final_due {
+            if !data.is_empty() {
+                return Err(UploadWriteError::BeyondAnnouncedSize);
+            }
+            self.empty_final_due = false;
+            self.finish_sending();
+            return Ok(UploadWrite { accepted: 0, message_start: true, message_end: true });
+        }
+        let remaining = self.source.size - self.sent;
+        let room = u64::from(self.threshold - self.in_frame).min(remaining);
+        let take = (data.len() as u64).min(room) as usize;
+        if take == 0 {
+            return Ok(UploadWrite { accepted: 0, message_start: false, message_end: false });
+        }
+        let message_start = self.in_frame == 0;
+        self.hasher.update(&data[..take]);
+        self.sent += take as u64;
+        self.in_frame += take as u32;
+        let mut message_end = false;
+        if self.in_frame == self.threshold {
+            message_end = true;
+            self.in_frame = 0;
+            if self.sent == self.source.size {
+                self.empty_final_due = true;
+            }
+        } else if self.sent == self.source.size {
+            message_end = true;
+            self.in_frame = 0;
+            self.finish_sending();
+        }
+        Ok(UploadWrite { accepted: take, message_start, message_end })
+    }
+
+    fn finish_sending(&mut self) {
+        self.phase = Phase::AwaitVerdict;
+        let sent: [u8; 32] = self.hasher.clone().finalize().into();
+        if let Some(announced) = self.source.sha256
+            && announced != sent
+            && self.source.size > 0
+        {
+            self.mismatch = Some(UploadError::SourceChanged { announced, sent });
+        }
+    }
+
+    /// The verdict: 200 is success unless what was sent contradicts the header.
+    pub(crate) fn verdict(&self, status: Status) -> Result<(), UploadError> {
+        match (status, self.mismatch) {
+            (_, Some(local)) => Err(local),
+            (Status::Ok, None) => Ok(()),
+            (other, None) => Err(UploadError::Server(other)),
+        }
+    }
+
+    /// Bytes of the file accepted so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+}
