@@ -3,12 +3,22 @@
 
 use naslink_core::cfms::{Incoming, MessageKind, Status};
 
-const TRANSCRIPTS: [&str; 4] = ["cfms-v3.jsonl", "cfms-v3-edge.jsonl", "cfms-p5.jsonl", "cfms-p5-2fa.jsonl"];
+const TRANSCRIPTS: [&str; 4] = [
+    "cfms-v3.jsonl",
+    "cfms-v3-edge.jsonl",
+    "cfms-p5.jsonl",
+    "cfms-p5-2fa.jsonl",
+];
 
 fn lines(name: &str) -> Vec<serde_json::Value> {
-    let path = format!("{}/../../shared/transcripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../shared/transcripts/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines().map(|l| serde_json::from_str(l).expect("transcript line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("transcript line is JSON"))
+        .collect()
 }
 
 #[test]
@@ -27,21 +37,35 @@ fn every_recorded_server_message_parses() {
                     Incoming::Response(r) => {
                         responses += 1;
                         assert_eq!(r.code(), json["code"].as_i64().unwrap());
-                        assert_eq!(r.message().map(|m| m.chars().collect::<String>()), json["message"].as_str().map(String::from));
+                        assert_eq!(
+                            r.message().map(|m| m.chars().collect::<String>()),
+                            json["message"].as_str().map(String::from)
+                        );
                         assert_eq!(r.timestamp(), json["timestamp"].as_f64());
-                        if r.status() == Status::BadRequest && json["data"].get("validator").is_some() {
+                        if r.status() == Status::BadRequest
+                            && json["data"].get("validator").is_some()
+                        {
                             let v = r.validator().expect("validator details");
-                            assert_eq!(v.name.chars().collect::<String>(), json["data"]["validator"].as_str().unwrap());
+                            assert_eq!(
+                                v.name.chars().collect::<String>(),
+                                json["data"]["validator"].as_str().unwrap()
+                            );
                         }
                     }
                     Incoming::Action(a) => {
-                        assert_eq!(a.action().chars().collect::<String>(), json["action"].as_str().unwrap())
+                        assert_eq!(
+                            a.action().chars().collect::<String>(),
+                            json["action"].as_str().unwrap()
+                        )
                     }
                     other => panic!("{name}: JSON classified as {other:?}"),
                 }
             } else if let Some(text) = line.get("text").and_then(|t| t.as_str()) {
                 let parsed = Incoming::parse(MessageKind::Text, text.as_bytes()).unwrap();
-                assert!(matches!(parsed, Incoming::Ready { .. } | Incoming::Stop), "{text}");
+                assert!(
+                    matches!(parsed, Incoming::Ready { .. } | Incoming::Stop),
+                    "{text}"
+                );
             } else if let Some(len) = line.get("binary_len").and_then(|l| l.as_u64()) {
                 // The log keeps the first 32 bytes; the push is exactly this JSON.
                 let head = line["binary_head_hex"].as_str().unwrap();
@@ -63,7 +87,9 @@ fn escaped_forms_of_recorded_responses_decode_to_the_same_text() {
     // Python's default `ensure_ascii=True` writes `\uXXXX` and may write `\/`:
     // the decoded strings must not change.
     for line in lines("cfms-p5.jsonl") {
-        let Some(json) = line.get("json").filter(|_| line["dir"] == "<<") else { continue };
+        let Some(json) = line.get("json").filter(|_| line["dir"] == "<<") else {
+            continue;
+        };
         if json.get("code").is_none() {
             continue;
         }
@@ -81,13 +107,24 @@ fn escaped_forms_of_recorded_responses_decode_to_the_same_text() {
                 c => escaped.push(c),
             }
         }
-        let Ok(Incoming::Response(r)) = Incoming::parse(MessageKind::Text, escaped.as_bytes()) else {
+        let Ok(Incoming::Response(r)) = Incoming::parse(MessageKind::Text, escaped.as_bytes())
+        else {
             panic!("{escaped}")
         };
         if let Some(nick) = json["data"].get("nickname").and_then(|n| n.as_str()) {
-            let got: String = r.data().get("nickname").unwrap().as_str().unwrap().chars().collect();
+            let got: String = r
+                .data()
+                .get("nickname")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .chars()
+                .collect();
             assert_eq!(got, nick);
         }
-        assert_eq!(r.message().map(|m| m.chars().collect::<String>()), json["message"].as_str().map(String::from));
+        assert_eq!(
+            r.message().map(|m| m.chars().collect::<String>()),
+            json["message"].as_str().map(String::from)
+        );
     }
 }

@@ -29,7 +29,10 @@ pub(crate) struct Bounded<const N: usize> {
 
 impl<const N: usize> Bounded<N> {
     pub(crate) const fn new() -> Self {
-        Bounded { buf: [0; N], len: 0 }
+        Bounded {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     pub(crate) fn set(&mut self, s: &str) -> Result<(), usize> {
@@ -152,7 +155,9 @@ pub(crate) fn token_lifetime(
 ) -> Duration {
     let secs = match (exp, server_time, unix_anchor) {
         (Some(exp), Some(ts), _) => exp - ts,
-        (Some(exp), None, Some((at, unix))) => exp - (unix + (now - at).total_millis() as f64 / 1000.0),
+        (Some(exp), None, Some((at, unix))) => {
+            exp - (unix + (now - at).total_millis() as f64 / 1000.0)
+        }
         _ => return assumed,
     };
     if secs.is_finite() && secs > 0.0 {
@@ -165,7 +170,9 @@ pub(crate) fn token_lifetime(
 /// When to refresh: `percent` of the lifetime after `now`.
 pub(crate) fn refresh_instant(now: Instant, lifetime: Duration, percent: u8) -> Instant {
     let pct = u64::from(percent.min(100));
-    now + Duration::from_millis(lifetime.total_millis() / 100 * pct + lifetime.total_millis() % 100 * pct / 100)
+    now + Duration::from_millis(
+        lifetime.total_millis() / 100 * pct + lifetime.total_millis() % 100 * pct / 100,
+    )
 }
 
 #[cfg(test)]
@@ -176,12 +183,27 @@ mod tests {
     fn lifetime_prefers_server_clock_then_caller_clock_then_assumption() {
         let now = Instant::from_secs(100);
         let assumed = Duration::from_secs(3600);
-        let l = token_lifetime(now, Some(1795308447.4919195), Some(1795304847.4919195), None, assumed);
+        let l = token_lifetime(
+            now,
+            Some(1795308447.4919195),
+            Some(1795304847.4919195),
+            None,
+            assumed,
+        );
         assert_eq!(l.total_millis() / 1000, 3600);
-        let l = token_lifetime(now, Some(2000.0), None, Some((Instant::from_secs(90), 1000.0)), assumed);
+        let l = token_lifetime(
+            now,
+            Some(2000.0),
+            None,
+            Some((Instant::from_secs(90), 1000.0)),
+            assumed,
+        );
         assert_eq!(l, Duration::from_secs(990));
         assert_eq!(token_lifetime(now, None, None, None, assumed), assumed);
-        assert_eq!(token_lifetime(now, Some(5.0), Some(10.0), None, assumed), Duration::ZERO);
+        assert_eq!(
+            token_lifetime(now, Some(5.0), Some(10.0), None, assumed),
+            Duration::ZERO
+        );
     }
 
     #[test]

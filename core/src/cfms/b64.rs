@@ -40,14 +40,20 @@ impl Base64Stream {
             return Err(Base64Error);
         }
         let mut out = [0u8; BLOCK / 4 * 3];
-        let n = STANDARD.decode_slice(text, &mut out).map_err(|_| Base64Error)?;
+        let n = STANDARD
+            .decode_slice(text, &mut out)
+            .map_err(|_| Base64Error)?;
         self.padded = text.last() == Some(&b'=');
         self.decoded += n as u64;
         sink(&out[..n]);
         Ok(())
     }
 
-    pub(crate) fn feed(&mut self, mut text: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), Base64Error> {
+    pub(crate) fn feed(
+        &mut self,
+        mut text: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), Base64Error> {
         if self.carry_len > 0 {
             let take = (4 - self.carry_len).min(text.len());
             self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&text[..take]);

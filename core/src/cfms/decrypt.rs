@@ -38,9 +38,13 @@ pub enum DecryptError {
 impl core::fmt::Display for DecryptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            DecryptError::ChunkHashMismatch { index } => write!(f, "chunk {index} fails its SHA-256 check"),
+            DecryptError::ChunkHashMismatch { index } => {
+                write!(f, "chunk {index} fails its SHA-256 check")
+            }
             DecryptError::FileHashMismatch => f.write_str("file fails its SHA-256 check"),
-            DecryptError::SizeMismatch { expected, got } => write!(f, "file is {got} bytes, expected {expected}"),
+            DecryptError::SizeMismatch { expected, got } => {
+                write!(f, "file is {got} bytes, expected {expected}")
+            }
             DecryptError::MissingChunkHashes => f.write_str("fewer chunk hashes than chunks"),
         }
     }
@@ -80,7 +84,10 @@ impl<'h> FileDecryptor<'h> {
     pub fn decrypt(&mut self, mut data: &mut [u8]) -> Result<(), DecryptError> {
         let got = self.offset + data.len() as u64;
         if got > self.key.file_size {
-            return Err(DecryptError::SizeMismatch { expected: self.key.file_size, got });
+            return Err(DecryptError::SizeMismatch {
+                expected: self.key.file_size,
+                got,
+            });
         }
         self.cipher.decrypt(data);
         self.file.update(&*data);
@@ -113,7 +120,10 @@ impl<'h> FileDecryptor<'h> {
     /// Check the size and the whole-file SHA-256; returns the digest.
     pub fn finish(self) -> Result<[u8; 32], DecryptError> {
         if self.offset != self.key.file_size {
-            return Err(DecryptError::SizeMismatch { expected: self.key.file_size, got: self.offset });
+            return Err(DecryptError::SizeMismatch {
+                expected: self.key.file_size,
+                got: self.offset,
+            });
         }
         let digest: [u8; 32] = self.file.finalize().into();
         match self.key.sha256 {

@@ -92,7 +92,10 @@ impl DownloadError {
     /// Whether chunk messages may still be in flight after this failure:
     /// then the connection cannot be used for requests anymore.
     pub fn breaks_stream(&self) -> bool {
-        !matches!(self, DownloadError::Server(_) | DownloadError::Timeout | DownloadError::Disconnected)
+        !matches!(
+            self,
+            DownloadError::Server(_) | DownloadError::Timeout | DownloadError::Disconnected
+        )
     }
 }
 
@@ -129,7 +132,14 @@ impl Download {
         Download {
             seq,
             phase: Phase::AwaitHeader,
-            key: DownloadKey { key: [0; 32], iv: [0; 16], sha256: None, file_size: 0, chunk_size: 0, total_chunks: 0 },
+            key: DownloadKey {
+                key: [0; 32],
+                iv: [0; 16],
+                sha256: None,
+                file_size: 0,
+                chunk_size: 0,
+                total_chunks: 0,
+            },
             iv_seen: false,
             next_index: 0,
             refusal: None,
@@ -150,9 +160,13 @@ impl Download {
         if self.phase != Phase::AwaitHeader || !a.action().eq_str("transfer_file") {
             return StreamOutcome::Failed(DownloadError::Unexpected);
         }
-        let Some(data) = a.data() else { return StreamOutcome::Failed(DownloadError::BadHeader) };
+        let Some(data) = a.data() else {
+            return StreamOutcome::Failed(DownloadError::BadHeader);
+        };
         let num = |k| data.get(k).and_then(|v| v.as_u64());
-        let (Some(size), Some(chunk), Some(total)) = (num("file_size"), num("chunk_size"), num("total_chunks")) else {
+        let (Some(size), Some(chunk), Some(total)) =
+            (num("file_size"), num("chunk_size"), num("total_chunks"))
+        else {
             return StreamOutcome::Failed(DownloadError::BadHeader);
         };
         let sha256 = match data.get("sha256") {
@@ -163,18 +177,33 @@ impl Download {
             },
             None => None,
         };
-        let consistent = chunk > 0 && chunk <= u64::from(u32::MAX) && total == size.div_ceil(chunk) && total <= u64::from(u32::MAX);
+        let consistent = chunk > 0
+            && chunk <= u64::from(u32::MAX)
+            && total == size.div_ceil(chunk)
+            && total <= u64::from(u32::MAX);
         if !consistent || (size > 0 && sha256.is_none()) {
             return StreamOutcome::Failed(DownloadError::BadHeader);
         }
-        self.key = DownloadKey { sha256, file_size: size, chunk_size: chunk as u32, total_chunks: total as u32, ..self.key };
+        self.key = DownloadKey {
+            sha256,
+            file_size: size,
+            chunk_size: chunk as u32,
+            total_chunks: total as u32,
+            ..self.key
+        };
         if total as usize > capacity {
-            self.refusal = Some(DownloadError::TooManyChunks { total: total as u32, capacity });
+            self.refusal = Some(DownloadError::TooManyChunks {
+                total: total as u32,
+                capacity,
+            });
             self.phase = Phase::RefuseDue;
         } else {
             self.phase = Phase::ReadyDue;
         }
-        StreamOutcome::Started { file_size: size, total_chunks: total as u32 }
+        StreamOutcome::Started {
+            file_size: size,
+            total_chunks: total as u32,
+        }
     }
 
     /// A response while waiting: the refusal we provoked, or a server error.
@@ -193,7 +222,9 @@ impl Download {
 
     pub(crate) fn sent_due(&mut self, _now: Instant) -> Option<StreamOutcome> {
         match self.phase {
-            Phase::ReadyDue if self.key.total_chunks == 0 => Some(StreamOutcome::Finished(self.key)),
+            Phase::ReadyDue if self.key.total_chunks == 0 => {
+                Some(StreamOutcome::Finished(self.key))
+            }
             Phase::ReadyDue => {
                 self.phase = Phase::Receiving;
                 None
@@ -210,18 +241,29 @@ impl Download {
         self.reader = Reader::new();
     }
 
-    pub(crate) fn feed(&mut self, part: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<Option<StreamOutcome>, DownloadError> {
-        self.reader.feed(part, sink).map_err(|_| DownloadError::Malformed)?;
+    pub(crate) fn feed(
+        &mut self,
+        part: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<Option<StreamOutcome>, DownloadError> {
+        self.reader
+            .feed(part, sink)
+            .map_err(|_| DownloadError::Malformed)?;
         Ok(None)
     }
 
-    pub(crate) fn end_message(&mut self, hashes: &mut [[u8; 32]]) -> Result<Option<StreamOutcome>, DownloadError> {
+    pub(crate) fn end_message(
+        &mut self,
+        hashes: &mut [[u8; 32]],
+    ) -> Result<Option<StreamOutcome>, DownloadError> {
         let r = &mut self.reader;
         if !r.done() || r.b64.finish().is_err() {
             return Err(DownloadError::Malformed);
         }
         if let Some(code) = r.code {
-            return Ok(Some(StreamOutcome::Failed(DownloadError::Server(Status::from_code(code)))));
+            return Ok(Some(StreamOutcome::Failed(DownloadError::Server(
+                Status::from_code(code),
+            ))));
         }
         match r.action() {
             b"file_chunk" => self.on_chunk(hashes).map(Some),
@@ -242,26 +284,38 @@ impl Download {
         let index = self.next_index;
         let got = r.index.ok_or(DownloadError::BadChunkFields { index })?;
         if got != u64::from(index) || index >= self.key.total_chunks {
-            return Err(DownloadError::ChunkOutOfOrder { expected: index, got });
+            return Err(DownloadError::ChunkOutOfOrder {
+                expected: index,
+                got,
+            });
         }
         let start = u64::from(index) * u64::from(self.key.chunk_size);
         let expected = (self.key.file_size - start).min(u64::from(self.key.chunk_size));
         let len = r.b64.decoded();
         if len != expected {
-            return Err(DownloadError::ChunkLength { index, expected, got: len });
+            return Err(DownloadError::ChunkLength {
+                index,
+                expected,
+                got: len,
+            });
         }
         let hash = r.hash.ok_or(DownloadError::BadChunkFields { index })?;
         if index == 0 {
             self.key.iv = r.iv.ok_or(DownloadError::BadChunkFields { index })?;
             self.iv_seen = true;
         }
-        let slot = hashes.get_mut(index as usize).ok_or(DownloadError::TooManyChunks {
-            total: self.key.total_chunks,
-            capacity: 0,
-        })?;
+        let slot = hashes
+            .get_mut(index as usize)
+            .ok_or(DownloadError::TooManyChunks {
+                total: self.key.total_chunks,
+                capacity: 0,
+            })?;
         *slot = hash;
         self.next_index += 1;
-        Ok(StreamOutcome::Chunk { index, len: len as u32 })
+        Ok(StreamOutcome::Chunk {
+            index,
+            len: len as u32,
+        })
     }
 }
 
@@ -364,7 +418,10 @@ impl Reader {
     fn feed(&mut self, mut input: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
         while let Some(&b) = input.first() {
             if self.tok == Tok::Str {
-                let n = input.iter().position(|&c| c == b'"' || c == b'\\').unwrap_or(input.len());
+                let n = input
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\')
+                    .unwrap_or(input.len());
                 self.string_bytes(&input[..n], sink)?;
                 input = &input[n..];
                 let Some(&end) = input.first() else { break };
@@ -497,7 +554,11 @@ impl Reader {
             self.data_depth = 0;
         }
         self.depth -= 1;
-        self.tok = if self.depth == 0 { Tok::Done } else { Tok::AfterValue };
+        self.tok = if self.depth == 0 {
+            Tok::Done
+        } else {
+            Tok::AfterValue
+        };
         Ok(())
     }
 
@@ -514,7 +575,11 @@ impl Reader {
         self.cap.get(..self.cap_len)
     }
 
-    fn string_bytes(&mut self, bytes: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
+    fn string_bytes(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), ReaderError> {
         match self.field {
             Field::Chunk => self.b64.feed(bytes, sink).map_err(|_| ReaderError),
             Field::Key => {
@@ -571,7 +636,10 @@ impl Reader {
     }
 
     fn end_scalar(&mut self) -> Result<(), ReaderError> {
-        let text = self.captured().and_then(|t| core::str::from_utf8(t).ok()).ok_or(ReaderError)?;
+        let text = self
+            .captured()
+            .and_then(|t| core::str::from_utf8(t).ok())
+            .ok_or(ReaderError)?;
         let valid = matches!(text, "true" | "false" | "null") || text.parse::<f64>().is_ok();
         if !valid {
             return Err(ReaderError);
@@ -582,8 +650,11 @@ impl Reader {
             _ => {}
         }
         self.value_field = Field::Other;
-        self.tok = if self.depth == 0 { Tok::Done } else { Tok::AfterValue };
+        self.tok = if self.depth == 0 {
+            Tok::Done
+        } else {
+            Tok::AfterValue
+        };
         Ok(())
     }
 }
-

@@ -52,9 +52,9 @@ impl core::fmt::Display for EnvelopeError {
             EnvelopeError::NotAnObject => f.write_str("message is JSON but not an object"),
             EnvelopeError::NoCodeOrAction => f.write_str("message has neither `code` nor `action`"),
             EnvelopeError::BadCode => f.write_str("`code` is not an integer"),
-            EnvelopeError::UnexpectedBinary => {
-                f.write_str("binary message that is not a lockdown push (a framed protocol ≥ 13 server?)")
-            }
+            EnvelopeError::UnexpectedBinary => f.write_str(
+                "binary message that is not a lockdown push (a framed protocol ≥ 13 server?)",
+            ),
         }
     }
 }
@@ -95,7 +95,9 @@ impl<'a> Incoming<'a> {
                 .and_then(|n| core::str::from_utf8(n).ok())
                 .and_then(|s| s.parse().ok())
             {
-                return Ok(Incoming::Ready { threshold: Some(threshold) });
+                return Ok(Incoming::Ready {
+                    threshold: Some(threshold),
+                });
             }
         }
         let root = json::parse(payload).map_err(|e| match kind {
@@ -109,7 +111,10 @@ impl<'a> Incoming<'a> {
             });
         }
         if kind == MessageKind::Binary {
-            let is_lockdown = root.get("action").and_then(|a| a.as_str()).is_some_and(|a| a.eq_str("lockdown"));
+            let is_lockdown = root
+                .get("action")
+                .and_then(|a| a.as_str())
+                .is_some_and(|a| a.eq_str("lockdown"));
             let on = root.get("status").and_then(|s| s.as_bool());
             return match (is_lockdown, on) {
                 (true, Some(on)) => Ok(Incoming::Lockdown { on }),
@@ -179,14 +184,20 @@ impl<'a> Response<'a> {
     /// `protocol_version`, which the public document shows on responses and
     /// the real server leaves out.
     pub fn protocol_version(&self) -> Option<u32> {
-        self.root.get("protocol_version").and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok())
+        self.root
+            .get("protocol_version")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
     }
 
     /// The schema validator that refused a 400 request, if any.
     pub fn validator(&self) -> Option<Validator<'a>> {
         let data = self.data();
         let name = data.get("validator")?.as_str()?;
-        Some(Validator { name, value: data.get("validator_value")? })
+        Some(Validator {
+            name,
+            value: data.get("validator_value")?,
+        })
     }
 
     /// The whole JSON object.
@@ -267,7 +278,10 @@ mod tests {
 
     #[test]
     fn response_with_protocol_version_and_unknown_fields_parses() {
-        let r = Response::parse(br#"{"code":200,"data":{"x":1},"message":"ok","protocol_version":3,"extra":[1,2]}"#).unwrap();
+        let r = Response::parse(
+            br#"{"code":200,"data":{"x":1},"message":"ok","protocol_version":3,"extra":[1,2]}"#,
+        )
+        .unwrap();
         assert_eq!(r.protocol_version(), Some(3));
         assert_eq!(r.data().get("x").and_then(|x| x.as_u64()), Some(1));
         assert_eq!(r.timestamp(), None);
@@ -283,20 +297,42 @@ mod tests {
 
     #[test]
     fn lockdown_push_is_binary_and_has_no_code() {
-        let m = Incoming::parse(MessageKind::Binary, br#"{"action": "lockdown", "status": true}"#).unwrap();
+        let m = Incoming::parse(
+            MessageKind::Binary,
+            br#"{"action": "lockdown", "status": true}"#,
+        )
+        .unwrap();
         assert!(matches!(m, Incoming::Lockdown { on: true }));
         // The same bytes as text are a server action, not a push.
-        let t = Incoming::parse(MessageKind::Text, br#"{"action": "lockdown", "status": true}"#).unwrap();
+        let t = Incoming::parse(
+            MessageKind::Text,
+            br#"{"action": "lockdown", "status": true}"#,
+        )
+        .unwrap();
         assert!(matches!(t, Incoming::Action(_)));
         let framed = [0u8, 0, 0, 2, 1, b'{', b'}'];
-        assert_eq!(Incoming::parse(MessageKind::Binary, &framed).unwrap_err(), EnvelopeError::UnexpectedBinary);
+        assert_eq!(
+            Incoming::parse(MessageKind::Binary, &framed).unwrap_err(),
+            EnvelopeError::UnexpectedBinary
+        );
     }
 
     #[test]
     fn ready_with_threshold_and_stop_are_plain_text() {
-        assert!(matches!(Incoming::parse(MessageKind::Text, b"ready 4096"), Ok(Incoming::Ready { threshold: Some(4096) })));
-        assert!(matches!(Incoming::parse(MessageKind::Text, b"ready"), Ok(Incoming::Ready { threshold: None })));
-        assert!(matches!(Incoming::parse(MessageKind::Text, b"stop"), Ok(Incoming::Stop)));
+        assert!(matches!(
+            Incoming::parse(MessageKind::Text, b"ready 4096"),
+            Ok(Incoming::Ready {
+                threshold: Some(4096)
+            })
+        ));
+        assert!(matches!(
+            Incoming::parse(MessageKind::Text, b"ready"),
+            Ok(Incoming::Ready { threshold: None })
+        ));
+        assert!(matches!(
+            Incoming::parse(MessageKind::Text, b"stop"),
+            Ok(Incoming::Stop)
+        ));
     }
 
     #[test]
@@ -306,6 +342,9 @@ mod tests {
             w.field_str("username", "admin");
         })
         .unwrap();
-        assert_eq!(&buf[..n], br#"{"action":"login","data":{"username":"admin"},"username":"","token":""}"#);
+        assert_eq!(
+            &buf[..n],
+            br#"{"action":"login","data":{"username":"admin"},"username":"","token":""}"#
+        );
     }
 }

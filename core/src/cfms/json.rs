@@ -53,10 +53,18 @@ impl core::fmt::Display for JsonError {
         match self {
             JsonError::UnexpectedEnd => write!(f, "JSON text ends inside a value"),
             JsonError::UnexpectedByte { offset } => write!(f, "unexpected byte at offset {offset}"),
-            JsonError::TooDeep { offset } => write!(f, "nesting deeper than {MAX_DEPTH} at offset {offset}"),
-            JsonError::InvalidEscape { offset } => write!(f, "invalid string escape at offset {offset}"),
-            JsonError::InvalidUtf8 { offset } => write!(f, "string at offset {offset} is not UTF-8"),
-            JsonError::TrailingBytes { offset } => write!(f, "bytes after the JSON value at offset {offset}"),
+            JsonError::TooDeep { offset } => {
+                write!(f, "nesting deeper than {MAX_DEPTH} at offset {offset}")
+            }
+            JsonError::InvalidEscape { offset } => {
+                write!(f, "invalid string escape at offset {offset}")
+            }
+            JsonError::InvalidUtf8 { offset } => {
+                write!(f, "string at offset {offset} is not UTF-8")
+            }
+            JsonError::TrailingBytes { offset } => {
+                write!(f, "bytes after the JSON value at offset {offset}")
+            }
         }
     }
 }
@@ -79,7 +87,9 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
     if c.pos != input.len() {
         return Err(JsonError::TrailingBytes { offset: c.pos });
     }
-    Ok(Value { raw: &input[start..end] })
+    Ok(Value {
+        raw: &input[start..end],
+    })
 }
 
 /// What kind of JSON value a [`Value`] is.
@@ -176,7 +186,9 @@ impl<'a> Value<'a> {
         if self.kind() != Kind::String || self.raw.len() < 2 {
             return None;
         }
-        Some(JsonStr { raw: &self.raw[1..self.raw.len() - 1] })
+        Some(JsonStr {
+            raw: &self.raw[1..self.raw.len() - 1],
+        })
     }
 
     /// The member `key` of an object (the first, if the key repeats).
@@ -186,14 +198,26 @@ impl<'a> Value<'a> {
 
     /// The members of an object in order; empty for other kinds.
     pub fn entries(&self) -> Entries<'a> {
-        let pos = if self.kind() == Kind::Object { 1 } else { self.raw.len() };
-        Entries { c: Cursor { b: self.raw, pos } }
+        let pos = if self.kind() == Kind::Object {
+            1
+        } else {
+            self.raw.len()
+        };
+        Entries {
+            c: Cursor { b: self.raw, pos },
+        }
     }
 
     /// The items of an array in order; empty for other kinds.
     pub fn items(&self) -> Items<'a> {
-        let pos = if self.kind() == Kind::Array { 1 } else { self.raw.len() };
-        Items { c: Cursor { b: self.raw, pos } }
+        let pos = if self.kind() == Kind::Array {
+            1
+        } else {
+            self.raw.len()
+        };
+        Items {
+            c: Cursor { b: self.raw, pos },
+        }
     }
 }
 
@@ -219,13 +243,20 @@ impl<'a> Iterator for Entries<'a> {
         }
         let key_start = c.pos;
         c.string().ok()?;
-        let key = JsonStr { raw: &c.b[key_start + 1..c.pos - 1] };
+        let key = JsonStr {
+            raw: &c.b[key_start + 1..c.pos - 1],
+        };
         c.ws();
         c.expect(b':').ok()?;
         c.ws();
         let start = c.pos;
         c.value(0).ok()?;
-        Some((key, Value { raw: &c.b[start..c.pos] }))
+        Some((
+            key,
+            Value {
+                raw: &c.b[start..c.pos],
+            },
+        ))
     }
 }
 
@@ -251,7 +282,9 @@ impl<'a> Iterator for Items<'a> {
         }
         let start = c.pos;
         c.value(0).ok()?;
-        Some(Value { raw: &c.b[start..c.pos] })
+        Some(Value {
+            raw: &c.b[start..c.pos],
+        })
     }
 }
 
@@ -289,7 +322,10 @@ impl<'a> JsonStr<'a> {
 
     /// The decoded characters.
     pub fn chars(&self) -> Chars<'a> {
-        Chars { raw: self.raw, pos: 0 }
+        Chars {
+            raw: self.raw,
+            pos: 0,
+        }
     }
 
     /// Whether the decoded string equals `s`.
@@ -367,10 +403,14 @@ impl Iterator for Chars<'_> {
             b'u' => {
                 let hi = self.hex4(self.pos)?;
                 self.pos += 4;
-                let low = self.hex4(self.pos + 2).filter(|lo| (0xDC00..0xE000).contains(lo));
-                if let (true, Some(b"\\u"), Some(lo)) =
-                    ((0xD800..0xDC00).contains(&hi), self.raw.get(self.pos..self.pos + 2), low)
-                {
+                let low = self
+                    .hex4(self.pos + 2)
+                    .filter(|lo| (0xDC00..0xE000).contains(lo));
+                if let (true, Some(b"\\u"), Some(lo)) = (
+                    (0xD800..0xDC00).contains(&hi),
+                    self.raw.get(self.pos..self.pos + 2),
+                    low,
+                ) {
                     self.pos += 6;
                     let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
                     return Some(char::from_u32(cp).unwrap_or('\u{fffd}'));
@@ -488,7 +528,10 @@ impl Cursor<'_> {
                     match esc {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 2,
                         b'u' => {
-                            let hex = self.b.get(self.pos + 2..self.pos + 6).ok_or(JsonError::UnexpectedEnd)?;
+                            let hex = self
+                                .b
+                                .get(self.pos + 2..self.pos + 6)
+                                .ok_or(JsonError::UnexpectedEnd)?;
                             if !hex.iter().all(u8::is_ascii_hexdigit) {
                                 return Err(JsonError::InvalidEscape { offset: self.pos });
                             }
@@ -524,7 +567,11 @@ impl Cursor<'_> {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.pos += 1;
         }
-        if self.pos == start { Err(self.unexpected()) } else { Ok(()) }
+        if self.pos == start {
+            Err(self.unexpected())
+        } else {
+            Ok(())
+        }
     }
 
     fn number(&mut self) -> Result<(), JsonError> {
@@ -562,22 +609,35 @@ mod tests {
         let mut buf = [0u8; 32];
         assert_eq!(s.decode_into(&mut buf).unwrap(), "a/b é 😀 \u{fffd}x");
         assert!(s.as_str().is_none());
-        assert_eq!(s.decode_into(&mut [0u8; 3]), Err(InsufficientSize { required: 16 }));
+        assert_eq!(
+            s.decode_into(&mut [0u8; 3]),
+            Err(InsufficientSize { required: 16 })
+        );
     }
 
     #[test]
     fn validation_names_the_fault() {
         assert_eq!(parse(b"{\"a\":1"), Err(JsonError::UnexpectedEnd));
-        assert_eq!(parse(b"{\"a\" 1}"), Err(JsonError::UnexpectedByte { offset: 5 }));
-        assert_eq!(parse(br#"["\x"]"#), Err(JsonError::InvalidEscape { offset: 2 }));
+        assert_eq!(
+            parse(b"{\"a\" 1}"),
+            Err(JsonError::UnexpectedByte { offset: 5 })
+        );
+        assert_eq!(
+            parse(br#"["\x"]"#),
+            Err(JsonError::InvalidEscape { offset: 2 })
+        );
         assert_eq!(parse(b"1 2"), Err(JsonError::TrailingBytes { offset: 2 }));
         assert!(matches!(parse(&[b'['; 40]), Err(JsonError::TooDeep { .. })));
-        assert_eq!(parse(b"\"\xff\""), Err(JsonError::InvalidUtf8 { offset: 0 }));
+        assert_eq!(
+            parse(b"\"\xff\""),
+            Err(JsonError::InvalidUtf8 { offset: 0 })
+        );
     }
 
     #[test]
     fn accessors_walk_objects_and_arrays() {
-        let v = parse(br#" {"n": -1.5e3, "i": 42, "a": [true, null, {"k": "v"}], "o": {}} "#).unwrap();
+        let v =
+            parse(br#" {"n": -1.5e3, "i": 42, "a": [true, null, {"k": "v"}], "o": {}} "#).unwrap();
         assert_eq!(v.get("n").unwrap().as_f64(), Some(-1500.0));
         assert_eq!(v.get("i").unwrap().as_u64(), Some(42));
         assert_eq!(v.get("n").unwrap().as_i64(), None);

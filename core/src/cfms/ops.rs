@@ -10,8 +10,15 @@ use crate::time::Instant;
 
 impl<const Q: usize> Session<'_, Q> {
     /// `list_directory {folder_id}`.
-    pub fn list_directory(&mut self, now: Instant, folder_id: Option<&str>, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "list_directory", |w| w.field_opt_str("folder_id", folder_id))
+    pub fn list_directory(
+        &mut self,
+        now: Instant,
+        folder_id: Option<&str>,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "list_directory", |w| {
+            w.field_opt_str("folder_id", folder_id)
+        })
     }
 
     /// `create_directory {parent_id, name[, exists_ok]}`.
@@ -33,12 +40,25 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `get_directory_info {directory_id}`.
-    pub fn get_directory_info(&mut self, now: Instant, directory_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "get_directory_info", |w| w.field_str("directory_id", directory_id))
+    pub fn get_directory_info(
+        &mut self,
+        now: Instant,
+        directory_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "get_directory_info", |w| {
+            w.field_str("directory_id", directory_id)
+        })
     }
 
     /// `rename_directory {folder_id, new_name}`.
-    pub fn rename_directory(&mut self, now: Instant, folder_id: &str, new_name: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn rename_directory(
+        &mut self,
+        now: Instant,
+        folder_id: &str,
+        new_name: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send_op(now, buf, "rename_directory", |w| {
             w.field_str("folder_id", folder_id);
             w.field_str("new_name", new_name);
@@ -46,7 +66,13 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `move_directory {folder_id, target_folder_id}`.
-    pub fn move_directory(&mut self, now: Instant, folder_id: &str, target: Option<&str>, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn move_directory(
+        &mut self,
+        now: Instant,
+        folder_id: &str,
+        target: Option<&str>,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send_op(now, buf, "move_directory", |w| {
             w.field_str("folder_id", folder_id);
             w.field_opt_str("target_folder_id", target);
@@ -54,12 +80,25 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `delete_directory {folder_id}`.
-    pub fn delete_directory(&mut self, now: Instant, folder_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "delete_directory", |w| w.field_str("folder_id", folder_id))
+    pub fn delete_directory(
+        &mut self,
+        now: Instant,
+        folder_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "delete_directory", |w| {
+            w.field_str("folder_id", folder_id)
+        })
     }
 
     /// `create_document {title, folder_id}` → an upload task (`task_data.task_id`).
-    pub fn create_document(&mut self, now: Instant, folder_id: Option<&str>, title: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn create_document(
+        &mut self,
+        now: Instant,
+        folder_id: Option<&str>,
+        title: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send_op(now, buf, "create_document", |w| {
             w.field_str("title", title);
             w.field_opt_str("folder_id", folder_id);
@@ -67,22 +106,49 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `upload_document {document_id}` → an upload task for a new revision.
-    pub fn upload_document(&mut self, now: Instant, document_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "upload_document", |w| w.field_str("document_id", document_id))
+    pub fn upload_document(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "upload_document", |w| {
+            w.field_str("document_id", document_id)
+        })
     }
 
     /// `get_document {document_id}` → a download task (`task_data.task_id`).
-    pub fn get_document(&mut self, now: Instant, document_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "get_document", |w| w.field_str("document_id", document_id))
+    pub fn get_document(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "get_document", |w| {
+            w.field_str("document_id", document_id)
+        })
     }
 
     /// `get_document_info {document_id}`.
-    pub fn get_document_info(&mut self, now: Instant, document_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "get_document_info", |w| w.field_str("document_id", document_id))
+    pub fn get_document_info(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "get_document_info", |w| {
+            w.field_str("document_id", document_id)
+        })
     }
 
     /// `rename_document {document_id, new_title}`.
-    pub fn rename_document(&mut self, now: Instant, document_id: &str, new_title: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn rename_document(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        new_title: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send_op(now, buf, "rename_document", |w| {
             w.field_str("document_id", document_id);
             w.field_str("new_title", new_title);
@@ -90,7 +156,13 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `move_document {document_id, target_folder_id}`.
-    pub fn move_document(&mut self, now: Instant, document_id: &str, target: Option<&str>, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn move_document(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        target: Option<&str>,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send_op(now, buf, "move_document", |w| {
             w.field_str("document_id", document_id);
             w.field_opt_str("target_folder_id", target);
@@ -98,8 +170,15 @@ impl<const Q: usize> Session<'_, Q> {
     }
 
     /// `delete_document {document_id}`.
-    pub fn delete_document(&mut self, now: Instant, document_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "delete_document", |w| w.field_str("document_id", document_id))
+    pub fn delete_document(
+        &mut self,
+        now: Instant,
+        document_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.send_op(now, buf, "delete_document", |w| {
+            w.field_str("document_id", document_id)
+        })
     }
 
     /// `lockdown {status}` (needs the `apply_lockdown` permission).

@@ -32,11 +32,15 @@ pub(crate) struct QueueFull;
 
 impl<P, const N: usize> Pending<P, N> {
     pub(crate) const fn new() -> Self {
-        Pending { items: heapless::Deque::new() }
+        Pending {
+            items: heapless::Deque::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, purpose: P, deadline: Instant) -> Result<(), QueueFull> {
-        self.items.push_back(Entry { purpose, deadline }).map_err(|_| QueueFull)
+        self.items
+            .push_back(Entry { purpose, deadline })
+            .map_err(|_| QueueFull)
     }
 
     pub(crate) fn is_full(&self) -> bool {

@@ -24,7 +24,9 @@ use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerActi
 use super::json::{InsufficientSize, JsonError};
 use super::queue::{Pending, Seq};
 use super::status::Status;
-use super::upload::{self, Phase, Upload, UploadError, UploadSource, UploadWrite, UploadWriteError};
+use super::upload::{
+    self, Phase, Upload, UploadError, UploadSource, UploadWrite, UploadWriteError,
+};
 use super::write::Writer;
 use crate::time::{Duration, Instant};
 
@@ -138,7 +140,9 @@ pub enum Error {
 
 impl From<InsufficientSize> for Error {
     fn from(e: InsufficientSize) -> Self {
-        Error::BufferTooSmall { required: e.required }
+        Error::BufferTooSmall {
+            required: e.required,
+        }
     }
 }
 
@@ -289,7 +293,10 @@ pub enum Event {
 impl Event {
     /// Whether [`Session::response`] holds this event's body.
     fn refers_to_response(&self) -> bool {
-        matches!(self, Event::ServerInfo { seq: Some(_), .. } | Event::LoggedIn { .. } | Event::Reply { .. })
+        matches!(
+            self,
+            Event::ServerInfo { seq: Some(_), .. } | Event::LoggedIn { .. } | Event::Reply { .. }
+        )
     }
 }
 
@@ -427,7 +434,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// The chunk hashes of the last download, index order.
     pub fn chunk_hashes(&self) -> &[[u8; 32]] {
         match &self.transfer {
-            Transfer::Download(d) => &self.chunk_hashes[..d.hashes_known().min(self.chunk_hashes.len())],
+            Transfer::Download(d) => {
+                &self.chunk_hashes[..d.hashes_known().min(self.chunk_hashes.len())]
+            }
             _ => &self.chunk_hashes[..self.last_download_chunks.min(self.chunk_hashes.len())],
         }
     }
@@ -483,35 +492,71 @@ impl<'a, const Q: usize> Session<'a, Q> {
         data: impl FnOnce(&mut Writer<'_>),
     ) -> Result<Sent, Error> {
         self.check_can_send(action)?;
-        let (user, token) = if anonymous { ("", "") } else { (self.auth.username.as_str(), self.auth.token.as_str()) };
+        let (user, token) = if anonymous {
+            ("", "")
+        } else {
+            (self.auth.username.as_str(), self.auth.token.as_str())
+        };
         let len = emit_request(buf, action, user, token, data)?;
         let seq = self.next_seq();
         let deadline = now + self.config.request_timeout;
         // Cannot fail: check_can_send saw room.
-        self.pending.push(purpose(seq), deadline).map_err(|_| Error::QueueFull { capacity: Q })?;
+        self.pending
+            .push(purpose(seq), deadline)
+            .map_err(|_| Error::QueueFull { capacity: Q })?;
         self.last_activity = now;
         Ok(Sent { seq, len })
     }
 
     /// `server_info {}`: must be the first request; checks `protocol_version`.
     pub fn server_info(&mut self, now: Instant, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send(now, buf, "server_info", true, |s| Purpose::ServerInfo(Some(s)), |_| {})
+        self.send(
+            now,
+            buf,
+            "server_info",
+            true,
+            |s| Purpose::ServerInfo(Some(s)),
+            |_| {},
+        )
     }
 
     /// `login {username, password}`. The credentials are kept (fixed
     /// buffers, wiped on drop) for a two-factor answer and, with
     /// [`Config::relogin`], for logging in again when the token is rejected.
-    pub fn login(&mut self, now: Instant, username: &str, password: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn login(
+        &mut self,
+        now: Instant,
+        username: &str,
+        password: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.check_can_send("login")?;
-        self.auth.username.set(username).map_err(|max| Error::TooLong { field: "username", max })?;
-        self.auth.password.set(password).map_err(|max| Error::TooLong { field: "password", max })?;
+        self.auth
+            .username
+            .set(username)
+            .map_err(|max| Error::TooLong {
+                field: "username",
+                max,
+            })?;
+        self.auth
+            .password
+            .set(password)
+            .map_err(|max| Error::TooLong {
+                field: "password",
+                max,
+            })?;
         self.auth.awaiting_two_factor = false;
         self.send_login(now, buf, None)
     }
 
     /// Repeat the login with `2fa_token` (a TOTP or a backup code) after
     /// [`Event::TwoFactorRequired`].
-    pub fn submit_two_factor(&mut self, now: Instant, code: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn submit_two_factor(
+        &mut self,
+        now: Instant,
+        code: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         if !self.auth.awaiting_two_factor {
             return Err(Error::NoTwoFactorPending);
         }
@@ -519,7 +564,12 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.send_login(now, buf, Some(code))
     }
 
-    fn send_login(&mut self, now: Instant, buf: &mut [u8], two_factor: Option<&str>) -> Result<Sent, Error> {
+    fn send_login(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        two_factor: Option<&str>,
+    ) -> Result<Sent, Error> {
         let user = self.auth.username.as_str();
         let pass = self.auth.password.as_str();
         let len = emit_request(buf, "login", "", "", |w| {
@@ -530,7 +580,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
         })?;
         let seq = self.next_seq();
-        self.pending.push(Purpose::Login, now + self.config.request_timeout).map_err(|_| Error::QueueFull { capacity: Q })?;
+        self.pending
+            .push(Purpose::Login, now + self.config.request_timeout)
+            .map_err(|_| Error::QueueFull { capacity: Q })?;
         self.last_activity = now;
         Ok(Sent { seq, len })
     }
@@ -538,7 +590,14 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// `set_passwd {username, old_passwd, new_passwd}` with an empty
     /// envelope username and token: the way out of
     /// [`LoginError::PasswordExpired`].
-    pub fn set_passwd(&mut self, now: Instant, username: &str, old: &str, new: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn set_passwd(
+        &mut self,
+        now: Instant,
+        username: &str,
+        old: &str,
+        new: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         self.send(now, buf, "set_passwd", true, Purpose::App, |w| {
             w.field_str("username", username);
             w.field_str("old_passwd", old);
@@ -550,11 +609,24 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// [`Event::Lockdown`].
     pub fn register_listener(&mut self, now: Instant, buf: &mut [u8]) -> Result<Sent, Error> {
         let anonymous = !self.auth.logged_in;
-        self.send(now, buf, "register_listener", anonymous, Purpose::Listener, |_| {})
+        self.send(
+            now,
+            buf,
+            "register_listener",
+            anonymous,
+            Purpose::Listener,
+            |_| {},
+        )
     }
 
     /// Any action with caller-given `data`, a pre-serialised JSON object.
-    pub fn request(&mut self, now: Instant, action: &str, data: &[u8], buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn request(
+        &mut self,
+        now: Instant,
+        action: &str,
+        data: &[u8],
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         let v = super::json::parse(data).map_err(Error::InvalidData)?;
         if v.kind() != super::json::Kind::Object {
             return Err(Error::InvalidData(JsonError::UnexpectedByte { offset: 0 }));
@@ -571,6 +643,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         action: &str,
         data: impl FnOnce(&mut Writer<'_>),
     ) -> Result<Sent, Error> {
+        self.check_can_send(action)?;
         if !self.auth.logged_in {
             return Err(Error::NotLoggedIn);
         }
@@ -579,9 +652,22 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// `upload_file {task_id}` and the upload state machine behind it (see
     /// [`upload`](super::upload)).
-    pub fn upload_file(&mut self, now: Instant, task_id: &str, source: UploadSource, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn upload_file(
+        &mut self,
+        now: Instant,
+        task_id: &str,
+        source: UploadSource,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         let anonymous = !self.auth.logged_in;
-        let sent = self.send(now, buf, "upload_file", anonymous, |_| Purpose::Transfer, |w| w.field_str("task_id", task_id))?;
+        let sent = self.send(
+            now,
+            buf,
+            "upload_file",
+            anonymous,
+            |_| Purpose::Transfer,
+            |w| w.field_str("task_id", task_id),
+        )?;
         let max_chunk = match self.protocol {
             Protocol::Spoken(v) if v >= 4 => Some(self.config.upload_frame.max(upload::MIN_FRAME)),
             _ => None,
@@ -597,7 +683,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
         };
         let w = up.write(data).map_err(Error::Upload)?;
         if let Some(head) = self.pending.front_mut() {
-            let limit = if up.phase == Phase::AwaitVerdict { self.config.request_timeout } else { self.config.transfer_timeout };
+            let limit = if up.phase == Phase::AwaitVerdict {
+                self.config.request_timeout
+            } else {
+                self.config.transfer_timeout
+            };
             head.deadline = now + limit;
         }
         self.last_activity = now;
@@ -607,16 +697,37 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// `download_file {task_id}` and the download state machine behind it
     /// (see [`download`](super::download)). Ciphertext goes to the sink
     /// given to `handle_message*`.
-    pub fn download_file(&mut self, now: Instant, task_id: &str, buf: &mut [u8]) -> Result<Sent, Error> {
+    pub fn download_file(
+        &mut self,
+        now: Instant,
+        task_id: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
         let anonymous = !self.auth.logged_in;
-        let sent = self.send(now, buf, "download_file", anonymous, |_| Purpose::Transfer, |w| w.field_str("task_id", task_id))?;
+        let sent = self.send(
+            now,
+            buf,
+            "download_file",
+            anonymous,
+            |_| Purpose::Transfer,
+            |w| w.field_str("task_id", task_id),
+        )?;
         self.transfer = Transfer::Download(Download::new(sent.seq));
         Ok(sent)
     }
 
     /// Write the next message the session owes the server into `buf`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<Transmit>, Error> {
-        let text = |len| Ok(Some(Transmit { kind: MessageKind::Text, len }));
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<Transmit>, Error> {
+        let text = |len| {
+            Ok(Some(Transmit {
+                kind: MessageKind::Text,
+                len,
+            }))
+        };
         match &mut self.transfer {
             Transfer::Upload(up) if up.phase == Phase::HeaderDue => {
                 let len = up.header(buf)?;
@@ -626,7 +737,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Transfer::Download(d) => {
                 if let Some(msg) = d.due_message() {
                     if buf.len() < msg.len() {
-                        return Err(Error::BufferTooSmall { required: msg.len() });
+                        return Err(Error::BufferTooSmall {
+                            required: msg.len(),
+                        });
                     }
                     buf[..msg.len()].copy_from_slice(msg);
                     if let Some(outcome) = d.sent_due(now) {
@@ -643,10 +756,13 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if self.due.fence {
             let len = emit_request(buf, "server_info", "", "", |_| {})?;
             self.due.fence = false;
-            let _ = self.pending.push(Purpose::ServerInfo(None), now + self.config.request_timeout);
+            let _ = self
+                .pending
+                .push(Purpose::ServerInfo(None), now + self.config.request_timeout);
             return text(len);
         }
-        if !matches!(self.transfer, Transfer::None) || !matches!(self.protocol, Protocol::Spoken(_)) {
+        if !matches!(self.transfer, Transfer::None) || !matches!(self.protocol, Protocol::Spoken(_))
+        {
             return Ok(None);
         }
         if self.due.relogin {
@@ -658,14 +774,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
             let (user, token) = (self.auth.username.as_str(), self.auth.token.as_str());
             let len = emit_request(buf, "refresh_token", user, token, |_| {})?;
             self.due.refresh = false;
-            let _ = self.pending.push(Purpose::Refresh, now + self.config.request_timeout);
+            let _ = self
+                .pending
+                .push(Purpose::Refresh, now + self.config.request_timeout);
             self.last_activity = now;
             return text(len);
         }
         if self.due.keep_alive {
             let len = emit_request(buf, "server_info", "", "", |_| {})?;
             self.due.keep_alive = false;
-            let _ = self.pending.push(Purpose::ServerInfo(None), now + self.config.request_timeout);
+            let _ = self
+                .pending
+                .push(Purpose::ServerInfo(None), now + self.config.request_timeout);
             self.last_activity = now;
             return text(len);
         }
@@ -685,7 +805,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if self.auth.logged_in {
             consider(self.auth.refresh_at);
         }
-        if let (Some(iv), Protocol::Spoken(_), true) = (self.config.keep_alive, self.protocol, self.pending.is_empty()) {
+        if let (Some(iv), Protocol::Spoken(_), true) = (
+            self.config.keep_alive,
+            self.protocol,
+            self.pending.is_empty(),
+        ) {
             consider(Some(self.last_activity + iv));
         }
         t
@@ -694,7 +818,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// Let time pass: expire requests, schedule refresh and keep-alive.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.pending.earliest_deadline().is_some_and(|d| d <= now) {
-            self.fail_all(RequestError::Timeout, UploadError::Timeout, DownloadError::Timeout);
+            self.fail_all(
+                RequestError::Timeout,
+                UploadError::Timeout,
+                DownloadError::Timeout,
+            );
             self.broken = true;
             self.emit(Event::Desynchronized(Desync::Timeout));
             return;
@@ -716,7 +844,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// kept (it stays valid on a new connection, which starts with
     /// `server_info` again).
     pub fn handle_disconnect(&mut self, _now: Instant) {
-        self.fail_all(RequestError::Disconnected, UploadError::Disconnected, DownloadError::Disconnected);
+        self.fail_all(
+            RequestError::Disconnected,
+            UploadError::Disconnected,
+            DownloadError::Disconnected,
+        );
         self.protocol = Protocol::Unknown;
         self.broken = false;
         self.due = Due::default();
@@ -742,8 +874,14 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     fn fail_transfer(&mut self, up: UploadError, down: DownloadError) {
         match core::mem::replace(&mut self.transfer, Transfer::None) {
-            Transfer::Upload(u) => self.emit(Event::UploadFailed { seq: u.seq, error: up }),
-            Transfer::Download(d) => self.emit(Event::DownloadFailed { seq: d.seq, error: down }),
+            Transfer::Upload(u) => self.emit(Event::UploadFailed {
+                seq: u.seq,
+                error: up,
+            }),
+            Transfer::Download(d) => self.emit(Event::DownloadFailed {
+                seq: d.seq,
+                error: down,
+            }),
             Transfer::None => {}
         }
     }
@@ -787,7 +925,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.rx_kind = kind;
             self.rx_streaming = kind == MessageKind::Text
                 && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
-                && self.pending.front().is_some_and(|e| e.purpose == Purpose::Transfer);
+                && self
+                    .pending
+                    .front()
+                    .is_some_and(|e| e.purpose == Purpose::Transfer);
             if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
                 d.begin_message();
             }
@@ -819,8 +960,16 @@ impl<'a, const Q: usize> Session<'a, Q> {
         result
     }
 
-    fn stream_part(&mut self, now: Instant, part: &[u8], last: bool, sink: &mut impl FnMut(&[u8])) -> Result<(), Error> {
-        let Transfer::Download(d) = &mut self.transfer else { return Ok(()) };
+    fn stream_part(
+        &mut self,
+        now: Instant,
+        part: &[u8],
+        last: bool,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        let Transfer::Download(d) = &mut self.transfer else {
+            return Ok(());
+        };
         if let Some(head) = self.pending.front_mut() {
             head.deadline = now + self.config.transfer_timeout;
         }
@@ -849,13 +998,22 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     fn finish_download(&mut self, outcome: StreamOutcome) {
-        let Transfer::Download(d) = &self.transfer else { return };
+        let Transfer::Download(d) = &self.transfer else {
+            return;
+        };
         let seq = d.seq;
         match outcome {
-            StreamOutcome::Started { file_size, total_chunks } => {
-                self.emit(Event::DownloadStarted { seq, file_size, total_chunks })
+            StreamOutcome::Started {
+                file_size,
+                total_chunks,
+            } => self.emit(Event::DownloadStarted {
+                seq,
+                file_size,
+                total_chunks,
+            }),
+            StreamOutcome::Chunk { index, len } => {
+                self.emit(Event::DownloadChunk { seq, index, len })
             }
-            StreamOutcome::Chunk { index, len } => self.emit(Event::DownloadChunk { seq, index, len }),
             StreamOutcome::Finished(key) => {
                 self.last_download_chunks = key.total_chunks as usize;
                 self.transfer = Transfer::None;
@@ -878,7 +1036,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
         }
         match self.pending.pop().map(|e| e.purpose) {
             Some(Purpose::App(seq) | Purpose::Listener(seq) | Purpose::ServerInfo(Some(seq))) => {
-                self.emit(Event::RequestFailed { seq, error: RequestError::ResponseTooLarge { capacity } });
+                self.emit(Event::RequestFailed {
+                    seq,
+                    error: RequestError::ResponseTooLarge { capacity },
+                });
                 Ok(())
             }
             Some(Purpose::Transfer) => {
@@ -895,13 +1056,21 @@ impl<'a, const Q: usize> Session<'a, Q> {
             if let Some(entry) = self.pending.pop() {
                 match entry.purpose {
                     Purpose::App(seq) | Purpose::Listener(seq) | Purpose::ServerInfo(Some(seq)) => {
-                        self.emit(Event::RequestFailed { seq, error: RequestError::Malformed(e) })
+                        self.emit(Event::RequestFailed {
+                            seq,
+                            error: RequestError::Malformed(e),
+                        })
                     }
-                    Purpose::Transfer => self.fail_transfer(UploadError::Unexpected, DownloadError::Malformed),
+                    Purpose::Transfer => {
+                        self.fail_transfer(UploadError::Unexpected, DownloadError::Malformed)
+                    }
                     _ => {}
                 }
             }
-        } else if matches!(self.pending.front().map(|e| e.purpose), Some(Purpose::ServerInfo(_))) {
+        } else if matches!(
+            self.pending.front().map(|e| e.purpose),
+            Some(Purpose::ServerInfo(_))
+        ) {
             // A framed (protocol ≥ 13) server answers server_info in binary.
             self.pending.pop();
             self.protocol = Protocol::Refused(None);
@@ -937,9 +1106,15 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Purpose::ServerInfo(seq) => self.on_server_info(seq, r),
             Purpose::Login => self.on_login(now, r),
             Purpose::Refresh => self.on_refresh(now, r),
-            Purpose::Listener(seq) => self.emit(Event::Reply { seq, status: r.status() }),
+            Purpose::Listener(seq) => self.emit(Event::Reply {
+                seq,
+                status: r.status(),
+            }),
             Purpose::App(seq) => {
-                self.emit(Event::Reply { seq, status: r.status() });
+                self.emit(Event::Reply {
+                    seq,
+                    status: r.status(),
+                });
                 self.check_token_rejected(&r);
             }
             Purpose::Transfer => {}
@@ -948,21 +1123,34 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     fn on_server_info(&mut self, seq: Option<Seq>, r: Response<'_>) {
         let data = r.data();
-        let version = data.get("protocol_version").and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok());
+        let version = data
+            .get("protocol_version")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok());
         if !r.status().is_ok() {
             if let Some(seq) = seq {
-                self.emit(Event::Reply { seq, status: r.status() });
+                self.emit(Event::Reply {
+                    seq,
+                    status: r.status(),
+                });
             }
             return;
         }
         match version {
             Some(v) if PROTOCOLS.contains(&v) => {
                 self.protocol = Protocol::Spoken(v);
-                let lockdown = data.get("lockdown").and_then(|l| l.as_bool()).unwrap_or(false);
+                let lockdown = data
+                    .get("lockdown")
+                    .and_then(|l| l.as_bool())
+                    .unwrap_or(false);
                 let changed = self.lockdown.is_some_and(|old| old != lockdown);
                 self.lockdown = Some(lockdown);
                 if seq.is_some() {
-                    self.emit(Event::ServerInfo { seq, protocol_version: v, lockdown });
+                    self.emit(Event::ServerInfo {
+                        seq,
+                        protocol_version: v,
+                        lockdown,
+                    });
                 } else if changed {
                     self.emit(Event::Lockdown { on: lockdown });
                 }
@@ -979,8 +1167,15 @@ impl<'a, const Q: usize> Session<'a, Q> {
         let status = r.status();
         if status == Status::TwoFactorRequired {
             self.auth.awaiting_two_factor = true;
-            let totp = data.get("method").and_then(|m| m.as_str()).is_some_and(|m| m.eq_str("totp"));
-            let method = if totp { TwoFactorMethod::Totp } else { TwoFactorMethod::Other };
+            let totp = data
+                .get("method")
+                .and_then(|m| m.as_str())
+                .is_some_and(|m| m.eq_str("totp"));
+            let method = if totp {
+                TwoFactorMethod::Totp
+            } else {
+                TwoFactorMethod::Other
+            };
             self.emit(Event::TwoFactorRequired { method });
             return;
         }
@@ -996,11 +1191,19 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 }
                 None => LoginError::BadToken,
             },
-            Status::Unauthorized if r.message_is("Invalid credentials") => LoginError::InvalidCredentials,
-            Status::Unauthorized if r.message().is_some_and(|m| m.starts_with("Invalid two-factor")) => {
+            Status::Unauthorized if r.message_is("Invalid credentials") => {
+                LoginError::InvalidCredentials
+            }
+            Status::Unauthorized
+                if r.message()
+                    .is_some_and(|m| m.starts_with("Invalid two-factor")) =>
+            {
                 LoginError::InvalidTwoFactorCode
             }
-            Status::Forbidden if r.message().is_some_and(|m| m.starts_with("Password should be changed")) => {
+            Status::Forbidden
+                if r.message()
+                    .is_some_and(|m| m.starts_with("Password should be changed")) =>
+            {
                 LoginError::PasswordExpired
             }
             Status::Lockdown => LoginError::Lockdown,
@@ -1021,8 +1224,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
         }
         self.auth.token.commit(decoded);
         let exp = data.get("exp").and_then(|e| e.as_f64());
-        let lifetime = auth::token_lifetime(now, exp, r.timestamp(), self.unix_anchor, self.config.assumed_token_lifetime);
-        self.auth.refresh_at = Some(auth::refresh_instant(now, lifetime, self.config.refresh_at_percent));
+        let lifetime = auth::token_lifetime(
+            now,
+            exp,
+            r.timestamp(),
+            self.unix_anchor,
+            self.config.assumed_token_lifetime,
+        );
+        self.auth.refresh_at = Some(auth::refresh_instant(
+            now,
+            lifetime,
+            self.config.refresh_at_percent,
+        ));
         self.auth.logged_in = true;
         Some(lifetime)
     }
@@ -1072,16 +1285,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     fn on_upload_message(&mut self, now: Instant, incoming: Incoming<'_>) -> Result<(), Error> {
-        let Transfer::Upload(up) = &mut self.transfer else { return Ok(()) };
+        let Transfer::Upload(up) = &mut self.transfer else {
+            return Ok(());
+        };
         let seq = up.seq;
         let result: Result<Option<Event>, UploadError> = match (up.phase, incoming) {
             (Phase::AwaitHandshake, Incoming::Action(a)) if is_transfer_file(&a) => {
                 up.phase = Phase::HeaderDue;
                 Ok(None)
             }
-            (Phase::AwaitReady, Incoming::Ready { threshold }) => {
-                up.on_ready(threshold).map(|frame_size| Some(Event::UploadReady { seq, frame_size }))
-            }
+            (Phase::AwaitReady, Incoming::Ready { threshold }) => up
+                .on_ready(threshold)
+                .map(|frame_size| Some(Event::UploadReady { seq, frame_size })),
             (Phase::AwaitReady, Incoming::Stop) => {
                 up.phase = Phase::AwaitFence;
                 self.due.fence = true;
@@ -1098,12 +1313,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
                         self.on_response(now, head.purpose, r);
                     }
                 } else {
-                    self.emit(Event::UploadFailed { seq, error: UploadError::Server(r.status()) });
+                    self.emit(Event::UploadFailed {
+                        seq,
+                        error: UploadError::Server(r.status()),
+                    });
                 }
                 return Ok(());
             }
             (_, Incoming::Response(r)) => match up.verdict(r.status()) {
-                Ok(()) if up.phase == Phase::AwaitVerdict => Ok(Some(Event::UploadFinished { seq, size: up.sent() })),
+                Ok(()) if up.phase == Phase::AwaitVerdict => Ok(Some(Event::UploadFinished {
+                    seq,
+                    size: up.sent(),
+                })),
                 Ok(()) => Err(UploadError::Unexpected),
                 Err(e) => Err(e),
             }

@@ -61,6 +61,11 @@ pub fn sha256_of(data: &[u8]) -> [u8; 32] {
 }
 
 /// Where the bytes given to `upload_write` go.
+///
+/// Feed the file until every byte is accepted, then call once more with an
+/// empty slice: when the size is a multiple of the frame size, that call
+/// answers the required empty final message (`accepted == 0` with both
+/// `message_start` and `message_end`); otherwise it answers no message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadWrite {
     /// How many leading bytes of the input belong to the current binary
@@ -184,6 +189,14 @@ impl Upload {
     }
 
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<UploadWrite, UploadWriteError> {
+        if self.phase == Phase::AwaitVerdict && data.is_empty() {
+            // Asking again after the last message is harmless: nothing more to send.
+            return Ok(UploadWrite {
+                accepted: 0,
+                message_start: false,
+                message_end: false,
+            });
+        }
         if self.phase != Phase::Sending {
             return Err(UploadWriteError::NotSending);
         }
@@ -193,13 +206,21 @@ impl Upload {
             }
             self.empty_final_due = false;
             self.finish_sending();
-            return Ok(UploadWrite { accepted: 0, message_start: true, message_end: true });
+            return Ok(UploadWrite {
+                accepted: 0,
+                message_start: true,
+                message_end: true,
+            });
         }
         let remaining = self.source.size - self.sent;
         let room = u64::from(self.threshold - self.in_frame).min(remaining);
         let take = (data.len() as u64).min(room) as usize;
         if take == 0 {
-            return Ok(UploadWrite { accepted: 0, message_start: false, message_end: false });
+            return Ok(UploadWrite {
+                accepted: 0,
+                message_start: false,
+                message_end: false,
+            });
         }
         let message_start = self.in_frame == 0;
         self.hasher.update(&data[..take]);
@@ -217,7 +238,11 @@ impl Upload {
             self.in_frame = 0;
             self.finish_sending();
         }
-        Ok(UploadWrite { accepted: take, message_start, message_end })
+        Ok(UploadWrite {
+            accepted: take,
+            message_start,
+            message_end,
+        })
     }
 
     fn finish_sending(&mut self) {

@@ -17,7 +17,11 @@ pub(crate) struct Writer<'b> {
 
 impl<'b> Writer<'b> {
     pub(crate) fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, required: 0, need_comma: false }
+        Writer {
+            buf,
+            required: 0,
+            need_comma: false,
+        }
     }
 
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
@@ -46,7 +50,14 @@ impl<'b> Writer<'b> {
             self.raw(&bytes[start..i]);
             if esc.is_empty() {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                self.raw(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                self.raw(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
             } else {
                 self.raw(esc);
             }
@@ -121,7 +132,9 @@ impl<'b> Writer<'b> {
         if self.required <= self.buf.len() {
             Ok(self.required)
         } else {
-            Err(InsufficientSize { required: self.required })
+            Err(InsufficientSize {
+                required: self.required,
+            })
         }
     }
 }
@@ -164,7 +177,10 @@ mod tests {
         w.field_u64("n", 10800);
         w.end_object();
         let n = w.finish().unwrap();
-        assert_eq!(&buf[..n], r#"{"p":"a\"b\\c\n\u0001é","n":10800}"#.as_bytes());
+        assert_eq!(
+            &buf[..n],
+            r#"{"p":"a\"b\\c\n\u0001é","n":10800}"#.as_bytes()
+        );
         let mut small = [0u8; 4];
         let mut w = Writer::new(&mut small);
         w.string("hello");
