@@ -14,6 +14,7 @@ use super::response::Reply;
 use super::rsa::{MAX_PEM_LEN, RsaError, RsaPublicKey};
 use super::sign::Secret;
 use super::write::{JsonWriter, WriteError};
+use zeroize::Zeroize;
 
 /// Longest `token` kept (real servers send 44 base64 characters).
 pub const TOKEN_CAPACITY: usize = 128;
@@ -71,7 +72,8 @@ pub enum LoginFailure {
     FieldTooLong(&'static str),
 }
 
-/// What survives a connection: the tokens and the signing secret.
+/// What survives a connection: the tokens and the signing secret (all
+/// wiped from memory on drop).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     /// `token` for `user.authToken`.
@@ -80,6 +82,19 @@ pub struct Credentials {
     pub long_token: heapless::String<LONG_TOKEN_CAPACITY>,
     /// The signing secret S.
     pub secret: Option<Secret>,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        wipe(&mut self.token);
+        wipe(&mut self.long_token);
+    }
+}
+
+/// Overwrite a string's bytes with zeros, then empty it.
+pub(crate) fn wipe<const N: usize>(s: &mut heapless::String<N>) {
+    s.as_mut_str().zeroize();
+    s.clear();
 }
 
 impl Credentials {
@@ -338,10 +353,8 @@ mod tests {
 
     #[test]
     fn token_login_answer_keeps_the_old_secret() {
-        let mut creds = Credentials {
-            secret: Secret::new(&[9; 16]),
-            ..Credentials::default()
-        };
+        let mut creds = Credentials::default();
+        creds.secret = Secret::new(&[9; 16]);
         let r = reply(
             r#"{"uid":7,"token":"T\/1","secret":"ignored","backId":"6915841b00000044","result":"succ","reqid":"x"}"#,
         );
@@ -353,7 +366,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(creds.token, "T/1");
-        assert_eq!(creds.secret.unwrap().as_bytes(), &[9; 16]);
+        assert_eq!(creds.secret.as_ref().unwrap().as_bytes(), &[9; 16]);
+    }
+
+    #[test]
+    fn wiped_tokens_are_empty() {
+        let mut creds = Credentials::default();
+        creds.token.push_str("secret-token").unwrap();
+        wipe(&mut creds.token);
+        assert!(creds.token.is_empty());
+        creds.token.push_str("ab").unwrap();
+        assert_eq!(creds.token, "ab");
     }
 
     #[test]

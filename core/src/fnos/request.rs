@@ -8,6 +8,7 @@
 //! borrow the caller's data. [`Request::write`] serializes it once into the
 //! transmit buffer; the session then signs those exact bytes.
 
+use super::json::Value;
 use super::reqid::Reqid;
 use super::write::{JsonWriter, WriteError};
 
@@ -41,6 +42,7 @@ pub enum Param<'a> {
 pub struct Request<'a> {
     command: &'a str,
     params: heapless::Vec<(&'a str, Param<'a>), MAX_PARAMS>,
+    members: Option<&'a str>,
     overflow: bool,
 }
 
@@ -49,6 +51,8 @@ pub struct Request<'a> {
 pub enum RequestError {
     /// More than [`MAX_PARAMS`] parameters were added.
     TooManyParams,
+    /// The text given to [`Request::with_object`] is not a JSON object.
+    NotAnObject,
     /// The transmit buffer is too small.
     BufferTooSmall {
         /// Bytes needed.
@@ -70,6 +74,7 @@ impl<'a> Request<'a> {
         Request {
             command,
             params: heapless::Vec::new(),
+            members: None,
             overflow: false,
         }
     }
@@ -80,6 +85,15 @@ impl<'a> Request<'a> {
         if self.params.push((name, value)).is_err() {
             self.overflow = true;
         }
+        self
+    }
+
+    /// Add every member of a JSON object the caller serialized already
+    /// (`{"path":"vol1","size":3}`), spliced in after the other parameters
+    /// so the request stays flat. Checked when written.
+    #[must_use]
+    pub fn with_object(mut self, object_json: &'a str) -> Self {
+        self.members = Some(object_json);
         self
     }
 
@@ -113,6 +127,12 @@ impl<'a> Request<'a> {
         for (name, value) in &self.params {
             w.key(name);
             write_param(&mut w, value);
+        }
+        if let Some(json) = self.members {
+            let inner = object_members(json).ok_or(RequestError::NotAnObject)?;
+            if !inner.is_empty() {
+                w.raw_value(inner);
+            }
         }
         w.key("req").string(self.command).end_object();
         Ok(w.finish()?)
@@ -207,6 +227,15 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The text between the braces of a JSON object, trimmed; `None` if `json`
+/// is not one object.
+fn object_members(json: &str) -> Option<&[u8]> {
+    let object = Value::parse(json.as_bytes()).ok()?.as_object()?;
+    let raw = object.raw();
+    let inner = raw.get(1..raw.len().checked_sub(1)?)?;
+    Some(inner.trim_ascii())
+}
+
 pub(crate) fn write_param(w: &mut JsonWriter<'_>, value: &Param<'_>) {
     match *value {
         Param::Str(s) => {
@@ -274,6 +303,28 @@ mod tests {
         assert_eq!(
             written(&r),
             r#"{"reqid":"6915841c6915841b000000440003","data":{"a":[1,2]},"n":-5,"req":"appcgi.x"}"#
+        );
+    }
+
+    #[test]
+    fn caller_serialized_object_members_are_spliced_in_flat() {
+        let r = Request::new("file.checkUpload")
+            .param("path", Param::Str("vol1/1000"))
+            .with_object(r#" { "size": 3, "overwrite": 1 } "#);
+        assert_eq!(
+            written(&r),
+            r#"{"reqid":"6915841c6915841b000000440003","path":"vol1/1000","size": 3, "overwrite": 1,"req":"file.checkUpload"}"#
+        );
+        assert_eq!(
+            written(&Request::new("x").with_object("{}")),
+            r#"{"reqid":"6915841c6915841b000000440003","req":"x"}"#
+        );
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            Request::new("x")
+                .with_object("[1]")
+                .write(None, &mut buf, 0),
+            Err(RequestError::NotAnObject)
         );
     }
 

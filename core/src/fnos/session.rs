@@ -37,20 +37,20 @@
 
 use zeroize::Zeroize;
 
-use super::envelope::{EnvelopeError, LoginKey, write_envelope};
+use super::envelope::{EnvelopeError, LoginKey, envelope_len, write_envelope};
 use super::errno::Errno;
 use super::heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig};
 use super::json::Object;
 use super::login::{
     ACCESS_TOKEN_CAPACITY, Credentials, Device, Granted, LOGIN_PLAINTEXT_CAPACITY, LoginFailure,
-    LoginMethod, SI_CAPACITY, TWO_FACTOR_CODE_CAPACITY, read_granted, read_server_key,
+    LoginMethod, SI_CAPACITY, TWO_FACTOR_CODE_CAPACITY, read_granted, read_server_key, wipe,
     write_password_login, write_two_factor_verify,
 };
 use super::pending::{Busy, PendingTable};
 use super::reqid::{BackId, Reqid, ReqidGenerator};
 use super::request::{Param, Request, RequestError};
 use super::response::{Message, Push, Reply, ResponseError, Status};
-use super::rsa::RsaPublicKey;
+use super::rsa::{MAX_MODULUS_BYTES, RsaPublicKey};
 use super::sign::{SIGNATURE_LEN, Signer, is_never_signed};
 use super::write::WriteError;
 use crate::random::Entropy;
@@ -58,6 +58,11 @@ use crate::time::{Duration, Instant};
 
 /// Requests in flight by default.
 pub const DEFAULT_PENDING: usize = 16;
+
+/// A transmit buffer this large always fits what
+/// [`Session::poll_transmit`] writes: the largest login envelope (a full
+/// login plaintext under a 4096-bit key), about 2 KB.
+pub const TRANSMIT_CAPACITY: usize = envelope_len(LOGIN_PLAINTEXT_CAPACITY - 16, MAX_MODULUS_BYTES);
 
 /// What the session needs to know about the user and device.
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +171,8 @@ pub enum Error {
     },
     /// The request has more than [`MAX_PARAMS`](super::request::MAX_PARAMS) parameters.
     TooManyParams,
+    /// The caller's pre-serialized parameters are not a JSON object.
+    ParamsNotAnObject,
     /// A received message is not a JSON object.
     Malformed(ResponseError),
     /// No two-factor code is being asked for.
@@ -178,6 +185,7 @@ impl From<RequestError> for Error {
     fn from(e: RequestError) -> Self {
         match e {
             RequestError::TooManyParams => Error::TooManyParams,
+            RequestError::NotAnObject => Error::ParamsNotAnObject,
             RequestError::BufferTooSmall { required } => Error::BufferTooSmall { required },
         }
     }
@@ -233,6 +241,15 @@ impl<const N: usize> core::fmt::Debug for Session<'_, N> {
             .field("back_id", self.reqids.back_id())
             .field("pending", &self.pending.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl<const N: usize> Drop for Session<'_, N> {
+    fn drop(&mut self) {
+        // Credentials, signer and login key wipe themselves; these two are
+        // short-lived login material kept inline.
+        wipe(&mut self.access_token);
+        wipe(&mut self.code);
     }
 }
 
@@ -316,6 +333,12 @@ impl<'c, const N: usize> Session<'c, N> {
         &self.si
     }
 
+    /// `base64(HMAC-SHA256(S, message))` with the stored secret, for the
+    /// HTTP side of the API (`Trim-Sign` over `Trim-Path` on uploads).
+    pub fn signature(&self, message: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
+        self.signer.as_ref().map(|s| s.signature(message))
+    }
+
     /// `true` if another request fits in the table.
     pub fn has_room(&self) -> bool {
         self.pending.has_room()
@@ -344,8 +367,8 @@ impl<'c, const N: usize> Session<'c, N> {
         self.server_key = None;
         self.login_key = None;
         self.si.clear();
-        self.access_token.clear();
-        self.code.clear();
+        wipe(&mut self.access_token);
+        wipe(&mut self.code);
         self.last_timeout = now;
     }
 
@@ -541,7 +564,7 @@ impl<'c, const N: usize> Session<'c, N> {
             }
             Message::Push(push) => {
                 if push == Push::TokenExpired {
-                    self.creds.token.clear();
+                    wipe(&mut self.creds.token);
                 }
                 Ok(Some(Event::Push(push)))
             }
@@ -616,8 +639,8 @@ impl<'c, const N: usize> Session<'c, N> {
                 self.uid = uid.or(self.uid);
                 self.admin = admin.or(self.admin);
                 self.state = State::Ready;
-                self.code.clear();
-                self.access_token.clear();
+                wipe(&mut self.code);
+                wipe(&mut self.access_token);
                 Some(Event::LoggedIn { method, uid, admin })
             }
             Ok(Granted::TwoFactor { access_token }) => {
@@ -632,11 +655,11 @@ impl<'c, const N: usize> Session<'c, N> {
     fn on_refused(&mut self, method: LoginMethod, errno: Option<Errno>) -> Option<Event<'static>> {
         match method {
             LoginMethod::AuthToken => {
-                self.creds.token.clear();
+                wipe(&mut self.creds.token);
                 self.next_method(Some((method, errno)))
             }
             LoginMethod::TokenLogin => {
-                self.creds.long_token.clear();
+                wipe(&mut self.creds.long_token);
                 self.next_method(Some((method, errno)))
             }
             LoginMethod::Password => self.fail(LoginFailure::Rejected { method, errno }),

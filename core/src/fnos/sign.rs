@@ -62,7 +62,16 @@ impl Secret {
     }
 }
 
-/// An HMAC-SHA256 state keyed with a [`Secret`], ready to sign messages.
+// The keyed state is as good as the key for forging signatures. It is two
+// SHA-256 cores (inner and outer pad); sha2's `zeroize` feature makes those
+// wipe themselves on drop, and this fails to compile if it is turned off.
+const _: fn() = || {
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+    wiped_on_drop::<<Sha256 as hmac::EagerHash>::Core>();
+};
+
+/// An HMAC-SHA256 state keyed with a [`Secret`], ready to sign messages
+/// (wiped from memory on drop).
 #[derive(Clone)]
 pub struct Signer {
     keyed: Hmac<Sha256>,
