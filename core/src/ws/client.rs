@@ -1173,7 +1173,9 @@ impl<'a, E: Entropy> Client<'a, E> {
     /// Start one binary message of exactly `len` bytes, sent as a single
     /// frame whose payload is supplied piece by piece with
     /// [`send_binary_part`](Client::send_binary_part) and masked on the fly,
-    /// so it never has to fit in memory. Control frames wait for its end.
+    /// so it never has to fit in memory. Control frames wait for its end,
+    /// and so does a Close: finish the stream even after
+    /// [`Event::CloseReceived`], or the close handshake ends by timeout.
     pub fn begin_binary(&mut self, len: u64) -> Result<(), SendError> {
         self.check_open()?;
         if self.sending != Sending::Idle {

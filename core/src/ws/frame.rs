@@ -729,7 +729,11 @@ mod tests {
                 let next = copy_masked(input, &mut out, mask, phase);
                 assert_eq!(next, (phase + 300) % 4);
                 for (i, (o, s)) in out.iter().zip(input).enumerate() {
-                    assert_eq!(*o, s ^ mask[(phase + i) % 4], "offset {offset} phase {phase} byte {i}");
+                    assert_eq!(
+                        *o,
+                        s ^ mask[(phase + i) % 4],
+                        "offset {offset} phase {phase} byte {i}"
+                    );
                 }
             }
         }

@@ -17,6 +17,47 @@
 //!                 handle_timeout(now)
 //! ```
 //!
+//! ```
+//! use naslink_core::random;
+//! use naslink_core::time::Instant;
+//! use naslink_core::ws::{handshake, Client, Config, Event, Url};
+//!
+//! let url = Url::parse("ws://nas.local:5666/websocket?type=main").unwrap();
+//! let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+//! let rng = random::from_fn(|buf: &mut [u8]| buf.fill(4)); // use a real RNG
+//! let mut ws = Client::connect(Instant::ZERO, &url, &[("Origin", "http://nas.local")],
+//!                              Config::default(), rng, &mut rx, &mut tx).unwrap();
+//!
+//! // Write the upgrade request.
+//! let mut wire = Vec::new();
+//! while let Some(bytes) = ws.poll_transmit() {
+//!     let n = bytes.len(); // a socket write may take fewer
+//!     wire.extend_from_slice(bytes);
+//!     ws.advance_transmit(n);
+//! }
+//!
+//! // The server answers 101 and, in the same read, a text frame "hi".
+//! let key = handshake::key_from_nonce([4; 16]);
+//! let accept = handshake::accept_for_key(&key);
+//! let mut read = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Accept: ".to_vec();
+//! read.extend_from_slice(&accept);
+//! read.extend_from_slice(b"\r\n\r\n\x81\x02hi");
+//!
+//! let mut input = &read[..];
+//! let mut texts = Vec::new();
+//! while !input.is_empty() {
+//!     let used = ws.handle_input(Instant::ZERO, input);
+//!     input = &input[used..]; // never drop the rest: it is the next frame
+//!     while let Some(event) = ws.poll_event() {
+//!         if let Event::Text(text) = event {
+//!             texts.push(text.to_owned());
+//!         }
+//!     }
+//! }
+//! assert_eq!(texts, ["hi"]);
+//! ```
+//!
 //! `handle_input` stops early (returns fewer bytes than given) whenever an
 //! event must be taken first, or a pong is waiting to be written before the
 //! next ping can be answered. Every call either makes progress or says what
