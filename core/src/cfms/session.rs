@@ -549,6 +549,49 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.send_login(now, buf, None)
     }
 
+    /// `login {username, password, 2fa_token}` in one step, for an account
+    /// known to have two-factor login on.
+    pub fn login_with_two_factor(
+        &mut self,
+        now: Instant,
+        username: &str,
+        password: &str,
+        code: &str,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        self.check_can_send("login")?;
+        self.auth
+            .username
+            .set(username)
+            .map_err(|max| Error::TooLong {
+                field: "username",
+                max,
+            })?;
+        self.auth
+            .password
+            .set(password)
+            .map_err(|max| Error::TooLong {
+                field: "password",
+                max,
+            })?;
+        self.send_login(now, buf, Some(code))
+    }
+
+    /// `refresh_token {}` now, instead of waiting for the schedule.
+    pub fn refresh_token(&mut self, now: Instant, buf: &mut [u8]) -> Result<Sent, Error> {
+        if !self.auth.logged_in {
+            return Err(Error::NotLoggedIn);
+        }
+        self.send(
+            now,
+            buf,
+            "refresh_token",
+            false,
+            |_| Purpose::Refresh,
+            |_| {},
+        )
+    }
+
     /// Repeat the login with `2fa_token` (a TOTP or a backup code) after
     /// [`Event::TwoFactorRequired`].
     pub fn submit_two_factor(
@@ -1179,13 +1222,13 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.emit(Event::TwoFactorRequired { method });
             return;
         }
-        self.auth.awaiting_two_factor = false;
-        if !self.config.relogin {
-            self.auth.password.clear();
-        }
         let error = match status {
             Status::Ok => match self.store_token(now, &r) {
                 Some(expires_in) => {
+                    self.auth.awaiting_two_factor = false;
+                    if !self.config.relogin {
+                        self.auth.password.clear();
+                    }
                     self.emit(Event::LoggedIn { expires_in });
                     return;
                 }
@@ -1209,8 +1252,13 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Status::Lockdown => LoginError::Lockdown,
             other => LoginError::Rejected(other),
         };
+        // A wrong code may be retried with another one: the password stays
+        // until the login ends one way or the other.
+        self.auth.awaiting_two_factor = error == LoginError::InvalidTwoFactorCode;
+        if !self.auth.awaiting_two_factor {
+            self.auth.password.clear();
+        }
         self.auth.logged_in = false;
-        self.auth.password.clear();
         self.emit(Event::LoginFailed(error));
     }
 
@@ -1269,6 +1317,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     fn on_transfer_message(&mut self, now: Instant, incoming: Incoming<'_>) -> Result<(), Error> {
+        if let Some(head) = self.pending.front_mut() {
+            head.deadline = now + self.config.transfer_timeout;
+        }
         match &mut self.transfer {
             Transfer::Upload(_) => self.on_upload_message(now, incoming),
             Transfer::Download(d) => {
