@@ -99,7 +99,7 @@ fn response_split_at_every_position_is_partial_then_accepted() {
     }
 }
 
-fn answer(c: &mut Client<'_, Counter>, response: &str) -> Vec<Ev> {
+fn answer(c: &mut Client<&mut [u8], Counter>, response: &str) -> Vec<Ev> {
     let (mut events, mut sent) = (Vec::new(), Vec::new());
     feed(c, response.as_bytes(), &mut events, &mut sent);
     events.extend(drain_events(c));
@@ -125,7 +125,7 @@ fn wrong_accept_fails_the_handshake() {
     assert_eq!(c.state(), State::Closed);
 }
 
-fn with_header(c: &mut Client<'_, Counter>, extra: &str) -> Vec<Ev> {
+fn with_header(c: &mut Client<&mut [u8], Counter>, extra: &str) -> Vec<Ev> {
     let request = drain_tx(c);
     let ok = String::from_utf8(switching_protocols(&request)).unwrap();
     let response = ok.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"), 1);
@@ -238,7 +238,7 @@ fn handshake_times_out() {
 
 // ---------------------------------------------------------------- receive
 
-fn run(c: &mut Client<'_, Counter>, wire: &[u8]) -> (Vec<Ev>, Vec<u8>) {
+fn run(c: &mut Client<&mut [u8], Counter>, wire: &[u8]) -> (Vec<Ev>, Vec<u8>) {
     let (mut events, mut sent) = (Vec::new(), Vec::new());
     feed(c, wire, &mut events, &mut sent);
     events.extend(drain_events(c));
@@ -794,4 +794,22 @@ fn input_after_close_is_ignored() {
     let (events, _) = run(&mut c, &wire);
     assert!(!events.contains(&Ev::Text("ghost".into())));
     assert_eq!(c.handle_input(Instant::ZERO, b"junk"), 4);
+}
+
+#[test]
+fn client_can_own_its_buffers_and_give_them_back() {
+    let url = Url::parse(URL).unwrap();
+    let mut c = Client::connect(
+        Instant::ZERO,
+        &url,
+        &[],
+        Config::default(),
+        Counter(0),
+        vec![0; 512],
+        vec![0; 512],
+    )
+    .unwrap();
+    assert!(c.poll_transmit().is_some());
+    let (rx, tx) = c.into_buffers();
+    assert_eq!((rx.len(), tx.len()), (512, 512));
 }

@@ -359,14 +359,19 @@ enum Sending {
 
 /// A sans-I/O RFC 6455 client over caller-provided buffers; see the
 /// [module docs](super) for the driving loop and the states.
-pub struct Client<'a, E: Entropy> {
+///
+/// `B` is the buffer type for both the receive and the transmit buffer:
+/// `&mut [u8]` on a device (a `static` or stack array), `Vec<u8>` or
+/// `Box<[u8]>` when an adapter wants to own the client. `E` supplies the
+/// handshake nonce and the frame masks.
+pub struct Client<B, E> {
     state: State,
     config: Config,
     entropy: E,
     deadline: Option<Instant>,
     accept: [u8; ACCEPT_LEN],
 
-    rx: &'a mut [u8],
+    rx: B,
     /// Handshake: response bytes collected in `rx`.
     head_len: usize,
     header: [u8; MAX_HEADER_LEN],
@@ -380,7 +385,7 @@ pub struct Client<'a, E: Entropy> {
     /// `pending` was handed out and is released by the next call.
     delivered: bool,
 
-    tx: &'a mut [u8],
+    tx: B,
     queue_start: usize,
     queue_end: usize,
     /// Bytes of the frame at the head of the queue still to be written;
@@ -398,7 +403,7 @@ pub struct Client<'a, E: Entropy> {
     closed_reported: bool,
 }
 
-impl<'a, E: Entropy> fmt::Debug for Client<'a, E> {
+impl<B, E> fmt::Debug for Client<B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("state", &self.state)
@@ -408,7 +413,7 @@ impl<'a, E: Entropy> fmt::Debug for Client<'a, E> {
     }
 }
 
-impl<'a, E: Entropy> Client<'a, E> {
+impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
     /// Start a connection to `url`: the upgrade request (with `headers`
     /// such as `Cookie` or `Origin` added) is queued in `tx`, ready for
     /// [`poll_transmit`](Client::poll_transmit).
@@ -423,17 +428,17 @@ impl<'a, E: Entropy> Client<'a, E> {
         headers: &[(&str, &str)],
         config: Config,
         mut entropy: E,
-        rx: &'a mut [u8],
-        tx: &'a mut [u8],
+        rx: B,
+        mut tx: B,
     ) -> Result<Self, ConnectError> {
-        if rx.len() < MIN_RECEIVE_BUFFER {
+        if rx.as_ref().len() < MIN_RECEIVE_BUFFER {
             return Err(ConnectError::ReceiveBufferTooSmall);
         }
         let mut nonce = [0u8; 16];
         entropy.fill_bytes(&mut nonce);
         let key = handshake::key_from_nonce(nonce);
-        let request_len =
-            handshake::write_request(url, &key, headers, tx).map_err(ConnectError::Request)?;
+        let request_len = handshake::write_request(url, &key, headers, tx.as_mut())
+            .map_err(ConnectError::Request)?;
         Ok(Client {
             state: State::Handshaking,
             config,
@@ -466,6 +471,11 @@ impl<'a, E: Entropy> Client<'a, E> {
             outcome: None,
             closed_reported: false,
         })
+    }
+
+    /// Take the buffers back (to reconnect without reallocating, say).
+    pub fn into_buffers(self) -> (B, B) {
+        (self.rx, self.tx)
     }
 
     /// The current state.
@@ -529,10 +539,11 @@ impl<'a, E: Entropy> Client<'a, E> {
     }
 
     fn handshake_input(&mut self, data: &[u8]) -> usize {
-        let room = self.rx.len() - self.head_len;
+        let room = self.rx.as_ref().len() - self.head_len;
         let take = room.min(data.len());
-        self.rx[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
-        let parsed = handshake::parse_response(&self.rx[..self.head_len + take], &self.accept);
+        self.rx.as_mut()[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
+        let parsed =
+            handshake::parse_response(&self.rx.as_ref()[..self.head_len + take], &self.accept);
         let (rejected, head_len) = match parsed {
             Err(e) => {
                 self.fail_now(Error::Handshake(e));
@@ -540,7 +551,7 @@ impl<'a, E: Entropy> Client<'a, E> {
             }
             Ok(Status::Partial) => {
                 self.head_len += take;
-                if self.head_len == self.rx.len() {
+                if self.head_len == self.rx.as_ref().len() {
                     self.fail_now(Error::Handshake(HandshakeError::ResponseTooLarge));
                     return data.len();
                 }
@@ -664,9 +675,9 @@ impl<'a, E: Entropy> Client<'a, E> {
             (Opcode::Text | Opcode::Binary, Some(_)) => Err(ProtocolError::UnfinishedMessage),
             (_, message) => {
                 let have = message.map_or(0, |m| m.len) as u64;
-                if !self.config.streaming && have + h.payload_len > self.rx.len() as u64 {
+                if !self.config.streaming && have + h.payload_len > self.rx.as_ref().len() as u64 {
                     return Err(ProtocolError::MessageTooBig {
-                        capacity: self.rx.len(),
+                        capacity: self.rx.as_ref().len(),
                     });
                 }
                 Ok(())
@@ -716,7 +727,7 @@ impl<'a, E: Entropy> Client<'a, E> {
             self.frame = None;
             return Some(0);
         };
-        let space = self.rx.len() - message.len;
+        let space = self.rx.as_ref().len() - message.len;
         if space == 0 {
             // Only reachable in streaming mode: hand out what is whole.
             let len = message.len - message.utf8.pending_len();
@@ -731,7 +742,7 @@ impl<'a, E: Entropy> Client<'a, E> {
             return Some(0);
         }
         let take = (frame.remaining.min(rest.len() as u64) as usize).min(space);
-        let dst = &mut self.rx[message.len..message.len + take];
+        let dst = &mut self.rx.as_mut()[message.len..message.len + take];
         dst.copy_from_slice(&rest[..take]);
         if message.kind == MessageKind::Text && message.utf8.feed(dst).is_err() {
             return self.fail(now, ProtocolError::InvalidUtf8);
@@ -895,11 +906,11 @@ impl<'a, E: Entropy> Client<'a, E> {
             }
             Pending::Connected => Event::Connected,
             Pending::Rejected { status, head_len } => {
-                Event::Rejected(Response::new(status, &self.rx[..head_len]))
+                Event::Rejected(Response::new(status, &self.rx.as_ref()[..head_len]))
             }
             Pending::Message { kind, len } => match kind {
-                MessageKind::Text => Event::Text(as_str(&self.rx[..len])),
-                MessageKind::Binary => Event::Binary(&self.rx[..len]),
+                MessageKind::Text => Event::Text(as_str(&self.rx.as_ref()[..len])),
+                MessageKind::Binary => Event::Binary(&self.rx.as_ref()[..len]),
             },
             Pending::Chunk {
                 kind,
@@ -908,12 +919,12 @@ impl<'a, E: Entropy> Client<'a, E> {
                 last,
             } => match kind {
                 MessageKind::Text => Event::TextChunk {
-                    data: as_str(&self.rx[..len]),
+                    data: as_str(&self.rx.as_ref()[..len]),
                     first,
                     last,
                 },
                 MessageKind::Binary => Event::BinaryChunk {
-                    data: &self.rx[..len],
+                    data: &self.rx.as_ref()[..len],
                     first,
                     last,
                 },
@@ -941,7 +952,7 @@ impl<'a, E: Entropy> Client<'a, E> {
             Pending::Chunk { len, .. } => {
                 if let Some(message) = self.message.as_mut() {
                     // Move the split character's first bytes to the front.
-                    self.rx.copy_within(len..message.len, 0);
+                    self.rx.as_mut().copy_within(len..message.len, 0);
                     message.len -= len;
                 }
             }
@@ -980,7 +991,7 @@ impl<'a, E: Entropy> Client<'a, E> {
         } else {
             queued
         };
-        Some(&self.tx[self.queue_start..self.queue_start + n])
+        Some(&self.tx.as_ref()[self.queue_start..self.queue_start + n])
     }
 
     /// Record that `n` bytes from the last [`poll_transmit`] were written.
@@ -1046,7 +1057,7 @@ impl<'a, E: Entropy> Client<'a, E> {
     /// Length of the frame starting at the head of the queue. Every frame
     /// enters the queue header first and whole, so the header is there.
     fn head_frame_len(&self) -> u64 {
-        match FrameHeader::parse_prefix(&self.tx[self.queue_start..self.queue_end]) {
+        match FrameHeader::parse_prefix(&self.tx.as_ref()[self.queue_start..self.queue_end]) {
             Ok(Status::Complete((h, header_len))) => header_len as u64 + h.payload_len,
             _ => (self.queue_end - self.queue_start) as u64,
         }
@@ -1096,13 +1107,15 @@ impl<'a, E: Entropy> Client<'a, E> {
 
     /// Make `needed` bytes free at the end of the queue, compacting it.
     fn reserve(&mut self, needed: usize) -> Result<(), SendError> {
-        if self.tx.len() - self.queue_end >= needed {
+        if self.tx.as_ref().len() - self.queue_end >= needed {
             return Ok(());
         }
-        self.tx.copy_within(self.queue_start..self.queue_end, 0);
+        self.tx
+            .as_mut()
+            .copy_within(self.queue_start..self.queue_end, 0);
         self.queue_end -= self.queue_start;
         self.queue_start = 0;
-        let free = self.tx.len() - self.queue_end;
+        let free = self.tx.as_ref().len() - self.queue_end;
         if free < needed {
             return Err(SendError::InsufficientSize(InsufficientSize {
                 required: needed,
@@ -1122,8 +1135,14 @@ impl<'a, E: Entropy> Client<'a, E> {
         .buffer_len();
         self.reserve(header_len + payload.len())?;
         let mask = self.mask();
-        let n = frame::encode_masked(opcode, fin, mask, payload, &mut self.tx[self.queue_end..])
-            .map_err(SendError::InsufficientSize)?;
+        let n = frame::encode_masked(
+            opcode,
+            fin,
+            mask,
+            payload,
+            &mut self.tx.as_mut()[self.queue_end..],
+        )
+        .map_err(SendError::InsufficientSize)?;
         self.queue_end += n;
         Ok(())
     }
@@ -1191,7 +1210,7 @@ impl<'a, E: Entropy> Client<'a, E> {
         };
         self.reserve(header.buffer_len())?;
         let n = header
-            .emit(&mut self.tx[self.queue_end..])
+            .emit(&mut self.tx.as_mut()[self.queue_end..])
             .map_err(SendError::InsufficientSize)?;
         self.queue_end += n;
         if len > 0 {
@@ -1221,11 +1240,16 @@ impl<'a, E: Entropy> Client<'a, E> {
             return Err(SendError::Closing);
         }
         let want = (data.len() as u64).min(remaining) as usize;
-        if self.tx.len() - self.queue_end < want {
+        if self.tx.as_ref().len() - self.queue_end < want {
             let _ = self.reserve(want);
         }
-        let take = want.min(self.tx.len() - self.queue_end);
-        let phase = frame::copy_masked(&data[..take], &mut self.tx[self.queue_end..], mask, phase);
+        let take = want.min(self.tx.as_ref().len() - self.queue_end);
+        let phase = frame::copy_masked(
+            &data[..take],
+            &mut self.tx.as_mut()[self.queue_end..],
+            mask,
+            phase,
+        );
         self.queue_end += take;
         let remaining = remaining - take as u64;
         self.sending = if remaining == 0 {

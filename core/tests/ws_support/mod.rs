@@ -8,6 +8,10 @@ use naslink_core::ws::frame::{self, FrameHeader, Opcode, Status};
 use naslink_core::ws::handshake::{self, Url};
 use naslink_core::ws::{Client, CloseCode, Closed, Config, Event};
 
+/// Any buffer the client accepts.
+pub trait Buf: AsRef<[u8]> + AsMut<[u8]> {}
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Buf for T {}
+
 /// Counts up: masks and keys are predictable, which tests want.
 pub struct Counter(pub u8);
 
@@ -54,13 +58,17 @@ pub fn own(e: Event<'_>) -> Ev {
 
 pub const URL: &str = "ws://nas.local:5666/websocket?type=main";
 
-pub fn connect<'a>(config: Config, rx: &'a mut [u8], tx: &'a mut [u8]) -> Client<'a, Counter> {
+pub fn connect<'a>(
+    config: Config,
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+) -> Client<&'a mut [u8], Counter> {
     let url = Url::parse(URL).unwrap();
     Client::connect(Instant::ZERO, &url, &[], config, Counter(0), rx, tx).unwrap()
 }
 
 /// Everything the client wants to send, as one byte vector.
-pub fn drain_tx<E: Entropy>(c: &mut Client<'_, E>) -> Vec<u8> {
+pub fn drain_tx<B: Buf, E: Entropy>(c: &mut Client<B, E>) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(b) = c.poll_transmit() {
         out.extend_from_slice(b);
@@ -70,7 +78,7 @@ pub fn drain_tx<E: Entropy>(c: &mut Client<'_, E>) -> Vec<u8> {
     out
 }
 
-pub fn drain_events<E: Entropy>(c: &mut Client<'_, E>) -> Vec<Ev> {
+pub fn drain_events<B: Buf, E: Entropy>(c: &mut Client<B, E>) -> Vec<Ev> {
     let mut out = Vec::new();
     while let Some(e) = c.poll_event() {
         out.push(own(e));
@@ -81,8 +89,8 @@ pub fn drain_events<E: Entropy>(c: &mut Client<'_, E>) -> Vec<Ev> {
 /// Feed `data` the way an adapter does: re-feed the unconsumed rest after
 /// draining events (not the transmit side, unless `drain_transmit`).
 /// Panics if a call makes no progress while nothing is pending.
-pub fn feed<E: Entropy>(
-    c: &mut Client<'_, E>,
+pub fn feed<B: Buf, E: Entropy>(
+    c: &mut Client<B, E>,
     data: &[u8],
     events: &mut Vec<Ev>,
     sent: &mut Vec<u8>,
@@ -120,7 +128,11 @@ pub fn switching_protocols(request: &[u8]) -> Vec<u8> {
 }
 
 /// A client past the handshake.
-pub fn open<'a>(config: Config, rx: &'a mut [u8], tx: &'a mut [u8]) -> Client<'a, Counter> {
+pub fn open<'a>(
+    config: Config,
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+) -> Client<&'a mut [u8], Counter> {
     let mut c = connect(config, rx, tx);
     let request = drain_tx(&mut c);
     let answer = switching_protocols(&request);

@@ -153,8 +153,8 @@ fn run(
         &[],
         config,
         &mut *entropy,
-        &mut b.rx,
-        &mut b.tx,
+        &mut b.rx[..],
+        &mut b.tx[..],
     )
     .map_err(|e| format!("connect: {e:?}"))?;
     let mut session = Session {
@@ -205,7 +205,7 @@ fn run(
 
 /// Take every event; echo messages back as they come.
 fn drain_events(
-    client: &mut Client<'_, &mut XorShift>,
+    client: &mut Client<&mut [u8], &mut XorShift>,
     session: &mut Session,
     echo: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -242,7 +242,10 @@ fn drain_events(
     }
 }
 
-fn flush(client: &mut Client<'_, &mut XorShift>, stream: &mut TcpStream) -> Result<(), String> {
+fn flush(
+    client: &mut Client<&mut [u8], &mut XorShift>,
+    stream: &mut TcpStream,
+) -> Result<(), String> {
     while let Some(bytes) = client.poll_transmit() {
         match stream.write(bytes) {
             Ok(0) => return Err("write: connection closed".into()),
