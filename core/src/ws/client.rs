@@ -239,7 +239,8 @@ pub enum Event<'e> {
         /// Last piece of the message.
         last: bool,
     },
-    /// A ping arrived; the pong is already queued.
+    /// A ping arrived; the pong is already queued (none is sent once our
+    /// Close is queued).
     Ping(&'e [u8]),
     /// A pong arrived.
     Pong(&'e [u8]),
