@@ -79,7 +79,9 @@ impl RsaPublicKey {
             .position(|&b| b != 0)
             .unwrap_or(modulus.len());
         let n = &modulus[first..];
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        let bits = n
+            .first()
+            .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
         if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) {
             return Err(RsaError::UnsupportedModulus { bits });
         }
@@ -250,6 +252,16 @@ mod tests {
         fill_nonzero(&mut ps, &mut rng);
         // The first draw gives 0,5,0; the zeros are replaced by later draws.
         assert_eq!(ps, [9, 5, 1]);
+    }
+
+    #[test]
+    fn zero_or_empty_modulus_is_refused_without_panicking() {
+        for n in [&[][..], &[0u8; 4][..]] {
+            assert_eq!(
+                RsaPublicKey::from_components(n, &[1, 0, 1]),
+                Err(RsaError::UnsupportedModulus { bits: 0 })
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,36 @@
 //! Requests are signed once the session is `Ready` (and the token logins with
 //! the stored secret); before that everything goes unsigned, as the web UI
 //! does. The heartbeat runs from connect to disconnect.
+//!
+//! ```
+//! use naslink_core::fnos::session::TRANSMIT_CAPACITY;
+//! use naslink_core::fnos::{Config, Event, Request, Session, Status};
+//! use naslink_core::random;
+//! use naslink_core::time::Instant;
+//!
+//! let mut fnos: Session<'_> = Session::new(Config::new("admin", "secret"));
+//! // Login keys need a CSPRNG; this constant source only suits the example.
+//! let mut rng = random::from_fn(|buf: &mut [u8]| buf.fill(7));
+//! let mut tx = [0u8; TRANSMIT_CAPACITY];
+//! let now = Instant::from_secs(1_763_017_756);
+//!
+//! fnos.handle_connect(now); // after the WebSocket handshake
+//! let n = fnos.poll_transmit(now, &mut rng, &mut tx).unwrap().unwrap();
+//! assert!(tx[..n].ends_with(br#""req":"util.crypto.getRSAPub"}"#));
+//!
+//! // Commands that work before login can go out at once (unsigned).
+//! let (reqid, n) = fnos.send(now, &Request::get_host_name(), &mut tx).unwrap();
+//! // ... send tx[..n] as a text message; feed each received one back:
+//! let answer = format!(r#"{{"data":{{"hostName":"nas"}},"result":"succ","reqid":"{reqid}"}}"#);
+//! match fnos.handle_text(now, answer.as_bytes()).unwrap() {
+//!     Some(Event::Reply(reply)) => {
+//!         assert_eq!(reply.status(), Status::Success);
+//!         let name = reply.data().and_then(|d| d.get("hostName")).and_then(|v| v.as_str());
+//!         assert!(name.unwrap().eq_str("nas"));
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
 
 use zeroize::Zeroize;
 
