@@ -185,9 +185,10 @@ pub enum SendError {
     /// [`Client::send_fragment`] or [`Client::begin_binary`].
     InsufficientSize(InsufficientSize),
     /// A fragmented or streamed message is unfinished, so a new message
-    /// cannot start (or, for a stream call, no stream is in progress).
+    /// cannot start.
     MessageInProgress,
-    /// No fragmented message / stream is in progress for this call.
+    /// [`Client::send_binary_part`] without a [`Client::begin_binary`]
+    /// stream in progress.
     NoMessageInProgress,
     /// Control payloads (ping, close reason + 2) are limited to 125 bytes.
     ControlPayloadTooLong,
