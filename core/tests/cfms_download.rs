@@ -339,3 +339,19 @@ fn a_server_error_mid_stream_fails_the_download() {
         })
     );
 }
+
+#[test]
+fn a_key_without_a_chunk_size_is_refused_instead_of_looping() {
+    let key = DownloadKey {
+        key: [0; 32],
+        iv: [0; 16],
+        sha256: None,
+        file_size: 5,
+        chunk_size: 0,
+        total_chunks: 1,
+    };
+    assert!(matches!(
+        FileDecryptor::new(&key, &[[0; 32]]),
+        Err(DecryptError::ZeroChunkSize)
+    ));
+}

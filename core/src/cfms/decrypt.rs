@@ -33,6 +33,8 @@ pub enum DecryptError {
     },
     /// Fewer chunk hashes than chunks.
     MissingChunkHashes,
+    /// A key with `chunk_size` 0 for a non-empty file.
+    ZeroChunkSize,
 }
 
 impl core::fmt::Display for DecryptError {
@@ -46,6 +48,7 @@ impl core::fmt::Display for DecryptError {
                 write!(f, "file is {got} bytes, expected {expected}")
             }
             DecryptError::MissingChunkHashes => f.write_str("fewer chunk hashes than chunks"),
+            DecryptError::ZeroChunkSize => f.write_str("chunk size 0 for a non-empty file"),
         }
     }
 }
@@ -65,6 +68,9 @@ pub struct FileDecryptor<'h> {
 impl<'h> FileDecryptor<'h> {
     /// A decryptor for the file described by `key`, with one hash per chunk.
     pub fn new(key: &DownloadKey, hashes: &'h [[u8; 32]]) -> Result<Self, DecryptError> {
+        if key.chunk_size == 0 && key.file_size > 0 {
+            return Err(DecryptError::ZeroChunkSize);
+        }
         if hashes.len() < key.total_chunks as usize {
             return Err(DecryptError::MissingChunkHashes);
         }

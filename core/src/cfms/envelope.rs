@@ -3,7 +3,7 @@
 //! Two levels, as in smoltcp's `wire` module: [`Incoming::parse`] checks a
 //! received message once and classifies it; the views it returns
 //! ([`Response`], [`ServerAction`]) then answer field questions without
-//! failing. Requests are emitted by [`emit_request`] straight into the
+//! failing. Requests are emitted by `emit_request` straight into the
 //! caller's transmit buffer.
 //!
 //! What arrives on a protocol 3–5 connection:

@@ -694,7 +694,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     /// `upload_file {task_id}` and the upload state machine behind it (see
-    /// [`upload`](super::upload)).
+    /// [`upload`]).
     pub fn upload_file(
         &mut self,
         now: Instant,
