@@ -69,7 +69,7 @@ JSON
     kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
     trap - EXIT
-    python3 "$root/scripts/autobahn_compare.py" "$work/reports/clients/index.json" "$root/tests/autobahn/expected.json"
+    python3 "$root/scripts/autobahn_compare.py" "$work/reports/index.json" "$root/tests/autobahn/expected.json"
 }
 
 case "${1:-run}" in
