@@ -505,3 +505,36 @@ fn unsolicited_text_is_reported_not_matched() {
     );
     assert_eq!(r, Err(Error::Unsolicited));
 }
+
+#[test]
+fn without_a_server_timestamp_the_caller_wall_clock_dates_the_token() {
+    let mut h = Harness::new(Config::default());
+    h.handshake(3);
+    h.session.set_unix_time(h.now, 1795304847.0);
+    h.advance(Duration::from_secs(100));
+    h.req(|s, n, b| s.login(n, "admin", "pw", b));
+    // No `timestamp`: exp − (unix now) = 3600 − 100 s.
+    let e = h.recv_json(json!({"code": 200, "data": {"token": "t", "exp": 1795308447.0}, "message": "Login successful"}));
+    assert_eq!(
+        e,
+        vec![Event::LoggedIn {
+            expires_in: Duration::from_secs(3500)
+        }]
+    );
+}
+
+#[test]
+fn a_login_cut_off_by_a_disconnect_is_reported_by_its_seq() {
+    let mut h = Harness::new(Config::default());
+    h.handshake(3);
+    let (sent, _) = h.req(|s, n, b| s.login(n, "admin", "pw", b));
+    h.session.handle_disconnect(h.now);
+    h.drain();
+    assert_eq!(
+        h.events.last(),
+        Some(&Event::RequestFailed {
+            seq: sent.seq,
+            error: RequestError::Disconnected
+        })
+    );
+}

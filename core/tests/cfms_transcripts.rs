@@ -128,3 +128,59 @@ fn escaped_forms_of_recorded_responses_decode_to_the_same_text() {
         );
     }
 }
+
+fn response_for(name: &str, note: &str) -> Vec<u8> {
+    let line = lines(name)
+        .into_iter()
+        .find(|l| l["dir"] == "<<" && l["note"] == note)
+        .unwrap_or_else(|| panic!("{note}"));
+    serde_json::to_vec(&line["json"]).unwrap()
+}
+
+#[test]
+fn typed_views_read_recorded_answers() {
+    use naslink_core::cfms::Response;
+    use naslink_core::cfms::ops::{Listing, LoginInfo, ServerInfo, task_id};
+
+    let bytes = response_for("cfms-v3.jsonl", "list_directory testdir");
+    let r = Response::parse(&bytes).unwrap();
+    let listing = Listing::new(&r);
+    assert!(listing.parent_id().unwrap().eq_str("/"));
+    let docs: Vec<_> = listing.documents().collect();
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].title.eq_str("hello.txt"));
+    assert_eq!(docs[0].size, Some(10800));
+    assert_eq!(docs[0].sha256.unwrap()[0], 0xb0);
+    assert_eq!(listing.folders().count(), 0);
+
+    let bytes = response_for("cfms-p5.jsonl", "list_directory null");
+    let r = Response::parse(&bytes).unwrap();
+    let docs: Vec<_> = Listing::new(&r).documents().collect();
+    assert_eq!((docs[0].sha256, docs[0].size), (None, Some(4720)));
+    assert!(Listing::new(&r).parent_id().is_none());
+
+    let bytes = response_for("cfms-v3.jsonl", "get_document");
+    let r = Response::parse(&bytes).unwrap();
+    assert!(
+        task_id(&r)
+            .unwrap()
+            .eq_str("368c706363cb4ded6fa9726db55fbba210f2f78a1f9bf223944aaae402072f97")
+    );
+
+    let bytes = response_for("cfms-v3.jsonl", "login admin (new password)");
+    let r = Response::parse(&bytes).unwrap();
+    let info = LoginInfo::new(&r);
+    assert!(info.nickname().unwrap().eq_str("管理员"));
+    assert!(info.has_permission("shutdown"));
+    assert!(info.groups().any(|g| g.eq_str("sysop")));
+    assert_eq!(info.exp(), Some(1795308447.4919195));
+
+    let bytes = response_for("cfms-p5.jsonl", "server_info");
+    let r = Response::parse(&bytes).unwrap();
+    assert!(
+        ServerInfo::new(&r)
+            .version()
+            .unwrap()
+            .eq_str("0.1.0.251226_alpha")
+    );
+}

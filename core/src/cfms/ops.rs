@@ -2,10 +2,15 @@
 //!
 //! Each writes one authenticated request; the answer arrives as
 //! [`Event::Reply`](super::Event::Reply) and its body is read with
-//! [`Session::response`](super::Session::response). The root folder is
-//! `None` (sent as `null`; the public document's `"root"` answers 404).
+//! [`Session::response`](super::Session::response), through the typed views
+//! below ([`Listing`], [`task_id`], [`LoginInfo`], [`ServerInfo`]). The
+//! root folder is `None` (sent as `null`; the public document's `"root"`
+//! answers 404).
 
+use super::envelope::Response;
+use super::json::{JsonStr, Value};
 use super::session::{Error, Sent, Session};
+use super::write::unhex32;
 use crate::time::Instant;
 
 impl<const Q: usize> Session<'_, Q> {
@@ -184,5 +189,154 @@ impl<const Q: usize> Session<'_, Q> {
     /// `lockdown {status}` (needs the `apply_lockdown` permission).
     pub fn set_lockdown(&mut self, now: Instant, on: bool, buf: &mut [u8]) -> Result<Sent, Error> {
         self.send_op(now, buf, "lockdown", |w| w.field_bool("status", on))
+    }
+}
+
+/// `data.task_data.task_id` of a `create_document`, `upload_document` or
+/// `get_document` answer: the credential for `upload_file`/`download_file`.
+pub fn task_id<'a>(r: &Response<'a>) -> Option<JsonStr<'a>> {
+    r.data().get("task_data")?.get("task_id")?.as_str()
+}
+
+/// A `list_directory` answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    data: Value<'a>,
+}
+
+/// One document of a [`Listing`].
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentEntry<'a> {
+    /// Document id.
+    pub id: JsonStr<'a>,
+    /// Title.
+    pub title: JsonStr<'a>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// SHA-256 of the content (`null` for documents without a hashed revision).
+    pub sha256: Option<[u8; 32]>,
+    /// Creation time (epoch seconds, server clock).
+    pub created_time: Option<f64>,
+    /// Last modification time.
+    pub last_modified: Option<f64>,
+}
+
+/// One folder of a [`Listing`].
+#[derive(Debug, Clone, Copy)]
+pub struct FolderEntry<'a> {
+    /// Folder id.
+    pub id: JsonStr<'a>,
+    /// Name.
+    pub name: JsonStr<'a>,
+    /// Creation time (epoch seconds, server clock).
+    pub created_time: Option<f64>,
+}
+
+impl<'a> Listing<'a> {
+    /// View the answer's `data`.
+    pub fn new(r: &Response<'a>) -> Self {
+        Listing { data: r.data() }
+    }
+
+    /// `parent_id` (`None` for the root).
+    pub fn parent_id(&self) -> Option<JsonStr<'a>> {
+        self.data.get("parent_id")?.as_str()
+    }
+
+    /// The documents; entries without `id` or `title` are skipped.
+    pub fn documents(&self) -> impl Iterator<Item = DocumentEntry<'a>> + 'a {
+        let list = self.data.get("documents").unwrap_or(Value::EMPTY_OBJECT);
+        list.items().filter_map(|d| {
+            Some(DocumentEntry {
+                id: d.get("id")?.as_str()?,
+                title: d.get("title")?.as_str()?,
+                size: d.get("size").and_then(|v| v.as_u64()),
+                sha256: d
+                    .get("sha256")
+                    .and_then(|v| v.as_str())
+                    .and_then(|h| unhex32(h.raw())),
+                created_time: d.get("created_time").and_then(|v| v.as_f64()),
+                last_modified: d.get("last_modified").and_then(|v| v.as_f64()),
+            })
+        })
+    }
+
+    /// The folders; entries without `id` or `name` are skipped.
+    pub fn folders(&self) -> impl Iterator<Item = FolderEntry<'a>> + 'a {
+        let list = self.data.get("folders").unwrap_or(Value::EMPTY_OBJECT);
+        list.items().filter_map(|f| {
+            Some(FolderEntry {
+                id: f.get("id")?.as_str()?,
+                name: f.get("name")?.as_str()?,
+                created_time: f.get("created_time").and_then(|v| v.as_f64()),
+            })
+        })
+    }
+}
+
+/// A successful `login` answer (after [`Event::LoggedIn`](super::Event::LoggedIn)).
+#[derive(Debug, Clone, Copy)]
+pub struct LoginInfo<'a> {
+    data: Value<'a>,
+}
+
+impl<'a> LoginInfo<'a> {
+    /// View the answer's `data`.
+    pub fn new(r: &Response<'a>) -> Self {
+        LoginInfo { data: r.data() }
+    }
+
+    /// Display name.
+    pub fn nickname(&self) -> Option<JsonStr<'a>> {
+        self.data.get("nickname")?.as_str()
+    }
+
+    /// Token expiry (float epoch seconds, server clock).
+    pub fn exp(&self) -> Option<f64> {
+        self.data.get("exp")?.as_f64()
+    }
+
+    /// Permission names.
+    pub fn permissions(&self) -> impl Iterator<Item = JsonStr<'a>> + 'a {
+        strings(self.data.get("permissions"))
+    }
+
+    /// Group names.
+    pub fn groups(&self) -> impl Iterator<Item = JsonStr<'a>> + 'a {
+        strings(self.data.get("groups"))
+    }
+
+    /// Whether `permission` is granted.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions().any(|p| p.eq_str(permission))
+    }
+}
+
+fn strings<'a>(list: Option<Value<'a>>) -> impl Iterator<Item = JsonStr<'a>> + 'a {
+    list.unwrap_or(Value::EMPTY_OBJECT)
+        .items()
+        .filter_map(|v| v.as_str())
+}
+
+/// A `server_info` answer (after [`Event::ServerInfo`](super::Event::ServerInfo)).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerInfo<'a> {
+    data: Value<'a>,
+}
+
+impl<'a> ServerInfo<'a> {
+    /// View the answer's `data`.
+    pub fn new(r: &Response<'a>) -> Self {
+        ServerInfo { data: r.data() }
+    }
+
+    /// `server_name`.
+    pub fn server_name(&self) -> Option<JsonStr<'a>> {
+        self.data.get("server_name")?.as_str()
+    }
+
+    /// `version` (e.g. `0.1.0.250919_alpha`).
+    pub fn version(&self) -> Option<JsonStr<'a>> {
+        self.data.get("version")?.as_str()
     }
 }

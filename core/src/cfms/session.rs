@@ -302,12 +302,24 @@ impl Event {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
+    /// `None`: the session's own (keep-alive, fence, re-login, scheduled refresh).
     ServerInfo(Option<Seq>),
-    Login,
-    Refresh,
+    Login(Option<Seq>),
+    Refresh(Option<Seq>),
     App(Seq),
     Listener(Seq),
     Transfer,
+}
+
+impl Purpose {
+    /// The sequence number the application knows this request by.
+    fn seq(self) -> Option<Seq> {
+        match self {
+            Purpose::ServerInfo(s) | Purpose::Login(s) | Purpose::Refresh(s) => s,
+            Purpose::App(s) | Purpose::Listener(s) => Some(s),
+            Purpose::Transfer => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -546,7 +558,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 max,
             })?;
         self.auth.awaiting_two_factor = false;
-        self.send_login(now, buf, None)
+        self.send_login(now, buf, None, true)
     }
 
     /// `login {username, password, 2fa_token}` in one step, for an account
@@ -574,7 +586,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 field: "password",
                 max,
             })?;
-        self.send_login(now, buf, Some(code))
+        self.send_login(now, buf, Some(code), true)
     }
 
     /// `refresh_token {}` now, instead of waiting for the schedule.
@@ -587,7 +599,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             buf,
             "refresh_token",
             false,
-            |_| Purpose::Refresh,
+            |s| Purpose::Refresh(Some(s)),
             |_| {},
         )
     }
@@ -604,7 +616,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Err(Error::NoTwoFactorPending);
         }
         self.check_can_send("login")?;
-        self.send_login(now, buf, Some(code))
+        self.send_login(now, buf, Some(code), true)
     }
 
     fn send_login(
@@ -612,6 +624,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         now: Instant,
         buf: &mut [u8],
         two_factor: Option<&str>,
+        by_application: bool,
     ) -> Result<Sent, Error> {
         let user = self.auth.username.as_str();
         let pass = self.auth.password.as_str();
@@ -624,7 +637,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
         })?;
         let seq = self.next_seq();
         self.pending
-            .push(Purpose::Login, now + self.config.request_timeout)
+            .push(
+                Purpose::Login(by_application.then_some(seq)),
+                now + self.config.request_timeout,
+            )
             .map_err(|_| Error::QueueFull { capacity: Q })?;
         self.last_activity = now;
         Ok(Sent { seq, len })
@@ -809,7 +825,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Ok(None);
         }
         if self.due.relogin {
-            let sent = self.send_login(now, buf, None)?;
+            let sent = self.send_login(now, buf, None, false)?;
             self.due.relogin = false;
             return text(sent.len);
         }
@@ -819,7 +835,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.due.refresh = false;
             let _ = self
                 .pending
-                .push(Purpose::Refresh, now + self.config.request_timeout);
+                .push(Purpose::Refresh(None), now + self.config.request_timeout);
             self.last_activity = now;
             return text(len);
         }
@@ -904,12 +920,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     fn fail_all(&mut self, req: RequestError, up: UploadError, down: DownloadError) {
         while let Some(entry) = self.pending.pop() {
-            match entry.purpose {
-                Purpose::App(seq) | Purpose::Listener(seq) | Purpose::ServerInfo(Some(seq)) => {
-                    self.emit(Event::RequestFailed { seq, error: req })
-                }
-                Purpose::Transfer => self.fail_transfer(up, down),
-                Purpose::Login | Purpose::Refresh | Purpose::ServerInfo(None) => {}
+            match (entry.purpose, entry.purpose.seq()) {
+                (Purpose::Transfer, _) => self.fail_transfer(up, down),
+                (_, Some(seq)) => self.emit(Event::RequestFailed { seq, error: req }),
+                (_, None) => {}
             }
         }
         self.due.fence = false;
@@ -1077,38 +1091,34 @@ impl<'a, const Q: usize> Session<'a, Q> {
             // Lockdown pushes are 38 bytes; anything this large is not one.
             return Err(Error::Malformed(EnvelopeError::UnexpectedBinary));
         }
-        match self.pending.pop().map(|e| e.purpose) {
-            Some(Purpose::App(seq) | Purpose::Listener(seq) | Purpose::ServerInfo(Some(seq))) => {
-                self.emit(Event::RequestFailed {
-                    seq,
-                    error: RequestError::ResponseTooLarge { capacity },
-                });
-                Ok(())
-            }
-            Some(Purpose::Transfer) => {
-                self.fail_transfer(UploadError::Unexpected, DownloadError::MessageTooLarge);
-                Ok(())
-            }
-            Some(_) => Ok(()),
-            None => Err(Error::Unsolicited),
+        let Some(entry) = self.pending.pop() else {
+            return Err(Error::Unsolicited);
+        };
+        self.fail_head(
+            entry.purpose,
+            RequestError::ResponseTooLarge { capacity },
+            DownloadError::MessageTooLarge,
+        );
+        Ok(())
+    }
+
+    /// The oldest request's answer could not be used.
+    fn fail_head(&mut self, purpose: Purpose, req: RequestError, down: DownloadError) {
+        match (purpose, purpose.seq()) {
+            (Purpose::Transfer, _) => self.fail_transfer(UploadError::Unexpected, down),
+            (_, Some(seq)) => self.emit(Event::RequestFailed { seq, error: req }),
+            (_, None) => {}
         }
     }
 
     fn on_malformed(&mut self, e: EnvelopeError) -> Result<(), Error> {
         if self.rx_kind == MessageKind::Text {
             if let Some(entry) = self.pending.pop() {
-                match entry.purpose {
-                    Purpose::App(seq) | Purpose::Listener(seq) | Purpose::ServerInfo(Some(seq)) => {
-                        self.emit(Event::RequestFailed {
-                            seq,
-                            error: RequestError::Malformed(e),
-                        })
-                    }
-                    Purpose::Transfer => {
-                        self.fail_transfer(UploadError::Unexpected, DownloadError::Malformed)
-                    }
-                    _ => {}
-                }
+                self.fail_head(
+                    entry.purpose,
+                    RequestError::Malformed(e),
+                    DownloadError::Malformed,
+                );
             }
         } else if matches!(
             self.pending.front().map(|e| e.purpose),
@@ -1147,8 +1157,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
     fn on_response(&mut self, now: Instant, purpose: Purpose, r: Response<'_>) {
         match purpose {
             Purpose::ServerInfo(seq) => self.on_server_info(seq, r),
-            Purpose::Login => self.on_login(now, r),
-            Purpose::Refresh => self.on_refresh(now, r),
+            Purpose::Login(_) => self.on_login(now, r),
+            Purpose::Refresh(_) => self.on_refresh(now, r),
             Purpose::Listener(seq) => self.emit(Event::Reply {
                 seq,
                 status: r.status(),
