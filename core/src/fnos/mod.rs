@@ -9,7 +9,7 @@
 //! - [`rsa`]: RSAES-PKCS1-v1_5 with SPKI PEM keys, no allocator.
 //! - [`envelope`]: the `encrypted` login envelope and `secret` decryption.
 //! - [`json`]: a borrowed, checked JSON view for received messages.
-//! - [`write`]: compact JSON written in place for requests.
+//! - [`write`](mod@write): compact JSON written in place for requests.
 //! - [`request`]: commands with parameters, typed front-panel helpers.
 //! - [`response`]: replies, pushes and pong, read in place.
 //! - [`errno`]: typed failure codes.

@@ -50,8 +50,9 @@ impl<'b> JsonWriter<'b> {
         self.raw(&[b])
     }
 
-    /// Open an object (`{`).
+    /// Open an object (`{`), as a value or array element.
     pub fn begin_object(&mut self) -> &mut Self {
+        self.separator();
         self.need_comma = false;
         self.byte(b'{')
     }
@@ -62,8 +63,9 @@ impl<'b> JsonWriter<'b> {
         self.byte(b'}')
     }
 
-    /// Open an array (`[`).
+    /// Open an array (`[`), as a value or array element.
     pub fn begin_array(&mut self) -> &mut Self {
+        self.separator();
         self.need_comma = false;
         self.byte(b'[')
     }
@@ -215,6 +217,23 @@ mod tests {
             &buf[..n],
             "{\"p\":\"vol1/é\\\"\\\\\\n\\u0001\",\"n\":-42}".as_bytes()
         );
+    }
+
+    #[test]
+    fn nested_containers_get_their_commas() {
+        let mut buf = [0u8; 64];
+        let mut w = JsonWriter::new(&mut buf, 0);
+        w.begin_array()
+            .begin_array()
+            .i64(1)
+            .end_array()
+            .begin_object()
+            .key("a")
+            .null()
+            .end_object();
+        w.string("s").end_array();
+        let n = w.finish().unwrap();
+        assert_eq!(&buf[..n], br#"[[1],{"a":null},"s"]"#);
     }
 
     #[test]
