@@ -56,6 +56,8 @@ pub use download::{DownloadError, DownloadKey};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use queue::Seq;
-pub use session::{Buffers, Config, Desync, Error, Event, RequestError, Sent, Session, Transmit};
+pub use session::{
+    Buffers, Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Session, Transmit,
+};
 pub use status::Status;
 pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

@@ -30,6 +30,12 @@ use super::upload::{
 use super::write::Writer;
 use crate::time::{Duration, Instant};
 
+/// Events held between two `poll_event` drains. A message produces at most
+/// three; a timeout or disconnect produces one per pending request plus
+/// one, so with `Q` above 7 the oldest of those may be dropped. A caller
+/// that does not drain loses the oldest events first.
+pub const EVENTS: usize = 8;
+
 /// Lowest and highest `protocol_version` this session speaks.
 pub const PROTOCOLS: core::ops::RangeInclusive<u32> = 3..=5;
 
@@ -372,7 +378,7 @@ pub struct Session<'a, const Q: usize> {
     unix_anchor: Option<(Instant, f64)>,
     lockdown: Option<bool>,
     transfer: Transfer,
-    events: heapless::Deque<Event, 8>,
+    events: heapless::Deque<Event, EVENTS>,
     due: Due,
     last_activity: Instant,
     last_download_chunks: usize,
@@ -772,6 +778,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             |w| w.field_str("task_id", task_id),
         )?;
         self.transfer = Transfer::Download(Download::new(sent.seq));
+        // The hash storage is about to be overwritten.
+        self.last_download_chunks = 0;
         Ok(sent)
     }
 
