@@ -109,6 +109,9 @@ mod tests {
         let t = Instant::from_millis(u64::MAX - 1);
         assert_eq!((t + Duration::from_secs(5)).total_millis(), u64::MAX);
         assert_eq!(Instant::ZERO - t, Duration::ZERO);
-        assert_eq!(Instant::from_secs(3) - Instant::from_secs(1), Duration::from_millis(2000));
+        assert_eq!(
+            Instant::from_secs(3) - Instant::from_secs(1),
+            Duration::from_millis(2000)
+        );
     }
 }

@@ -8,7 +8,14 @@
 #![no_std]
 #![no_main]
 
+use naslink_core::fnos::{self, Request, Session};
+use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
+use naslink_core::ws::{self, frame};
+
+/// The shared test vectors' throwaway 2048-bit key, JSON-escaped as
+/// `util.crypto.getRSAPub` sends it.
+const RSA_PUB_JSON: &str = r#"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA2Qx8QYu+XGnx4tKBcnRZ\nKcSKPJqWx2p92ZBvFsA0WPhEIorHsKXo3yQ1dQDUrJ4rDp5Bc8jBdOnzT0wcKuhL\n7uX/CKfhjbiZvW74+y6rX7vG9OS8ivhNAK1tXVY+Hi+T0FcZtBSAzCrp2Te87tOS\n3lqMztmzAidPaG5Zyr91OEpNCHtxq8bjZkNpNuM0L3gjdW5TbU8O2VLMLy7ngoMI\npckQTBtbwr0OcGM9+QQ4j7/5ejkkq4k2MGy9xte7T7XM/lhFRke9kKHmumzs3sx7\nGN/dJu2jwet3ifRa356IjPsmSSbnf2mwAx9FLDZGJgXTfgonmSLvuL2BfBRPE08K\n2QIDAQAB\n-----END PUBLIC KEY-----\n"#;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
@@ -19,22 +26,124 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     unsafe { abort() }
 }
 
-// A dev build still references the unwinding personality even with
+// The precompiled libcore references the unwinding personality even with
 // panic = "abort"; nothing ever calls it.
-#[cfg(debug_assertions)]
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
 
 #[link(name = "c")]
 unsafe extern "C" {}
 
-/// The C entry point: libc's start-up code calls it.
+/// The C entry point: libc's start-up code calls it. The exit status has
+/// bit `i` set when check `i` failed (0 = all passed).
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
-    let mut failures = 0;
-    let t = Instant::from_secs(1) + Duration::from_millis(500);
-    if t.total_millis() != 1500 {
-        failures += 1;
+    let checks = [time_arithmetic(), websocket_paths(), fnos_login_paths()];
+    checks
+        .iter()
+        .enumerate()
+        .filter(|(_, ok)| !**ok)
+        .map(|(i, _)| 1 << i)
+        .sum()
+}
+
+fn time_arithmetic() -> bool {
+    (Instant::from_secs(1) + Duration::from_millis(500)).total_millis() == 1500
+}
+
+/// Handshake request, a masked frame, a received frame.
+fn websocket_paths() -> bool {
+    let mut rx = [0u8; 512];
+    let mut tx = [0u8; 512];
+    let Ok(url) = ws::Url::parse("ws://nas.local:5666/websocket?type=main") else {
+        return false;
+    };
+    let rng = random::from_fn(|buf: &mut [u8]| buf.fill(0x5a));
+    let Ok(mut client) = ws::Client::connect(
+        Instant::ZERO,
+        &url,
+        &[],
+        ws::Config::default(),
+        rng,
+        &mut rx[..],
+        &mut tx[..],
+    ) else {
+        return false;
+    };
+    let request_ok = client
+        .poll_transmit()
+        .is_some_and(|r| r.starts_with(b"GET /websocket?type=main HTTP/1.1"));
+    let mut out = [0u8; 64];
+    let framed = frame::encode_masked(
+        frame::Opcode::Text,
+        true,
+        [1, 2, 3, 4],
+        b"{\"req\":\"ping\"}",
+        &mut out,
+    );
+    let decoded = match framed {
+        Ok(n) => matches!(
+            frame::decode_in_place(&mut out[..n]),
+            Ok(frame::Status::Complete(_))
+        ),
+        Err(_) => false,
+    };
+    request_ok && decoded
+}
+
+/// The fnOS login key exchange: RSA PKCS#1 v1.5 without an allocator, AES-CBC,
+/// base64 and the JSON writer, driven through the session.
+fn fnos_login_paths() -> bool {
+    let mut session: Session<'_, 4> = Session::new(fnos::Config::new("admin", "admin"));
+    let mut rng = random::from_fn(|buf: &mut [u8]| buf.fill(0x33));
+    let mut tx = [0u8; fnos::session::TRANSMIT_CAPACITY];
+    let now = Instant::from_secs(1_763_017_756);
+    session.handle_connect(now);
+    let Ok(Some(_)) = session.poll_transmit(now, &mut rng, &mut tx) else {
+        return false;
+    };
+    // Answer getRSAPub with the reqid the session used.
+    let mut reply = [0u8; 1024];
+    let Some(reqid) = find_reqid(&tx) else {
+        return false;
+    };
+    let Some(n) = concat(
+        &mut reply,
+        &[
+            b"{\"pub\":\"",
+            RSA_PUB_JSON.as_bytes(),
+            b"\",\"si\":\"72057615512764624\",\"result\":\"succ\",\"reqid\":\"",
+            reqid,
+            b"\"}",
+        ],
+    ) else {
+        return false;
+    };
+    if session.handle_text(now, &reply[..n]).is_err() {
+        return false;
     }
-    failures
+    let envelope = match session.poll_transmit(now, &mut rng, &mut tx) {
+        Ok(Some(n)) => &tx[..n],
+        _ => return false,
+    };
+    let mut request = [0u8; 128];
+    let signed_ok = Request::get_host_name()
+        .write(None, &mut request, 0)
+        .is_ok();
+    envelope.starts_with(b"{\"req\":\"encrypted\"") && signed_ok
+}
+
+fn find_reqid(message: &[u8]) -> Option<&[u8]> {
+    let key = b"\"reqid\":\"";
+    let start = message.windows(key.len()).position(|w| w == key)? + key.len();
+    message.get(start..start + 28)
+}
+
+fn concat(out: &mut [u8], parts: &[&[u8]]) -> Option<usize> {
+    let mut n = 0;
+    for part in parts {
+        out.get_mut(n..n + part.len())?.copy_from_slice(part);
+        n += part.len();
+    }
+    Some(n)
 }
