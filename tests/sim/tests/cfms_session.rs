@@ -317,3 +317,52 @@ async fn drop_connections_ends_connections_without_close_frame() {
     server.drop_connections();
     assert_eq!(c.recv().await, Received::Gone);
 }
+
+#[tokio::test]
+async fn create_user_makes_an_expired_account_and_admin_listings_show_it() {
+    let server = start(Config::default()).await;
+    let mut admin = Client::connect(&server).await;
+    admin.login("admin", "admin").await;
+    let groups = json!([{"group_name": "user", "start_time": 0.0}]);
+    let created = admin
+        .call(
+            "create_user",
+            json!({"username": "bob", "password": "pw", "nickname": "Bob", "groups": groups}),
+        )
+        .await;
+    assert_eq!(created["message"], "User created successfully");
+    let users = admin.call("list_users", json!({})).await;
+    let names: Vec<&str> = users["data"]["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, ["admin", "bob"]);
+    let listed = admin.call("list_groups", json!({})).await;
+    assert_eq!(
+        listed["data"]["groups"][1],
+        json!({"name": "user", "permissions": ["set_passwd"]})
+    );
+    let logs = admin
+        .call("view_audit_logs", json!({"offset": 0, "count": 1}))
+        .await;
+    assert_eq!(logs["data"]["logs"][0]["action"], "list_groups");
+    let mut bob = Client::connect(&server).await;
+    let login = bob
+        .call("login", json!({"username": "bob", "password": "pw"}))
+        .await;
+    assert_eq!(login["code"], 403);
+}
+
+#[tokio::test]
+async fn shutdown_action_answers_then_stops_the_server() {
+    let server = start(Config::default()).await;
+    let mut admin = Client::connect(&server).await;
+    admin.login("admin", "admin").await;
+    let answer = admin.call("shutdown", json!({})).await;
+    assert_eq!(answer["code"], 200);
+    assert_eq!(admin.recv().await, Received::Gone);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(server.addr()).await.is_err());
+}
