@@ -170,3 +170,21 @@ async fn two_factor_actions_are_unknown_below_protocol_5() {
     let answer = c.call("get_2fa_status", json!({})).await;
     assert_eq!(answer["message"], "Unknown action: get_2fa_status");
 }
+
+#[tokio::test]
+async fn push_can_arrive_between_a_request_and_its_answer() {
+    let server = start(quick(Config::default())).await;
+    let mut c = Client::connect(&server).await;
+    c.call("register_listener", json!({})).await;
+    // The wrong password is answered only after the delay; lockdown changes
+    // meanwhile.
+    c.send_action("login", json!({"username": "admin", "password": "bad"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.set_lockdown(true);
+    assert_eq!(
+        c.recv().await,
+        Received::Binary(br#"{"action": "lockdown", "status": true}"#.to_vec())
+    );
+    assert_eq!(c.recv_json().await["code"], 401);
+}

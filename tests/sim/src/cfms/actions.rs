@@ -239,7 +239,7 @@ pub(crate) async fn handle(conn: &mut Conn, request: Map<String, Value>) -> Opti
 /// Send `reply` (after the bad-password delay when it asks for one).
 pub(crate) async fn answer(conn: &mut Conn, reply: Reply) -> Option<()> {
     if reply.delayed {
-        tokio::time::sleep(conn.shared.config.bad_password_delay).await;
+        conn.pause(conn.shared.config.bad_password_delay).await?;
     }
     let message = json!({
         "code": reply.code,

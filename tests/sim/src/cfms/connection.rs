@@ -64,20 +64,26 @@ impl Conn {
                     }
                     Ok(Message::Frame(_)) => {}
                 },
-                _ = self.ping_every.tick() => {
-                    if self.ping_sent.is_none() {
-                        self.ws.send(Message::Ping(Vec::new().into())).await.ok()?;
-                        self.ping_sent = Some(Instant::now());
-                    }
-                }
+                _ = self.ping_every.tick() => self.ping().await?,
                 _ = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
                     return None;
                 }
-                control = self.control.recv() => match control {
-                    Ok(Control::Lockdown(on)) => self.push_lockdown(on).await?,
-                    Ok(Control::Drop) | Err(broadcast::error::RecvError::Closed) => return None,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                },
+                control = self.control.recv() => self.obey(control).await?,
+            }
+        }
+    }
+
+    /// Wait `duration` before answering (the bad-password delay), still
+    /// sending PINGs and lockdown pushes — a push can thus arrive between a
+    /// request and its answer, as on the real server. Client messages stay
+    /// queued until the next [`recv`](Self::recv).
+    pub async fn pause(&mut self, duration: std::time::Duration) -> Option<()> {
+        let until = Instant::now() + duration;
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return Some(()),
+                _ = self.ping_every.tick() => self.ping().await?,
+                control = self.control.recv() => self.obey(control).await?,
             }
         }
     }
@@ -98,6 +104,24 @@ impl Conn {
         // but do not wait for a client that never answers.
         let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
         let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+    }
+
+    /// PING unless one is still unanswered.
+    async fn ping(&mut self) -> Option<()> {
+        if self.ping_sent.is_none() {
+            self.ws.send(Message::Ping(Vec::new().into())).await.ok()?;
+            self.ping_sent = Some(Instant::now());
+        }
+        Some(())
+    }
+
+    /// Act on a control message; `None` when it ends the connection.
+    async fn obey(&mut self, control: Result<Control, broadcast::error::RecvError>) -> Option<()> {
+        match control {
+            Ok(Control::Lockdown(on)) => self.push_lockdown(on).await,
+            Ok(Control::Drop) | Err(broadcast::error::RecvError::Closed) => None,
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(()),
+        }
     }
 
     async fn push_lockdown(&mut self, on: bool) -> Option<()> {

@@ -35,17 +35,23 @@
 //! In every state the connection sends a PING each [`Config::ping_interval`]
 //! and drops the client (TCP, no close frame) when the PONG is not back within
 //! [`Config::pong_timeout`]. A connection that sent `register_listener`
-//! receives each lockdown change as an unsolicited binary frame.
+//! receives each lockdown change as an unsolicited binary frame, also while
+//! an answer is held back by the bad-password delay (so a push can arrive
+//! between a request and its answer).
 //!
 //! # What is not emulated
 //!
 //! Access rules and grants, avatars, user blocking, group editing, and the
 //! cancellation of *running* transfers when lockdown turns on (pending tasks
-//! are cancelled). Messages of actions that were never recorded
-//! (`rename_*`, `move_*`, `delete_*`, `list_groups`, `view_audit_logs`,
-//! `shutdown`) are plausible guesses, not recordings. At protocol 3, after
-//! `stop` for an empty upload, the public document promises a 500 verdict but
-//! the recorded server sends nothing; the emulator follows the recording.
+//! are cancelled). Answers that were never recorded are plausible guesses:
+//! the messages of `rename_*`, `move_*`, `delete_*`, `upload_document`,
+//! `list_groups`, `view_audit_logs`, `shutdown`, the `data` of successful
+//! `list_users`/`list_groups`/`view_audit_logs`, `create_user` conflicts,
+//! refused `set_passwd`, and two-factor errors other than the recorded ones.
+//! Below protocol 5 two-factor secrets are ignored (login needs no code).
+//! At protocol 3, after `stop` for an empty upload, the public document
+//! promises a 500 verdict but the recorded server sends nothing; the emulator
+//! follows the recording and stores an empty revision (`sha256` as declared).
 
 mod account;
 mod actions;
