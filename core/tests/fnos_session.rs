@@ -654,3 +654,30 @@ fn requests_before_login_go_out_unsigned() {
         br#"{"reqid":"6915841c00000000000000000001","req":"appcgi.sysinfo.getHostName"}"#
     );
 }
+
+#[test]
+fn cancelled_request_frees_its_slot_and_a_late_answer_is_unmatched() {
+    let server = Server::new();
+    let mut s = logged_in(&server, config());
+    let mut buf = [0u8; 512];
+    let mut reqids = Vec::new();
+    while s.has_room() {
+        reqids.push(s.send(at(1), &Request::get_uptime(), &mut buf).unwrap().0);
+    }
+    assert_eq!(
+        s.send(at(1), &Request::get_uptime(), &mut buf),
+        Err(naslink_core::fnos::Error::Busy)
+    );
+
+    assert!(s.cancel(&reqids[0]));
+    assert!(!s.cancel(&reqids[0]), "a second cancel finds nothing");
+    assert!(s.has_room());
+    let late = format!(
+        r#"{{"data":{{"uptime":5}},"result":"succ","reqid":"{}"}}"#,
+        reqids[0]
+    );
+    assert!(matches!(
+        s.handle_text(at(2), late.as_bytes()).unwrap(),
+        Some(Event::UnmatchedReply(_))
+    ));
+}

@@ -374,6 +374,16 @@ impl<'c, const N: usize> Session<'c, N> {
         self.pending.has_room()
     }
 
+    /// Stop waiting for `reqid`: its slot is freed at once and any frame
+    /// that still arrives for it is reported as
+    /// [`Event::UnmatchedReply`]. This is what an adapter calls when the
+    /// application drops a request it no longer wants, so an abandoned
+    /// request never holds a slot until its deadline. Returns whether the
+    /// request was in flight.
+    pub fn cancel(&mut self, reqid: &Reqid) -> bool {
+        self.pending.remove(reqid).is_some()
+    }
+
     /// A connection is open (the WebSocket handshake completed).
     pub fn handle_connect(&mut self, now: Instant) {
         if self.state != State::Disconnected {
