@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The firmware example: board build with its size table, and the host
+# end-to-end check against the fnOS emulator.
+#
+#   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
+#   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root)
+#
+# The firmware is its own cargo workspace (firmware-example/Cargo.toml) with
+# its own lock file and target directory (target/firmware).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+fw="$root/firmware-example"
+target_dir="${FIRMWARE_TARGET_DIR:-$root/target/firmware}"
+cargo_fw() { cargo "$@" --locked --manifest-path "$fw/Cargo.toml" --target-dir "$target_dir"; }
+
+size_tool() {
+    if command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; return; fi
+    if command -v size >/dev/null && size --help 2>&1 | grep -q elf32-littlearm; then echo size; return; fi
+    if command -v llvm-size >/dev/null; then echo llvm-size; return; fi
+    apt-get install -y -qq binutils-arm-none-eabi >/dev/null
+    echo arm-none-eabi-size
+}
+
+# Budgets in bytes: flash = text + data, static RAM = data + bss.
+check_size() { # name elf flash_budget ram_budget
+    local name=$1 elf=$2 flash_budget=$3 ram_budget=$4 text data bss
+    read -r text data bss < <("$(size_tool)" -A -d "$elf" | awk '
+        $1 ~ /^\.(vector_table|text|rodata)$/ { t += $2 }
+        $1 ~ /^\.data$/ { d += $2 }
+        $1 ~ /^\.(bss|uninit)$/ { b += $2 }
+        END { print t, d, b }')
+    local flash=$((text + data)) ram=$((data + bss))
+    printf '%-12s flash %7d B (%5.1f KiB, budget %d KiB)  static RAM %6d B (%4.1f KiB, budget %d KiB)\n' \
+        "$name" "$flash" "$(echo "$flash/1024" | bc -l)" $((flash_budget / 1024)) \
+        "$ram" "$(echo "$ram/1024" | bc -l)" $((ram_budget / 1024))
+    [ "$flash" -le "$flash_budget" ] && [ "$ram" -le "$ram_budget" ] || {
+        echo "$name: over budget" >&2
+        return 1
+    }
+}
+
+build() {
+    rustup target add thumbv7em-none-eabihf >/dev/null
+    local elf="$target_dir/thumbv7em-none-eabihf/release/panel-board"
+    cargo_fw build --release --target thumbv7em-none-eabihf --features board --bin panel-board
+    cp "$elf" "$target_dir/panel-board.elf"
+    cargo_fw build --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board
+    cp "$elf" "$target_dir/panel-board-tls.elf"
+    echo "size ($(size_tool)):"
+    "$(size_tool)" -B -d "$target_dir/panel-board.elf" "$target_dir/panel-board-tls.elf"
+    local ok=0
+    check_size "without TLS" "$target_dir/panel-board.elf" $((128 * 1024)) $((32 * 1024)) || ok=1
+    check_size "with TLS" "$target_dir/panel-board-tls.elf" $((208 * 1024)) $((64 * 1024)) || ok=1
+    return $ok
+}
+
+host_test() {
+    local port=5666 secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test"
+    ns="naslink-fw-$$"
+    mkdir -p "$log"
+    cargo build --locked -p naslink-sim --manifest-path "$root/Cargo.toml"
+    local sim
+    sim="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/naslink-sim"
+    NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" NASLINK_USER=admin NASLINK_PASSWORD=admin \
+        NASLINK_POLL_SECS=1 cargo_fw build --features host --bin panel-host
+    local panel="$target_dir/debug/panel-host"
+
+    ip netns add "$ns"
+    sim_pid=""
+    cleanup() {
+        [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
+        ip netns del "$ns" 2>/dev/null || true
+    }
+    trap cleanup EXIT
+    ip netns exec "$ns" ip link set lo up
+    ip netns exec "$ns" ip tuntap add dev tap0 mode tap
+    ip netns exec "$ns" ip addr add 192.168.69.1/24 dev tap0
+    ip netns exec "$ns" ip link set tap0 up
+    # Each connection is cut after 40 frames: the panel must reconnect and
+    # log in again (with the token the first login earned).
+    ip netns exec "$ns" "$sim" fnos --listen "192.168.69.1:$port" --user admin --password admin \
+        --drop-after-frames 40 >"$log/sim.log" 2>&1 &
+    sim_pid=$!
+    for _ in $(seq 50); do
+        ip netns exec "$ns" bash -c "echo > /dev/tcp/192.168.69.1/$port" 2>/dev/null && break
+        sleep 0.2
+    done
+    local status=0
+    NASLINK_RUN_SECS=$secs ip netns exec "$ns" "$panel" >"$log/panel.log" 2>"$log/panel.err" || status=$?
+    tail -n 40 "$log/panel.log"
+    local fail=0
+    expect() { # description, extended regex, minimum count
+        local n
+        n=$(grep -Ec "$2" "$log/panel.log" || true)
+        if [ "$n" -ge "$3" ]; then echo "ok   $1 ($n)"; else echo "FAIL $1 ($n < $3)"; fail=1; fi
+    }
+    expect "logged in, at least twice" '^note  \| logged in$' 2
+    expect "host name from the NAS" '^panel \| fnos-sim +online$' 1
+    expect "real CPU and memory figures" '^panel \| cpu [0-9]+%  mem [0-9]+%$' 1
+    expect "uptime" '^panel \| up [0-9]+d [0-9]{2}:[0-9]{2}$' 1
+    expect "storage used/total" '^panel \| disk [0-9.]+[KMGTP]/[0-9.]+[KMGTP]$' 1
+    expect "network rates" '^panel \| rx [0-9.]+[BKMG]/s tx [0-9.]+[BKMG]/s$' 1
+    expect "the forced disconnect was seen" '^note  \| (connection closed|transport failed)$' 1
+    expect "reconnected" '^panel \| connections [2-9]' 1
+    expect "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
+    if [ "$status" -ne 0 ]; then echo "panel-host exited with $status"; fail=1; fi
+    return $fail
+}
+
+case "${1:-}" in
+    build) build ;;
+    host-test) host_test ;;
+    *) echo "usage: $0 build|host-test" >&2; exit 2 ;;
+esac
