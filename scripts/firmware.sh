@@ -3,6 +3,7 @@
 # end-to-end check against the fnOS emulator.
 #
 #   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
+#   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel unit tests
 #   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root)
 #
 # The firmware is its own cargo workspace (firmware-example/Cargo.toml) with
@@ -11,7 +12,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fw="$root/firmware-example"
 target_dir="${FIRMWARE_TARGET_DIR:-$root/target/firmware}"
-cargo_fw() { cargo "$@" --locked --manifest-path "$fw/Cargo.toml" --target-dir "$target_dir"; }
+cargo_fw() { # subcommand, then its arguments
+    local sub=$1
+    shift
+    cargo "$sub" --locked --manifest-path "$fw/Cargo.toml" --target-dir "$target_dir" "$@"
+}
 
 size_tool() {
     if command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; return; fi
@@ -30,9 +35,9 @@ check_size() { # name elf flash_budget ram_budget
         $1 ~ /^\.(bss|uninit)$/ { b += $2 }
         END { print t, d, b }')
     local flash=$((text + data)) ram=$((data + bss))
-    printf '%-12s flash %7d B (%5.1f KiB, budget %d KiB)  static RAM %6d B (%4.1f KiB, budget %d KiB)\n' \
-        "$name" "$flash" "$(echo "$flash/1024" | bc -l)" $((flash_budget / 1024)) \
-        "$ram" "$(echo "$ram/1024" | bc -l)" $((ram_budget / 1024))
+    awk -v n="$name" -v f="$flash" -v fb="$flash_budget" -v r="$ram" -v rb="$ram_budget" 'BEGIN {
+        printf "%-12s flash %7d B (%5.1f KiB, budget %d KiB)  static RAM %6d B (%4.1f KiB, budget %d KiB)\n",
+            n, f, f / 1024, fb / 1024, r, r / 1024, rb / 1024 }'
     [ "$flash" -le "$flash_budget" ] && [ "$ram" -le "$ram_budget" ] || {
         echo "$name: over budget" >&2
         return 1
@@ -108,8 +113,18 @@ host_test() {
     return $fail
 }
 
+check() {
+    rustup target add thumbv7em-none-eabihf >/dev/null
+    (cd "$fw" && cargo fmt -- --check)
+    cargo_fw clippy --features host --all-targets -- -D warnings
+    cargo_fw clippy --release --target thumbv7em-none-eabihf --features board --bin panel-board -- -D warnings
+    cargo_fw clippy --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board -- -D warnings
+    cargo_fw test --lib
+}
+
 case "${1:-}" in
+    check) check ;;
     build) build ;;
     host-test) host_test ;;
-    *) echo "usage: $0 build|host-test" >&2; exit 2 ;;
+    *) echo "usage: $0 check|build|host-test" >&2; exit 2 ;;
 esac

@@ -40,8 +40,9 @@ pub const PENDING: usize = 8;
 pub const WS_RX: usize = 2048;
 /// WebSocket transmit buffer: one login envelope and its frame header.
 pub const WS_TX: usize = TRANSMIT_CAPACITY + 16;
-/// TCP socket buffers.
-pub const TCP_BUFFER: usize = 2048;
+/// Each TCP socket buffer: a reply or a login envelope in at most two
+/// segments; smaller than the WebSocket buffers because TCP drains into them.
+pub const TCP_BUFFER: usize = 1536;
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -57,11 +58,11 @@ pub trait Panel {
 
 /// Memory the loop needs, in one place so a board can put it in a `static`.
 pub struct Resources {
-    ws: Buffers<WS_RX, WS_TX>,
+    pub(crate) ws: Buffers<WS_RX, WS_TX>,
     tcp_rx: [u8; TCP_BUFFER],
     tcp_tx: [u8; TCP_BUFFER],
     #[cfg(feature = "tls")]
-    tls: crate::tls::Buffers,
+    pub(crate) tls: crate::tls::Buffers,
 }
 
 impl Resources {
@@ -93,7 +94,7 @@ enum Query {
 }
 
 /// What a connection ended with.
-enum Ended {
+pub(crate) enum Ended {
     /// It got online before failing: retry soon.
     WasOnline,
     /// It never got online.
@@ -166,7 +167,17 @@ async fn connect<R: Entropy>(
     };
     #[cfg(feature = "tls")]
     let ended = if url.secure {
-        crate::tls::serve(&mut socket, url, session, rng, res, snap, panel).await
+        crate::tls::serve(
+            &mut socket,
+            url,
+            session,
+            rng,
+            &mut res.ws,
+            &mut res.tls,
+            snap,
+            panel,
+        )
+        .await
     } else {
         serve(&mut socket, url, session, rng, &mut res.ws, snap, panel).await
     };
@@ -185,7 +196,7 @@ async fn connect<R: Entropy>(
 }
 
 /// One WebSocket connection over `io`, until it fails.
-async fn serve<T: Read + Write, R: Entropy>(
+pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     io: T,
     url: &Url<'_>,
     session: &mut Session<'static, PENDING>,

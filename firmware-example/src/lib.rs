@@ -12,3 +12,5 @@
 pub mod app;
 pub mod panel;
 pub mod settings;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -7,11 +7,11 @@
 use defmt::{info, warn};
 use embassy_executor::Spawner;
 use embassy_net::StackResources;
+use embassy_stm32::bind_interrupts;
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::peripherals::{ETH, ETH_SMA, RNG};
 use embassy_stm32::rng::{self, Rng};
 use embassy_stm32::time::Hertz;
-use embassy_stm32::bind_interrupts;
 use naslink_core::random::Entropy;
 use naslink_firmware_example::app::{self, Panel, Resources};
 use naslink_firmware_example::panel::{Line, ROWS};
