@@ -1,0 +1,336 @@
+//! The driver against the fnOS emulator over real loopback TCP: login,
+//! requests, re-authentication after a dropped connection, refused
+//! upgrades and logins, a dead heartbeat, and no heap use while the driver
+//! runs.
+//!
+//! The emulator runs on its own multi-threaded runtime; the driver runs on
+//! a current-thread runtime with embassy-time's std driver. A counting
+//! global allocator is armed (per thread) while the driver's futures are
+//! polled and disarmed inside the tokio socket calls, so the count covers
+//! naslink-embassy and naslink-core only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+
+use naslink_core::fnos::{self, Config, Event, LoginFailure, LoginMethod, Request, Session};
+use naslink_core::random;
+use naslink_core::time::Duration;
+use naslink_core::ws::{self, Url};
+use naslink_embassy::fnos::{Buffers, Connection, Error};
+use naslink_sim::fnos::{self as sim, KeySource, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator; the thread-locals are
+// const-initialised without destructors, so touching them never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ARMED.try_with(Cell::get).unwrap_or(false) {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Poll `f` with allocation counting set to `on`, restoring the previous
+/// setting around every poll.
+async fn counting<F: Future>(on: bool, f: F) -> F::Output {
+    let mut f = pin!(f);
+    poll_fn(|cx| {
+        let before = ARMED.with(|a| a.replace(on));
+        let r = f.as_mut().poll(cx);
+        ARMED.with(|a| a.set(before));
+        r
+    })
+    .await
+}
+
+fn allocations() -> usize {
+    COUNT.with(Cell::get)
+}
+
+/// A tokio TCP stream as an embedded-io-async transport.
+struct Tcp(tokio::net::TcpStream);
+
+#[derive(Debug, PartialEq)]
+struct IoError;
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("socket error")
+    }
+}
+
+impl std::error::Error for IoError {}
+
+impl embedded_io_async::Error for IoError {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        embedded_io_async::ErrorKind::Other
+    }
+}
+
+impl embedded_io_async::ErrorType for Tcp {
+    type Error = IoError;
+}
+
+impl embedded_io_async::Read for Tcp {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+        counting(false, self.0.read(buf)).await.map_err(|_| IoError)
+    }
+}
+
+impl embedded_io_async::Write for Tcp {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
+        counting(false, self.0.write(buf))
+            .await
+            .map_err(|_| IoError)
+    }
+
+    async fn flush(&mut self) -> Result<(), IoError> {
+        counting(false, self.0.flush()).await.map_err(|_| IoError)
+    }
+}
+
+struct Emulator {
+    runtime: tokio::runtime::Runtime,
+    handle: sim::Handle,
+    url: String,
+}
+
+fn emulator(config: sim::Config) -> Emulator {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = runtime
+        .block_on(Server::start(sim::Config {
+            key: KeySource::Fixture,
+            ..config
+        }))
+        .unwrap();
+    let url = handle.url();
+    Emulator {
+        runtime,
+        handle,
+        url,
+    }
+}
+
+/// Run the client side on this thread's own runtime.
+fn client<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            // The embassy-time std driver starts its thread on first use.
+            embassy_time::Timer::after_millis(1).await;
+            f.await
+        })
+}
+
+async fn connect(addr: &str) -> Tcp {
+    Tcp(tokio::net::TcpStream::connect(addr).await.unwrap())
+}
+
+fn rng() -> RefCell<impl naslink_core::random::Entropy> {
+    // Deterministic but varied; these tests check plumbing, not secrecy.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    RefCell::new(random::from_fn(move |buf: &mut [u8]| {
+        for b in buf {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+    }))
+}
+
+type Buf = Buffers<2048, 2200>;
+
+/// What the next event was, owned.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    LoggedIn(LoginMethod),
+    LoginFailed(LoginFailure),
+    /// A `hostName` reply; `true` if it is the emulator's `fnos-sim`.
+    HostNameIsFnosSim(bool),
+    Other,
+}
+
+fn seen(event: Event<'_>) -> Seen {
+    match event {
+        Event::LoggedIn { method, .. } => Seen::LoggedIn(method),
+        Event::LoginFailed(f) => Seen::LoginFailed(f),
+        Event::Reply(reply) => match reply.data().and_then(|d| d.get("hostName")) {
+            // Compared in place: the closure runs inside the counted region.
+            Some(v) => Seen::HostNameIsFnosSim(v.as_str().is_some_and(|s| s.eq_str("fnos-sim"))),
+            None => Seen::Other,
+        },
+        _ => Seen::Other,
+    }
+}
+
+#[test]
+fn password_login_then_a_request_is_answered_without_heap() {
+    let emu = emulator(sim::Config::default());
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
+        let rng = rng();
+        let mut buffers = Buf::new();
+        let io = connect(&addr).await;
+        let before = allocations();
+        let (login, reply) = counting(true, async {
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            let login = conn.next_event(seen).await.unwrap();
+            conn.send(&Request::get_host_name()).await.unwrap();
+            let reply = conn.next_event(seen).await.unwrap();
+            conn.close().await;
+            (login, reply)
+        })
+        .await;
+        assert_eq!(allocations() - before, 0, "heap allocations in the driver");
+        assert_eq!(login, Seen::LoggedIn(LoginMethod::Password));
+        assert_eq!(reply, Seen::HostNameIsFnosSim(true));
+    });
+    drop(emu.runtime);
+}
+
+#[test]
+fn after_a_dropped_connection_the_token_logs_in_again() {
+    let emu = emulator(sim::Config::default());
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
+        let rng = rng();
+        let mut buffers = Buf::new();
+        {
+            let io = connect(&addr).await;
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            assert_eq!(
+                conn.next_event(seen).await.unwrap(),
+                Seen::LoggedIn(LoginMethod::Password)
+            );
+            emu.handle.drop_connections();
+            let err = conn.next_event(seen).await.unwrap_err();
+            assert!(
+                matches!(err, Error::Closed(ws::Closed::Abnormal) | Error::Io(_)),
+                "{err:?}"
+            );
+        }
+        assert_eq!(session.state(), fnos::State::Disconnected);
+        let io = connect(&addr).await;
+        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            .await
+            .unwrap();
+        assert_eq!(
+            conn.next_event(seen).await.unwrap(),
+            Seen::LoggedIn(LoginMethod::AuthToken)
+        );
+    });
+    drop(emu.runtime);
+}
+
+#[test]
+fn an_upgrade_answered_with_a_redirect_is_rejected_with_its_status() {
+    let emu = emulator(sim::Config {
+        https_redirect: Some(sim::Redirect::default()),
+        ..sim::Config::default()
+    });
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
+        let rng = rng();
+        let mut buffers = Buf::new();
+        let io = connect(&addr).await;
+        let err = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err, Error::Rejected { status: 301 });
+    });
+    drop(emu.runtime);
+}
+
+#[test]
+fn a_wrong_password_is_a_login_failure_event() {
+    let emu = emulator(sim::Config::default());
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut session: Session<'_, 4> = Session::new(Config::new("admin", "wrong"));
+        let rng = rng();
+        let mut buffers = Buf::new();
+        let io = connect(&addr).await;
+        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            .await
+            .unwrap();
+        match conn.next_event(seen).await.unwrap() {
+            Seen::LoginFailed(LoginFailure::Rejected { method, errno }) => {
+                assert_eq!(method, LoginMethod::Password);
+                assert!(errno.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+    drop(emu.runtime);
+}
+
+#[test]
+fn a_server_that_stops_answering_pings_is_declared_dead() {
+    let emu = emulator(sim::Config {
+        pong: false,
+        ..sim::Config::default()
+    });
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut config = Config::new("admin", "admin");
+        config.heartbeat.interval = Duration::from_millis(100);
+        config.heartbeat.missed_pong_limit = 2;
+        let mut session: Session<'_, 4> = Session::new(config);
+        let rng = rng();
+        let mut buffers = Buf::new();
+        let io = connect(&addr).await;
+        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            .await
+            .unwrap();
+        let err = loop {
+            match conn.next_event(seen).await {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, Error::ConnectionDead { missed_pongs: 2.. }),
+            "{err:?}"
+        );
+    });
+    drop(emu.runtime);
+}
