@@ -30,24 +30,20 @@
 
 use core::cell::RefCell;
 
-use embassy_futures::select::{Either, select};
-use embassy_time::Timer;
 use embedded_io_async::{Read, Write};
 use naslink_core::fnos::session::TRANSMIT_CAPACITY;
 use naslink_core::fnos::{self, Event, Reqid, Request, Session};
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
-use naslink_core::ws::{self, CloseCode, SendError, Url};
+use naslink_core::ws::{self, Url};
 
+pub use crate::Error;
 use crate::fmt::{debug, warning};
-use crate::time::{now, to_embassy};
+use crate::link::{Link, SharedEntropy};
+use crate::time::now;
 
 /// Bytes read from the transport at a time: one TCP segment on Ethernet.
 pub const READ_CHUNK: usize = 536;
-
-/// Extra handshake headers: fnOS checks none, but browsers send `Origin`
-/// and some reverse proxies insist on it.
-const NO_HEADERS: &[(&str, &str)] = &[];
 
 /// The buffers of one connection, sized by the application.
 ///
@@ -85,55 +81,12 @@ impl<const RX: usize, const TX: usize> Default for Buffers<RX, TX> {
     }
 }
 
-/// Why a connection ended or could not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error<E> {
-    /// The transport failed.
-    Io(E),
-    /// The transport accepted no bytes.
-    WriteZero,
-    /// The upgrade request could not be built (buffer too small, bad header).
-    Connect(ws::ConnectError),
-    /// The server answered the upgrade with this HTTP status instead of 101.
-    Rejected {
-        /// The status code.
-        status: u16,
-    },
-    /// The WebSocket closed (cleanly, by a protocol error, a timeout, or
-    /// because the transport ended).
-    Closed(ws::Closed),
-    /// A message could not be queued on the WebSocket.
-    Send(SendError),
-    /// The session refused a request or could not write its output.
-    Session(fnos::Error),
-    /// The server stopped answering the heartbeat.
-    ConnectionDead {
-        /// Pings that went unanswered.
-        missed_pongs: u8,
-    },
-}
-
-/// A random source shared by the WebSocket (frame masks) and the session
-/// (login keys, RSA padding): both are called from one task, one at a time.
-struct SharedEntropy<'r, R>(&'r RefCell<R>);
-
-impl<R: Entropy> Entropy for SharedEntropy<'_, R> {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.borrow_mut().fill_bytes(dest);
-    }
-}
-
 /// An open fnOS connection; see the [module docs](self).
 pub struct Connection<'a, 'c, T, R, const N: usize> {
-    io: T,
-    ws: ws::Client<&'a mut [u8], SharedEntropy<'a, R>>,
+    link: Link<'a, T, R>,
     session: &'a mut Session<'c, N>,
     rng: &'a RefCell<R>,
     message: &'a mut [u8],
-    read: &'a mut [u8],
-    /// Received bytes not yet taken by the WebSocket: `read[start..end]`.
-    start: usize,
-    end: usize,
 }
 
 impl<'a, 'c, T, R, const N: usize> Connection<'a, 'c, T, R, N>
@@ -160,66 +113,15 @@ where
             message,
             read,
         } = buffers;
-        let ws = ws::Client::connect(
-            now(),
-            url,
-            NO_HEADERS,
-            ws::Config::default(),
-            SharedEntropy(rng),
-            &mut ws_rx[..],
-            &mut ws_tx[..],
-        )
-        .map_err(Error::Connect)?;
-        let mut conn = Connection {
-            io,
-            ws,
+        let link = Link::open(io, url, rng, ws_rx, ws_tx, read).await?;
+        session.handle_connect(now());
+        debug!("fnOS session started");
+        Ok(Connection {
+            link,
             session,
             rng,
-            message: &mut message[..],
-            read: &mut read[..],
-            start: 0,
-            end: 0,
-        };
-        conn.handshake().await?;
-        conn.session.handle_connect(now());
-        debug!("websocket open; session started");
-        Ok(conn)
-    }
-
-    async fn handshake(&mut self) -> Result<(), Error<T::Error>> {
-        let mut rejected = None;
-        loop {
-            self.flush().await?;
-            let progressed = self.take_input();
-            while let Some(event) = self.ws.poll_event() {
-                match event {
-                    ws::Event::Connected => return Ok(()),
-                    ws::Event::Rejected(response) => rejected = Some(response.status()),
-                    ws::Event::Closed(closed) => {
-                        return Err(match rejected {
-                            Some(status) => Error::Rejected { status },
-                            None => Error::Closed(closed),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            if !progressed {
-                self.wait(self.ws.poll_timeout()).await?;
-            }
-        }
-    }
-
-    /// Feed buffered bytes to the WebSocket; `true` if it took any.
-    fn take_input(&mut self) -> bool {
-        if self.start >= self.end {
-            return false;
-        }
-        let used = self
-            .ws
-            .handle_input(now(), &self.read[self.start..self.end]);
-        self.start += used;
-        used > 0
+            message,
+        })
     }
 
     /// The session (state, uid, stored credentials).
@@ -230,14 +132,16 @@ where
     /// Send an application request; its reply arrives as
     /// [`Event::Reply`] with the returned reqid (or as
     /// [`Event::RequestTimedOut`]). Fails with
-    /// [`fnos::Error::Busy`] when `N` requests are already in flight.
+    /// [`fnos::Error::Busy`] (as [`Error::Fnos`]) when `N` requests are already in flight.
     pub async fn send(&mut self, request: &Request<'_>) -> Result<Reqid, Error<T::Error>> {
         let (reqid, n) = self
             .session
             .send(now(), request, self.message)
-            .map_err(Error::Session)?;
-        self.queue_message(n).await?;
-        self.flush().await?;
+            .map_err(Error::Fnos)?;
+        self.link
+            .send(ws::MessageKind::Text, &self.message[..n])
+            .await?;
+        self.link.flush().await?;
         Ok(reqid)
     }
 
@@ -300,11 +204,11 @@ where
                 }
                 return Ok(Ok(on_event(event)));
             }
-            self.flush().await?;
+            self.link.flush().await?;
             // A pass over buffered input; whatever it changes (a login step
             // answered, a pong queued) is sent from the top of the loop.
-            let mut progressed = self.take_input();
-            while let Some(event) = self.ws.poll_event() {
+            let mut progressed = self.link.take_input();
+            while let Some(event) = self.link.ws.poll_event() {
                 progressed = true;
                 match event {
                     ws::Event::Text(text) => match self.session.handle_text(now(), text.as_bytes())
@@ -319,40 +223,29 @@ where
                     _ => {}
                 }
             }
-            if progressed || self.start < self.end {
+            if progressed || self.link.has_input() {
                 continue;
             }
             if until.is_some_and(|at| now() >= at) {
                 return Ok(Err(on_event));
             }
-            let deadline = [self.ws.poll_timeout(), self.session.poll_timeout(), until]
-                .into_iter()
-                .flatten()
-                .min();
-            self.wait(deadline).await?;
+            let deadline = [
+                self.link.ws.poll_timeout(),
+                self.session.poll_timeout(),
+                until,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            self.link.wait(deadline).await?;
+            self.session.handle_timeout(now());
         }
     }
 
     /// Close the WebSocket politely (bounded by the client's close
     /// timeout); the transport can then be closed and dropped.
     pub async fn close(mut self) {
-        if self.ws.close(now(), CloseCode::NORMAL, "").is_err() {
-            return;
-        }
-        loop {
-            if self.flush().await.is_err() {
-                return;
-            }
-            let progressed = self.take_input();
-            while let Some(event) = self.ws.poll_event() {
-                if let ws::Event::Closed(_) = event {
-                    return;
-                }
-            }
-            if !progressed && self.wait(self.ws.poll_timeout()).await.is_err() {
-                return;
-            }
-        }
+        self.link.close().await;
     }
 
     /// Queue what the session itself wants sent (login steps, pings).
@@ -362,74 +255,16 @@ where
             let written = self
                 .session
                 .poll_transmit(now(), &mut rng, self.message)
-                .map_err(Error::Session)?;
+                .map_err(Error::Fnos)?;
             match written {
-                Some(n) => self.queue_message(n).await?,
+                Some(n) => {
+                    self.link
+                        .send(ws::MessageKind::Text, &self.message[..n])
+                        .await?
+                }
                 None => return Ok(()),
             }
         }
-    }
-
-    /// Queue `message[..n]` as a text frame, writing out earlier frames first
-    /// if the transmit buffer lacks room.
-    async fn queue_message(&mut self, n: usize) -> Result<(), Error<T::Error>> {
-        // The session writes JSON text; anything else would be its bug, and
-        // the server would reject it anyway.
-        let Ok(text) = core::str::from_utf8(&self.message[..n]) else {
-            return Err(Error::Session(fnos::Error::ParamsNotAnObject));
-        };
-        match self.ws.send_text(text) {
-            Err(SendError::InsufficientSize(_)) => {
-                self.flush().await?;
-                let text = core::str::from_utf8(&self.message[..n]).unwrap_or_default();
-                self.ws.send_text(text).map_err(Error::Send)
-            }
-            other => other.map_err(Error::Send),
-        }
-    }
-
-    /// Write every queued byte.
-    async fn flush(&mut self) -> Result<(), Error<T::Error>> {
-        let mut wrote = false;
-        while let Some(bytes) = self.ws.poll_transmit() {
-            let n = self.io.write(bytes).await.map_err(Error::Io)?;
-            if n == 0 {
-                return Err(Error::WriteZero);
-            }
-            self.ws.advance_transmit(n);
-            wrote = true;
-        }
-        if wrote {
-            self.io.flush().await.map_err(Error::Io)?;
-        }
-        Ok(())
-    }
-
-    /// Wait for bytes (buffered into `read`) or for `deadline`, then
-    /// advance the timers that are due.
-    async fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error<T::Error>> {
-        let timer = async {
-            match deadline {
-                Some(at) => Timer::at(to_embassy(at)).await,
-                None => core::future::pending().await,
-            }
-        };
-        match select(self.io.read(self.read), timer).await {
-            Either::First(Ok(0)) => {
-                debug!("transport ended");
-                self.ws.handle_eof();
-            }
-            Either::First(Ok(n)) => {
-                self.start = 0;
-                self.end = n;
-            }
-            Either::First(Err(e)) => return Err(Error::Io(e)),
-            Either::Second(()) => {}
-        }
-        let t = now();
-        self.ws.handle_timeout(t);
-        self.session.handle_timeout(t);
-        Ok(())
     }
 }
 

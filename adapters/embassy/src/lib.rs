@@ -11,6 +11,10 @@
 //!   handshake, RSA key exchange and login (token re-authentication on
 //!   reconnects), heartbeat, requests in flight up to the session's table,
 //!   replies and pushes handed to the application.
+//! - [`cfms`]: one CFMS connection ([`cfms::Connection`]): WebSocket
+//!   handshake, requests written by the core's CFMS session, its own
+//!   messages (token refresh, re-login, keep-alive), events and lockdown
+//!   pushes handed to the application.
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
 //!
@@ -24,10 +28,48 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod cfms;
 pub(crate) mod fmt;
 pub mod fnos;
+mod link;
 #[cfg(feature = "embassy-net")]
 pub mod net;
 pub mod time;
 
 pub use naslink_core as core;
+
+use naslink_core::ws;
+
+/// Why a connection ended or could not start. `E` is the transport's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The transport failed.
+    Io(E),
+    /// The transport accepted no bytes.
+    WriteZero,
+    /// The upgrade request could not be built (buffer too small, bad header).
+    Connect(ws::ConnectError),
+    /// The server answered the upgrade with this HTTP status instead of 101.
+    Rejected {
+        /// The status code.
+        status: u16,
+    },
+    /// The WebSocket closed (cleanly, by a protocol error, a timeout, or
+    /// because the transport ended).
+    Closed(ws::Closed),
+    /// A message could not be queued on the WebSocket.
+    Send(ws::SendError),
+    /// A session wrote a text message that is not UTF-8.
+    NotText,
+    /// The fnOS session refused a request or could not write its output.
+    Fnos(naslink_core::fnos::Error),
+    /// The CFMS session refused a request, an input, or could not write.
+    Cfms(naslink_core::cfms::session::Error),
+    /// The fnOS server stopped answering the heartbeat.
+    ConnectionDead {
+        /// Pings that went unanswered.
+        missed_pongs: u8,
+    },
+    /// CFMS answers can no longer be matched to requests.
+    Desynchronized(naslink_core::cfms::session::Desync),
+}

@@ -334,3 +334,117 @@ fn a_server_that_stops_answering_pings_is_declared_dead() {
     });
     drop(emu.runtime);
 }
+
+mod cfms {
+    use naslink_core::cfms::session::{self, Event, Session};
+    use naslink_embassy::cfms::{Buffers, Connection};
+    use naslink_sim::cfms::{self as sim, Server};
+
+    use super::*;
+
+    fn emulator(config: sim::Config) -> (tokio::runtime::Runtime, String, String) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = runtime.block_on(Server::start(config)).unwrap();
+        let (url, addr) = (handle.url(), handle.addr().to_string());
+        std::mem::forget(handle); // lives as long as the runtime
+        (runtime, url, addr)
+    }
+
+    #[test]
+    fn server_info_then_login_without_heap() {
+        let (runtime, url, addr) = emulator(sim::Config::default());
+        let url = Url::parse(&url).unwrap();
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 1]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = Buffers::<4096, 1024, 1024>::new();
+            let io = connect(&addr).await;
+            let before = allocations();
+            let (info_seq, info, name_ok, login) = counting(true, async {
+                let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                    .await
+                    .unwrap();
+                let seq = conn
+                    .request(|s, now, buf| s.server_info(now, buf))
+                    .await
+                    .unwrap();
+                let info = conn.next_event().await.unwrap();
+                let name_ok = conn.session().response().is_some_and(|r| {
+                    r.data()
+                        .get("server_name")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|s| s.eq_str("CFMS WebSocket Server"))
+                });
+                conn.request(|s, now, buf| s.login(now, "admin", "admin", buf))
+                    .await
+                    .unwrap();
+                let login = conn.next_event().await.unwrap();
+                conn.close().await;
+                (seq, info, name_ok, login)
+            })
+            .await;
+            assert_eq!(allocations() - before, 0, "heap allocations in the driver");
+            match info {
+                Event::ServerInfo {
+                    seq,
+                    protocol_version,
+                    lockdown,
+                } => {
+                    assert_eq!(seq, Some(info_seq));
+                    assert!((3..=5).contains(&protocol_version));
+                    assert!(!lockdown);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(name_ok);
+            assert!(matches!(login, Event::LoggedIn { .. }), "{login:?}");
+        });
+        drop(runtime);
+    }
+
+    #[test]
+    fn lockdown_shows_in_server_info() {
+        let (runtime, url, addr) = emulator(sim::Config {
+            lockdown: true,
+            ..sim::Config::default()
+        });
+        let url = Url::parse(&url).unwrap();
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 1]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = Buffers::<4096, 1024, 1024>::new();
+            let io = connect(&addr).await;
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            conn.request(|s, now, buf| s.server_info(now, buf))
+                .await
+                .unwrap();
+            let info = conn.next_event().await.unwrap();
+            assert!(
+                matches!(info, Event::ServerInfo { lockdown: true, .. }),
+                "{info:?}"
+            );
+            assert_eq!(conn.session().lockdown(), Some(true));
+        });
+        drop(runtime);
+    }
+}
