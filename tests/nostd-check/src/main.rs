@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+use naslink_core::cfms;
 use naslink_core::fnos::{self, Request, Session};
 use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
@@ -38,7 +39,13 @@ unsafe extern "C" {}
 /// bit `i` set when check `i` failed (0 = all passed).
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
-    let checks = [time_arithmetic(), websocket_paths(), fnos_login_paths()];
+    let checks = [
+        time_arithmetic(),
+        websocket_paths(),
+        fnos_login_paths(),
+        cfms_session_paths(),
+        cfms_decrypt_paths(),
+    ];
     checks
         .iter()
         .enumerate()
@@ -131,6 +138,64 @@ fn fnos_login_paths() -> bool {
         .write(None, &mut request, 0)
         .is_ok();
     envelope.starts_with(b"{\"req\":\"encrypted\"") && signed_ok
+}
+
+/// The CFMS envelope writer, response parser and FIFO queue.
+fn cfms_session_paths() -> bool {
+    let (mut rx, mut hashes) = ([0u8; 1024], [[0u8; 32]; 2]);
+    let mut session: cfms::Session<'_, 4> = cfms::Session::new(
+        cfms::Config::default(),
+        cfms::Buffers {
+            rx: &mut rx,
+            chunk_hashes: &mut hashes,
+        },
+    );
+    let now = Instant::from_secs(1);
+    let mut tx = [0u8; 256];
+    if session.server_info(now, &mut tx).is_err() {
+        return false;
+    }
+    let answer = br#"{"code":200,"data":{"server_name":"CFMS","version":"0.1.0","protocol_version":3,"lockdown":false},"message":"ok","timestamp":1.5}"#;
+    if session
+        .handle_message(now, cfms::MessageKind::Text, answer, &mut |_: &[u8]| {})
+        .is_err()
+    {
+        return false;
+    }
+    matches!(
+        session.poll_event(),
+        Some(cfms::Event::ServerInfo {
+            protocol_version: 3,
+            ..
+        })
+    )
+}
+
+/// AES-256-CFB8 and SHA-256 over a download: an empty file verifies, and a
+/// chunk whose plaintext does not hash to the announced value is refused.
+fn cfms_decrypt_paths() -> bool {
+    let mut key = cfms::DownloadKey {
+        key: [7; 32],
+        iv: [9; 16],
+        sha256: None,
+        file_size: 0,
+        chunk_size: 2 * 1024 * 1024,
+        total_chunks: 0,
+    };
+    let empty_ok = match cfms::FileDecryptor::new(&key, &[]) {
+        Ok(d) => d.finish().is_ok(),
+        Err(_) => false,
+    };
+    key.file_size = 16;
+    key.total_chunks = 1;
+    key.sha256 = Some([0; 32]);
+    let hashes = [[0u8; 32]];
+    let mut ciphertext = [0x42u8; 16];
+    let corrupt_refused = match cfms::FileDecryptor::new(&key, &hashes) {
+        Ok(mut d) => d.decrypt(&mut ciphertext).is_err() || d.finish().is_err(),
+        Err(_) => false,
+    };
+    empty_ok && corrupt_refused
 }
 
 fn find_reqid(message: &[u8]) -> Option<&[u8]> {
