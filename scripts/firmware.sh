@@ -15,7 +15,7 @@ target_dir="${FIRMWARE_TARGET_DIR:-$root/target/firmware}"
 cargo_fw() { # subcommand, then its arguments
     local sub=$1
     shift
-    cargo "$sub" --locked --manifest-path "$fw/Cargo.toml" --target-dir "$target_dir" "$@"
+    cargo "$sub" --locked --manifest-path "$fw/Cargo.toml" --target-dir "${fw_target:-$target_dir}" "$@"
 }
 
 size_tool() {
@@ -51,30 +51,25 @@ build() {
     cp "$elf" "$target_dir/panel-board.elf"
     cargo_fw build --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board
     cp "$elf" "$target_dir/panel-board-tls.elf"
+    # The CFMS panel, for information: the budgets are set for fnOS.
+    cargo_fw build --release --target thumbv7em-none-eabihf --features board,cfms --bin panel-board
+    cp "$elf" "$target_dir/panel-board-cfms.elf"
     echo "size ($(size_tool)):"
-    "$(size_tool)" -B -d "$target_dir/panel-board.elf" "$target_dir/panel-board-tls.elf"
+    "$(size_tool)" -B -d "$target_dir/panel-board.elf" "$target_dir/panel-board-tls.elf" \
+        "$target_dir/panel-board-cfms.elf"
     local ok=0
-    check_size "without TLS" "$target_dir/panel-board.elf" $((128 * 1024)) $((32 * 1024)) || ok=1
-    check_size "with TLS" "$target_dir/panel-board-tls.elf" $((208 * 1024)) $((64 * 1024)) || ok=1
+    check_size "fnOS" "$target_dir/panel-board.elf" $((128 * 1024)) $((32 * 1024)) || ok=1
+    check_size "fnOS + TLS" "$target_dir/panel-board-tls.elf" $((208 * 1024)) $((64 * 1024)) || ok=1
+    check_size "CFMS" "$target_dir/panel-board-cfms.elf" $((128 * 1024)) $((32 * 1024)) || true
     return $ok
 }
 
-host_test() {
-    local port=5666 secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test"
+netns_up() {
     ns="naslink-fw-$$"
-    mkdir -p "$log"
-    cargo build --locked -p naslink-sim --manifest-path "$root/Cargo.toml"
-    local sim
-    sim="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/naslink-sim"
-    NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" NASLINK_USER=admin NASLINK_PASSWORD=admin \
-        NASLINK_POLL_SECS=1 cargo_fw build --features host --bin panel-host
-    local panel="$target_dir/debug/panel-host"
-
     ip netns add "$ns"
     sim_pid=""
     cleanup() {
-        [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
+        if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; fi
         ip netns del "$ns" 2>/dev/null || true
     }
     trap cleanup EXIT
@@ -82,34 +77,85 @@ host_test() {
     ip netns exec "$ns" ip tuntap add dev tap0 mode tap
     ip netns exec "$ns" ip addr add 192.168.69.1/24 dev tap0
     ip netns exec "$ns" ip link set tap0 up
-    # Each connection is cut after 40 frames: the panel must reconnect and
-    # log in again (with the token the first login earned).
-    ip netns exec "$ns" "$sim" fnos --listen "192.168.69.1:$port" --user admin --password admin \
-        --drop-after-frames 40 >"$log/sim.log" 2>&1 &
+}
+
+start_sim() { # log file, then the emulator's arguments
+    local out=$1
+    shift
+    ip netns exec "$ns" "$sim" "$@" >>"$out" 2>&1 &
     sim_pid=$!
     for _ in $(seq 50); do
-        ip netns exec "$ns" bash -c "echo > /dev/tcp/192.168.69.1/$port" 2>/dev/null && break
+        ip netns exec "$ns" bash -c "echo > /dev/tcp/192.168.69.1/$port" 2>/dev/null && return
         sleep 0.2
     done
-    local status=0
-    NASLINK_RUN_SECS=$secs ip netns exec "$ns" "$panel" >"$log/panel.log" 2>"$log/panel.err" || status=$?
-    tail -n 40 "$log/panel.log"
-    local fail=0
-    expect() { # description, extended regex, minimum count
-        local n
-        n=$(grep -Ec "$2" "$log/panel.log" || true)
-        if [ "$n" -ge "$3" ]; then echo "ok   $1 ($n)"; else echo "FAIL $1 ($n < $3)"; fail=1; fi
-    }
-    expect "logged in, at least twice" '^note  \| logged in$' 2
-    expect "host name from the NAS" '^panel \| fnos-sim +online$' 1
-    expect "real CPU and memory figures" '^panel \| cpu [0-9]+%  mem [0-9]+%$' 1
-    expect "uptime" '^panel \| up [0-9]+d [0-9]{2}:[0-9]{2}$' 1
-    expect "storage used/total" '^panel \| disk [0-9.]+[KMGTP]/[0-9.]+[KMGTP]$' 1
-    expect "network rates" '^panel \| rx [0-9.]+[BKMG]/s tx [0-9.]+[BKMG]/s$' 1
-    expect "the forced disconnect was seen" '^note  \| (connection closed|transport failed)$' 1
-    expect "reconnected" '^panel \| connections [2-9]' 1
-    expect "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
-    if [ "$status" -ne 0 ]; then echo "panel-host exited with $status"; fail=1; fi
+    echo "emulator did not start" >&2
+    return 1
+}
+
+expect() { # log, description, extended regex, minimum count
+    local n
+    n=$(grep -Ec "$3" "$1" || true)
+    if [ "$n" -ge "$4" ]; then echo "ok   $2 ($n)"; else echo "FAIL $2 ($n < $4)"; fail=1; fi
+}
+
+host_test() {
+    local secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test" status=0
+    port=5666
+    fail=0
+    mkdir -p "$log"
+    rm -f "$log"/*.log "$log"/*.err
+    cargo build --locked -p naslink-sim --manifest-path "$root/Cargo.toml"
+    sim="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/naslink-sim"
+    export NASLINK_USER=admin NASLINK_PASSWORD=admin NASLINK_POLL_SECS=1
+    NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" \
+        cargo_fw build --features host --bin panel-host
+    NASLINK_URL="ws://192.168.69.1:$port/" \
+        fw_target="$target_dir/cfms" cargo_fw build --features host,cfms --bin panel-host
+    netns_up
+
+    echo "--- fnOS: each connection is cut after 40 frames; the panel must reconnect"
+    start_sim "$log/fnos-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin \
+        --drop-after-frames 40
+    NASLINK_RUN_SECS=$secs ip netns exec "$ns" "$target_dir/debug/panel-host" \
+        >"$log/fnos.log" 2>"$log/fnos.err" || status=$?
+    kill "$sim_pid"
+    wait "$sim_pid" 2>/dev/null || true
+    tail -n 8 "$log/fnos.log"
+    local l="$log/fnos.log"
+    expect "$l" "logged in, at least twice" '^note  \| logged in$' 2
+    expect "$l" "host name from the NAS" '^panel \| fnos-sim +online$' 1
+    expect "$l" "real CPU and memory figures" '^panel \| cpu [0-9]+%  mem [0-9]+%$' 1
+    expect "$l" "uptime" '^panel \| up [0-9]+d [0-9]{2}:[0-9]{2}$' 1
+    expect "$l" "storage used/total" '^panel \| disk [0-9.]+[KMGTP]/[0-9.]+[KMGTP]$' 1
+    expect "$l" "network rates" '^panel \| rx [0-9.]+[BKMG]/s tx [0-9.]+[BKMG]/s$' 1
+    expect "$l" "the forced disconnect was seen" '^note  \| (connection closed|transport failed)$' 1
+    expect "$l" "reconnected" '^panel \| connections [2-9]' 1
+    expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
+    [ "$status" -eq 0 ] || { echo "panel-host (fnOS) exited with $status"; fail=1; }
+
+    echo "--- CFMS: the server is restarted halfway; the panel must reconnect"
+    status=0
+    start_sim "$log/cfms-sim.log" cfms --listen "192.168.69.1:$port" --plain --lockdown \
+        --user admin --password admin
+    NASLINK_RUN_SECS=16 ip netns exec "$ns" "$target_dir/cfms/debug/panel-host" \
+        >"$log/cfms.log" 2>"$log/cfms.err" &
+    local panel_pid=$!
+    sleep 6
+    kill "$sim_pid"
+    wait "$sim_pid" 2>/dev/null || true
+    start_sim "$log/cfms-sim.log" cfms --listen "192.168.69.1:$port" --plain --lockdown \
+        --user admin --password admin
+    wait "$panel_pid" || status=$?
+    tail -n 8 "$log/cfms.log"
+    l="$log/cfms.log"
+    expect "$l" "logged in, at least twice" '^note  \| logged in$' 2
+    expect "$l" "server name" '^panel \| CFMS WebSocket online$' 1
+    expect "$l" "version" '^panel \| version [0-9]' 1
+    expect "$l" "lockdown state" '^panel \| lockdown ON$' 1
+    expect "$l" "reconnected" '^panel \| connections [2-9]' 1
+    expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
+    [ "$status" -eq 0 ] || { echo "panel-host (CFMS) exited with $status"; fail=1; }
     return $fail
 }
 
@@ -119,6 +165,8 @@ check() {
     cargo_fw clippy --features host --all-targets -- -D warnings
     cargo_fw clippy --release --target thumbv7em-none-eabihf --features board --bin panel-board -- -D warnings
     cargo_fw clippy --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board -- -D warnings
+    cargo_fw clippy --features host,cfms --all-targets -- -D warnings
+    cargo_fw clippy --release --target thumbv7em-none-eabihf --features board,cfms,tls --bin panel-board -- -D warnings
     cargo_fw test --lib
 }
 

@@ -38,15 +38,34 @@ pub enum Link {
     },
 }
 
+/// Which server the panel watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Server {
+    /// An fnOS NAS: system figures.
+    #[default]
+    Fnos,
+    /// A CFMS server: name, version, lockdown.
+    Cfms,
+}
+
+/// Longest CFMS version string kept.
+pub const VERSION_CAPACITY: usize = 16;
+
 /// Everything the panel shows, as last received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Which kind of server this is.
+    pub server: Server,
     /// Connection state.
     pub link: Option<Link>,
     /// Connections made since start (the first one included).
     pub connections: u32,
-    /// `hostName`.
+    /// fnOS `hostName`, or CFMS `server_name`.
     pub host_name: String<HOST_NAME_CAPACITY>,
+    /// CFMS `version`.
+    pub version: String<VERSION_CAPACITY>,
+    /// CFMS lockdown.
+    pub lockdown: Option<bool>,
     /// Uptime in seconds.
     pub uptime_s: Option<u64>,
     /// CPU busy, percent.
@@ -137,7 +156,7 @@ fn link_text(link: Option<Link>) -> Line {
     }
 }
 
-/// The panel's lines for `s`:
+/// The panel's lines for `s`. An fnOS NAS:
 ///
 /// ```text
 /// fnos-sim       online
@@ -147,10 +166,49 @@ fn link_text(link: Option<Link>) -> Line {
 /// rx 8.6M/s tx 2.9M/s
 /// connections 2
 /// ```
+///
+/// A CFMS server:
+///
+/// ```text
+/// CFMS WebSocket online
+/// version 1.4.2
+/// lockdown OFF
+///
+///
+/// connections 1
+/// ```
 pub fn render(s: &Snapshot) -> [Line; ROWS] {
+    let title = title(s);
+    let live = s.link == Some(Link::Online);
+    match s.server {
+        Server::Fnos => fnos_lines(s, title, live),
+        Server::Cfms => [
+            title,
+            match (live, s.version.is_empty()) {
+                (true, false) => line(format_args!("version {}", s.version)),
+                _ => line(format_args!("version --")),
+            },
+            match s.lockdown.filter(|_| live) {
+                Some(true) => line(format_args!("lockdown ON")),
+                Some(false) => line(format_args!("lockdown OFF")),
+                None => line(format_args!("lockdown --")),
+            },
+            Line::new(),
+            Line::new(),
+            line(format_args!("connections {}", s.connections)),
+        ],
+    }
+}
+
+/// Name left, state right, on one line.
+fn title(s: &Snapshot) -> Line {
     let state = link_text(s.link);
+    let placeholder = match s.server {
+        Server::Fnos => "NAS",
+        Server::Cfms => "CFMS",
+    };
     let name = if s.host_name.is_empty() {
-        "NAS"
+        placeholder
     } else {
         &s.host_name
     };
@@ -161,14 +219,17 @@ pub fn render(s: &Snapshot) -> [Line; ROWS] {
         None => name,
     };
     let pad = COLUMNS - name.chars().count() - state.len();
-    let live = s.link == Some(Link::Online);
+    line(format_args!("{name}{:pad$}{state}", ""))
+}
+
+fn fnos_lines(s: &Snapshot, title: Line, live: bool) -> [Line; ROWS] {
     let (up, cpu, mem) = if live {
         (s.uptime_s, s.cpu_percent, s.mem_percent)
     } else {
         (None, None, None)
     };
     [
-        line(format_args!("{name}{:pad$}{state}", "")),
+        title,
         line(format_args!("up {}", Maybe(up.map(Uptime)))),
         line(format_args!("cpu {}%  mem {}%", Maybe(cpu), Maybe(mem))),
         match s.storage.filter(|_| live) {
@@ -189,6 +250,9 @@ mod tests {
 
     fn online() -> Snapshot {
         Snapshot {
+            server: Server::Fnos,
+            version: String::new(),
+            lockdown: None,
             link: Some(Link::Online),
             connections: 1,
             host_name: String::try_from("fnos-sim").unwrap(),
@@ -255,6 +319,50 @@ mod tests {
         let lines = render(&Snapshot::default());
         assert_eq!(lines[0].as_str(), "NAS        connecting");
         assert_eq!(lines[5].as_str(), "connections 0");
+    }
+
+    fn cfms(lockdown: Option<bool>) -> Snapshot {
+        Snapshot {
+            server: Server::Cfms,
+            link: Some(Link::Online),
+            connections: 1,
+            host_name: String::try_from("CFMS WebSocket Server").unwrap(),
+            version: String::try_from("1.4.2").unwrap(),
+            lockdown,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn cfms_panel_shows_name_version_and_lockdown() {
+        assert_eq!(
+            texts(&render(&cfms(Some(true)))),
+            [
+                "CFMS WebSocket online",
+                "version 1.4.2",
+                "lockdown ON",
+                "",
+                "",
+                "connections 1",
+            ]
+        );
+        assert_eq!(render(&cfms(Some(false)))[2].as_str(), "lockdown OFF");
+        assert_eq!(render(&cfms(None))[2].as_str(), "lockdown --");
+    }
+
+    #[test]
+    fn cfms_details_are_hidden_while_not_online() {
+        let mut s = cfms(Some(true));
+        s.link = Some(Link::Connecting);
+        assert_eq!(texts(&render(&s))[1..3], ["version --", "lockdown --"]);
+        assert_eq!(
+            render(&Snapshot {
+                server: Server::Cfms,
+                ..Snapshot::default()
+            })[0]
+                .as_str(),
+            "CFMS       connecting"
+        );
     }
 
     #[test]

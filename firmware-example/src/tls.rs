@@ -9,13 +9,15 @@ use core::cell::RefCell;
 
 use embassy_net::tcp::TcpSocket;
 use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection, TlsContext, UnsecureProvider};
-use naslink_core::fnos::Session;
 use naslink_core::random::Entropy;
 use naslink_core::ws::Url;
 
-use crate::app::{Ended, PENDING, Panel, WS_RX, WS_TX, serve as serve_ws};
+use crate::app::{Ended, Panel};
+#[cfg(feature = "cfms")]
+use crate::cfms_watch::{Session, WsBuffers, serve as serve_ws};
+#[cfg(not(feature = "cfms"))]
+use crate::fnos_watch::{Session, WsBuffers, serve as serve_ws};
 use crate::panel::Snapshot;
-use naslink_embassy::fnos::Buffers as WsBuffers;
 
 /// A whole TLS record (16 KiB plaintext plus overhead): servers may send
 /// records this large, and embedded-tls must hold one to decrypt it.
@@ -75,9 +77,9 @@ impl<R: Entropy> rand_core::CryptoRng for TlsRng<'_, R> {}
 pub(crate) async fn serve<R: Entropy>(
     socket: &mut TcpSocket<'_>,
     url: &Url<'_>,
-    session: &mut Session<'static, PENDING>,
+    session: &mut Session,
     rng: &RefCell<R>,
-    ws: &mut WsBuffers<WS_RX, WS_TX>,
+    ws: &mut WsBuffers,
     buffers: &mut Buffers,
     snap: &mut Snapshot,
     panel: &mut impl Panel,
