@@ -1,0 +1,579 @@
+//! End to end: the core's WebSocket client and CFMS session over a real TCP
+//! socket against the CFMS emulator of `naslink-sim` (which shares no code
+//! with the core). Login, two-factor login, token refresh, lockdown pushes
+//! and 999, uploads and downloads compared byte for byte, a corrupted chunk,
+//! and the failure paths: wrong password, expired password, a protocol the
+//! session does not speak, malformed JSON, a dropped connection.
+
+mod cfms_support;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use cfms_support::{CfmsLink, Seen, totp};
+use naslink_core::cfms::{
+    Config, DecryptError, Error, Event, LoginError, RequestError, Status, TwoFactorMethod,
+};
+use naslink_core::ws::{CloseCode, Closed};
+use naslink_sim::cfms::{Config as SimConfig, DownloadFault, Handle, Server, UserSpec};
+use support::{os_entropy, unix_secs};
+
+const SECS: StdDuration = StdDuration::from_secs(1);
+
+async fn emulator(config: SimConfig) -> Arc<Handle> {
+    Arc::new(Server::start(config).await.expect("emulator starts"))
+}
+
+/// Run blocking client code beside the emulator's runtime.
+async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("client thread")
+}
+
+fn quick(config: SimConfig) -> SimConfig {
+    SimConfig {
+        bad_password_delay: StdDuration::from_millis(300),
+        ..config
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_answers_token_exp_and_permissions_and_token_authenticates() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        assert_eq!(nas.server_info(), 3);
+        assert_eq!(nas.session.protocol_version(), Some(3));
+        assert_eq!(nas.session.lockdown(), Some(false));
+
+        nas.send(|s, c, b| s.login(c.now(), "admin", "admin", b));
+        let (event, body) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        let Event::LoggedIn { expires_in } = event else {
+            panic!("login failed: {event:?}")
+        };
+        // exp is 3600 s after issue; allow for the clocks' rounding.
+        let secs = expires_in.total_millis() / 1000;
+        assert!((3590..=3600).contains(&secs), "expires in {secs} s");
+        let body = cfms_support::json(&body.expect("login body"));
+        assert_eq!(body["data"]["nickname"], "管理员");
+        assert!(
+            body["data"]["permissions"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p == "bypass_lockdown"))
+        );
+        assert!(nas.session.is_logged_in());
+        assert_eq!(nas.session.token(), body["data"]["token"]);
+
+        // The token rides in the envelope of the next request.
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok, "{body}");
+        assert!(body["data"]["documents"].is_array());
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_login_answers_202_then_totp_code_logs_in() {
+    const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let sim = emulator(quick(SimConfig {
+        protocol_version: 5,
+        users: vec![UserSpec {
+            totp_secret: Some(SECRET.into()),
+            ..UserSpec::user("carol", "carol-pass")
+        }],
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        assert_eq!(nas.server_info(), 5);
+        nas.send(|s, c, b| s.login(c.now(), "carol", "carol-pass", b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(
+                e,
+                Event::LoggedIn { .. } | Event::LoginFailed(_) | Event::TwoFactorRequired { .. }
+            )
+        });
+        assert_eq!(
+            event,
+            Event::TwoFactorRequired {
+                method: TwoFactorMethod::Totp
+            }
+        );
+        assert!(!nas.session.is_logged_in());
+
+        // A wrong code is refused after the delay and may be retried.
+        let now = unix_secs();
+        let wrong = if totp(SECRET, now) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let wrong = wrong.to_owned();
+        nas.send(move |s, c, b| s.submit_two_factor(c.now(), &wrong, b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        assert_eq!(event, Event::LoginFailed(LoginError::InvalidTwoFactorCode));
+
+        let code = totp(SECRET, unix_secs());
+        nas.send(move |s, c, b| s.submit_two_factor(c.now(), &code, b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        assert!(matches!(event, Event::LoggedIn { .. }), "{event:?}");
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        assert_eq!(nas.reply(seq).0, Status::Ok);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_refreshed_before_exp_by_the_session_and_new_token_works() {
+    let lifetime = StdDuration::from_secs(2);
+    let sim = emulator(quick(SimConfig {
+        token_lifetime: lifetime,
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let logged_in = StdInstant::now();
+        let first = nas.session.token().to_owned();
+
+        // Nobody calls refresh_token: the timer does, at 80 % of 2 s.
+        let (event, _) = nas.wait_event(3 * SECS, |e| {
+            matches!(
+                e,
+                Event::TokenRefreshed { .. } | Event::TokenRejected { .. }
+            )
+        });
+        let refreshed_after = logged_in.elapsed();
+        let Event::TokenRefreshed { expires_in } = event else {
+            panic!("refresh failed: {event:?}")
+        };
+        assert!(
+            refreshed_after < lifetime,
+            "refreshed only after {refreshed_after:?}"
+        );
+        assert!(
+            expires_in.total_millis() > 1500,
+            "new lifetime {expires_in:?}"
+        );
+        let second = nas.session.token().to_owned();
+        assert_ne!(first, second, "a refresh hands out a new token");
+
+        // Past the first token's exp, requests still pass: the new token is used.
+        while logged_in.elapsed() < lifetime + StdDuration::from_millis(200) {
+            nas.pump(StdDuration::from_millis(20));
+        }
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok, "{body}");
+        assert!(nas.session.is_logged_in());
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockdown_push_between_request_and_answer_is_an_event_and_answers_stay_matched() {
+    let sim = emulator(SimConfig {
+        bad_password_delay: StdDuration::from_millis(800),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.server_info();
+        let seq = nas.send(|s, c, b| s.register_listener(c.now(), b));
+        assert_eq!(nas.reply(seq).0, Status::Ok);
+
+        // The wrong password holds its answer back; a server_info queues behind it.
+        nas.send(|s, c, b| s.login(c.now(), "admin", "wrong", b));
+        let info = nas.send(|s, c, b| s.server_info(c.now(), b));
+        let start = StdInstant::now();
+        while start.elapsed() < StdDuration::from_millis(200) {
+            assert_eq!(nas.pump(StdDuration::from_millis(20)), vec![]);
+        }
+        control.set_lockdown(true);
+
+        let (_, all) = nas.wait_for(
+            5 * SECS,
+            |s| matches!(s.event(), Some(Event::ServerInfo { seq: Some(s), .. }) if *s == info),
+        );
+        let events: Vec<Event> = all.iter().filter_map(|s| s.event().copied()).collect();
+        assert_eq!(
+            events,
+            vec![
+                Event::Lockdown { on: true },
+                Event::LoginFailed(LoginError::InvalidCredentials),
+                Event::ServerInfo {
+                    seq: Some(info),
+                    protocol_version: 3,
+                    lockdown: true
+                },
+            ],
+            "everything seen: {all:#?}"
+        );
+        assert_eq!(nas.session.lockdown(), Some(true));
+
+        control.set_lockdown(false);
+        nas.wait_event(5 * SECS, |e| *e == Event::Lockdown { on: false });
+        assert_eq!(nas.session.lockdown(), Some(false));
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockdown_answers_999_to_forbidden_actions_but_lets_login_through() {
+    let sim = emulator(quick(SimConfig {
+        users: vec![UserSpec::admin("admin"), UserSpec::user("bob", "bob-pass")],
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        control.set_lockdown(true);
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        // login is on the lockdown allow-list.
+        nas.login("bob", "bob-pass");
+        assert_eq!(nas.session.lockdown(), Some(true));
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Lockdown);
+        assert_eq!(status.code(), 999);
+        assert_eq!(body["message"], "lockdown");
+        // The 999 is not a token rejection: the session stays logged in.
+        assert!(nas.session.is_logged_in());
+
+        control.set_lockdown(false);
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        assert_eq!(nas.reply(seq).0, Status::Ok);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+/// Upload every size, download it again and compare byte for byte.
+fn round_trip(url: &str, sizes: &[usize], chunk_size: usize) {
+    let mut nas = CfmsLink::connect(url, Config::default(), os_entropy());
+    nas.login("admin", "admin");
+    for &size in sizes {
+        // Not a repeating pattern, so misplaced bytes cannot go unnoticed.
+        let data: Vec<u8> = (0..size)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let title = format!("file-{size}.bin");
+        let id = nas.upload(&title, &data);
+        let pieces_before = nas.pieces;
+        let d = nas.download(&id);
+        let pieces = nas.pieces - pieces_before;
+        let key = d
+            .key
+            .unwrap_or_else(|e| panic!("download of {size} B failed: {e}"));
+        let total = size.div_ceil(chunk_size);
+        assert_eq!(d.started, Some((size as u64, total as u32)), "header");
+        assert_eq!(key.total_chunks as usize, total);
+        assert_eq!(key.chunk_size as usize, chunk_size);
+        let expected: Vec<(u32, u32)> = (0..total)
+            .map(|i| (i as u32, (size - i * chunk_size).min(chunk_size) as u32))
+            .collect();
+        assert_eq!(d.chunks, expected, "chunks of {size} B");
+        assert_eq!(nas.ciphertext.len(), size);
+        // Chunk messages larger than the 64 KiB receive buffer arrive in
+        // pieces (a 2 MiB chunk is about 2.8 MB of JSON).
+        if chunk_size.min(size) * 4 / 3 > cfms_support::WS_RX {
+            assert!(
+                pieces > total,
+                "{size} B: {pieces} pieces for {total} chunks"
+            );
+        }
+        let plain = nas
+            .decrypt(&key)
+            .unwrap_or_else(|e| panic!("{size} B: {e}"));
+        assert!(plain == data, "{size} B differ after the round trip");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_then_download_is_byte_identical_at_0_1_8192_8193_bytes_and_5_mib() {
+    const CHUNK: usize = 256 * 1024;
+    let sim = emulator(quick(SimConfig {
+        chunk_size: CHUNK,
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || round_trip(&url, &[0, 1, 8192, 8193, 5 * 1024 * 1024], CHUNK)).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_streams_2_mib_chunks_through_a_64_kib_receive_buffer() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    assert_eq!(sim.config().chunk_size, 2 * 1024 * 1024);
+    let url = sim.url();
+    client(move || round_trip(&url, &[5 * 1024 * 1024], 2 * 1024 * 1024)).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_chunk_fails_its_hash_check_naming_the_chunk() {
+    const CHUNK: usize = 64 * 1024;
+    let sim = emulator(quick(SimConfig {
+        chunk_size: CHUNK,
+        ..SimConfig::default()
+    }))
+    .await;
+    let data: Vec<u8> = (0..4 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+    let id = sim.put_document(None, "victim.bin", data.clone());
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+
+        for fault in [
+            DownloadFault::FlipCiphertext { index: 2 },
+            DownloadFault::FlipHash { index: 3 },
+        ] {
+            control.set_download_fault(Some(fault));
+            let d = nas.download(&id);
+            let key = d.key.expect("the transfer itself completes");
+            let index = match fault {
+                DownloadFault::FlipCiphertext { index } | DownloadFault::FlipHash { index } => {
+                    index as u32
+                }
+            };
+            assert_eq!(
+                nas.decrypt(&key),
+                Err(DecryptError::ChunkHashMismatch { index }),
+                "{fault:?}"
+            );
+        }
+
+        control.set_download_fault(None);
+        let d = nas.download(&id);
+        let key = d.key.expect("clean download");
+        assert!(nas.decrypt(&key).expect("clean file verifies") == data);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_answers_401_invalid_credentials_after_the_delay() {
+    let delay = StdDuration::from_millis(700);
+    let sim = emulator(SimConfig {
+        bad_password_delay: delay,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.server_info();
+        let start = StdInstant::now();
+        nas.send(|s, c, b| s.login(c.now(), "admin", "not-the-password", b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        let took = start.elapsed();
+        assert_eq!(event, Event::LoginFailed(LoginError::InvalidCredentials));
+        assert!(took >= delay, "answered after {took:?}");
+        assert!(!nas.session.is_logged_in());
+        // Logged out: authenticated actions are refused locally.
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            nas.session.list_directory(nas.clock.now(), None, &mut buf),
+            Err(Error::NotLoggedIn)
+        );
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_password_answers_403_until_set_passwd_then_login_works() {
+    let sim = emulator(quick(SimConfig {
+        users: vec![UserSpec {
+            password_expired: true,
+            ..UserSpec::user("dave", "initial-pass")
+        }],
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.server_info();
+        nas.send(|s, c, b| s.login(c.now(), "dave", "initial-pass", b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        assert_eq!(event, Event::LoginFailed(LoginError::PasswordExpired));
+
+        let seq =
+            nas.send(|s, c, b| s.set_passwd(c.now(), "dave", "initial-pass", "Fresh-Pass-42", b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok, "{body}");
+
+        nas.send(|s, c, b| s.login(c.now(), "dave", "Fresh-Pass-42", b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
+        });
+        assert!(matches!(event, Event::LoggedIn { .. }), "{event:?}");
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_at_protocol_13_is_refused_clearly() {
+    let sim = emulator(quick(SimConfig {
+        protocol_version: 13,
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.send(|s, c, b| s.server_info(c.now(), b));
+        let (event, _) = nas.wait_event(5 * SECS, |e| {
+            matches!(
+                e,
+                Event::ServerInfo { .. } | Event::ProtocolUnsupported { .. }
+            )
+        });
+        assert_eq!(event, Event::ProtocolUnsupported { version: Some(13) });
+        assert_eq!(nas.session.protocol_version(), None);
+        let mut buf = [0u8; 512];
+        assert_eq!(
+            nas.session
+                .login(nas.clock.now(), "admin", "admin", &mut buf),
+            Err(Error::ProtocolUnsupported { version: Some(13) })
+        );
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_closes_with_1000_and_the_pending_request_fails_as_disconnected() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        // The server reads in order: the broken message comes first, so the
+        // request behind it is never answered.
+        nas.send_raw_text(r#"{"action": "server_info", "data": {"#);
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (_, all) = nas.wait_for(5 * SECS, |s| {
+            matches!(
+                s,
+                Seen::Event {
+                    event: Event::RequestFailed { .. } | Event::Reply { .. },
+                    ..
+                }
+            )
+        });
+        assert_eq!(
+            all,
+            vec![
+                Seen::Closed(Closed::Clean {
+                    code: Some(CloseCode::NORMAL)
+                }),
+                Seen::Event {
+                    event: Event::RequestFailed {
+                        seq,
+                        error: RequestError::Disconnected
+                    },
+                    body: None
+                },
+            ]
+        );
+        assert!(nas.link.is_none(), "the transport is dropped");
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_fails_pending_requests_and_a_new_connection_resumes() {
+    let sim = emulator(SimConfig {
+        bad_password_delay: StdDuration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        // In flight: a login held back by the delay, a listing queued behind it.
+        let login = nas.send(|s, c, b| s.login(c.now(), "admin", "wrong", b));
+        let listing = nas.send(|s, c, b| s.server_info(c.now(), b));
+        nas.pump(StdDuration::from_millis(100));
+        control.drop_connections();
+        let (_, all) = nas.wait_for(5 * SECS, |s| {
+            matches!(
+                s,
+                Seen::Event {
+                    event: Event::RequestFailed { seq, .. },
+                    ..
+                } if *seq == listing
+            )
+        });
+        let failed: Vec<&Seen> = all
+            .iter()
+            .filter(|s| !matches!(s, Seen::Closed(_)))
+            .collect();
+        assert_eq!(
+            failed,
+            vec![
+                &Seen::Event {
+                    event: Event::RequestFailed {
+                        seq: login,
+                        error: RequestError::Disconnected
+                    },
+                    body: None
+                },
+                &Seen::Event {
+                    event: Event::RequestFailed {
+                        seq: listing,
+                        error: RequestError::Disconnected
+                    },
+                    body: None
+                },
+            ]
+        );
+        assert!(
+            all.iter()
+                .any(|s| matches!(s, Seen::Closed(Closed::Abnormal))),
+            "{all:?}"
+        );
+        // Nothing is left waiting; a new connection starts with server_info.
+        assert_eq!(nas.session.protocol_version(), None);
+        nas.reconnect();
+        nas.login("admin", "admin");
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        assert_eq!(nas.reply(seq).0, Status::Ok);
+    })
+    .await;
+    sim.shutdown().await;
+}
