@@ -21,6 +21,44 @@
 //! The protocol lives in the core; this crate only moves bytes and time
 //! between the socket and the core's state machines.
 //!
+//! ```no_run
+//! use core::cell::RefCell;
+//! use embedded_io_async::{Read, Write};
+//! use naslink_embassy::core::fnos::{Config, Event, Request, Session};
+//! use naslink_embassy::core::{random, ws::Url};
+//! use naslink_embassy::fnos::{Buffers, Connection};
+//!
+//! async fn host_name(socket: impl Read + Write) -> bool {
+//!     let url = Url::parse("ws://nas.local:5666/websocket?type=main").unwrap();
+//!     let mut session: Session<'_, 4> = Session::new(Config::new("admin", "secret"));
+//!     let rng = RefCell::new(random::from_fn(|b: &mut [u8]| b.fill(0))); // use a CSPRNG
+//!     let mut buffers = Buffers::<2048, 2200>::new();
+//!     let Ok(mut conn) = Connection::open(socket, &url, &mut session, &rng, &mut buffers).await
+//!     else {
+//!         return false;
+//!     };
+//!     // Login runs inside next_event; wait for its outcome.
+//!     while let Ok(event) = conn.next_event(|e| matches!(e, Event::LoggedIn { .. })).await {
+//!         if event {
+//!             break;
+//!         }
+//!     }
+//!     let Ok(reqid) = conn.send(&Request::get_host_name()).await else {
+//!         return false;
+//!     };
+//!     conn.next_event(|e| match e {
+//!         Event::Reply(reply) if reply.reqid() == Some(reqid) => reply
+//!             .data()
+//!             .and_then(|d| d.get("hostName"))
+//!             .and_then(|v| v.as_str())
+//!             .is_some_and(|name| name.eq_str("nas")),
+//!         _ => false,
+//!     })
+//!     .await
+//!     .unwrap_or(false)
+//! }
+//! ```
+//!
 //! ## Features
 //!
 //! - `embassy-net` (default): [`net`].
