@@ -47,12 +47,11 @@ pub const READ_CHUNK: usize = 536;
 
 /// The buffers of one connection, sized by the application.
 ///
-/// - `RX` holds the handshake answer, then one whole received message (the
-///   largest fnOS reply the application asks for, plus ~2 bytes of frame
-///   header are not counted); 2 KiB fits the front-panel commands and the
-///   login answers.
+/// - `RX` holds the handshake answer, then one whole received message: the
+///   largest fnOS reply the application asks for (2 KiB fits the
+///   front-panel commands and the login answers).
 /// - `TX` holds queued outgoing frames; it must fit the login envelope,
-///   [`TRANSMIT_CAPACITY`] plus a 8-byte frame header.
+///   [`TRANSMIT_CAPACITY`] plus an 8-byte frame header.
 ///
 /// Besides these it holds [`TRANSMIT_CAPACITY`] bytes where the session
 /// writes each message, and [`READ_CHUNK`] bytes for transport reads.
