@@ -13,7 +13,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use cfms_support::{CfmsLink, Seen, totp};
 use naslink_core::cfms::{
-    Config, DecryptError, Error, Event, LoginError, RequestError, Status, TwoFactorMethod,
+    Config, DecryptError, DownloadError, Error, Event, LoginError, RequestError, Status,
+    TwoFactorMethod,
 };
 use naslink_core::ws::{CloseCode, Closed};
 use naslink_sim::cfms::{Config as SimConfig, DownloadFault, Handle, Server, UserSpec};
@@ -109,13 +110,17 @@ async fn two_factor_login_answers_202_then_totp_code_logs_in() {
         assert!(!nas.session.is_logged_in());
 
         // A wrong code is refused after the delay and may be retried.
+        // Not the code of any step the server accepts (±1 around now).
         let now = unix_secs();
-        let wrong = if totp(SECRET, now) == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
-        let wrong = wrong.to_owned();
+        let near: Vec<String> = [now - 30, now, now + 30]
+            .iter()
+            .map(|&t| totp(SECRET, t))
+            .collect();
+        let wrong = ["000000", "111111", "222222", "333333"]
+            .into_iter()
+            .find(|c| !near.iter().any(|n| n == c))
+            .expect("four codes cannot all be near")
+            .to_owned();
         nas.send(move |s, c, b| s.submit_two_factor(c.now(), &wrong, b));
         let (event, _) = nas.wait_event(5 * SECS, |e| {
             matches!(e, Event::LoggedIn { .. } | Event::LoginFailed(_))
@@ -269,8 +274,13 @@ async fn lockdown_answers_999_to_forbidden_actions_but_lets_login_through() {
 }
 
 /// Upload every size, download it again and compare byte for byte.
-fn round_trip(url: &str, sizes: &[usize], chunk_size: usize) {
-    let mut nas = CfmsLink::connect(url, Config::default(), os_entropy());
+fn round_trip(sim: &Handle, config: Config, sizes: &[usize], chunk_size: usize) {
+    let frame = if sim.config().protocol_version >= 4 {
+        config.upload_frame
+    } else {
+        8192
+    };
+    let mut nas = CfmsLink::connect(&sim.url(), config, os_entropy());
     nas.login("admin", "admin");
     for &size in sizes {
         // Not a repeating pattern, so misplaced bytes cannot go unnoticed.
@@ -279,6 +289,14 @@ fn round_trip(url: &str, sizes: &[usize], chunk_size: usize) {
             .collect();
         let title = format!("file-{size}.bin");
         let id = nas.upload(&title, &data);
+        // An empty file is answered `stop`: no frames at all.
+        let expected_frame = (size > 0).then_some(frame);
+        assert_eq!(nas.frame_size, expected_frame, "{size} B");
+        // What the server stored, seen from its side.
+        assert!(
+            sim.document_content(&id).as_deref() == Some(&data[..]),
+            "{size} B stored differently"
+        );
         let pieces_before = nas.pieces;
         let d = nas.download(&id);
         let pieces = nas.pieces - pieces_before;
@@ -317,8 +335,16 @@ async fn upload_then_download_is_byte_identical_at_0_1_8192_8193_bytes_and_5_mib
         ..SimConfig::default()
     }))
     .await;
-    let url = sim.url();
-    client(move || round_trip(&url, &[0, 1, 8192, 8193, 5 * 1024 * 1024], CHUNK)).await;
+    let peer = sim.clone();
+    client(move || {
+        round_trip(
+            &peer,
+            Config::default(),
+            &[0, 1, 8192, 8193, 5 * 1024 * 1024],
+            CHUNK,
+        )
+    })
+    .await;
     sim.shutdown().await;
 }
 
@@ -326,8 +352,89 @@ async fn upload_then_download_is_byte_identical_at_0_1_8192_8193_bytes_and_5_mib
 async fn download_streams_2_mib_chunks_through_a_64_kib_receive_buffer() {
     let sim = emulator(quick(SimConfig::default())).await;
     assert_eq!(sim.config().chunk_size, 2 * 1024 * 1024);
+    let peer = sim.clone();
+    client(move || {
+        round_trip(
+            &peer,
+            Config::default(),
+            &[5 * 1024 * 1024],
+            2 * 1024 * 1024,
+        )
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_frames_follow_the_ready_threshold_from_max_chunk_size_at_protocol_5() {
+    const CHUNK: usize = 64 * 1024;
+    let sim = emulator(quick(SimConfig {
+        protocol_version: 5,
+        seed_hello: false,
+        chunk_size: CHUNK,
+        ..SimConfig::default()
+    }))
+    .await;
+    let peer = sim.clone();
+    client(move || {
+        // 1000-byte frames: the session announces max_chunk_size 1000, the
+        // server answers `ready 1000`, and a file of exactly 1000 bytes ends
+        // with an empty frame (`feed` counts them).
+        let config = Config {
+            upload_frame: 1000,
+            ..Config::default()
+        };
+        round_trip(
+            &peer,
+            config,
+            &[0, 1, 999, 1000, 1001, 3000, 200_000],
+            CHUNK,
+        )
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_lost_mid_download_fails_the_download_and_a_new_connection_downloads_again() {
+    const CHUNK: usize = 64 * 1024;
+    let sim = emulator(quick(SimConfig {
+        chunk_size: CHUNK,
+        ..SimConfig::default()
+    }))
+    .await;
+    let data: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let id = sim.put_document(None, "big.bin", data.clone());
     let url = sim.url();
-    client(move || round_trip(&url, &[5 * 1024 * 1024], 2 * 1024 * 1024)).await;
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let task = nas.download_task(&id);
+        let seq = nas.start_download(&task);
+        nas.wait_event(
+            10 * SECS,
+            |e| matches!(e, Event::DownloadChunk { seq: s, index: 0, .. } if *s == seq),
+        );
+        let seen = nas.drop_transport();
+        assert_eq!(
+            seen,
+            vec![Seen::Event {
+                event: Event::DownloadFailed {
+                    seq,
+                    error: DownloadError::Disconnected
+                },
+                body: None
+            }]
+        );
+
+        // The same session on a new connection: server_info, login, download.
+        nas.reconnect();
+        nas.login("admin", "admin");
+        let d = nas.download(&id);
+        let key = d.key.expect("second download completes");
+        assert!(nas.decrypt(&key).expect("verifies") == data);
+    })
+    .await;
     sim.shutdown().await;
 }
 

@@ -60,6 +60,8 @@ pub struct CfmsLink<E: Entropy + Clone> {
     pub ciphertext: Vec<u8>,
     /// Pieces of messages larger than the WebSocket receive buffer.
     pub pieces: usize,
+    /// The frame size of the last upload's `UploadReady`.
+    pub frame_size: Option<u32>,
 }
 
 impl<E: Entropy + Clone> CfmsLink<E> {
@@ -88,6 +90,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
             tx: vec![0; 16 * 1024],
             ciphertext: Vec::new(),
             pieces: 0,
+            frame_size: None,
         };
         me.reconnect();
         me
@@ -106,6 +109,15 @@ impl<E: Entropy + Clone> CfmsLink<E> {
             self.entropy.clone(),
             WS_RX,
         ));
+    }
+
+    /// The transport dies under the session (socket gone, no close frame).
+    pub fn drop_transport(&mut self) -> Vec<Seen> {
+        self.link = None;
+        self.session.handle_disconnect(self.clock.now());
+        let mut seen = Vec::new();
+        self.drain(&mut seen);
+        seen
     }
 
     /// Send a request the session wrote into the transmit buffer.
@@ -329,7 +341,9 @@ impl<E: Entropy + Clone> CfmsLink<E> {
                 | Event::UploadFailed { seq: s, .. } if *s == seq
             )
         });
+        self.frame_size = None;
         if let Event::UploadReady { frame_size, .. } = event {
+            self.frame_size = Some(frame_size);
             self.feed(data, frame_size);
             let (event, _) = self.wait_event(StdDuration::from_secs(20), |e| {
                 matches!(
@@ -395,17 +409,32 @@ impl<E: Entropy + Clone> CfmsLink<E> {
 
     /// `get_document` then `download_file`: the chunks seen and the key.
     pub fn download(&mut self, document: &str) -> Download {
+        let task = self.download_task(document);
+        let seq = self.start_download(&task);
+        self.finish_download(seq)
+    }
+
+    /// `get_document`: the download task id.
+    pub fn download_task(&mut self, document: &str) -> String {
         let d = document.to_owned();
         let seq = self.send(move |s, c, b| s.get_document(c.now(), &d, b));
         let (status, body) = self.reply(seq);
         assert_eq!(status, Status::Ok, "get_document: {body}");
-        let task = body["data"]["task_data"]["task_id"]
+        body["data"]["task_data"]["task_id"]
             .as_str()
             .expect("task id")
-            .to_owned();
+            .to_owned()
+    }
 
+    /// `download_file {task_id}` with an empty ciphertext store.
+    pub fn start_download(&mut self, task: &str) -> Seq {
         self.ciphertext.clear();
-        let seq = self.send(move |s, c, b| s.download_file(c.now(), &task, b));
+        let task = task.to_owned();
+        self.send(move |s, c, b| s.download_file(c.now(), &task, b))
+    }
+
+    /// Follow download `seq` to its end.
+    pub fn finish_download(&mut self, seq: Seq) -> Download {
         let mut started = None;
         let mut chunks = Vec::new();
         let (end, _) = self.wait_for(StdDuration::from_secs(30), |s| match s.event() {
