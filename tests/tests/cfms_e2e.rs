@@ -191,6 +191,71 @@ async fn token_is_refreshed_before_exp_by_the_session_and_new_token_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_past_exp_is_rejected_and_the_session_logs_in_again_with_the_kept_password() {
+    let lifetime = StdDuration::from_secs(2);
+    let sim = emulator(quick(SimConfig {
+        token_lifetime: lifetime,
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let config = Config {
+            refresh_at_percent: 100,
+            ..Config::default()
+        };
+        let mut nas = CfmsLink::connect(&url, config, os_entropy());
+        nas.login("admin", "admin");
+        let stale = nas.session.token().to_owned();
+        // A device that slept through its refresh: nothing is pumped.
+        std::thread::sleep(lifetime + StdDuration::from_millis(300));
+
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (_, all) = nas.wait_for(5 * SECS, |s| {
+            matches!(
+                s.event(),
+                Some(Event::LoggedIn { .. } | Event::LoginFailed(_))
+            )
+        });
+        let reply = all.iter().find_map(|s| match s {
+            Seen::Event {
+                event: Event::Reply { seq: r, status },
+                body,
+            } if *r == seq => Some((*status, body.clone())),
+            _ => None,
+        });
+        let (status, body) = reply.unwrap_or_else(|| panic!("no reply to the listing: {all:#?}"));
+        assert!(
+            matches!(status, Status::Unauthorized | Status::Forbidden),
+            "{status:?}"
+        );
+        assert_eq!(
+            cfms_support::json(&body.expect("body"))["message"],
+            "Invalid user or token"
+        );
+        assert!(
+            all.iter()
+                .any(|s| s.event() == Some(&Event::TokenRejected { relogin: true })),
+            "{all:#?}"
+        );
+        assert!(
+            matches!(
+                all.last().and_then(Seen::event),
+                Some(Event::LoggedIn { .. })
+            ),
+            "{all:#?}"
+        );
+        assert_ne!(nas.session.token(), stale);
+
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok, "{body}");
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockdown_push_between_request_and_answer_is_an_event_and_answers_stay_matched() {
     let sim = emulator(SimConfig {
         bad_password_delay: StdDuration::from_millis(800),
