@@ -13,8 +13,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use cfms_support::{CfmsLink, Seen, totp};
 use naslink_core::cfms::{
-    Config, DecryptError, DownloadError, Error, Event, LoginError, RequestError, Status,
-    TwoFactorMethod,
+    Config, DecryptError, DownloadError, Error, Event, LoginError, RequestError, Seq, Status,
+    TwoFactorMethod, UploadError, UploadSource, sha256_of,
 };
 use naslink_core::ws::{CloseCode, Closed};
 use naslink_sim::cfms::{Config as SimConfig, DownloadFault, Handle, Server, UserSpec};
@@ -178,9 +178,7 @@ async fn token_is_refreshed_before_exp_by_the_session_and_new_token_works() {
         assert_ne!(first, second, "a refresh hands out a new token");
 
         // Past the first token's exp, requests still pass: the new token is used.
-        while logged_in.elapsed() < lifetime + StdDuration::from_millis(200) {
-            nas.pump(StdDuration::from_millis(20));
-        }
+        nas.idle((lifetime + StdDuration::from_millis(200)).saturating_sub(logged_in.elapsed()));
         let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
         let (status, body) = nas.reply(seq);
         assert_eq!(status, Status::Ok, "{body}");
@@ -504,6 +502,127 @@ async fn transport_lost_mid_download_fails_the_download_and_a_new_connection_dow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_whose_bytes_differ_from_the_announced_sha256_fails_as_source_changed() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let hashed = vec![7u8; 10_000];
+        let mut sent = hashed.clone();
+        sent[9_999] = 8; // the file changed between the two passes
+        let source = UploadSource {
+            size: hashed.len() as u64,
+            sha256: Some(sha256_of(&hashed)),
+        };
+        let (seq, end) = nas.upload_as("changed.bin", source, &sent);
+        assert_eq!(
+            end,
+            Event::UploadFailed {
+                seq,
+                error: UploadError::SourceChanged {
+                    announced: sha256_of(&hashed),
+                    sent: sha256_of(&sent),
+                }
+            }
+        );
+        // The verdict was consumed: the connection stays aligned.
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok, "{body}");
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockdown_cancels_a_pending_download_task_and_the_failure_names_the_status() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let data = vec![42u8; 5000];
+    let id = sim.put_document(None, "cancelled.bin", data.clone());
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let task = nas.download_task(&id);
+        control.set_lockdown(true);
+        control.set_lockdown(false);
+        // download_file passes lockdown, but the task was cancelled by it.
+        let seq = nas.start_download(&task);
+        let d = nas.finish_download(seq);
+        assert_eq!(d.started, None);
+        assert_eq!(
+            d.key,
+            Err(format!("{:?}", DownloadError::Server(Status::BadRequest)))
+        );
+        // A fresh task works on the same connection.
+        let d = nas.download(&id);
+        let key = d.key.expect("fresh task downloads");
+        assert!(nas.decrypt(&key).expect("verifies") == data);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_matched_first_in_first_out() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        // Five requests on the wire before the first answer is read.
+        let a = nas.send(|s, c, b| s.create_directory(c.now(), None, "alpha", None, b));
+        let unknown = nas.send(|s, c, b| s.request(c.now(), "no_such_action", b"{}", b));
+        let b_ = nas.send(|s, c, b| s.create_directory(c.now(), None, "beta", None, b));
+        let invalid = nas.send(|s, c, b| s.request(c.now(), "create_directory", b"{}", b));
+        let listing = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+
+        let (_, all) = nas.wait_for(
+            5 * SECS,
+            |s| matches!(s.event(), Some(Event::Reply { seq, .. }) if *seq == listing),
+        );
+        let replies: Vec<(Seq, Status, serde_json::Value)> = all
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Event {
+                    event: Event::Reply { seq, status },
+                    body,
+                } => Some((*seq, *status, cfms_support::json(body.as_deref()?))),
+                _ => None,
+            })
+            .collect();
+        let order: Vec<(Seq, Status)> = replies.iter().map(|(q, s, _)| (*q, *s)).collect();
+        assert_eq!(
+            order,
+            [
+                (a, Status::Ok),
+                (unknown, Status::BadRequest),
+                (b_, Status::Ok),
+                (invalid, Status::BadRequest),
+                (listing, Status::Ok),
+            ]
+        );
+        assert_eq!(replies[0].2["data"]["name"], "alpha");
+        assert_eq!(replies[1].2["message"], "Unknown action: no_such_action");
+        assert_eq!(replies[2].2["data"]["name"], "beta");
+        assert_eq!(replies[3].2["data"]["validator"], "required");
+        let body = &replies[4].2;
+        let mut names: Vec<&str> = body["data"]["folders"]
+            .as_array()
+            .expect("folders")
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["alpha", "beta"]);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_chunk_fails_its_hash_check_naming_the_chunk() {
     const CHUNK: usize = 64 * 1024;
     let sim = emulator(quick(SimConfig {
@@ -700,7 +819,7 @@ async fn dropped_connection_fails_pending_requests_and_a_new_connection_resumes(
         // In flight: a login held back by the delay, a listing queued behind it.
         let login = nas.send(|s, c, b| s.login(c.now(), "admin", "wrong", b));
         let listing = nas.send(|s, c, b| s.server_info(c.now(), b));
-        nas.pump(StdDuration::from_millis(100));
+        nas.idle(StdDuration::from_millis(100));
         control.drop_connections();
         let (_, all) = nas.wait_for(5 * SECS, |s| {
             matches!(

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test uses part of the glue
 
+use std::collections::VecDeque;
 use std::time::Duration as StdDuration;
 
 use hmac::{Hmac, Mac};
@@ -62,6 +63,8 @@ pub struct CfmsLink<E: Entropy + Clone> {
     pub pieces: usize,
     /// The frame size of the last upload's `UploadReady`.
     pub frame_size: Option<u32>,
+    /// Seen but not yet waited for.
+    backlog: VecDeque<Seen>,
 }
 
 impl<E: Entropy + Clone> CfmsLink<E> {
@@ -91,6 +94,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
             ciphertext: Vec::new(),
             pieces: 0,
             frame_size: None,
+            backlog: VecDeque::new(),
         };
         me.reconnect();
         me
@@ -240,8 +244,9 @@ impl<E: Entropy + Clone> CfmsLink<E> {
         }
     }
 
-    /// Pump until `pred` matches; everything seen up to and including the
-    /// batch with the match is returned. Panics after `limit`.
+    /// Pump until `pred` matches; returns the match and everything seen up
+    /// to and including it. What arrived after the match stays queued for
+    /// the next wait. Panics after `limit`.
     pub fn wait_for(
         &mut self,
         limit: StdDuration,
@@ -249,15 +254,30 @@ impl<E: Entropy + Clone> CfmsLink<E> {
     ) -> (Seen, Vec<Seen>) {
         let deadline = std::time::Instant::now() + limit;
         let mut all = Vec::new();
-        while std::time::Instant::now() < deadline {
-            let batch = self.pump(StdDuration::from_millis(10));
-            let hit = batch.iter().find(|s| pred(s)).cloned();
-            all.extend(batch);
-            if let Some(hit) = hit {
-                return (hit, all);
+        loop {
+            while let Some(seen) = self.backlog.pop_front() {
+                let hit = pred(&seen);
+                all.push(seen.clone());
+                if hit {
+                    return (seen, all);
+                }
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out; saw {all:#?}"
+            );
+            let batch = self.pump(StdDuration::from_millis(10));
+            self.backlog.extend(batch);
         }
-        panic!("timed out; saw {all:#?}");
+    }
+
+    /// Keep the connection served for `d`; what is seen stays queued.
+    pub fn idle(&mut self, d: StdDuration) {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            let batch = self.pump(StdDuration::from_millis(10));
+            self.backlog.extend(batch);
+        }
     }
 
     /// Wait for an event matching `pred`.
@@ -319,49 +339,21 @@ impl<E: Entropy + Clone> CfmsLink<E> {
     /// `create_document` in the root, upload `data` into it, and return its
     /// id as a root listing shows it.
     pub fn upload(&mut self, title: &str, data: &[u8]) -> String {
-        let t = title.to_owned();
-        let seq = self.send(move |s, c, b| s.create_document(c.now(), None, &t, b));
-        let (status, body) = self.reply(seq);
-        assert_eq!(status, Status::Ok, "create_document: {body}");
-        let task = body["data"]["task_data"]["task_id"]
-            .as_str()
-            .expect("task id")
-            .to_owned();
-
         let source = UploadSource {
             size: data.len() as u64,
             sha256: Some(sha256_of(data)),
         };
-        let seq = self.send(move |s, c, b| s.upload_file(c.now(), &task, source, b));
-        let (event, _) = self.wait_event(StdDuration::from_secs(10), |e| {
-            matches!(
-                e,
-                Event::UploadReady { seq: s, .. }
-                | Event::UploadFinished { seq: s, .. }
-                | Event::UploadFailed { seq: s, .. } if *s == seq
-            )
-        });
-        self.frame_size = None;
-        if let Event::UploadReady { frame_size, .. } = event {
-            self.frame_size = Some(frame_size);
-            self.feed(data, frame_size);
-            let (event, _) = self.wait_event(StdDuration::from_secs(20), |e| {
-                matches!(
-                    e,
-                    Event::UploadFinished { seq: s, .. }
-                    | Event::UploadFailed { seq: s, .. } if *s == seq
-                )
-            });
-            assert_eq!(
-                event,
-                Event::UploadFinished {
-                    seq,
-                    size: data.len() as u64
-                }
-            );
-        } else {
-            assert_eq!(event, Event::UploadFinished { seq, size: 0 });
+        let (seq, end) = self.upload_as(title, source, data);
+        if data.is_empty() {
+            assert_eq!(self.frame_size, None, "an empty file is answered `stop`");
         }
+        assert_eq!(
+            end,
+            Event::UploadFinished {
+                seq,
+                size: data.len() as u64
+            }
+        );
 
         let seq = self.send(|s, c, b| s.list_directory(c.now(), None, b));
         let (status, body) = self.reply(seq);
@@ -373,6 +365,43 @@ impl<E: Entropy + Clone> CfmsLink<E> {
             .unwrap_or_else(|| panic!("{title} not listed: {body}"));
         assert_eq!(doc["size"], data.len() as u64, "listed size");
         doc["id"].as_str().expect("document id").to_owned()
+    }
+
+    /// `create_document`, then `upload_file` announcing `source` and
+    /// sending `data`: the upload's seq and its final event.
+    pub fn upload_as(&mut self, title: &str, source: UploadSource, data: &[u8]) -> (Seq, Event) {
+        let t = title.to_owned();
+        let seq = self.send(move |s, c, b| s.create_document(c.now(), None, &t, b));
+        let (status, body) = self.reply(seq);
+        assert_eq!(status, Status::Ok, "create_document: {body}");
+        let task = body["data"]["task_data"]["task_id"]
+            .as_str()
+            .expect("task id")
+            .to_owned();
+
+        let seq = self.send(move |s, c, b| s.upload_file(c.now(), &task, source, b));
+        let (event, _) = self.wait_event(StdDuration::from_secs(10), |e| {
+            matches!(
+                e,
+                Event::UploadReady { seq: s, .. }
+                | Event::UploadFinished { seq: s, .. }
+                | Event::UploadFailed { seq: s, .. } if *s == seq
+            )
+        });
+        self.frame_size = None;
+        let Event::UploadReady { frame_size, .. } = event else {
+            return (seq, event);
+        };
+        self.frame_size = Some(frame_size);
+        self.feed(data, frame_size);
+        let (event, _) = self.wait_event(StdDuration::from_secs(20), |e| {
+            matches!(
+                e,
+                Event::UploadFinished { seq: s, .. }
+                | Event::UploadFailed { seq: s, .. } if *s == seq
+            )
+        });
+        (seq, event)
     }
 
     /// Hand the file to the session and send the binary messages it cuts.
