@@ -13,9 +13,10 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use cfms_support::{CfmsLink, Seen, totp};
 use naslink_core::cfms::{
-    Config, DecryptError, DownloadError, Error, Event, LoginError, RequestError, Seq, Status,
-    TwoFactorMethod, UploadError, UploadSource, sha256_of,
+    Config, DecryptError, Desync, DownloadError, Error, Event, LoginError, RequestError, Seq,
+    Status, TwoFactorMethod, UploadError, UploadSource, sha256_of,
 };
+use naslink_core::time::Duration;
 use naslink_core::ws::{CloseCode, Closed};
 use naslink_sim::cfms::{Config as SimConfig, DownloadFault, Handle, Server, UserSpec};
 use support::{os_entropy, unix_secs};
@@ -135,6 +136,123 @@ async fn two_factor_login_answers_202_then_totp_code_logs_in() {
         assert!(matches!(event, Event::LoggedIn { .. }), "{event:?}");
         let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
         assert_eq!(nas.reply(seq).0, Status::Ok);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_code_in_one_step_login_works_once() {
+    let sim = emulator(quick(SimConfig {
+        protocol_version: 5,
+        users: vec![UserSpec {
+            totp_secret: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+            backup_codes: vec!["backup-0001".into(), "backup-0002".into()],
+            ..UserSpec::user("erin", "erin-pass")
+        }],
+        ..SimConfig::default()
+    }))
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        assert_eq!(nas.server_info(), 5);
+        let outcome = |nas: &mut CfmsLink<_>| {
+            nas.wait_event(5 * SECS, |e| {
+                matches!(
+                    e,
+                    Event::LoggedIn { .. }
+                        | Event::LoginFailed(_)
+                        | Event::TwoFactorRequired { .. }
+                )
+            })
+            .0
+        };
+        nas.send(|s, c, b| s.login_with_two_factor(c.now(), "erin", "erin-pass", "backup-0001", b));
+        assert!(matches!(outcome(&mut nas), Event::LoggedIn { .. }));
+        // Spent: the same code is refused (after the delay).
+        nas.send(|s, c, b| s.login_with_two_factor(c.now(), "erin", "erin-pass", "backup-0001", b));
+        assert_eq!(
+            outcome(&mut nas),
+            Event::LoginFailed(LoginError::InvalidTwoFactorCode)
+        );
+        // The refused code leaves the login open for another one.
+        nas.send(|s, c, b| s.submit_two_factor(c.now(), "backup-0002", b));
+        assert!(matches!(outcome(&mut nas), Event::LoggedIn { .. }));
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_past_its_deadline_fails_and_the_connection_is_desynchronized() {
+    let sim = emulator(SimConfig {
+        bad_password_delay: StdDuration::from_millis(1500),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    client(move || {
+        let config = Config {
+            request_timeout: Duration::from_millis(400),
+            ..Config::default()
+        };
+        let mut nas = CfmsLink::connect(&url, config, os_entropy());
+        nas.server_info();
+        let login = nas.send(|s, c, b| s.login(c.now(), "admin", "wrong", b));
+        let start = StdInstant::now();
+        let (_, all) = nas.wait_for(3 * SECS, |s| {
+            matches!(s.event(), Some(Event::Desynchronized(_)))
+        });
+        let took = start.elapsed();
+        assert!(
+            (StdDuration::from_millis(400)..StdDuration::from_millis(1500)).contains(&took),
+            "deadline after {took:?}"
+        );
+        let events: Vec<Event> = all.iter().filter_map(|s| s.event().copied()).collect();
+        assert_eq!(
+            events,
+            [
+                Event::RequestFailed {
+                    seq: login,
+                    error: RequestError::Timeout
+                },
+                Event::Desynchronized(Desync::Timeout),
+            ]
+        );
+        // A late answer could be taken for the next request's: refuse to send.
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            nas.session.server_info(nas.clock.now(), &mut buf),
+            Err(Error::Broken)
+        );
+        // The late 401 still arrives; it is refused, not matched to anything.
+        let (late, _) = nas.wait_for(3 * SECS, |s| matches!(s, Seen::Refused(_)));
+        assert_eq!(late, Seen::Refused(Error::Unsolicited));
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_server_info_notices_lockdown_without_a_listener() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    let control = sim.clone();
+    client(move || {
+        let config = Config {
+            keep_alive: Some(Duration::from_millis(300)),
+            ..Config::default()
+        };
+        let mut nas = CfmsLink::connect(&url, config, os_entropy());
+        nas.login("admin", "admin");
+        assert_eq!(nas.session.lockdown(), Some(false));
+        control.set_lockdown(true);
+        // No listener, no request from the application: the session's own
+        // quiet server_info learns it.
+        let (event, _) = nas.wait_event(3 * SECS, |e| matches!(e, Event::Lockdown { .. }));
+        assert_eq!(event, Event::Lockdown { on: true });
+        assert_eq!(nas.session.lockdown(), Some(true));
     })
     .await;
     sim.shutdown().await;
