@@ -3,7 +3,7 @@
 #
 # Installs what it needs (Rust targets and components, the Python peers in
 # virtualenvs under the repo) and fails on the first failing step.
-# NASLINK_SKIP=autobahn,python skips named slow steps locally; CI skips none.
+# NASLINK_SKIP=autobahn,python,firmware skips named slow steps locally; CI skips none.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -51,6 +51,17 @@ if [ -f scripts/fnos-python-check.sh ]; then
         step "fnOS emulator vs the PyPI fnos client"
         bash scripts/fnos-python-check.sh
     fi
+fi
+
+if skipped firmware; then
+    step "firmware: skipped (NASLINK_SKIP)"
+else
+    step "firmware: lint and panel tests (host, board, board+tls, cfms)"
+    bash scripts/firmware.sh check
+    step "firmware: Nucleo-F767ZI release builds within the flash/RAM budgets"
+    bash scripts/firmware.sh build
+    step "firmware: host build end to end against the emulators (TAP device in a netns)"
+    bash scripts/firmware.sh host-test
 fi
 
 step "all checks passed"
