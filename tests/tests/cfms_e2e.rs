@@ -741,6 +741,54 @@ async fn pipelined_requests_are_answered_in_order_and_matched_first_in_first_out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_larger_than_the_ws_buffer_is_assembled_and_one_beyond_the_session_buffer_fails_alone()
+ {
+    let sim = emulator(quick(SimConfig::default())).await;
+    for i in 0..600 {
+        sim.put_document(None, &format!("document-{i:04}.txt"), vec![b'x'; i % 7]);
+    }
+    let url = sim.url();
+    client(move || {
+        // 256 KiB for answers: the ~140 KB listing arrives in WebSocket
+        // pieces (64 KiB buffer) and is put together by the session.
+        let mut nas = CfmsLink::connect_with_rx(&url, Config::default(), os_entropy(), 256 * 1024);
+        nas.login("admin", "admin");
+        let pieces = nas.pieces;
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let (status, body) = nas.reply(seq);
+        assert_eq!(status, Status::Ok);
+        assert!(nas.pieces - pieces >= 3, "{} pieces", nas.pieces - pieces);
+        let docs = body["data"]["documents"].as_array().expect("documents");
+        assert_eq!(docs.len(), 600);
+
+        // 64 KiB for answers: the listing cannot be held. Only that request
+        // fails; the next answer still goes to the next request.
+        let mut small = CfmsLink::connect(&url, Config::default(), os_entropy());
+        small.login("admin", "admin");
+        let listing = small.send(|s, c, b| s.list_directory(c.now(), None, b));
+        let info = small.send(|s, c, b| s.server_info(c.now(), b));
+        let (event, _) = small.wait_event(5 * SECS, |e| {
+            matches!(e, Event::RequestFailed { .. } | Event::Reply { .. })
+        });
+        assert_eq!(
+            event,
+            Event::RequestFailed {
+                seq: listing,
+                error: RequestError::ResponseTooLarge {
+                    capacity: cfms_support::SESSION_RX
+                }
+            }
+        );
+        small.wait_event(
+            5 * SECS,
+            |e| matches!(e, Event::ServerInfo { seq: Some(s), .. } if *s == info),
+        );
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_chunk_fails_its_hash_check_naming_the_chunk() {
     const CHUNK: usize = 64 * 1024;
     let sim = emulator(quick(SimConfig {

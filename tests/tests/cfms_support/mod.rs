@@ -70,10 +70,16 @@ pub struct CfmsLink<E: Entropy + Clone> {
 impl<E: Entropy + Clone> CfmsLink<E> {
     /// Connect (plain `ws://`, streaming receive) with `config`.
     pub fn connect(url: &str, config: Config, entropy: E) -> Self {
+        Self::connect_with_rx(url, config, entropy, SESSION_RX)
+    }
+
+    /// As [`connect`](Self::connect) with a session receive buffer of
+    /// `session_rx` bytes.
+    pub fn connect_with_rx(url: &str, config: Config, entropy: E, session_rx: usize) -> Self {
         let clock = Clock::start();
         // The session borrows its buffers for its whole life; a test's few
         // leaked kilobytes buy a `'static` session the driver can own.
-        let rx: &'static mut [u8] = Box::leak(vec![0u8; SESSION_RX].into_boxed_slice());
+        let rx: &'static mut [u8] = Box::leak(vec![0u8; session_rx].into_boxed_slice());
         let hashes: &'static mut [[u8; 32]] =
             Box::leak(vec![[0u8; 32]; CHUNK_HASHES].into_boxed_slice());
         let mut session = Session::new(
