@@ -549,22 +549,23 @@ impl<'a, const Q: usize> Session<'a, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.check_can_send("login")?;
+        self.keep_credentials(username, password)?;
+        self.auth.awaiting_two_factor = false;
+        self.send_login(now, buf, None, true)
+    }
+
+    /// Store the credentials a login is sent with, refusing ones longer than
+    /// their fixed buffers.
+    fn keep_credentials(&mut self, username: &str, password: &str) -> Result<(), Error> {
+        let too_long = |field| move |max| Error::TooLong { field, max };
         self.auth
             .username
             .set(username)
-            .map_err(|max| Error::TooLong {
-                field: "username",
-                max,
-            })?;
+            .map_err(too_long("username"))?;
         self.auth
             .password
             .set(password)
-            .map_err(|max| Error::TooLong {
-                field: "password",
-                max,
-            })?;
-        self.auth.awaiting_two_factor = false;
-        self.send_login(now, buf, None, true)
+            .map_err(too_long("password"))
     }
 
     /// `login {username, password, 2fa_token}` in one step, for an account
@@ -578,20 +579,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.check_can_send("login")?;
-        self.auth
-            .username
-            .set(username)
-            .map_err(|max| Error::TooLong {
-                field: "username",
-                max,
-            })?;
-        self.auth
-            .password
-            .set(password)
-            .map_err(|max| Error::TooLong {
-                field: "password",
-                max,
-            })?;
+        self.keep_credentials(username, password)?;
         self.send_login(now, buf, Some(code), true)
     }
 
