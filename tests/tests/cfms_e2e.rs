@@ -372,6 +372,77 @@ async fn token_past_exp_is_rejected_and_the_session_logs_in_again_with_the_kept_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_falling_due_during_a_download_waits_for_its_end_then_relogin_replaces_the_expired_token()
+ {
+    const CHUNK: usize = 64 * 1024;
+    let lifetime = StdDuration::from_secs(1);
+    let sim = emulator(quick(SimConfig {
+        chunk_size: CHUNK,
+        token_lifetime: lifetime,
+        ..SimConfig::default()
+    }))
+    .await;
+    let data: Vec<u8> = (0..16 * CHUNK).map(|i| (i % 241) as u8).collect();
+    let id = sim.put_document(None, "long.bin", data.clone());
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let logged_in = StdInstant::now();
+        let task = nas.download_task(&id);
+        let seq = nas.start_download(&task);
+        nas.wait_event(
+            5 * SECS,
+            |e| matches!(e, Event::DownloadChunk { seq: s, index: 0, .. } if *s == seq),
+        );
+        // The application is slow to read: the refresh falls due (80 %)
+        // and the token expires while chunks are still on their way.
+        std::thread::sleep(
+            (lifetime + StdDuration::from_millis(300)).saturating_sub(logged_in.elapsed()),
+        );
+
+        // Nothing may be sent behind a transfer, so the download ends intact…
+        let (end, all) = nas.wait_for(10 * SECS, |s| {
+            matches!(
+                s.event(),
+                Some(Event::DownloadFinished { .. } | Event::DownloadFailed { .. })
+            )
+        });
+        assert!(
+            !all.iter().any(|s| matches!(
+                s.event(),
+                Some(Event::TokenRefreshed { .. } | Event::TokenRejected { .. })
+            )),
+            "{all:#?}"
+        );
+        let Some(Event::DownloadFinished { key, .. }) = end.event() else {
+            panic!("download failed: {end:?}")
+        };
+        assert!(nas.decrypt(key).expect("verifies") == data);
+
+        // …and only then is the refresh sent: too late, so the session logs
+        // in again with the kept password.
+        let (_, all) = nas.wait_for(5 * SECS, |s| {
+            matches!(
+                s.event(),
+                Some(Event::LoggedIn { .. } | Event::LoginFailed(_))
+            )
+        });
+        let events: Vec<Event> = all.iter().filter_map(|s| s.event().copied()).collect();
+        assert_eq!(
+            events[0],
+            Event::TokenRejected { relogin: true },
+            "{all:#?}"
+        );
+        assert!(matches!(events.last(), Some(Event::LoggedIn { .. })));
+        let seq = nas.send(|s, c, b| s.list_directory(c.now(), None, b));
+        assert_eq!(nas.reply(seq).0, Status::Ok);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockdown_push_between_request_and_answer_is_an_event_and_answers_stay_matched() {
     let sim = emulator(SimConfig {
         bad_password_delay: StdDuration::from_millis(800),
