@@ -14,7 +14,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use cfms_support::{CfmsLink, Seen, totp};
 use naslink_core::cfms::{
     Config, DecryptError, Desync, DownloadError, Error, Event, LoginError, RequestError, Seq,
-    Status, TwoFactorMethod, UploadError, UploadSource, sha256_of,
+    Status, TwoFactorMethod, UploadError, UploadSource, UploadWriteError, sha256_of,
 };
 use naslink_core::time::Duration;
 use naslink_core::ws::{CloseCode, Closed};
@@ -854,6 +854,67 @@ async fn listing_larger_than_the_ws_buffer_is_assembled_and_one_beyond_the_sessi
             5 * SECS,
             |e| matches!(e, Event::ServerInfo { seq: Some(s), .. } if *s == info),
         );
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_lost_mid_upload_fails_the_upload_and_further_writes_are_refused() {
+    let sim = emulator(quick(SimConfig::default())).await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = CfmsLink::connect(&url, Config::default(), os_entropy());
+        nas.login("admin", "admin");
+        let data = vec![3u8; 100_000];
+        let source = UploadSource {
+            size: data.len() as u64,
+            sha256: Some(sha256_of(&data)),
+        };
+        let (seq, event) = nas.begin_upload("interrupted.bin", source);
+        assert_eq!(
+            event,
+            Event::UploadReady {
+                seq,
+                frame_size: 8192
+            }
+        );
+        // Three of the thirteen frames go out, then the socket is gone.
+        let mut offset = 0;
+        for _ in 0..3 {
+            let w = nas
+                .session
+                .upload_write(nas.clock.now(), &data[offset..])
+                .expect("sending");
+            assert!(w.message_start && w.message_end && w.accepted == 8192);
+            let link = nas.link.as_mut().expect("connected");
+            link.ws
+                .send_binary(&data[offset..offset + w.accepted])
+                .expect("ws send");
+            link.flush();
+            offset += w.accepted;
+        }
+        assert_eq!(
+            nas.drop_transport(),
+            vec![Seen::Event {
+                event: Event::UploadFailed {
+                    seq,
+                    error: UploadError::Disconnected
+                },
+                body: None
+            }]
+        );
+        assert_eq!(
+            nas.session.upload_write(nas.clock.now(), &data[offset..]),
+            Err(Error::Upload(UploadWriteError::NotSending))
+        );
+
+        // A new connection uploads the whole file under the same session.
+        nas.reconnect();
+        nas.login("admin", "admin");
+        let id = nas.upload("second-try.bin", &data);
+        let d = nas.download(&id);
+        assert!(nas.decrypt(&d.key.expect("downloads")).expect("verifies") == data);
     })
     .await;
     sim.shutdown().await;

@@ -376,6 +376,27 @@ impl<E: Entropy + Clone> CfmsLink<E> {
     /// `create_document`, then `upload_file` announcing `source` and
     /// sending `data`: the upload's seq and its final event.
     pub fn upload_as(&mut self, title: &str, source: UploadSource, data: &[u8]) -> (Seq, Event) {
+        let (seq, event) = self.begin_upload(title, source);
+        self.frame_size = None;
+        let Event::UploadReady { frame_size, .. } = event else {
+            return (seq, event);
+        };
+        self.frame_size = Some(frame_size);
+        self.feed(data, frame_size);
+        let (event, _) = self.wait_event(StdDuration::from_secs(20), |e| {
+            matches!(
+                e,
+                Event::UploadFinished { seq: s, .. }
+                | Event::UploadFailed { seq: s, .. } if *s == seq
+            )
+        });
+        (seq, event)
+    }
+
+    /// `create_document` and `upload_file` announcing `source`: the
+    /// upload's seq and its first event (`UploadReady` unless refused or
+    /// finished at once).
+    pub fn begin_upload(&mut self, title: &str, source: UploadSource) -> (Seq, Event) {
         let t = title.to_owned();
         let seq = self.send(move |s, c, b| s.create_document(c.now(), None, &t, b));
         let (status, body) = self.reply(seq);
@@ -391,19 +412,6 @@ impl<E: Entropy + Clone> CfmsLink<E> {
                 e,
                 Event::UploadReady { seq: s, .. }
                 | Event::UploadFinished { seq: s, .. }
-                | Event::UploadFailed { seq: s, .. } if *s == seq
-            )
-        });
-        self.frame_size = None;
-        let Event::UploadReady { frame_size, .. } = event else {
-            return (seq, event);
-        };
-        self.frame_size = Some(frame_size);
-        self.feed(data, frame_size);
-        let (event, _) = self.wait_event(StdDuration::from_secs(20), |e| {
-            matches!(
-                e,
-                Event::UploadFinished { seq: s, .. }
                 | Event::UploadFailed { seq: s, .. } if *s == seq
             )
         });
