@@ -1,9 +1,15 @@
 //! End to end: the core's WebSocket client and CFMS session over a real TCP
 //! socket against the CFMS emulator of `naslink-sim` (which shares no code
-//! with the core). Login, two-factor login, token refresh, lockdown pushes
-//! and 999, uploads and downloads compared byte for byte, a corrupted chunk,
-//! and the failure paths: wrong password, expired password, a protocol the
-//! session does not speak, malformed JSON, a dropped connection.
+//! with the core). Login, two-factor login (TOTP and backup codes), token
+//! refresh and re-login, keep-alive, lockdown pushes and 999, pipelined
+//! requests matched first-in first-out, uploads and downloads compared byte
+//! for byte (streamed 2 MiB chunks through a 64 KiB buffer), a corrupted
+//! chunk, and the failure paths: wrong password, expired password, a
+//! protocol the session does not speak, malformed JSON, a missed deadline,
+//! an oversized answer, connections lost mid-request and mid-transfer.
+//!
+//! Every test starts its own emulator on loopback (plain `ws://`) and runs
+//! the blocking client beside it; driver glue is in `cfms_support`.
 
 mod cfms_support;
 mod support;
