@@ -1,0 +1,700 @@
+//! [`FnosClient`]: an fnOS session in a background task.
+//!
+//! The task owns the socket and the core's [`Session`]; handles talk to it
+//! through a channel, so a [`FnosClient`] is cheap to clone and usable from
+//! many tasks at once (replies are matched by reqid in the core).
+//!
+//! # The task's life
+//!
+//! ```text
+//! Connecting --open--> LoggingIn --LoggedIn--> Ready --link lost / dead heartbeat--+
+//!     ^   |                 |                                                       |
+//!     |   +--fail: backoff--+-- login refused: stop (handles get Closed)           |
+//!     +-------------------- backoff with jitter <-----------------------------------+
+//! ```
+//!
+//! - Requests made before the login finishes wait in a queue (each still
+//!   bounded by its timeout) and go out, signed, once the session is ready.
+//! - When the connection dies, every request in flight fails with
+//!   [`FnosError::ConnectionLost`]; none is sent again. The reconnect logs
+//!   in again with the stored token and secret, then the long token, then
+//!   the password (the core picks the order).
+//! - Dropping a request future is safe: the task notices the abandoned
+//!   answer slot and cancels the reqid in the core, so late replies are
+//!   ignored and the slot is freed.
+//! - The first connection is made by [`FnosClient::connect`], which returns
+//!   its failure (connection or login); later failures are retried.
+//!
+//! Passwords, tokens, secrets and signatures never reach `tracing`.
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use futures_util::Stream;
+use naslink_core::fnos::session::TRANSMIT_CAPACITY;
+use naslink_core::fnos::{self, Errno, LoginFailure, LoginMethod, Request, Session, Status};
+use naslink_core::time::Duration;
+use rand::Rng;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::link::{
+    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now,
+    sleep_until, unix_secs,
+};
+
+/// Requests in flight on one connection (the core's pending table size).
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Largest request message written (parameters included).
+const REQUEST_CAPACITY: usize = 64 * 1024;
+
+/// Delays between reconnect attempts: doubling from `initial` up to `max`,
+/// each multiplied by a random factor in 0.5..1.5 so many clients do not
+/// reconnect in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay.
+    pub initial: StdDuration,
+    /// The cap.
+    pub max: StdDuration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: StdDuration::from_millis(250),
+            max: StdDuration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `n` (0-based), with jitter.
+    pub fn delay(&self, attempt: u32) -> StdDuration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    }
+}
+
+/// What [`FnosClient::connect`] needs.
+#[derive(Clone)]
+pub struct FnosOptions {
+    /// `ws://HOST:5666/websocket?type=main` or the `wss://` equivalent.
+    pub url: String,
+    /// User name.
+    pub user: String,
+    /// Password (wiped from memory when dropped).
+    pub password: Zeroizing<String>,
+    /// Transport: TLS trust, redirects, access code.
+    pub link: LinkOptions,
+    /// Default deadline of each request.
+    pub request_timeout: StdDuration,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+}
+
+impl std::fmt::Debug for FnosOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnosOptions")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl FnosOptions {
+    /// Options with defaults: web-root TLS trust, 30 s requests, default backoff.
+    pub fn new(url: &str, user: &str, password: &str) -> Self {
+        FnosOptions {
+            url: url.to_owned(),
+            user: user.to_owned(),
+            password: Zeroizing::new(password.to_owned()),
+            link: LinkOptions {
+                receive_buffer: 1024 * 1024,
+                ..LinkOptions::default()
+            },
+            request_timeout: StdDuration::from_secs(30),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Why a request or the connection failed.
+#[derive(Debug)]
+pub enum FnosError {
+    /// The connection could not be opened.
+    Connect(ConnectError),
+    /// The server refused the login.
+    LoginRefused {
+        /// The server's code, if any.
+        errno: Option<Errno>,
+    },
+    /// The login failed for another reason (timeout, malformed answer).
+    Login(String),
+    /// The server answered the request with a failure.
+    Server {
+        /// The code, if the server gave one.
+        errno: Option<Errno>,
+        /// `errmsg`/`msg`, or the code's meaning.
+        message: String,
+        /// The whole failing frame.
+        body: serde_json::Value,
+    },
+    /// No final answer before the request's deadline.
+    TimedOut,
+    /// The connection dropped while the request was in flight; it was not
+    /// resent (the server may or may not have acted on it).
+    ConnectionLost,
+    /// The client is shut down (every handle dropped, or the login can no
+    /// longer succeed).
+    Closed,
+    /// The request could not be written (too large, parameters not a JSON object).
+    Request(String),
+}
+
+impl std::fmt::Display for FnosError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FnosError::Connect(e) => e.fmt(f),
+            FnosError::LoginRefused { errno: Some(e) } => {
+                write!(f, "login refused: {} (errno {})", e.message(), e.code())
+            }
+            FnosError::LoginRefused { errno: None } => f.write_str("login refused"),
+            FnosError::Login(why) => write!(f, "login failed: {why}"),
+            FnosError::Server { errno, message, .. } => match errno {
+                Some(e) => write!(f, "the server refused: {message} (errno {})", e.code()),
+                None => write!(f, "the server refused: {message}"),
+            },
+            FnosError::TimedOut => f.write_str("no answer before the request's deadline"),
+            FnosError::ConnectionLost => f.write_str(
+                "the connection dropped before the answer arrived (the request was not resent)",
+            ),
+            FnosError::Closed => f.write_str("the client is shut down"),
+            FnosError::Request(why) => write!(f, "cannot send the request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for FnosError {}
+
+/// A request's answer: every frame with its reqid, the last one final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnosReply {
+    /// The frames in arrival order (at least one).
+    pub frames: Vec<serde_json::Value>,
+}
+
+impl FnosReply {
+    /// The final frame.
+    pub fn last(&self) -> &serde_json::Value {
+        self.frames.last().unwrap_or(&serde_json::Value::Null)
+    }
+
+    /// `key` from the final frame, or from its `data` object (`appcgi.*`).
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        let last = self.last();
+        last.get(key)
+            .or_else(|| last.get("data").and_then(|d| d.get(key)))
+    }
+
+    /// The elements of array `key` across all frames (multi-frame listings).
+    pub fn merged(&self, key: &str) -> Vec<serde_json::Value> {
+        self.frames
+            .iter()
+            .filter_map(|f| f.get(key).and_then(|v| v.as_array()))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Lifecycle changes and server pushes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FnosEvent {
+    /// The login succeeded (also after each reconnect).
+    LoggedIn {
+        /// How: after a reconnect, normally the stored token.
+        method: LoginMethod,
+    },
+    /// A `sysNotify` push, as received.
+    Push(serde_json::Value),
+    /// The connection ended; requests in flight failed.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The next connection attempt starts after `delay`.
+    Reconnecting {
+        /// Attempts since the last good connection (1-based).
+        attempt: u32,
+        /// The wait before it.
+        delay: StdDuration,
+    },
+    /// A login after a reconnect failed for good; the client stops.
+    LoginFailed(String),
+}
+
+struct Command {
+    command: String,
+    params: String,
+    timeout: StdDuration,
+    reply: oneshot::Sender<Result<FnosReply, FnosError>>,
+}
+
+/// A handle to an fnOS session running in the background.
+#[derive(Debug, Clone)]
+pub struct FnosClient {
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<FnosEvent>,
+    timeout: StdDuration,
+}
+
+impl FnosClient {
+    /// Connect, log in, and keep the session alive in a background task.
+    /// Fails if the first connection or login fails.
+    pub async fn connect(options: FnosOptions) -> Result<FnosClient, FnosError> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let (first_tx, first_rx) = oneshot::channel();
+        let timeout = options.request_timeout;
+        let span = tracing::info_span!("fnos", url = %options.url, user = %options.user);
+        tokio::spawn(tracing::Instrument::instrument(
+            drive(options, rx, events.clone(), first_tx),
+            span,
+        ));
+        first_rx.await.map_err(|_| FnosError::Closed)??;
+        Ok(FnosClient {
+            commands,
+            events,
+            timeout,
+        })
+    }
+
+    /// Send `command` with the parameters of the JSON object `params`
+    /// (`None` for none) and wait for its final frame, at most the default
+    /// request timeout.
+    pub async fn request(
+        &self,
+        command: &str,
+        params: Option<&serde_json::Value>,
+    ) -> Result<FnosReply, FnosError> {
+        self.request_with_timeout(command, params, self.timeout)
+            .await
+    }
+
+    /// [`request`](Self::request) with its own deadline.
+    pub async fn request_with_timeout(
+        &self,
+        command: &str,
+        params: Option<&serde_json::Value>,
+        timeout: StdDuration,
+    ) -> Result<FnosReply, FnosError> {
+        let params = match params {
+            None => String::new(),
+            Some(v @ serde_json::Value::Object(_)) => v.to_string(),
+            Some(_) => {
+                return Err(FnosError::Request(
+                    "parameters must be a JSON object".into(),
+                ));
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command {
+                command: command.to_owned(),
+                params,
+                timeout,
+                reply,
+            })
+            .map_err(|_| FnosError::Closed)?;
+        // The core enforces the deadline too; this one also covers time
+        // spent queued before the login or while reconnecting.
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(FnosError::Closed),
+            Err(_) => Err(FnosError::TimedOut),
+        }
+    }
+
+    /// Lifecycle events and pushes from now on. A subscriber that falls
+    /// more than 256 events behind skips the oldest.
+    pub fn events(&self) -> impl Stream<Item = FnosEvent> + Send + 'static {
+        let rx = self.events.subscribe();
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+}
+
+/// A request waiting for its final frame.
+struct InFlight {
+    frames: Vec<serde_json::Value>,
+    reply: oneshot::Sender<Result<FnosReply, FnosError>>,
+}
+
+/// Why a connection's loop ended.
+enum Ended {
+    /// Reconnect.
+    Lost(String),
+    /// Stop the task.
+    Stop,
+}
+
+struct Driver<'c> {
+    session: Session<'c, MAX_IN_FLIGHT>,
+    tx: Vec<u8>,
+    queued: Vec<Command>,
+    in_flight: HashMap<String, InFlight>,
+    events: broadcast::Sender<FnosEvent>,
+    first: Option<oneshot::Sender<Result<(), FnosError>>>,
+}
+
+async fn drive(
+    options: FnosOptions,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: broadcast::Sender<FnosEvent>,
+    first: oneshot::Sender<Result<(), FnosError>>,
+) {
+    let mut config = fnos::Config::new(&options.user, &options.password);
+    // The handles enforce per-request deadlines; the core's is a backstop.
+    config.request_timeout = Duration::from_millis(options.request_timeout.as_millis() as u64);
+    let mut driver = Driver {
+        session: Session::new(config),
+        tx: vec![0; REQUEST_CAPACITY.max(TRANSMIT_CAPACITY)],
+        queued: Vec::new(),
+        in_flight: HashMap::new(),
+        events,
+        first: Some(first),
+    };
+    let mut attempt: u32 = 0;
+    loop {
+        match Link::open(&options.url, &options.link).await {
+            Ok(link) => {
+                tracing::info!(url = %options.url, "connected");
+                driver.session.set_unix_time(now(), unix_secs());
+                driver.session.handle_connect(now());
+                match driver.run(link, &mut commands).await {
+                    Ended::Stop => return,
+                    Ended::Lost(reason) => {
+                        tracing::warn!(%reason, "connection lost");
+                        let _ = driver.events.send(FnosEvent::Disconnected { reason });
+                        if driver.session.credentials().secret.is_some() {
+                            attempt = 0;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(first) = driver.first.take() {
+                    let _ = first.send(Err(FnosError::Connect(e)));
+                    return;
+                }
+                tracing::warn!(error = %e, "reconnect failed");
+            }
+        }
+        attempt = attempt.saturating_add(1);
+        let delay = options.backoff.delay(attempt - 1);
+        let _ = driver
+            .events
+            .send(FnosEvent::Reconnecting { attempt, delay });
+        let wake = tokio::time::Instant::now() + delay;
+        // Keep taking requests while waiting; they go out after the login.
+        loop {
+            driver.sweep_abandoned();
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => driver.queued.push(cmd),
+                    None => return,
+                },
+                () = tokio::time::sleep(StdDuration::from_millis(200)) => {}
+            }
+        }
+    }
+}
+
+impl Driver<'_> {
+    async fn run(
+        &mut self,
+        mut link: Link,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Ended {
+        let mut rng = OsEntropy;
+        let ended = loop {
+            if let Some(ended) = self.drain(&mut link, &mut rng) {
+                link.close();
+                link.flush().await;
+                break ended;
+            }
+            link.flush().await;
+            if link.is_closed() {
+                break Ended::Lost("connection closed".into());
+            }
+            self.sweep_abandoned();
+            let wait = [self.session.poll_timeout(), link.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(deadline);
+            tokio::select! {
+                n = link.read() => {
+                    if n == 0 {
+                        link.handle_eof();
+                    }
+                    let mut closed = None;
+                    let mut texts = Vec::new();
+                    link.process(|incoming| match incoming {
+                        Incoming::Text(t) => texts.push(t),
+                        Incoming::Binary(_) => tracing::debug!("ignoring a binary message"),
+                        Incoming::Closed(c) => closed = Some(describe_closed(c)),
+                    });
+                    let mut stop = None;
+                    for text in texts {
+                        stop = stop.or(self.handle_text(&text));
+                    }
+                    if let Some(ended) = stop {
+                        link.close();
+                        link.flush().await;
+                        break ended;
+                    }
+                    if let Some(reason) = closed {
+                        break Ended::Lost(reason);
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.queued.push(cmd),
+                    None => {
+                        link.close();
+                        link.flush().await;
+                        return Ended::Stop;
+                    }
+                },
+                () = sleep_until(wait) => {
+                    self.session.handle_timeout(now());
+                    link.handle_timeout();
+                }
+                // Wakes up to notice abandoned requests.
+                () = tokio::time::sleep(StdDuration::from_millis(500)) => {}
+            }
+        };
+        self.session.handle_disconnect(now());
+        while let Some(event) = self.session.poll_event() {
+            if let fnos::Event::RequestAborted(reqid) = event {
+                self.finish(reqid.as_str(), Err(FnosError::ConnectionLost));
+            }
+        }
+        for (_, request) in self.in_flight.drain() {
+            let _ = request.reply.send(Err(FnosError::ConnectionLost));
+        }
+        ended
+    }
+
+    /// Move the session's output to the link and act on its events.
+    fn drain(&mut self, link: &mut Link, rng: &mut OsEntropy) -> Option<Ended> {
+        loop {
+            match self.session.poll_transmit(now(), rng, &mut self.tx) {
+                Ok(Some(n)) => self.transmit(link, n),
+                Ok(None) => break,
+                Err(e) => return Some(Ended::Lost(format!("login message: {e:?}"))),
+            }
+        }
+        while let Some(event) = self.session.poll_event() {
+            if let Some(ended) = self.lifecycle(event) {
+                return Some(ended);
+            }
+        }
+        if self.session.state() == fnos::State::Ready {
+            self.send_queued(link);
+        }
+        None
+    }
+
+    /// Act on a session event other than a reply or a push.
+    fn lifecycle(&mut self, event: fnos::Event<'_>) -> Option<Ended> {
+        match event {
+            fnos::Event::LoggedIn { method, .. } => {
+                tracing::info!(?method, "logged in");
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Ok(()));
+                }
+                let _ = self.events.send(FnosEvent::LoggedIn { method });
+            }
+            fnos::Event::LoginFailed(failure) => {
+                let error = login_error(failure);
+                tracing::warn!(%error, "login failed");
+                for cmd in self.queued.drain(..) {
+                    let _ = cmd.reply.send(Err(FnosError::Login(error.to_string())));
+                }
+                let _ = self.events.send(FnosEvent::LoginFailed(error.to_string()));
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Err(error));
+                }
+                return Some(Ended::Stop);
+            }
+            fnos::Event::TwoFactorRequired => {
+                let error = FnosError::Login("the account needs a two-factor code".into());
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(Err(error));
+                }
+                return Some(Ended::Stop);
+            }
+            fnos::Event::RequestTimedOut(reqid) => {
+                self.finish(reqid.as_str(), Err(FnosError::TimedOut));
+            }
+            fnos::Event::RequestAborted(reqid) => {
+                self.finish(reqid.as_str(), Err(FnosError::ConnectionLost));
+            }
+            fnos::Event::ConnectionDead { missed_pongs } => {
+                return Some(Ended::Lost(format!(
+                    "heartbeat: {missed_pongs} pings unanswered"
+                )));
+            }
+            other => tracing::debug!(?other, "session event"),
+        }
+        None
+    }
+
+    fn transmit(&mut self, link: &mut Link, n: usize) {
+        match std::str::from_utf8(&self.tx[..n]) {
+            Ok(text) => {
+                if let Err(e) = link.send_text(text) {
+                    tracing::warn!(error = ?e, "send failed");
+                }
+            }
+            Err(_) => tracing::error!("the session wrote a non-UTF-8 message"),
+        }
+    }
+
+    fn send_queued(&mut self, link: &mut Link) {
+        let mut waiting = Vec::new();
+        for cmd in std::mem::take(&mut self.queued) {
+            if cmd.reply.is_closed() {
+                continue;
+            }
+            if !self.session.has_room() {
+                waiting.push(cmd);
+                continue;
+            }
+            let mut request = Request::new(&cmd.command);
+            if !cmd.params.is_empty() {
+                request = request.with_object(&cmd.params);
+            }
+            let timeout = Duration::from_millis(cmd.timeout.as_millis() as u64);
+            let sent = self
+                .session
+                .send_with_timeout(now(), &request, timeout, &mut self.tx);
+            drop(request);
+            match sent {
+                Ok((reqid, n)) => {
+                    tracing::debug!(command = %cmd.command, reqid = reqid.as_str(), "request");
+                    self.transmit(link, n);
+                    self.in_flight.insert(
+                        reqid.as_str().to_owned(),
+                        InFlight {
+                            frames: Vec::new(),
+                            reply: cmd.reply,
+                        },
+                    );
+                }
+                Err(fnos::Error::Busy) => waiting.push(cmd),
+                Err(e) => {
+                    let _ = cmd.reply.send(Err(FnosError::Request(format!("{e:?}"))));
+                }
+            }
+        }
+        self.queued = waiting;
+    }
+
+    fn handle_text(&mut self, text: &str) -> Option<Ended> {
+        match self.session.handle_text(now(), text.as_bytes()) {
+            Ok(Some(fnos::Event::Reply(reply))) => {
+                let reqid = reply.reqid()?;
+                let status = reply.status();
+                let errno = reply.errno();
+                let message = reply
+                    .error_message()
+                    .and_then(|m| m.as_unescaped().map(str::to_owned));
+                let frame = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+                let key = reqid.as_str().to_owned();
+                let entry = self.in_flight.get_mut(&key)?;
+                entry.frames.push(frame);
+                match status {
+                    Status::Partial => {}
+                    Status::Success => {
+                        if let Some(done) = self.in_flight.remove(&key) {
+                            let _ = done.reply.send(Ok(FnosReply {
+                                frames: done.frames,
+                            }));
+                        }
+                    }
+                    _ => {
+                        if let Some(mut done) = self.in_flight.remove(&key) {
+                            let body = done.frames.pop().unwrap_or_default();
+                            let message = message.unwrap_or_else(|| {
+                                errno.map_or("request failed", |e| e.message()).to_owned()
+                            });
+                            let _ = done.reply.send(Err(FnosError::Server {
+                                errno,
+                                message,
+                                body,
+                            }));
+                        }
+                    }
+                }
+            }
+            Ok(Some(fnos::Event::Push(push))) => {
+                tracing::debug!(?push, "push");
+                let value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+                let _ = self.events.send(FnosEvent::Push(value));
+            }
+            Ok(Some(other)) => return self.lifecycle(other),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = ?e, "malformed message ignored"),
+        }
+        None
+    }
+
+    fn finish(&mut self, reqid: &str, result: Result<FnosReply, FnosError>) {
+        if let Some(request) = self.in_flight.remove(reqid) {
+            let _ = request.reply.send(result);
+        }
+    }
+
+    /// Cancel requests whose caller gave up (dropped the future).
+    fn sweep_abandoned(&mut self) {
+        let session = &mut self.session;
+        self.in_flight.retain(|reqid, request| {
+            if request.reply.is_closed() {
+                if let Some(reqid) = fnos::Reqid::from_bytes(reqid.as_bytes()) {
+                    session.cancel(&reqid);
+                }
+                false
+            } else {
+                true
+            }
+        });
+        self.queued.retain(|cmd| !cmd.reply.is_closed());
+    }
+}
+
+fn login_error(failure: LoginFailure) -> FnosError {
+    match failure {
+        LoginFailure::Rejected { errno, .. } | LoginFailure::KeyExchangeRefused(errno) => {
+            FnosError::LoginRefused { errno }
+        }
+        LoginFailure::TimedOut => FnosError::Login("no answer to a login step".into()),
+        LoginFailure::NoCredentials => FnosError::Login("no password and no stored token".into()),
+        other => FnosError::Login(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,343 @@
+//! `FnosClient` against the fnOS emulator on loopback: many requests in
+//! flight from many tasks, per-request deadlines, dropped request futures,
+//! a forced disconnect that fails requests in flight and logs in again
+//! with the stored token, the access-code gate and the HTTPS redirect.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use naslink_core::fnos::{Errno, LoginMethod};
+use naslink_sim::fnos::{Config, Faults, Handle, KeySource, Push, Redirect, Server};
+use naslink_tokio::fnos::{Backoff, FnosClient, FnosError, FnosEvent, FnosOptions};
+use naslink_tokio::link::ConnectError;
+
+/// A TCP relay in front of the emulator whose connections the test can
+/// cut, so that a request is surely in flight when the link dies.
+struct Relay {
+    url: String,
+    cut: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "ws://{}/websocket?type=main",
+            listener.local_addr().unwrap()
+        );
+        let cut = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handles = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                handles.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Relay { url, cut }
+    }
+
+    /// Drop every relayed connection at the TCP level.
+    fn cut(&self) {
+        for task in self.cut.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+async fn emulator(config: Config) -> Handle {
+    Server::start(Config {
+        key: KeySource::Fixture,
+        ..config
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn options(url: &str, password: &str) -> FnosOptions {
+    let mut options = FnosOptions::new(url, "admin", password);
+    options.request_timeout = Duration::from_secs(5);
+    options.backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    options
+}
+
+/// Bound every test so a hang fails instead of blocking the suite.
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test finished in time")
+}
+
+#[tokio::test]
+async fn replies_are_matched_by_reqid_with_many_requests_in_flight_from_many_tasks() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let nas = nas.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    let r = nas
+                        .request("appcgi.sysinfo.getHostName", None)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.get("hostName").and_then(|v| v.as_str()), Some("fnos-sim"));
+                } else {
+                    let r = nas.request("user.info", None).await.unwrap();
+                    assert!(r.last().get("result").is_some(), "{r:?}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn multi_frame_listing_is_gathered_until_the_final_frame() {
+    bounded(async {
+        let sim = emulator(Config {
+            entries_per_frame: 1,
+            ..Config::default()
+        })
+        .await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let reply = nas.request("file.ls", None).await.unwrap();
+        assert!(reply.frames.len() > 1, "{reply:?}");
+        assert!(reply.merged("files").len() >= reply.frames.len() - 1);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_fails_and_the_connection_keeps_working() {
+    bounded(async {
+        let sim = emulator(Config {
+            faults: Faults {
+                answer_delay: Duration::from_millis(150),
+                ..Faults::default()
+            },
+            ..Config::default()
+        })
+        .await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let late = nas
+            .request_with_timeout(
+                "appcgi.sysinfo.getHostName",
+                None,
+                Duration::from_millis(20),
+            )
+            .await;
+        assert!(matches!(late, Err(FnosError::TimedOut)), "{late:?}");
+        let ok = nas
+            .request("appcgi.sysinfo.getHostName", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            ok.get("hostName").and_then(|v| v.as_str()),
+            Some("fnos-sim")
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_a_request_future_leaves_the_connection_usable() {
+    bounded(async {
+        let sim = emulator(Config {
+            faults: Faults {
+                answer_delay: Duration::from_millis(100),
+                ..Faults::default()
+            },
+            ..Config::default()
+        })
+        .await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            let abandoned = nas.request("file.ls", None);
+            let _ = tokio::time::timeout(Duration::from_millis(5), abandoned).await;
+        }
+        // The late answers to the abandoned reqids arrive and are ignored.
+        let ok = nas
+            .request("appcgi.sysinfo.getHostName", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            ok.get("hostName").and_then(|v| v.as_str()),
+            Some("fnos-sim")
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_fails_requests_in_flight_then_logs_in_again_with_the_token() {
+    bounded(async {
+        let sim = emulator(Config {
+            faults: Faults {
+                answer_delay: Duration::from_millis(100),
+                ..Faults::default()
+            },
+            ..Config::default()
+        })
+        .await;
+        let relay = Relay::start(sim.addr()).await;
+        let nas = FnosClient::connect(options(&relay.url, "admin"))
+            .await
+            .unwrap();
+        let mut events = Box::pin(nas.events());
+        let in_flight = {
+            let nas = nas.clone();
+            tokio::spawn(async move { nas.request("appcgi.sysinfo.getHostName", None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        relay.cut();
+        let failed = in_flight.await.unwrap();
+        assert!(
+            matches!(failed, Err(FnosError::ConnectionLost)),
+            "{failed:?}"
+        );
+        let mut saw_disconnect = false;
+        loop {
+            match events.next().await.expect("events continue") {
+                FnosEvent::Disconnected { .. } => saw_disconnect = true,
+                FnosEvent::LoggedIn { method } => {
+                    assert_eq!(method, LoginMethod::AuthToken);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(saw_disconnect);
+        let ok = nas
+            .request("appcgi.sysinfo.getHostName", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            ok.get("hostName").and_then(|v| v.as_str()),
+            Some("fnos-sim")
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pushes_arrive_on_the_event_stream() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let mut events = Box::pin(nas.events());
+        sim.push(Push::StorageChanged);
+        loop {
+            if let FnosEvent::Push(p) = events.next().await.unwrap() {
+                assert_eq!(p["sysNotify"], "storageChanged");
+                break;
+            }
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_with_its_errno() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let refused = FnosClient::connect(options(&sim.url(), "nope")).await;
+        match refused {
+            Err(FnosError::LoginRefused { errno }) => {
+                assert_eq!(errno, Some(Errno::WrongUserOrPassword));
+            }
+            other => panic!("{other:?}"),
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_a_connect_error() {
+    bounded(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = format!("ws://127.0.0.1:{port}/websocket?type=main");
+        let failed = FnosClient::connect(options(&url, "admin")).await;
+        assert!(
+            matches!(failed, Err(FnosError::Connect(ConnectError::Tcp(_)))),
+            "{failed:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_https_redirect_is_reported_with_its_location() {
+    bounded(async {
+        let sim = emulator(Config {
+            https_redirect: Some(Redirect::default()),
+            ..Config::default()
+        })
+        .await;
+        let failed = FnosClient::connect(options(&sim.url(), "admin")).await;
+        match failed {
+            Err(FnosError::Connect(ConnectError::Redirected { status, location })) => {
+                assert_eq!(status, 301);
+                assert!(location.starts_with("https://"), "{location}");
+            }
+            other => panic!("{other:?}"),
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_access_code_gate_is_passed_with_the_code_and_refused_without() {
+    bounded(async {
+        let sim = emulator(Config {
+            access_code: Some("1234".into()),
+            ..Config::default()
+        })
+        .await;
+        let refused = FnosClient::connect(options(&sim.url(), "admin")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(FnosError::Connect(ConnectError::AccessCodeRequired))
+            ),
+            "{refused:?}"
+        );
+        let mut with_code = options(&sim.url(), "admin");
+        with_code.link.access_code = Some("1234".into());
+        let nas = FnosClient::connect(with_code).await.unwrap();
+        nas.request("appcgi.sysinfo.getHostName", None)
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
