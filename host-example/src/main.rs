@@ -1,9 +1,297 @@
 //! `naslink`: the command-line program for NAS owners.
 //!
-//! **Not implemented yet**: it arrives with the tokio adapter. Running it
-//! today says so and exits with status 2 instead of pretending to work.
+//! It talks to an fnOS NAS (front panel, files, any raw command) through
+//! [`naslink_tokio::FnosClient`], and runs the emulators of `naslink-sim`
+//! (`naslink demo`, `naslink sim`).
+//!
+//! Exit status: 0 success; 1 the server refused (its code and meaning are
+//! printed); 2 usage error; 3 connection, TLS or protocol failure.
+//!
+//! Not done yet: CFMS servers (`info`, `status`, `ls`, `get`, `put` over
+//! CFMS need the tokio CFMS client, which does not exist yet: such URLs
+//! are refused with exit status 2), `get`/`put`, and the benchmark.
 
-fn main() {
-    eprintln!("naslink: the command-line program is not implemented yet (see README.md)");
-    std::process::exit(2);
+mod demo;
+mod fnos_cmd;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use naslink_tokio::fnos::{FnosError, FnosOptions};
+use naslink_tokio::{ConnectError, Trust};
+use zeroize::Zeroizing;
+
+const EXAMPLES: &str = "\
+Examples:
+  naslink demo
+  naslink --url ws://nas.local:5666/websocket?type=main --user admin status
+  NASLINK_PASSWORD=... naslink --url wss://nas.local:5667/websocket?type=main \\
+      --pin-sha256 3f:9a:... --json status
+  naslink ls vol1/1000/Documents
+  naslink raw appcgi.resmon.gen '{\"item\":[\"cpuBusy\"]}'
+  naslink sim fnos --listen 127.0.0.1:5666 --fixed-key";
+
+/// Talk to a NAS over its WebSocket API.
+#[derive(Debug, Parser)]
+#[command(name = "naslink", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// The NAS: `ws://HOST:5666/websocket?type=main` (fnOS) or `wss://...`.
+    #[arg(long, env = "NASLINK_URL")]
+    url: Option<String>,
+    /// Which protocol the URL speaks (default: a `/websocket` path is fnOS, anything else CFMS).
+    #[arg(long, value_enum)]
+    protocol: Option<Protocol>,
+    /// User name.
+    #[arg(long, env = "NASLINK_USER", default_value = "admin")]
+    user: String,
+    /// Read the password from this environment variable (default NASLINK_PASSWORD).
+    #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+    password_env: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Trust the CA certificates in this PEM file (a NAS's self-signed certificate).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pin_sha256", "insecure"])]
+    ca_file: Option<PathBuf>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons allowed).
+    #[arg(long, value_name = "HEX", conflicts_with = "insecure")]
+    pin_sha256: Option<String>,
+    /// Do not verify the server's certificate at all (anyone on the path can read and change the traffic).
+    #[arg(long)]
+    insecure: bool,
+    /// Follow an HTTPS redirect of the WebSocket upgrade instead of reporting it.
+    #[arg(long)]
+    follow_redirect: bool,
+    /// The fnOS access code, when the NAS asks for one.
+    #[arg(long, env = "NASLINK_ACCESS_CODE", hide_env_values = true)]
+    access_code: Option<String>,
+    /// Print exactly one JSON document on standard output (`watch`: one per line).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Deadline in seconds for connecting and for each request.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Fnos,
+    Cfms,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// No NAS needed: start the emulators on loopback and run the front-panel flow.
+    Demo,
+    /// Server identity (fnOS host name and version).
+    Info,
+    /// Front-panel snapshot: host, uptime, CPU %, memory %, volumes, network rates.
+    Status,
+    /// List a folder (the home view without a path).
+    Ls {
+        /// Folder path, e.g. `vol1/1000/Documents`.
+        path: Option<String>,
+    },
+    /// Create a folder.
+    Mkdir {
+        /// Folder path.
+        path: String,
+    },
+    /// Delete a file or folder (not to the recycle bin).
+    Rm {
+        /// Path.
+        path: String,
+    },
+    /// Live panel that refreshes, prints pushes and reconnects by itself.
+    Watch {
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 2.0)]
+        every: f64,
+        /// Stop after this many refreshes (default: run until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send any command and print the answer.
+    Raw {
+        /// The command (`req`), e.g. `appcgi.sysinfo.getHostName`.
+        req: String,
+        /// Parameters as a JSON object.
+        #[arg(value_name = "JSON")]
+        params: Option<String>,
+    },
+    /// Run an emulator (same flags as naslink-sim).
+    #[command(subcommand)]
+    Sim(Sim),
+}
+
+#[derive(Debug, Subcommand)]
+enum Sim {
+    /// Emulate an fnOS NAS.
+    Fnos(naslink_sim::fnos::Args),
+    /// Emulate a CFMS v3 server.
+    Cfms(naslink_sim::cfms::Args),
+}
+
+/// How a command failed, and so the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server refused (exit 1).
+    Refused(String),
+    /// The command line is wrong (exit 2).
+    Usage(String),
+    /// Connection, TLS or protocol failure (exit 3).
+    Connection(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Refused(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::Connection(_) => 3,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Failure::Refused(m) | Failure::Usage(m) | Failure::Connection(m) => m,
+        }
+    }
+}
+
+impl From<FnosError> for Failure {
+    fn from(e: FnosError) -> Self {
+        let text = e.to_string();
+        match e {
+            FnosError::LoginRefused { .. } | FnosError::Server { .. } => Failure::Refused(text),
+            FnosError::Request(_) => Failure::Usage(text),
+            FnosError::Connect(ConnectError::Url(_)) => Failure::Usage(text),
+            _ => Failure::Connection(text),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("naslink: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("naslink: {}", failure.message());
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+async fn run(mut cli: Cli) -> Result<(), Failure> {
+    match std::mem::replace(&mut cli.command, Command::Info) {
+        Command::Demo => return demo::run(cli.json).await,
+        Command::Sim(Sim::Fnos(args)) => {
+            return naslink_sim::fnos::run_cli(args)
+                .await
+                .map_err(|e| Failure::Connection(format!("emulator: {e:#}")));
+        }
+        Command::Sim(Sim::Cfms(args)) => {
+            return naslink_sim::cfms::run_cli(args)
+                .await
+                .map_err(|e| Failure::Connection(format!("emulator: {e:#}")));
+        }
+        command => cli.command = command,
+    }
+    let url = cli
+        .url
+        .clone()
+        .ok_or_else(|| Failure::Usage("no NAS given: use --url or NASLINK_URL".into()))?;
+    let protocol = match cli.protocol {
+        Some(p) => p,
+        None => protocol_of(&url)?,
+    };
+    if protocol == Protocol::Cfms {
+        return Err(Failure::Usage(
+            "CFMS servers are not supported by this version of naslink yet (only fnOS)".into(),
+        ));
+    }
+    let options = fnos_options(&cli, &url)?;
+    fnos_cmd::run(&cli, options).await
+}
+
+/// A `/websocket` path is fnOS, anything else CFMS.
+fn protocol_of(url: &str) -> Result<Protocol, Failure> {
+    let parsed = naslink_tokio::core::ws::Url::parse(url)
+        .map_err(|e| Failure::Usage(format!("{url} is not a ws:// or wss:// URL ({e:?})")))?;
+    let path = parsed.resource.split('?').next().unwrap_or("");
+    Ok(if path.trim_end_matches('/') == "/websocket" {
+        Protocol::Fnos
+    } else {
+        Protocol::Cfms
+    })
+}
+
+fn trust(cli: &Cli) -> Result<Trust, Failure> {
+    Ok(match (&cli.ca_file, &cli.pin_sha256, cli.insecure) {
+        (Some(path), _, _) => Trust::CaFile(path.clone()),
+        (_, Some(hex), _) => Trust::pin_from_hex(hex).map_err(|e| Failure::Usage(e.to_string()))?,
+        (_, _, true) => Trust::InsecureSkipVerification,
+        _ => Trust::WebRoots,
+    })
+}
+
+fn timeout(cli: &Cli) -> Result<Duration, Failure> {
+    if cli.timeout.is_finite() && cli.timeout > 0.0 {
+        Ok(Duration::from_secs_f64(cli.timeout))
+    } else {
+        Err(Failure::Usage(
+            "--timeout wants a positive number of seconds".into(),
+        ))
+    }
+}
+
+fn password(cli: &Cli) -> Result<Zeroizing<String>, Failure> {
+    if cli.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Usage(format!("cannot read the password from stdin: {e}")))?;
+        let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+        return Ok(Zeroizing::new(trimmed));
+    }
+    let var = cli.password_env.as_deref().unwrap_or("NASLINK_PASSWORD");
+    if let Ok(value) = std::env::var(var) {
+        return Ok(Zeroizing::new(value));
+    }
+    if cli.password_env.is_some() {
+        return Err(Failure::Usage(format!(
+            "the environment variable {var} is not set"
+        )));
+    }
+    if std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password(format!("Password for {}: ", cli.user))
+            .map_err(|e| Failure::Usage(format!("cannot read the password: {e}")))?;
+        return Ok(Zeroizing::new(typed));
+    }
+    Err(Failure::Usage(
+        "no password: set NASLINK_PASSWORD, or use --password-env or --password-stdin".into(),
+    ))
+}
+
+fn fnos_options(cli: &Cli, url: &str) -> Result<FnosOptions, Failure> {
+    let password = password(cli)?;
+    let mut options = FnosOptions::new(url, &cli.user, &password);
+    options.link.trust = trust(cli)?;
+    options.link.follow_redirect = cli.follow_redirect;
+    options.link.access_code = cli.access_code.clone();
+    options.link.connect_timeout = Some(timeout(cli)?);
+    options.request_timeout = timeout(cli)?;
+    Ok(options)
 }
