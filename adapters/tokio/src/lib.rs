@@ -10,10 +10,15 @@
 //! - [`fnos`]: [`FnosClient`], a cheap-to-clone handle to an fnOS session
 //!   in a background task with heartbeat, reconnect with backoff and
 //!   jitter, and token re-login.
+//! - [`cfms`]: [`CfmsClient`], the same for CFMS: server_info, login,
+//!   answers matched first-in first-out, lockdown pushes, reconnect
+//!   keeping the token (the core refreshes it and logs in again when it is
+//!   rejected).
 //!
-//! Not done yet: a CFMS client (login, FIFO requests, streamed transfers)
-//! — the core's `cfms` session is ready for it; resending idempotent
-//! requests after a reconnect (requests in flight always fail instead).
+//! Not done yet: CFMS file transfers (upload and download streamed from
+//! and to files, with progress) and two-factor logins in the clients;
+//! resending idempotent requests after a reconnect (requests in flight
+//! always fail instead, with a clear error).
 //!
 //! ```no_run
 //! use naslink_tokio::fnos::{FnosClient, FnosOptions};
@@ -30,10 +35,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cfms;
 pub mod fnos;
 pub mod link;
 pub mod tls;
 
+pub use cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 pub use fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply};
 pub use link::{ConnectError, LinkOptions};
 pub use naslink_core as core;

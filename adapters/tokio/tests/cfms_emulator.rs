@@ -1,0 +1,192 @@
+//! `CfmsClient` against the CFMS emulator on loopback: server_info and
+//! login, answers matched FIFO with many tasks, a refused login, TLS with
+//! the emulator's self-signed certificate pinned, lockdown pushes, and a
+//! dropped connection followed by a reconnect that keeps the token.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use naslink_core::cfms::LoginError;
+use naslink_sim::cfms::{Config, Handle, Server};
+use naslink_tokio::cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
+use naslink_tokio::fnos::Backoff;
+use naslink_tokio::tls::Trust;
+use serde_json::json;
+
+async fn emulator(tls: bool) -> Handle {
+    Server::start(Config {
+        tls,
+        bad_password_delay: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn options(sim: &Handle, password: &str) -> CfmsOptions {
+    let mut options = CfmsOptions::new(&sim.url(), "admin", password);
+    options.request_timeout = Duration::from_secs(5);
+    options.backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    if let Some(pin) = sim.cert_sha256() {
+        options.link.trust = Trust::PinSha256(pin);
+    }
+    options
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test finished in time")
+}
+
+#[tokio::test]
+async fn login_after_server_info_then_listing_the_root() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        assert_eq!(nas.server_info()["data"]["protocol_version"], 3);
+        let root = nas
+            .request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        assert_eq!(root["code"], 200);
+        assert!(root["data"].is_object(), "{root}");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn answers_are_matched_first_in_first_out_across_many_tasks() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let nas = nas.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("dir-{i}");
+                let made = nas
+                    .request(
+                        "create_directory",
+                        &json!({"parent_id": null, "name": name}),
+                    )
+                    .await
+                    .unwrap();
+                let id = made["data"]["id"].as_str().unwrap().to_owned();
+                let info = nas
+                    .request("get_directory_info", &json!({"directory_id": id}))
+                    .await
+                    .unwrap();
+                assert_eq!(info["data"]["name"], name, "{info}");
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refusal_carries_the_code_and_message() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let refused = nas
+            .request("delete_directory", &json!({"folder_id": "no-such-folder"}))
+            .await;
+        match refused {
+            Err(CfmsError::Server { code, .. }) => assert_eq!(code, 404),
+            other => panic!("{other:?}"),
+        }
+        // The FIFO is still aligned afterwards.
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_as_invalid_credentials() {
+    bounded(async {
+        let sim = emulator(false).await;
+        match CfmsClient::connect(options(&sim, "wrong")).await {
+            Err(CfmsError::LoginRefused(LoginError::InvalidCredentials)) => {}
+            other => panic!("{other:?}"),
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_with_the_pinned_self_signed_certificate_and_a_wrong_pin_refused() {
+    bounded(async {
+        let sim = emulator(true).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        let mut wrong = options(&sim, "admin");
+        wrong.link.trust = Trust::PinSha256([0; 32]);
+        assert!(matches!(
+            CfmsClient::connect(wrong).await,
+            Err(CfmsError::Connect(naslink_tokio::ConnectError::Tls(_)))
+        ));
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lockdown_changes_are_pushed_as_events() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let mut events = Box::pin(nas.events());
+        // A round trip makes sure register_listener went out first.
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.set_lockdown(true);
+        loop {
+            if let CfmsEvent::Lockdown { on } = events.next().await.unwrap() {
+                assert!(on);
+                break;
+            }
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn after_a_dropped_connection_the_client_reconnects_with_its_token() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let mut events = Box::pin(nas.events());
+        sim.drop_connections();
+        let mut saw_disconnect = false;
+        loop {
+            match events.next().await.unwrap() {
+                CfmsEvent::Disconnected { .. } => saw_disconnect = true,
+                CfmsEvent::Ready { .. } => break,
+                _ => {}
+            }
+        }
+        assert!(saw_disconnect);
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
