@@ -5,7 +5,9 @@
 //! requests), identity, a status snapshot with four requests in flight,
 //! a folder listing, mkdir and rm, a server push, then a dropped connection
 //! that the client survives by logging in again with its stored token.
-//! The CFMS part is not available yet (no tokio CFMS client).
+//! Then the same against the CFMS emulator over `wss://` with its
+//! self-signed certificate pinned: server_info, login, status, mkdir, ls,
+//! rm and a lockdown push.
 
 use std::time::Duration;
 
@@ -89,8 +91,8 @@ pub async fn run(json: bool) -> Result<(), Failure> {
         event_text(&relogin),
         again["host"].as_str().unwrap_or("?")
     ));
-    step("CFMS: not available in this version yet (no tokio CFMS client)");
     sim.shutdown().await;
+    let cfms = cfms_part(&step).await?;
     if json {
         println!(
             "{}",
@@ -103,13 +105,84 @@ pub async fn run(json: bool) -> Result<(), Failure> {
                     "push": event_text(&push),
                     "relogin": event_text(&relogin),
                 },
-                "cfms": Value::Null,
+                "cfms": cfms,
             })
         );
     } else {
         println!("== demo finished");
     }
     Ok(())
+}
+
+async fn cfms_part(step: &impl Fn(&str)) -> Result<Value, Failure> {
+    use naslink_sim::cfms;
+    use naslink_tokio::Trust;
+    use naslink_tokio::cfms::{CfmsClient, CfmsEvent, CfmsOptions};
+
+    step("starting the CFMS emulator on loopback (TLS, self-signed certificate)");
+    let sim = cfms::Server::start(cfms::Config {
+        tls: true,
+        ..cfms::Config::default()
+    })
+    .await
+    .map_err(|e| Failure::Connection(format!("cannot start the CFMS emulator: {e:#}")))?;
+    let pin = sim
+        .cert_sha256()
+        .ok_or_else(|| Failure::Connection("the CFMS emulator has no certificate".into()))?;
+    step(&format!(
+        "logging in to {} as admin, certificate pinned by SHA-256 {}",
+        sim.url(),
+        naslink_tokio::tls::hex(&pin)
+    ));
+    let mut options = CfmsOptions::new(&sim.url(), "admin", "admin");
+    options.link.trust = Trust::PinSha256(pin);
+    options.request_timeout = Duration::from_secs(10);
+    let nas = CfmsClient::connect(options).await?;
+    let identity = crate::cfms_cmd::info(&nas);
+    step(&format!(
+        "server: {} {} (protocol {})",
+        identity["host"].as_str().unwrap_or("?"),
+        identity["version"].as_str().unwrap_or("?"),
+        identity["protocol_version"]
+    ));
+    let made = nas
+        .request(
+            "create_directory",
+            &json!({ "parent_id": null, "name": "naslink-demo" }),
+        )
+        .await?;
+    let root = crate::cfms_cmd::ls(&nas, None).await?;
+    let seen = root.iter().any(|e| e["name"] == "naslink-demo");
+    if let Some(id) = made["data"]["id"].as_str() {
+        nas.request("delete_directory", &json!({ "folder_id": id }))
+            .await?;
+    }
+    step(&format!(
+        "root: {} entries; created, listed and removed naslink-demo",
+        root.len()
+    ));
+    let mut events = Box::pin(nas.events());
+    sim.set_lockdown(true);
+    let lockdown = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.next().await {
+            if let CfmsEvent::Lockdown { on } = event {
+                return Some(on);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| Failure::Connection("the lockdown push did not arrive".into()))?;
+    step(&format!("lockdown push received: on = {lockdown}"));
+    sim.shutdown().await;
+    Ok(json!({
+        "info": identity,
+        "root_entries": root.len(),
+        "mkdir_listed": seen,
+        "lockdown_push": lockdown,
+    }))
 }
 
 fn event_text(event: &FnosEvent) -> String {

@@ -1,16 +1,18 @@
 //! `naslink`: the command-line program for NAS owners.
 //!
 //! It talks to an fnOS NAS (front panel, files, any raw command) through
-//! [`naslink_tokio::FnosClient`], and runs the emulators of `naslink-sim`
+//! [`naslink_tokio::FnosClient`] and to a CFMS server through
+//! [`naslink_tokio::CfmsClient`], and runs the emulators of `naslink-sim`
 //! (`naslink demo`, `naslink sim`).
 //!
 //! Exit status: 0 success; 1 the server refused (its code and meaning are
 //! printed); 2 usage error; 3 connection, TLS or protocol failure.
 //!
-//! Not done yet: CFMS servers (`info`, `status`, `ls`, `get`, `put` over
-//! CFMS need the tokio CFMS client, which does not exist yet: such URLs
-//! are refused with exit status 2), `get`/`put`, and the benchmark.
+//! Not done yet: `get`/`put` (file transfers; the tokio CFMS client does
+//! not drive them yet, and fnOS transfers go over HTTP), progress bars,
+//! and the benchmark.
 
+mod cfms_cmd;
 mod demo;
 mod fnos_cmd;
 
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use naslink_tokio::cfms::CfmsOptions;
 use naslink_tokio::fnos::{FnosError, FnosOptions};
 use naslink_tokio::{ConnectError, Trust};
 use zeroize::Zeroizing;
@@ -32,6 +35,7 @@ Examples:
       --pin-sha256 3f:9a:... --json status
   naslink ls vol1/1000/Documents
   naslink raw appcgi.resmon.gen '{\"item\":[\"cpuBusy\"]}'
+  naslink --url wss://cfms.example:5104/ --ca-file cfms.pem ls Projects
   naslink sim fnos --listen 127.0.0.1:5666 --fixed-key";
 
 /// Talk to a NAS over its WebSocket API.
@@ -88,13 +92,14 @@ enum Protocol {
 enum Command {
     /// No NAS needed: start the emulators on loopback and run the front-panel flow.
     Demo,
-    /// Server identity (fnOS host name and version).
+    /// Server identity (fnOS host name and version / CFMS server_info).
     Info,
-    /// Front-panel snapshot: host, uptime, CPU %, memory %, volumes, network rates.
+    /// Front-panel snapshot: fnOS host, uptime, CPU %, memory %, volumes, network
+    /// rates; CFMS server, version, lockdown, user.
     Status,
-    /// List a folder (the home view without a path).
+    /// List a folder (fnOS: the home view without a path; CFMS: the root).
     Ls {
-        /// Folder path, e.g. `vol1/1000/Documents`.
+        /// Folder path (`vol1/1000/Documents`, CFMS `a/b`) or a CFMS folder id.
         path: Option<String>,
     },
     /// Create a folder.
@@ -217,13 +222,16 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
         Some(p) => p,
         None => protocol_of(&url)?,
     };
-    if protocol == Protocol::Cfms {
-        return Err(Failure::Usage(
-            "CFMS servers are not supported by this version of naslink yet (only fnOS)".into(),
-        ));
+    match protocol {
+        Protocol::Fnos => {
+            let options = fnos_options(&cli, &url)?;
+            fnos_cmd::run(&cli, options).await
+        }
+        Protocol::Cfms => {
+            let options = cfms_options(&cli, &url)?;
+            cfms_cmd::run(&cli, options).await
+        }
     }
-    let options = fnos_options(&cli, &url)?;
-    fnos_cmd::run(&cli, options).await
 }
 
 /// A `/websocket` path is fnOS, anything else CFMS.
@@ -283,6 +291,15 @@ fn password(cli: &Cli) -> Result<Zeroizing<String>, Failure> {
     Err(Failure::Usage(
         "no password: set NASLINK_PASSWORD, or use --password-env or --password-stdin".into(),
     ))
+}
+
+fn cfms_options(cli: &Cli, url: &str) -> Result<CfmsOptions, Failure> {
+    let password = password(cli)?;
+    let mut options = CfmsOptions::new(url, &cli.user, &password);
+    options.link.trust = trust(cli)?;
+    options.link.connect_timeout = Some(timeout(cli)?);
+    options.request_timeout = timeout(cli)?;
+    Ok(options)
 }
 
 fn fnos_options(cli: &Cli, url: &str) -> Result<FnosOptions, Failure> {

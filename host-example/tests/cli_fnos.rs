@@ -232,15 +232,6 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn a_cfms_url_is_refused_as_not_supported_yet() {
-    naslink("ws://127.0.0.1:5104/")
-        .arg("info")
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("CFMS"));
-}
-
-#[test]
 fn an_https_redirect_is_reported_and_exits_3() {
     let sim = Sim::start(Config {
         https_redirect: Some(naslink_sim::fnos::Redirect::default()),

@@ -1,0 +1,182 @@
+//! The `naslink` binary end to end against the CFMS emulator (in-process,
+//! `wss://` with its self-signed certificate pinned): info, status, ls,
+//! mkdir, rm, raw, watch with a lockdown push, a wrong pin (exit 3) and a
+//! wrong password (exit 1).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use naslink_sim::cfms::{Config, Handle, Server};
+use serde_json::Value;
+
+struct Sim {
+    _runtime: tokio::runtime::Runtime,
+    handle: Handle,
+    pin: String,
+}
+
+fn start() -> Sim {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = runtime
+        .block_on(Server::start(Config {
+            tls: true,
+            bad_password_delay: Duration::from_millis(50),
+            ..Config::default()
+        }))
+        .unwrap();
+    let pin = handle
+        .cert_sha256()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Sim {
+        _runtime: runtime,
+        handle,
+        pin,
+    }
+}
+
+fn naslink(sim: &Sim) -> Command {
+    naslink_pinned(sim, &sim.pin)
+}
+
+fn naslink_pinned(sim: &Sim, pin: &str) -> Command {
+    let mut cmd = Command::cargo_bin("naslink").unwrap();
+    cmd.env_remove("NASLINK_URL")
+        .env_remove("NASLINK_USER")
+        .env("NASLINK_PASSWORD", "admin")
+        .args(["--url", &sim.handle.url(), "--pin-sha256", pin])
+        .args(["--timeout", "10"])
+        .timeout(Duration::from_secs(30));
+    cmd
+}
+
+fn json_out(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+#[test]
+fn a_url_without_the_websocket_path_speaks_cfms() {
+    let sim = start();
+    let info = json_out(naslink(&sim).args(["--json", "info"]));
+    assert_eq!(info["protocol"], "cfms");
+    assert_eq!(info["host"], "CFMS WebSocket Server");
+    assert_eq!(info["protocol_version"], 3);
+}
+
+#[test]
+fn status_reports_server_version_lockdown_and_user() {
+    let sim = start();
+    let status = json_out(naslink(&sim).args(["--json", "status"]));
+    assert_eq!(status["host"], "CFMS WebSocket Server");
+    assert!(status["version"].is_string());
+    assert_eq!(status["lockdown"], false);
+    assert_eq!(status["user"], "admin");
+}
+
+#[test]
+fn mkdir_ls_rm_by_path() {
+    let sim = start();
+    naslink(&sim).args(["mkdir", "projects"]).assert().success();
+    naslink(&sim)
+        .args(["mkdir", "projects/2026"])
+        .assert()
+        .success();
+    let root = json_out(naslink(&sim).args(["--json", "ls"]));
+    let projects = root
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "projects")
+        .expect("projects listed")
+        .clone();
+    assert_eq!(projects["dir"], true);
+    for e in root.as_array().unwrap() {
+        assert!(e.get("size").is_some() && e.get("mtime").is_some());
+    }
+    let inside = json_out(naslink(&sim).args(["--json", "ls", "projects"]));
+    assert_eq!(inside[0]["name"], "2026");
+    // A folder id works as well as a path.
+    let by_id = json_out(naslink(&sim).args(["--json", "ls", projects["id"].as_str().unwrap()]));
+    assert_eq!(by_id, inside);
+    naslink(&sim)
+        .args(["rm", "projects/2026"])
+        .assert()
+        .success();
+    let inside = json_out(naslink(&sim).args(["--json", "ls", "projects"]));
+    assert_eq!(inside, Value::Array(vec![]));
+    naslink(&sim)
+        .args(["rm", "projects/nothing-here"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("no such folder or document"));
+}
+
+#[test]
+fn raw_prints_the_answer_and_a_refusal_exits_1_with_its_code() {
+    let sim = start();
+    let answer = json_out(naslink(&sim).args(["raw", "list_directory", r#"{"folder_id":null}"#]));
+    assert_eq!(answer["code"], 200);
+    naslink(&sim)
+        .args(["raw", "no_such_action"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("code 400"));
+}
+
+#[test]
+fn a_wrong_pin_exits_3_and_a_wrong_password_exits_1() {
+    let sim = start();
+    naslink_pinned(&sim, &"00".repeat(32))
+        .arg("info")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("TLS handshake failed"));
+    naslink(&sim)
+        .env("NASLINK_PASSWORD", "wrong")
+        .arg("info")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("login refused"));
+}
+
+#[test]
+fn watch_prints_lockdown_pushes() {
+    let sim = start();
+    let exe = assert_cmd::cargo::cargo_bin("naslink");
+    let mut child = StdCommand::new(exe)
+        .env("NASLINK_PASSWORD", "admin")
+        .args(["--url", &sim.handle.url(), "--pin-sha256", &sim.pin])
+        .args(["--json", "watch", "--every", "0.2", "--count", "6"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        if doc.get("status").is_some() && seen.iter().all(|d: &Value| d.get("status").is_none()) {
+            sim.handle.set_lockdown(true);
+        }
+        seen.push(doc);
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        seen.iter()
+            .any(|d| d["event"] == "lockdown" && d["detail"] == "true"),
+        "{seen:?}"
+    );
+}
