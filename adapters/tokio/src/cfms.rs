@@ -25,15 +25,19 @@
 //! - Dropping a request future is safe: the answer still arrives in order
 //!   (so the FIFO stays aligned) and is thrown away.
 //!
-//! Not done yet: file transfers (`upload_file`/`download_file` streamed
-//! to and from files) and two-factor logins.
+//! - [`CfmsClient::download`] streams a document's ciphertext to a
+//!   temporary file, decrypts and verifies it in a second pass, and renames
+//!   the result into place only on success.
+//!
+//! Not done yet: uploads and two-factor logins.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
 use naslink_core::cfms::{
-    self, Buffers, Event, LoginError, MessageKind, RequestError, Seq, Session,
+    self, Buffers, DownloadError, DownloadKey, Event, FileDecryptor, LoginError, MessageKind,
+    RequestError, Seq, Session,
 };
 use naslink_core::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -47,8 +51,13 @@ use crate::link::{
 /// Requests queued on the connection at once (the core's FIFO size).
 pub const MAX_IN_FLIGHT: usize = 16;
 
-/// The largest answer received whole (directory listings).
+/// The largest message received whole: directory listings, and download
+/// chunks (2 MiB of ciphertext in base64 is about 2.8 MB).
 const RECEIVE_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// Chunk hashes kept per download: with the server's 2 MiB chunks, files
+/// up to 16 GiB (256 KiB of hashes).
+const MAX_CHUNKS: usize = 8192;
 
 /// What [`CfmsClient::connect`] needs.
 #[derive(Clone)]
@@ -121,6 +130,10 @@ pub enum CfmsError {
     Closed,
     /// The request could not be written (too large, `data` not an object).
     Request(String),
+    /// A transfer failed (bad header, chunk out of order, hash mismatch...).
+    Transfer(String),
+    /// A local file could not be read or written.
+    Io(std::io::Error),
 }
 
 impl std::fmt::Display for CfmsError {
@@ -143,6 +156,8 @@ impl std::fmt::Display for CfmsError {
             ),
             CfmsError::Closed => f.write_str("the client is shut down"),
             CfmsError::Request(why) => write!(f, "cannot send the request: {why}"),
+            CfmsError::Transfer(why) => write!(f, "transfer failed: {why}"),
+            CfmsError::Io(e) => write!(f, "local file: {e}"),
         }
     }
 }
@@ -182,10 +197,57 @@ struct Command {
     reply: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
 }
 
+/// Where the task sends a finished download's key and chunk hashes.
+type DownloadReply = oneshot::Sender<Result<(DownloadKey, Vec<[u8; 32]>), CfmsError>>;
+
+/// A download the task runs: ciphertext into `cipher`, then the key and
+/// chunk hashes back to the caller for the decryption pass.
+struct DownloadJob {
+    task_id: String,
+    cipher: std::fs::File,
+    progress: mpsc::UnboundedSender<(u64, u64)>,
+    reply: DownloadReply,
+}
+
+/// A download under way.
+struct ActiveDownload {
+    writer: std::io::BufWriter<std::fs::File>,
+    write_error: Option<std::io::Error>,
+    progress: mpsc::UnboundedSender<(u64, u64)>,
+    reply: DownloadReply,
+    received: u64,
+    size: u64,
+}
+
+enum Job {
+    Request(Command),
+    Download(DownloadJob),
+}
+
+impl Job {
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Request(c) => c.reply.is_closed(),
+            Job::Download(d) => d.reply.is_closed(),
+        }
+    }
+
+    fn fail(self, error: CfmsError) {
+        match self {
+            Job::Request(c) => {
+                let _ = c.reply.send(Err(error));
+            }
+            Job::Download(d) => {
+                let _ = d.reply.send(Err(error));
+            }
+        }
+    }
+}
+
 /// A handle to a CFMS session running in the background.
 #[derive(Debug, Clone)]
 pub struct CfmsClient {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<CfmsEvent>,
     timeout: StdDuration,
     server: serde_json::Value,
@@ -232,16 +294,89 @@ impl CfmsClient {
         }
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command {
+            .send(Job::Request(Command {
                 action: action.to_owned(),
                 data: data.to_string(),
                 reply,
-            })
+            }))
             .map_err(|_| CfmsError::Closed)?;
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(CfmsError::Closed),
             Err(_) => Err(CfmsError::TimedOut),
+        }
+    }
+
+    /// Download document `document_id` into `target`, calling
+    /// `progress(received, total)` as ciphertext arrives.
+    ///
+    /// Memory stays bounded: the ciphertext streams into a temporary file
+    /// beside `target`, then a decryption pass (checking every chunk's and
+    /// the file's SHA-256) writes a second temporary file that is renamed
+    /// to `target` only when everything checked out. On any failure both
+    /// temporary files are removed and `target` is left untouched.
+    /// Requests made meanwhile wait until the transfer ends.
+    pub async fn download(
+        &self,
+        document_id: &str,
+        target: &std::path::Path,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<u64, CfmsError> {
+        let answer = self
+            .request(
+                "get_document",
+                &serde_json::json!({ "document_id": document_id }),
+            )
+            .await?;
+        let task_id = answer["data"]["task_data"]["task_id"]
+            .as_str()
+            .ok_or_else(|| CfmsError::Transfer("get_document gave no task_id".into()))?
+            .to_owned();
+        let cipher_path = sibling(target, "cipher");
+        let plain_path = sibling(target, "part");
+        let outcome = async {
+            let cipher = std::fs::File::create(&cipher_path).map_err(CfmsError::Io)?;
+            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+            let (reply, answer) = oneshot::channel();
+            self.commands
+                .send(Job::Download(DownloadJob {
+                    task_id,
+                    cipher,
+                    progress: progress_tx,
+                    reply,
+                }))
+                .map_err(|_| CfmsError::Closed)?;
+            let mut answer = std::pin::pin!(answer);
+            let (key, hashes) = loop {
+                tokio::select! {
+                    biased;
+                    // `Some(..)`: the branch is disabled once the task
+                    // drops its sender.
+                    Some((done, total)) = progress_rx.recv() => progress(done, total),
+                    result = &mut answer => break result.map_err(|_| CfmsError::Closed)??,
+                }
+            };
+            while let Ok((done, total)) = progress_rx.try_recv() {
+                progress(done, total);
+            }
+            let (cipher_path, plain_path) = (cipher_path.clone(), plain_path.clone());
+            tokio::task::spawn_blocking(move || {
+                decrypt_file(&key, &hashes, &cipher_path, &plain_path)
+            })
+            .await
+            .map_err(|e| CfmsError::Transfer(format!("decryption task: {e}")))?
+        }
+        .await;
+        let _ = std::fs::remove_file(&cipher_path);
+        match outcome {
+            Ok(size) => {
+                std::fs::rename(&plain_path, target).map_err(CfmsError::Io)?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&plain_path);
+                Err(e)
+            }
         }
     }
 
@@ -258,6 +393,50 @@ impl CfmsClient {
             }
         })
     }
+}
+
+/// `.NAME.naslink-WHAT` beside `target`: same directory, so the final
+/// rename stays on one file system.
+fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    target.with_file_name(format!(".{name}.naslink-{what}"))
+}
+
+/// The decryption pass: ciphertext file in, verified plaintext file out.
+fn decrypt_file(
+    key: &DownloadKey,
+    hashes: &[[u8; 32]],
+    cipher_path: &std::path::Path,
+    plain_path: &std::path::Path,
+) -> Result<u64, CfmsError> {
+    use std::io::{Read, Write};
+    let mut decryptor =
+        FileDecryptor::new(key, hashes).map_err(|e| CfmsError::Transfer(e.to_string()))?;
+    let mut input = std::fs::File::open(cipher_path).map_err(CfmsError::Io)?;
+    let mut output =
+        std::io::BufWriter::new(std::fs::File::create(plain_path).map_err(CfmsError::Io)?);
+    let mut block = vec![0u8; 256 * 1024];
+    loop {
+        let n = input.read(&mut block).map_err(CfmsError::Io)?;
+        if n == 0 {
+            break;
+        }
+        decryptor
+            .decrypt(&mut block[..n])
+            .map_err(|e| CfmsError::Transfer(e.to_string()))?;
+        output.write_all(&block[..n]).map_err(CfmsError::Io)?;
+    }
+    decryptor
+        .finish()
+        .map_err(|e| CfmsError::Transfer(e.to_string()))?;
+    let file = output
+        .into_inner()
+        .map_err(|e| CfmsError::Io(e.into_error()))?;
+    file.sync_all().map_err(CfmsError::Io)?;
+    Ok(key.file_size)
 }
 
 type Reply = oneshot::Sender<Result<serde_json::Value, CfmsError>>;
@@ -278,8 +457,9 @@ enum Ended {
 struct Driver<'s> {
     session: Session<'s, MAX_IN_FLIGHT>,
     tx: Vec<u8>,
-    queued: Vec<Command>,
+    queued: Vec<Job>,
     in_flight: HashMap<Seq, Reply>,
+    download: Option<ActiveDownload>,
     events: broadcast::Sender<CfmsEvent>,
     first: Option<oneshot::Sender<Result<serde_json::Value, CfmsError>>>,
     server: serde_json::Value,
@@ -297,13 +477,12 @@ fn unix_secs_f64() -> f64 {
 
 async fn drive(
     options: CfmsOptions,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<CfmsEvent>,
     first: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
 ) {
     let mut rx = vec![0u8; RECEIVE_CAPACITY];
-    // Transfers are not driven yet; one hash slot keeps the core content.
-    let mut hashes = vec![[0u8; 32]; 1];
+    let mut hashes = vec![[0u8; 32]; MAX_CHUNKS];
     let config = cfms::Config {
         request_timeout: Duration::from_millis(options.request_timeout.as_millis() as u64),
         ..cfms::Config::default()
@@ -319,6 +498,7 @@ async fn drive(
         tx: vec![0; 256 * 1024],
         queued: Vec::new(),
         in_flight: HashMap::new(),
+        download: None,
         events,
         first: Some(first),
         server: serde_json::Value::Null,
@@ -355,7 +535,7 @@ async fn drive(
             .send(CfmsEvent::Reconnecting { attempt, delay });
         let wake = tokio::time::Instant::now() + delay;
         loop {
-            driver.queued.retain(|c| !c.reply.is_closed());
+            driver.queued.retain(|job| !job.abandoned());
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => break,
                 cmd = commands.recv() => match cmd {
@@ -372,7 +552,7 @@ impl Driver<'_> {
         &mut self,
         mut link: Link,
         options: &CfmsOptions,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
+        commands: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Ended {
         self.phase = Phase::ServerInfo;
         let ended = match self.session.server_info(now(), &mut self.tx) {
@@ -432,14 +612,13 @@ impl Driver<'_> {
         link.flush().await;
         self.session.handle_disconnect(now());
         while let Some(event) = self.session.poll_event() {
-            if let Event::RequestFailed { seq, .. } = event
-                && let Some(reply) = self.in_flight.remove(&seq)
-            {
-                let _ = reply.send(Err(CfmsError::ConnectionLost));
-            }
+            let _ = self.on_event(event, &mut None, options);
         }
         for (_, reply) in self.in_flight.drain() {
             let _ = reply.send(Err(CfmsError::ConnectionLost));
+        }
+        if let Some(d) = self.download.take() {
+            let _ = d.reply.send(Err(CfmsError::ConnectionLost));
         }
         ended
     }
@@ -467,23 +646,48 @@ impl Driver<'_> {
         }
         if self.phase == Phase::Ready {
             let mut waiting = Vec::new();
-            for cmd in std::mem::take(&mut self.queued) {
-                if cmd.reply.is_closed() {
+            for job in std::mem::take(&mut self.queued) {
+                if job.abandoned() {
                     continue;
                 }
-                match self
-                    .session
-                    .request(now(), &cmd.action, cmd.data.as_bytes(), &mut self.tx)
-                {
+                // Requests keep their order behind a transfer: nothing
+                // may be pipelined while one runs.
+                if !waiting.is_empty() || self.download.is_some() {
+                    waiting.push(job);
+                    continue;
+                }
+                let result = match &job {
+                    Job::Request(cmd) => {
+                        self.session
+                            .request(now(), &cmd.action, cmd.data.as_bytes(), &mut self.tx)
+                    }
+                    Job::Download(d) => self.session.download_file(now(), &d.task_id, &mut self.tx),
+                };
+                match result {
                     Ok(sent) => {
-                        tracing::debug!(action = %cmd.action, seq = sent.seq.0, "request");
                         self.queue_text(sent.len);
-                        self.in_flight.insert(sent.seq, cmd.reply);
+                        match job {
+                            Job::Request(cmd) => {
+                                tracing::debug!(action = %cmd.action, seq = sent.seq.0, "request");
+                                self.in_flight.insert(sent.seq, cmd.reply);
+                            }
+                            Job::Download(d) => {
+                                tracing::info!(seq = sent.seq.0, "download");
+                                self.download = Some(ActiveDownload {
+                                    writer: std::io::BufWriter::with_capacity(256 * 1024, d.cipher),
+                                    write_error: None,
+                                    progress: d.progress,
+                                    reply: d.reply,
+                                    received: 0,
+                                    size: 0,
+                                });
+                            }
+                        }
                     }
-                    Err(cfms::Error::QueueFull { .. }) => waiting.push(cmd),
-                    Err(e) => {
-                        let _ = cmd.reply.send(Err(CfmsError::Request(format!("{e:?}"))));
+                    Err(cfms::Error::QueueFull { .. } | cfms::Error::TransferActive) => {
+                        waiting.push(job)
                     }
+                    Err(e) => job.fail(CfmsError::Request(format!("{e:?}"))),
                 }
             }
             self.queued = waiting;
@@ -502,11 +706,20 @@ impl Driver<'_> {
         payload: &[u8],
         options: &CfmsOptions,
     ) -> Option<Ended> {
-        let mut ignore = |_: &[u8]| {};
-        match self
-            .session
-            .handle_message(now(), kind, payload, &mut ignore)
-        {
+        let Driver {
+            session, download, ..
+        } = self;
+        // Ciphertext goes straight to the file: memory stays bounded by
+        // one message whatever the file size.
+        let mut sink = |bytes: &[u8]| {
+            if let Some(d) = download.as_mut()
+                && d.write_error.is_none()
+                && let Err(e) = std::io::Write::write_all(&mut d.writer, bytes)
+            {
+                d.write_error = Some(e);
+            }
+        };
+        match session.handle_message(now(), kind, payload, &mut sink) {
             Ok(()) => {}
             Err(cfms::Error::Broken) => return Some(Ended::Lost("answers out of step".into())),
             Err(e) => tracing::warn!(error = ?e, "message not accepted"),
@@ -610,6 +823,40 @@ impl Driver<'_> {
                     }));
                 }
             }
+            Event::DownloadStarted { file_size, .. } => {
+                if let Some(d) = self.download.as_mut() {
+                    d.size = file_size;
+                    let _ = d.progress.send((0, file_size));
+                }
+            }
+            Event::DownloadChunk { len, .. } => {
+                if let Some(d) = self.download.as_mut() {
+                    d.received = (d.received + u64::from(len)).min(d.size.max(d.received));
+                    let _ = d.progress.send((d.received, d.size));
+                }
+            }
+            Event::DownloadFinished { key, .. } => {
+                if let Some(mut d) = self.download.take() {
+                    let flushed = std::io::Write::flush(&mut d.writer);
+                    let result = match (d.write_error.take(), flushed) {
+                        (Some(e), _) | (None, Err(e)) => Err(CfmsError::Io(e)),
+                        (None, Ok(())) => Ok((key, self.session.chunk_hashes().to_vec())),
+                    };
+                    let _ = d.reply.send(result);
+                }
+            }
+            Event::DownloadFailed { error, .. } => {
+                if let Some(d) = self.download.take() {
+                    let _ = d.reply.send(Err(match error {
+                        DownloadError::Disconnected => CfmsError::ConnectionLost,
+                        DownloadError::Timeout => CfmsError::TimedOut,
+                        other => CfmsError::Transfer(format!("{other:?}")),
+                    }));
+                }
+                if error.breaks_stream() {
+                    return Some(Ended::Lost(format!("download failed: {error:?}")));
+                }
+            }
             Event::Desynchronized(why) => {
                 return Some(Ended::Lost(format!("answers out of step ({why:?})")));
             }
@@ -637,8 +884,8 @@ impl Driver<'_> {
         } else {
             tracing::warn!(%error, "giving up");
         }
-        for cmd in self.queued.drain(..) {
-            let _ = cmd.reply.send(Err(CfmsError::Closed));
+        for job in self.queued.drain(..) {
+            job.fail(CfmsError::Closed);
         }
         Some(Ended::Stop)
     }

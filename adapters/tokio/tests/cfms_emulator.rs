@@ -190,3 +190,133 @@ async fn after_a_dropped_connection_the_client_reconnects_with_its_token() {
     })
     .await;
 }
+
+async fn transfer_emulator() -> Handle {
+    Server::start(Config {
+        chunk_size: 64 * 1024,
+        ..Config::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_download_streams_to_disk_decrypts_verifies_and_renames_into_place() {
+    bounded(async {
+        let sim = transfer_emulator().await;
+        let content = pattern(1024 * 1024 + 123);
+        let id = sim.put_document(None, "big.bin", content.clone());
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let mut seen = Vec::new();
+        let size = nas
+            .download(&id, &target, |done, total| seen.push((done, total)))
+            .await
+            .unwrap();
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(std::fs::read(&target).unwrap(), content);
+        assert_eq!(seen.last(), Some(&(size, size)));
+        assert!(seen.len() > 10, "one progress report per chunk: {seen:?}");
+        assert_eq!(leftovers(dir.path()), vec!["big.bin".to_owned()]);
+        // The connection is usable after the transfer.
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// A relay that passes `limit` bytes from the server, then drops both
+/// sides: a server dying mid-transfer, at a known point.
+async fn dying_relay(upstream: std::net::SocketAddr, limit: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let (mut client_rx, mut client_tx) = client.into_split();
+        let (mut server_rx, mut server_tx) = server.into_split();
+        let up = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+        });
+        let mut passed = 0;
+        let mut buf = vec![0u8; 16 * 1024];
+        while passed < limit {
+            let n = match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n.min(limit - passed),
+            };
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            passed += n;
+        }
+        up.abort();
+    });
+    format!("ws://{addr}/")
+}
+
+#[tokio::test]
+async fn a_server_dying_mid_download_leaves_no_file_under_the_target_name() {
+    bounded(async {
+        let sim = transfer_emulator().await;
+        let id = sim.put_document(None, "big.bin", pattern(2 * 1024 * 1024));
+        let mut options = options(&sim, "admin");
+        options.url = dying_relay(sim.addr(), 600 * 1024).await;
+        let nas = CfmsClient::connect(options).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let mut progressed = 0;
+        let failed = nas
+            .download(&id, &target, |done, _| progressed = done)
+            .await;
+        assert!(
+            matches!(failed, Err(CfmsError::ConnectionLost)),
+            "{failed:?}"
+        );
+        assert!(progressed > 0, "some chunks arrived before the cut");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupted_chunk_fails_its_hash_check_and_leaves_no_file() {
+    bounded(async {
+        let sim = transfer_emulator().await;
+        let id = sim.put_document(None, "big.bin", pattern(300 * 1024));
+        sim.set_download_fault(Some(naslink_sim::cfms::DownloadFault::FlipCiphertext {
+            index: 2,
+        }));
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let failed = nas.download(&id, &target, |_, _| {}).await;
+        match failed {
+            Err(CfmsError::Transfer(why)) => assert!(why.contains("chunk 2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(leftovers(dir.path()).is_empty());
+        sim.shutdown().await;
+    })
+    .await;
+}
