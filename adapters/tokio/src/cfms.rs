@@ -29,7 +29,10 @@
 //!   temporary file, decrypts and verifies it in a second pass, and renames
 //!   the result into place only on success.
 //!
-//! Not done yet: uploads and two-factor logins.
+//! - [`CfmsClient::upload`] hashes the file in a first streamed pass,
+//!   then sends it in the frames the server asked for, reading as it goes.
+//!
+//! Not done yet: two-factor logins.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -219,9 +222,37 @@ struct ActiveDownload {
     size: u64,
 }
 
+/// An upload the task runs: the file's bytes, sent in the frames the
+/// server asked for.
+struct UploadJob {
+    task_id: String,
+    source: std::fs::File,
+    size: u64,
+    sha256: [u8; 32],
+    progress: mpsc::UnboundedSender<(u64, u64)>,
+    reply: oneshot::Sender<Result<u64, CfmsError>>,
+}
+
+/// An upload under way.
+struct ActiveUpload {
+    reader: std::io::BufReader<std::fs::File>,
+    /// Read from the file, not yet accepted by the session.
+    pending: Vec<u8>,
+    /// The binary message being assembled.
+    message: Vec<u8>,
+    /// Set after `UploadReady`; cleared once the final empty call is done.
+    sending: bool,
+    at_eof: bool,
+    sent: u64,
+    size: u64,
+    progress: mpsc::UnboundedSender<(u64, u64)>,
+    reply: oneshot::Sender<Result<u64, CfmsError>>,
+}
+
 enum Job {
     Request(Command),
     Download(DownloadJob),
+    Upload(UploadJob),
 }
 
 impl Job {
@@ -229,6 +260,7 @@ impl Job {
         match self {
             Job::Request(c) => c.reply.is_closed(),
             Job::Download(d) => d.reply.is_closed(),
+            Job::Upload(u) => u.reply.is_closed(),
         }
     }
 
@@ -239,6 +271,9 @@ impl Job {
             }
             Job::Download(d) => {
                 let _ = d.reply.send(Err(error));
+            }
+            Job::Upload(u) => {
+                let _ = u.reply.send(Err(error));
             }
         }
     }
@@ -380,6 +415,69 @@ impl CfmsClient {
         }
     }
 
+    /// Upload `source` as a new document `title` in folder `folder_id`
+    /// (`None`: the root), calling `progress(sent, total)` per frame.
+    /// Returns the new document's id.
+    ///
+    /// Two passes over the file, both streamed: SHA-256 first (the header
+    /// announces it), then the frames; the core checks that what was sent
+    /// hashes to what was announced. Requests made meanwhile wait.
+    pub async fn upload(
+        &self,
+        source: &std::path::Path,
+        folder_id: Option<&str>,
+        title: &str,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<String, CfmsError> {
+        let path = source.to_owned();
+        let (size, sha256) = tokio::task::spawn_blocking(move || hash_file(&path))
+            .await
+            .map_err(|e| CfmsError::Transfer(format!("hashing task: {e}")))??;
+        let file = std::fs::File::open(source).map_err(CfmsError::Io)?;
+        let created = self
+            .request(
+                "create_document",
+                &serde_json::json!({ "title": title, "folder_id": folder_id }),
+            )
+            .await?;
+        let task_id = created["data"]["task_data"]["task_id"]
+            .as_str()
+            .ok_or_else(|| CfmsError::Transfer("create_document gave no task_id".into()))?
+            .to_owned();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Job::Upload(UploadJob {
+                task_id,
+                source: file,
+                size,
+                sha256,
+                progress: progress_tx,
+                reply,
+            }))
+            .map_err(|_| CfmsError::Closed)?;
+        let mut answer = std::pin::pin!(answer);
+        loop {
+            tokio::select! {
+                biased;
+                Some((done, total)) = progress_rx.recv() => progress(done, total),
+                result = &mut answer => {
+                    result.map_err(|_| CfmsError::Closed)??;
+                    break;
+                }
+            }
+        }
+        while let Ok((done, total)) = progress_rx.try_recv() {
+            progress(done, total);
+        }
+        if let Some(id) = created["data"]["document_id"].as_str() {
+            return Ok(id.to_owned());
+        }
+        newest_document(self, title, folder_id)
+            .await?
+            .ok_or_else(|| CfmsError::Transfer("the uploaded document is not listed".into()))
+    }
+
     /// Lifecycle events and lockdown pushes from now on.
     pub fn events(&self) -> impl Stream<Item = CfmsEvent> + Send + 'static {
         let rx = self.events.subscribe();
@@ -393,6 +491,51 @@ impl CfmsClient {
             }
         })
     }
+}
+
+/// Size and SHA-256 of a file, read in blocks.
+fn hash_file(path: &std::path::Path) -> Result<(u64, [u8; 32]), CfmsError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(CfmsError::Io)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut block).map_err(CfmsError::Io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
+}
+
+/// The newest document titled `title` in the folder (protocol 3 and 4 do
+/// not return the new document's id).
+async fn newest_document(
+    client: &CfmsClient,
+    title: &str,
+    folder_id: Option<&str>,
+) -> Result<Option<String>, CfmsError> {
+    let listing = client
+        .request(
+            "list_directory",
+            &serde_json::json!({ "folder_id": folder_id }),
+        )
+        .await?;
+    Ok(listing["data"]["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["title"] == title)
+        .max_by(|a, b| {
+            let t = |d: &serde_json::Value| d["created_time"].as_f64().unwrap_or(0.0);
+            t(a).total_cmp(&t(b))
+        })
+        .and_then(|d| d["id"].as_str())
+        .map(str::to_owned))
 }
 
 /// `.NAME.naslink-WHAT` beside `target`: same directory, so the final
@@ -460,6 +603,7 @@ struct Driver<'s> {
     queued: Vec<Job>,
     in_flight: HashMap<Seq, Reply>,
     download: Option<ActiveDownload>,
+    upload: Option<ActiveUpload>,
     events: broadcast::Sender<CfmsEvent>,
     first: Option<oneshot::Sender<Result<serde_json::Value, CfmsError>>>,
     server: serde_json::Value,
@@ -499,6 +643,7 @@ async fn drive(
         queued: Vec::new(),
         in_flight: HashMap::new(),
         download: None,
+        upload: None,
         events,
         first: Some(first),
         server: serde_json::Value::Null,
@@ -603,6 +748,7 @@ impl Driver<'_> {
                             self.session.handle_timeout(now());
                             link.handle_timeout();
                         }
+                        () = tokio::task::yield_now(), if self.upload_busy() => {}
                     }
                 }
             }
@@ -619,6 +765,9 @@ impl Driver<'_> {
         }
         if let Some(d) = self.download.take() {
             let _ = d.reply.send(Err(CfmsError::ConnectionLost));
+        }
+        if let Some(u) = self.upload.take() {
+            let _ = u.reply.send(Err(CfmsError::ConnectionLost));
         }
         ended
     }
@@ -652,7 +801,7 @@ impl Driver<'_> {
                 }
                 // Requests keep their order behind a transfer: nothing
                 // may be pipelined while one runs.
-                if !waiting.is_empty() || self.download.is_some() {
+                if !waiting.is_empty() || self.download.is_some() || self.upload.is_some() {
                     waiting.push(job);
                     continue;
                 }
@@ -662,6 +811,15 @@ impl Driver<'_> {
                             .request(now(), &cmd.action, cmd.data.as_bytes(), &mut self.tx)
                     }
                     Job::Download(d) => self.session.download_file(now(), &d.task_id, &mut self.tx),
+                    Job::Upload(u) => self.session.upload_file(
+                        now(),
+                        &u.task_id,
+                        cfms::UploadSource {
+                            size: u.size,
+                            sha256: Some(u.sha256),
+                        },
+                        &mut self.tx,
+                    ),
                 };
                 match result {
                     Ok(sent) => {
@@ -670,6 +828,20 @@ impl Driver<'_> {
                             Job::Request(cmd) => {
                                 tracing::debug!(action = %cmd.action, seq = sent.seq.0, "request");
                                 self.in_flight.insert(sent.seq, cmd.reply);
+                            }
+                            Job::Upload(u) => {
+                                tracing::info!(seq = sent.seq.0, size = u.size, "upload");
+                                self.upload = Some(ActiveUpload {
+                                    reader: std::io::BufReader::with_capacity(256 * 1024, u.source),
+                                    pending: Vec::new(),
+                                    message: Vec::new(),
+                                    sending: false,
+                                    at_eof: false,
+                                    sent: 0,
+                                    size: u.size,
+                                    progress: u.progress,
+                                    reply: u.reply,
+                                });
                             }
                             Job::Download(d) => {
                                 tracing::info!(seq = sent.seq.0, "download");
@@ -695,6 +867,66 @@ impl Driver<'_> {
         for text in self.outbox.drain(..) {
             if let Err(e) = link.send_text(&text) {
                 tracing::warn!(error = ?e, "send failed");
+            }
+        }
+        self.feed_upload(link)
+    }
+
+    /// Whether upload bytes are waiting to be sent (the loop must not sleep).
+    fn upload_busy(&self) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.sending)
+    }
+
+    /// Send up to a few frames of the file; the loop comes back for more
+    /// after flushing, so memory stays at one read buffer.
+    fn feed_upload(&mut self, link: &mut Link) -> Option<Ended> {
+        use std::io::Read;
+        let Some(up) = self.upload.as_mut() else {
+            return None;
+        };
+        if !up.sending {
+            return None;
+        }
+        for _ in 0..32 {
+            if up.pending.is_empty() && !up.at_eof {
+                let mut block = vec![0u8; 64 * 1024];
+                match up.reader.read(&mut block) {
+                    Ok(0) => up.at_eof = true,
+                    Ok(n) => {
+                        block.truncate(n);
+                        up.pending = block;
+                    }
+                    Err(e) => {
+                        let up = self.upload.take()?;
+                        let _ = up.reply.send(Err(CfmsError::Io(e)));
+                        return Some(Ended::Lost("upload source unreadable".into()));
+                    }
+                }
+            }
+            let write = match self.session.upload_write(now(), &up.pending) {
+                Ok(w) => w,
+                Err(e) => {
+                    let up = self.upload.take()?;
+                    let _ = up.reply.send(Err(CfmsError::Transfer(format!("{e:?}"))));
+                    return Some(Ended::Lost("upload out of step".into()));
+                }
+            };
+            if write.message_start {
+                up.message.clear();
+            }
+            up.message.extend_from_slice(&up.pending[..write.accepted]);
+            up.pending.drain(..write.accepted);
+            up.sent += write.accepted as u64;
+            if write.message_end {
+                if let Err(e) = link.send_binary(&up.message) {
+                    tracing::warn!(error = ?e, "send failed");
+                }
+                let _ = up.progress.send((up.sent, up.size));
+            }
+            if up.at_eof && up.pending.is_empty() && write.accepted == 0 {
+                // The final empty call is done: wait for the verdict.
+                up.sending = false;
+                break;
             }
         }
         None
@@ -820,6 +1052,26 @@ impl Driver<'_> {
                         RequestError::Timeout => CfmsError::TimedOut,
                         RequestError::Disconnected => CfmsError::ConnectionLost,
                         other => CfmsError::Request(format!("{other:?}")),
+                    }));
+                }
+            }
+            Event::UploadReady { .. } => {
+                if let Some(up) = self.upload.as_mut() {
+                    up.sending = true;
+                    let _ = up.progress.send((0, up.size));
+                }
+            }
+            Event::UploadFinished { size, .. } => {
+                if let Some(up) = self.upload.take() {
+                    let _ = up.reply.send(Ok(size));
+                }
+            }
+            Event::UploadFailed { error, .. } => {
+                if let Some(up) = self.upload.take() {
+                    let _ = up.reply.send(Err(match error {
+                        cfms::UploadError::Disconnected => CfmsError::ConnectionLost,
+                        cfms::UploadError::Timeout => CfmsError::TimedOut,
+                        other => CfmsError::Transfer(format!("{other:?}")),
                     }));
                 }
             }

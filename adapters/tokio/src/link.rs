@@ -407,6 +407,11 @@ impl Link {
         self.ws.send_text(text)
     }
 
+    /// Queue a binary message (call [`flush`](Self::flush) afterwards).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ws::SendError> {
+        self.ws.send_binary(data)
+    }
+
     /// Start a clean close with code 1000.
     pub fn close(&mut self) {
         let _ = self.ws.close(now(), ws::CloseCode::NORMAL, "");

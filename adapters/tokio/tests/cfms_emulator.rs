@@ -320,3 +320,32 @@ async fn a_corrupted_chunk_fails_its_hash_check_and_leaves_no_file() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_upload_streams_the_file_in_frames_and_the_server_stores_it() {
+    bounded(async {
+        let sim = transfer_emulator().await;
+        let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Uneven size, and an exact multiple of the 8192-byte frame (which
+        // needs the empty final message).
+        for (name, len) in [("odd.bin", 200 * 1024 + 5), ("even.bin", 4 * 8192)] {
+            let content = pattern(len);
+            let source = dir.path().join(name);
+            std::fs::write(&source, &content).unwrap();
+            let mut last = (0, 0);
+            let id = nas
+                .upload(&source, None, name, |done, total| last = (done, total))
+                .await
+                .unwrap();
+            assert_eq!(sim.document_content(&id).unwrap(), content, "{name}");
+            assert_eq!(last, (len as u64, len as u64));
+        }
+        // And the answer stream is still aligned.
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
