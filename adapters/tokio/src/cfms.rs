@@ -881,9 +881,7 @@ impl Driver<'_> {
     /// after flushing, so memory stays at one read buffer.
     fn feed_upload(&mut self, link: &mut Link) -> Option<Ended> {
         use std::io::Read;
-        let Some(up) = self.upload.as_mut() else {
-            return None;
-        };
+        let up = self.upload.as_mut()?;
         if !up.sending {
             return None;
         }
