@@ -94,9 +94,120 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             }
         }
         Command::Watch { every, count } => watch(cli.json, &nas, &user, *every, *count).await?,
+        Command::Get { remote, local } => {
+            let id = match resolve(&nas, remote).await {
+                Ok(Target::Document(id)) => id,
+                Ok(Target::Folder(_)) => {
+                    return Err(Failure::Usage(format!(
+                        "{remote} is a folder, not a document"
+                    )));
+                }
+                // Not a path: perhaps a document id.
+                Err(_) if !remote.contains('/') => remote.clone(),
+                Err(e) => return Err(e),
+            };
+            let mut bar = Progress::new(cli.json, "downloading");
+            let size = nas
+                .download(&id, local, |done, total| bar.update(done, total))
+                .await?;
+            bar.finish();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "document_id": id, "path": local, "bytes": size})
+                );
+            } else {
+                println!("downloaded {remote} to {} ({size} bytes)", local.display());
+            }
+        }
+        Command::Put { local, remote } => {
+            let file_name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| Failure::Usage(format!("{} is not a file", local.display())))?;
+            let (folder, title) = match remote.rsplit_once('/') {
+                Some((folder, title)) => (folder, title),
+                None => ("", remote.as_str()),
+            };
+            let title = if title.is_empty() {
+                file_name.as_str()
+            } else {
+                title
+            };
+            let folder_id = match resolve(&nas, folder).await? {
+                Target::Folder(id) => id,
+                Target::Document(_) => {
+                    return Err(Failure::Usage(format!(
+                        "{folder} is a document, not a folder"
+                    )));
+                }
+            };
+            if !local.is_file() {
+                return Err(Failure::Usage(format!(
+                    "{} is not a readable file",
+                    local.display()
+                )));
+            }
+            let mut bar = Progress::new(cli.json, "uploading");
+            let id = nas
+                .upload(local, folder_id.as_deref(), title, |done, total| {
+                    bar.update(done, total)
+                })
+                .await?;
+            bar.finish();
+            if cli.json {
+                println!("{}", json!({"ok": true, "document_id": id, "title": title}));
+            } else {
+                println!("uploaded {} as {title} (document {id})", local.display());
+            }
+        }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
     }
     Ok(())
+}
+
+/// A one-line progress bar on standard error, shown only on a terminal
+/// (and never with `--json`).
+struct Progress {
+    shown: bool,
+    label: &'static str,
+    last_percent: Option<u64>,
+}
+
+impl Progress {
+    fn new(json: bool, label: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            shown: !json && std::io::stderr().is_terminal(),
+            label,
+            last_percent: None,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.shown {
+            return;
+        }
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        if self.last_percent == Some(percent) {
+            return;
+        }
+        self.last_percent = Some(percent);
+        let filled = (percent / 5) as usize;
+        eprint!(
+            "\r{} [{}{}] {percent:>3} % {}",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(20 - filled),
+            crate::fnos_cmd::human(Some(done))
+        );
+    }
+
+    fn finish(&self) {
+        if self.shown && self.last_percent.is_some() {
+            eprintln!();
+        }
+    }
 }
 
 fn done(json: bool, what: &str, path: &str) {

@@ -48,6 +48,13 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
         }
         Command::Raw { req, params } => raw(&nas, req, params.as_deref()).await?,
         Command::Watch { every, count } => watch(cli.json, &nas, *every, *count).await?,
+        Command::Get { .. } | Command::Put { .. } => {
+            return Err(Failure::Usage(
+                "get/put work with CFMS servers only: fnOS transfers go over HTTP, \
+                 which naslink does not speak yet"
+                    .into(),
+            ));
+        }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -8,9 +8,8 @@
 //! Exit status: 0 success; 1 the server refused (its code and meaning are
 //! printed); 2 usage error; 3 connection, TLS or protocol failure.
 //!
-//! Not done yet: `get`/`put` (file transfers; the tokio CFMS client does
-//! not drive them yet, and fnOS transfers go over HTTP), progress bars,
-//! and the benchmark.
+//! Not done yet: `get`/`put` for fnOS (its transfers go over HTTP, not
+//! the WebSocket), and the benchmark.
 
 mod cfms_cmd;
 mod demo;
@@ -101,6 +100,21 @@ enum Command {
     Ls {
         /// Folder path (`vol1/1000/Documents`, CFMS `a/b`) or a CFMS folder id.
         path: Option<String>,
+    },
+    /// Download a document (CFMS): path from the root or document id.
+    Get {
+        /// Remote document: `folder/title` or a document id.
+        remote: String,
+        /// Local file to write (replaced only when the download verified).
+        local: PathBuf,
+    },
+    /// Upload a file as a new document (CFMS).
+    Put {
+        /// Local file.
+        local: PathBuf,
+        /// Remote `folder/title`; `folder/` or empty keeps the local file name.
+        #[arg(default_value = "")]
+        remote: String,
     },
     /// Create a folder.
     Mkdir {

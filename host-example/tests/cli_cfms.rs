@@ -180,3 +180,95 @@ fn watch_prints_lockdown_pushes() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn put_then_get_round_trips_a_file() {
+    let sim = start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("report.bin");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+    naslink(&sim).args(["mkdir", "inbox"]).assert().success();
+    let put = json_out(
+        naslink(&sim)
+            .args(["--json", "put"])
+            .arg(&source)
+            .arg("inbox/"),
+    );
+    assert_eq!(put["title"], "report.bin");
+    let listed = json_out(naslink(&sim).args(["--json", "ls", "inbox"]));
+    assert_eq!(listed[0]["name"], "report.bin");
+    assert_eq!(listed[0]["size"], content.len());
+    let target = dir.path().join("copy.bin");
+    let got = json_out(
+        naslink(&sim)
+            .args(["--json", "get", "inbox/report.bin"])
+            .arg(&target),
+    );
+    assert_eq!(got["bytes"], content.len());
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    naslink(&sim)
+        .args(["get", "inbox/missing.bin"])
+        .arg(dir.path().join("x"))
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn a_server_dying_mid_download_exits_3_and_leaves_no_file() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = runtime
+        .block_on(Server::start(Config {
+            chunk_size: 64 * 1024,
+            ..Config::default()
+        }))
+        .unwrap();
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let id = sim.put_document(None, "big.bin", content);
+    // A relay that lets 600 KiB of the server's bytes through, then dies.
+    let upstream = sim.addr();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    runtime.spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let (mut client_rx, mut client_tx) = client.into_split();
+        let (mut server_rx, mut server_tx) = server.into_split();
+        let up = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+        });
+        let (mut passed, limit) = (0, 600 * 1024);
+        let mut buf = vec![0u8; 16 * 1024];
+        while passed < limit {
+            let n = match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n.min(limit - passed),
+            };
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            passed += n;
+        }
+        up.abort();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("big.bin");
+    Command::cargo_bin("naslink")
+        .unwrap()
+        .env("NASLINK_PASSWORD", "admin")
+        .args(["--url", &url, "--timeout", "10", "get", &id])
+        .arg(&target)
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("connection dropped"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -885,7 +885,11 @@ impl Driver<'_> {
         if !up.sending {
             return None;
         }
-        for _ in 0..32 {
+        // The link's transmit queue holds 256 KiB and is flushed before the
+        // next call: 16 frames of at most 8 KiB (protocol 3) or a few
+        // larger ones stay well inside it.
+        let mut queued = 0usize;
+        while queued < 128 * 1024 {
             if up.pending.is_empty() && !up.at_eof {
                 let mut block = vec![0u8; 64 * 1024];
                 match up.reader.read(&mut block) {
@@ -917,8 +921,16 @@ impl Driver<'_> {
             up.sent += write.accepted as u64;
             if write.message_end {
                 if let Err(e) = link.send_binary(&up.message) {
-                    tracing::warn!(error = ?e, "send failed");
+                    // A lost frame would corrupt the file: end the
+                    // connection instead (the upload fails, nothing is
+                    // stored).
+                    let up = self.upload.take()?;
+                    let _ = up
+                        .reply
+                        .send(Err(CfmsError::Transfer(format!("frame not queued: {e:?}"))));
+                    return Some(Ended::Lost("upload frame not queued".into()));
                 }
+                queued += up.message.len();
                 let _ = up.progress.send((up.sent, up.size));
             }
             if up.at_eof && up.pending.is_empty() && write.accepted == 0 {

@@ -329,7 +329,11 @@ async fn an_upload_streams_the_file_in_frames_and_the_server_stores_it() {
         let dir = tempfile::tempdir().unwrap();
         // Uneven size, and an exact multiple of the 8192-byte frame (which
         // needs the empty final message).
-        for (name, len) in [("odd.bin", 200 * 1024 + 5), ("even.bin", 4 * 8192)] {
+        for (name, len) in [
+            ("odd.bin", 200 * 1024 + 5),
+            ("even.bin", 4 * 8192),
+            ("big.bin", 1024 * 1024 + 1),
+        ] {
             let content = pattern(len);
             let source = dir.path().join(name);
             std::fs::write(&source, &content).unwrap();
