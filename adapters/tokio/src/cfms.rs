@@ -1122,6 +1122,8 @@ impl Driver<'_> {
             Event::Desynchronized(why) => {
                 return Some(Ended::Lost(format!("answers out of step ({why:?})")));
             }
+            // Events carry no secrets except `DownloadFinished`'s key,
+            // which is handled above and never logged.
             other => tracing::debug!(?other, "session event"),
         }
         None

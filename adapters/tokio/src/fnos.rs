@@ -560,7 +560,8 @@ impl Driver<'_> {
                     "heartbeat: {missed_pongs} pings unanswered"
                 )));
             }
-            other => tracing::debug!(?other, "session event"),
+            // Only the kind: bodies may carry tokens and are never logged.
+            other => tracing::debug!(kind = event_kind(&other), "session event"),
         }
         None
     }
@@ -653,8 +654,8 @@ impl Driver<'_> {
                     }
                 }
             }
-            Ok(Some(fnos::Event::Push(push))) => {
-                tracing::debug!(?push, "push");
+            Ok(Some(fnos::Event::Push(_))) => {
+                tracing::debug!("push");
                 let value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
                 let _ = self.events.send(FnosEvent::Push(value));
             }
@@ -685,6 +686,23 @@ impl Driver<'_> {
             }
         });
         self.queued.retain(|cmd| !cmd.reply.is_closed());
+    }
+}
+
+/// An event's kind, for logs that must not show message bodies.
+fn event_kind(event: &fnos::Event<'_>) -> &'static str {
+    match event {
+        fnos::Event::LoggedIn { .. } => "logged in",
+        fnos::Event::TwoFactorRequired => "two-factor required",
+        fnos::Event::TwoFactorRejected(_) => "two-factor rejected",
+        fnos::Event::LoginFailed(_) => "login failed",
+        fnos::Event::Reply(_) => "reply",
+        fnos::Event::UnmatchedReply(_) => "reply to no request in flight",
+        fnos::Event::Push(_) => "push",
+        fnos::Event::Unsolicited(_) => "unsolicited message",
+        fnos::Event::RequestTimedOut(_) => "request timed out",
+        fnos::Event::RequestAborted(_) => "request aborted",
+        fnos::Event::ConnectionDead { .. } => "connection dead",
     }
 }
 
