@@ -8,8 +8,11 @@
 //! Exit status: 0 success; 1 the server refused (its code and meaning are
 //! printed); 2 usage error; 3 connection, TLS or protocol failure.
 //!
+//! `naslink-bench` (src/bin) measures the clients against the emulators.
+//!
 //! Not done yet: `get`/`put` for fnOS (its transfers go over HTTP, not
-//! the WebSocket), and the benchmark.
+//! the WebSocket: refused with exit status 2), two-factor logins, and the
+//! benchmark's comparison with the PyPI `fnos` client.
 
 mod cfms_cmd;
 mod demo;
@@ -264,7 +267,13 @@ fn trust(cli: &Cli) -> Result<Trust, Failure> {
     Ok(match (&cli.ca_file, &cli.pin_sha256, cli.insecure) {
         (Some(path), _, _) => Trust::CaFile(path.clone()),
         (_, Some(hex), _) => Trust::pin_from_hex(hex).map_err(|e| Failure::Usage(e.to_string()))?,
-        (_, _, true) => Trust::InsecureSkipVerification,
+        (_, _, true) => {
+            eprintln!(
+                "naslink: warning: --insecure: the server's certificate is not checked; \
+                 anyone on the path can read and change this connection"
+            );
+            Trust::InsecureSkipVerification
+        }
         _ => Trust::WebRoots,
     })
 }

@@ -13,12 +13,21 @@
 //! - [`cfms`]: [`CfmsClient`], the same for CFMS: server_info, login,
 //!   answers matched first-in first-out, lockdown pushes, reconnect
 //!   keeping the token (the core refreshes it and logs in again when it is
-//!   rejected).
+//!   rejected), and streamed transfers: [`CfmsClient::download`] (ciphertext
+//!   to a temporary file, decryption pass with SHA-256 checks, rename into
+//!   place on success) and [`CfmsClient::upload`], both with progress.
 //!
-//! Not done yet: CFMS file transfers (upload and download streamed from
-//! and to files, with progress) and two-factor logins in the clients;
-//! resending idempotent requests after a reconnect (requests in flight
-//! always fail instead, with a clear error).
+//! Requests in flight when a connection dies fail with a clear error and
+//! are never resent. Passwords, tokens, secrets and signatures are never
+//! logged (`tracing` spans name the URL and user only).
+//!
+//! Not done yet:
+//! - two-factor logins (both clients stop with an error naming it);
+//! - an opt-in resend of idempotent requests after a reconnect;
+//! - the system certificate store (web roots come from webpki-roots);
+//! - transfer file I/O runs inside the connection task with blocking
+//!   `std::fs` calls in 64–256 KiB blocks (the decryption pass runs on the
+//!   blocking pool).
 //!
 //! ```no_run
 //! use naslink_tokio::fnos::{FnosClient, FnosOptions};

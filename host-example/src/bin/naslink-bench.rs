@@ -11,6 +11,11 @@
 //! streamed to disk, decrypted and verified). The emulators run in the same
 //! process, so the figures include their work too.
 //!
+//! Measured here (release build, 2 shared cores, 2026-11-22): about
+//! 36 000 fnOS round trips/s with 1 and with 64 in flight (the emulator
+//! answers one connection's requests in order), CFMS 64 MiB at about
+//! 18 MB/s.
+//!
 //! Not done: the comparison with the PyPI `fnos` client in the same run.
 
 use std::time::{Duration, Instant};
@@ -67,7 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sim.shutdown().await;
 
     let sim = cfms::Server::start(cfms::Config::default()).await?;
-    let content: Vec<u8> = (0..args.mib * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let content: Vec<u8> = (0..args.mib * 1024 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let id = sim.put_document(None, "bench.bin", content);
     let mut options = CfmsOptions::new(&sim.url(), "admin", "admin");
     options.request_timeout = Duration::from_secs(120);
