@@ -2,7 +2,7 @@
 //! on loopback. Run it optimised:
 //!
 //! ```text
-//! cargo run --release -p host-example --bin naslink-bench [-- --requests 5000 --mib 64]
+//! cargo run --release -p host-example --bin naslink-bench [-- --seconds 2 --mib 64]
 //! ```
 //!
 //! It measures fnOS request round trips per second (signed
@@ -11,13 +11,23 @@
 //! streamed to disk, decrypted and verified). The emulators run in the same
 //! process, so the figures include their work too.
 //!
-//! Measured here (release build, 2 shared cores, 2026-11-22): about
-//! 36 000 fnOS round trips/s with 1 and with 64 in flight (the emulator
-//! answers one connection's requests in order), CFMS 64 MiB at about
-//! 18 MB/s.
+//! In the same run, against the same emulator, it starts the PyPI `fnos`
+//! client (pyfnos, an independent Python client) through
+//! `scripts/fnos_python_bench.py`, which times the same signed request with
+//! 1 and with 64 in flight, and prints both rates and their ratio.
+//! `scripts/bench-host.sh` creates the Python environment (`.venv-fnos`,
+//! pinned `fnos`) and runs this binary; `--python` names another
+//! interpreter. Without the interpreter the Python rows are reported as
+//! skipped, with the command that creates it.
 //!
-//! Not done: the comparison with the PyPI `fnos` client in the same run.
+//! Measured here (release build, 2 shared cores, 2026-11-22, 2 s per
+//! figure; the emulator shares the cores with whichever client runs):
+//! naslink about 46 000 round trips/s with 1 in flight and 96 000 with 64;
+//! pyfnos 0.13.0 5 500 to 9 500 with 1 and 19 000 to 25 000 with 64, a ratio
+//! of 5x to 9x with 1 in flight and 4x to 5x with 64: short of the 20x
+//! target. CFMS 64 MiB download at about 19 MB/s.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -26,15 +36,63 @@ use naslink_tokio::cfms::{CfmsClient, CfmsOptions};
 use naslink_tokio::fnos::{FnosClient, FnosOptions};
 
 /// Measure the tokio clients against the emulators on loopback.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "naslink-bench", version, about)]
 struct Args {
-    /// fnOS requests per measurement.
-    #[arg(long, default_value_t = 5000)]
-    requests: usize,
+    /// Seconds each fnOS measurement runs (naslink and the Python client alike).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
     /// Size of the CFMS download in MiB.
     #[arg(long, default_value_t = 64)]
     mib: usize,
+    /// Python interpreter with the PyPI `fnos` package installed.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv-fnos/bin/python"))]
+    python: PathBuf,
+}
+
+/// The Python client's script, beside this crate in the repository.
+const PYTHON_BENCH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scripts/fnos_python_bench.py"
+);
+
+/// Run the Python client against `endpoint` (`HOST:PORT`) and return its
+/// requests/s keyed by requests in flight, or why it could not run.
+fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<(u64, f64)>), String> {
+    if !args.python.exists() {
+        return Err(format!(
+            "{} not found: run scripts/bench-host.sh (or scripts/fnos-python-check.sh) \
+             to create .venv-fnos with the PyPI fnos client",
+            args.python.display()
+        ));
+    }
+    let output = std::process::Command::new(&args.python)
+        .arg(PYTHON_BENCH)
+        .args([
+            "--endpoint",
+            endpoint,
+            "--user",
+            "admin",
+            "--password",
+            "admin",
+        ])
+        .args(["--seconds", &args.seconds.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", args.python.display()))?;
+    if !output.status.success() {
+        return Err(format!("{PYTHON_BENCH} failed: {}", output.status));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("{PYTHON_BENCH} printed no JSON: {e}"))?;
+    let client = report["client"].as_str().unwrap_or("pyfnos").to_owned();
+    let rates = report["results"]
+        .as_array()
+        .ok_or_else(|| format!("{PYTHON_BENCH}: no results in {report}"))?
+        .iter()
+        .filter_map(|r| Some((r["in_flight"].as_u64()?, r["requests_per_second"].as_f64()?)))
+        .collect();
+    Ok((client, rates))
 }
 
 #[tokio::main]
@@ -46,28 +104,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let nas = FnosClient::connect(FnosOptions::new(&sim.url(), "admin", "admin")).await?;
+    let mut rates = Vec::new();
     for in_flight in [1usize, 64] {
-        let per_task = args.requests.div_ceil(in_flight);
         let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(args.seconds);
         let mut tasks = Vec::new();
         for _ in 0..in_flight {
             let nas = nas.clone();
             tasks.push(tokio::spawn(async move {
-                for _ in 0..per_task {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
                     nas.request("appcgi.sysinfo.getHostName", None).await?;
+                    done += 1;
                 }
-                Ok::<_, naslink_tokio::FnosError>(())
+                Ok::<_, naslink_tokio::FnosError>(done)
             }));
         }
+        let mut done = 0;
         for task in tasks {
-            task.await??;
+            done += task.await??;
         }
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "fnos   {:>6} requests, {in_flight:>2} in flight: {:>9.0} round trips/s",
-            per_task * in_flight,
-            (per_task * in_flight) as f64 / secs
-        );
+        let rate = done as f64 / start.elapsed().as_secs_f64();
+        rates.push((in_flight as u64, rate));
+        println!("fnos   {done:>7} requests, {in_flight:>2} in flight: {rate:>9.0} round trips/s");
+    }
+    drop(nas);
+    // The Python client talks to the same emulator; it blocks on its own
+    // process, so it waits off the runtime that serves the emulator.
+    let endpoint = sim.url();
+    let endpoint = endpoint
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let python = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || python_rates(&args, &endpoint)).await?
+    };
+    match python {
+        Ok((client, python_rates)) => {
+            println!();
+            println!("fnOS getHostName   in flight   naslink req/s   {client} req/s   ratio");
+            for (in_flight, rate) in &rates {
+                match python_rates.iter().find(|(n, _)| n == in_flight) {
+                    Some((_, py)) => println!(
+                        "                   {in_flight:>9}   {rate:>13.0}   {py:>width$.0}   {:>5.1}x",
+                        rate / py,
+                        width = client.len() + 6
+                    ),
+                    None => println!(
+                        "                   {in_flight:>9}   {rate:>13.0}   (not measured)"
+                    ),
+                }
+            }
+            println!();
+        }
+        Err(why) => println!("python client skipped: {why}"),
     }
     sim.shutdown().await;
 
