@@ -60,6 +60,7 @@ struct Cli {
     #[arg(long)]
     password_stdin: bool,
     /// Trust the CA certificates in this PEM file (a NAS's self-signed certificate).
+    /// Without --ca-file, --pin-sha256 or --insecure, the system's trust store is used.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pin_sha256", "insecure"])]
     ca_file: Option<PathBuf>,
     /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons allowed).
@@ -274,7 +275,7 @@ fn trust(cli: &Cli) -> Result<Trust, Failure> {
             );
             Trust::InsecureSkipVerification
         }
-        _ => Trust::WebRoots,
+        _ => Trust::SystemRoots,
     })
 }
 

@@ -1,8 +1,12 @@
 //! Which server certificates a `wss://` connection accepts.
 //!
-//! The default is the public web roots (webpki-roots). A NAS usually shows
-//! a self-signed certificate: trust it through a CA file (PEM) or pin the
-//! SHA-256 of its certificate. [`Trust::InsecureSkipVerification`] accepts
+//! The default is the machine's own trust store ([`Trust::SystemRoots`],
+//! read with rustls-native-certs: the platform store on Windows and macOS,
+//! the OpenSSL CA files on Linux, `SSL_CERT_FILE`/`SSL_CERT_DIR` honoured).
+//! When that store is empty or cannot be read, the public web roots
+//! compiled in from webpki-roots stand in, and a warning is logged. A NAS
+//! usually shows a self-signed certificate, which neither accepts: trust it
+//! through a CA file (PEM) or pin the SHA-256 of its certificate. [`Trust::InsecureSkipVerification`] accepts
 //! any certificate and says so in its name.
 
 use std::path::PathBuf;
@@ -22,8 +26,11 @@ use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, RootCertSt
 /// How to decide whether the server's certificate is acceptable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Trust {
-    /// The public web roots (Mozilla's list, from webpki-roots).
+    /// The machine's trust store (rustls-native-certs); when it is empty
+    /// or unreadable, the public web roots of [`Trust::WebRoots`] instead.
     #[default]
+    SystemRoots,
+    /// The public web roots (Mozilla's list, compiled in from webpki-roots).
     WebRoots,
     /// The CA certificates in this PEM file (a self-signed NAS certificate
     /// can be its own CA).
@@ -91,12 +98,12 @@ impl Trust {
                 reason: e.to_string(),
             })?;
         let config = match self {
-            Trust::WebRoots => {
-                let roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
+            Trust::SystemRoots => builder
+                .with_root_certificates(system_roots())
+                .with_no_client_auth(),
+            Trust::WebRoots => builder
+                .with_root_certificates(web_roots())
+                .with_no_client_auth(),
             Trust::CaFile(path) => {
                 let fail = |reason: String| TrustError::CaFile {
                     path: path.clone(),
@@ -129,6 +136,36 @@ impl Trust {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// Mozilla's list as compiled into webpki-roots.
+fn web_roots() -> RootCertStore {
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The machine's trust store, or the web roots when it yields no usable
+/// certificate. Certificates the store holds but rustls cannot parse are
+/// skipped (stores often carry a few), as are files that cannot be read.
+fn system_roots() -> RootCertStore {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "system trust store: part could not be read");
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::debug!(
+            ignored,
+            "system trust store: certificates rustls cannot use"
+        );
+    }
+    if added == 0 {
+        tracing::warn!("system trust store is empty or unreadable: using the webpki-roots list");
+        return web_roots();
+    }
+    roots
 }
 
 /// Accepts the certificate whose SHA-256 is `pin` (any when `None`), and
@@ -197,6 +234,88 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Drive a client handshake against a server holding a fresh
+    /// self-signed certificate for `localhost`, entirely in memory, and
+    /// return the client's verdict.
+    fn handshake_with_self_signed(client: Arc<ClientConfig>) -> Result<(), rustls::Error> {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = CertificateDer::from(key.cert.der().to_vec());
+        let private =
+            rustls_pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let server =
+            rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], private)
+                .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        let mut client =
+            rustls::ClientConnection::new(client, ServerName::try_from("localhost").unwrap())
+                .unwrap();
+        for _ in 0..16 {
+            let mut wire = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut wire).unwrap();
+            }
+            let mut slice = wire.as_slice();
+            while !slice.is_empty() {
+                server.read_tls(&mut slice).unwrap();
+            }
+            server.process_new_packets().unwrap();
+            let mut wire = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut wire).unwrap();
+            }
+            let mut slice = wire.as_slice();
+            while !slice.is_empty() {
+                client.read_tls(&mut slice).unwrap();
+            }
+            client.process_new_packets()?;
+            if !client.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("handshake neither finished nor failed");
+    }
+
+    #[test]
+    fn default_trust_is_the_system_store_and_refuses_a_self_signed_certificate() {
+        assert_eq!(Trust::default(), Trust::SystemRoots);
+        let verdict = handshake_with_self_signed(Trust::default().client_config().unwrap());
+        assert!(
+            matches!(
+                verdict,
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer
+                ))
+            ),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn web_roots_refuse_a_self_signed_certificate() {
+        let verdict = handshake_with_self_signed(Trust::WebRoots.client_config().unwrap());
+        assert!(
+            matches!(
+                verdict,
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer
+                ))
+            ),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn skipping_verification_completes_the_same_handshake() {
+        // The control for the two refusals above: the same in-memory
+        // handshake succeeds when the certificate is trusted.
+        let insecure = Trust::InsecureSkipVerification.client_config().unwrap();
+        assert_eq!(handshake_with_self_signed(insecure), Ok(()));
+    }
 
     #[test]
     fn pin_accepts_openssl_colon_format_and_rejects_short() {
