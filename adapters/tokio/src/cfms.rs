@@ -212,10 +212,18 @@ struct DownloadJob {
     reply: DownloadReply,
 }
 
-/// A download under way.
+/// Ciphertext gathered before it goes to the writer thread; the run loop
+/// hands it over (waiting for room) before reading the link again.
+const DISK_BLOCK: usize = 256 * 1024;
+/// Blocks queued between the connection task and the file's thread.
+const DISK_QUEUE: usize = 4;
+
+/// A download under way. The file is written on the blocking pool: the
+/// connection task only gathers ciphertext into `buffer`.
 struct ActiveDownload {
-    writer: std::io::BufWriter<std::fs::File>,
-    write_error: Option<std::io::Error>,
+    buffer: Vec<u8>,
+    to_disk: mpsc::Sender<Vec<u8>>,
+    writer: tokio::task::JoinHandle<std::io::Result<()>>,
     progress: mpsc::UnboundedSender<(u64, u64)>,
     reply: DownloadReply,
     received: u64,
@@ -235,7 +243,8 @@ struct UploadJob {
 
 /// An upload under way.
 struct ActiveUpload {
-    reader: std::io::BufReader<std::fs::File>,
+    /// Blocks read on the blocking pool; an empty block marks the end.
+    from_disk: mpsc::Receiver<std::io::Result<Vec<u8>>>,
     /// Read from the file, not yet accepted by the session.
     pending: Vec<u8>,
     /// The binary message being assembled.
@@ -370,7 +379,11 @@ impl CfmsClient {
         let cipher_path = sibling(target, "cipher");
         let plain_path = sibling(target, "part");
         let outcome = async {
-            let cipher = std::fs::File::create(&cipher_path).map_err(CfmsError::Io)?;
+            let cipher = tokio::fs::File::create(&cipher_path)
+                .await
+                .map_err(CfmsError::Io)?
+                .into_std()
+                .await;
             let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
             let (reply, answer) = oneshot::channel();
             self.commands
@@ -402,14 +415,16 @@ impl CfmsClient {
             .map_err(|e| CfmsError::Transfer(format!("decryption task: {e}")))?
         }
         .await;
-        let _ = std::fs::remove_file(&cipher_path);
+        let _ = tokio::fs::remove_file(&cipher_path).await;
         match outcome {
             Ok(size) => {
-                std::fs::rename(&plain_path, target).map_err(CfmsError::Io)?;
+                tokio::fs::rename(&plain_path, target)
+                    .await
+                    .map_err(CfmsError::Io)?;
                 Ok(size)
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&plain_path);
+                let _ = tokio::fs::remove_file(&plain_path).await;
                 Err(e)
             }
         }
@@ -433,7 +448,11 @@ impl CfmsClient {
         let (size, sha256) = tokio::task::spawn_blocking(move || hash_file(&path))
             .await
             .map_err(|e| CfmsError::Transfer(format!("hashing task: {e}")))??;
-        let file = std::fs::File::open(source).map_err(CfmsError::Io)?;
+        let file = tokio::fs::File::open(source)
+            .await
+            .map_err(CfmsError::Io)?
+            .into_std()
+            .await;
         let created = self
             .request(
                 "create_document",
@@ -546,6 +565,65 @@ fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "download".into());
     target.with_file_name(format!(".{name}.naslink-{what}"))
+}
+
+impl ActiveDownload {
+    /// Give up: the writer is told to stop, and `error` reaches the caller
+    /// only once the writer has closed the file, so the caller's removal
+    /// of the temporary file cannot race a last write (on Windows an open
+    /// file could not be removed).
+    fn fail(self, error: CfmsError) {
+        let ActiveDownload {
+            to_disk,
+            writer,
+            reply,
+            ..
+        } = self;
+        drop(to_disk);
+        tokio::spawn(async move {
+            let _ = writer.await;
+            let _ = reply.send(Err(error));
+        });
+    }
+}
+
+/// The file's side of a download, on the blocking pool: blocks in, written
+/// in order, flushed at the end (when the sender is dropped).
+fn write_blocks(
+    file: std::fs::File,
+    mut blocks: mpsc::Receiver<Vec<u8>>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut file = file;
+        while let Some(block) = blocks.blocking_recv() {
+            file.write_all(&block)?;
+        }
+        file.flush()
+    })
+}
+
+/// The file's side of an upload, on the blocking pool: 64 KiB blocks out,
+/// then an empty block at the end (or the read error). Stops when the
+/// receiver is dropped.
+fn read_blocks(file: std::fs::File) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(DISK_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut block = vec![0u8; 64 * 1024];
+            let read = file.read(&mut block).map(|n| {
+                block.truncate(n);
+                block
+            });
+            let last = !matches!(&read, Ok(b) if !b.is_empty());
+            if tx.blocking_send(read).is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// The decryption pass: ciphertext file in, verified plaintext file out.
@@ -716,6 +794,19 @@ impl Driver<'_> {
                         .flatten()
                         .min()
                         .map(deadline);
+                    if let Some(d) = self.download.as_mut()
+                        && d.buffer.len() >= DISK_BLOCK
+                    {
+                        // Waiting here is the back-pressure: a slow disk
+                        // slows the reads instead of growing memory.
+                        let block = std::mem::take(&mut d.buffer);
+                        if d.to_disk.send(block).await.is_err() {
+                            // The writer stopped on an error; its verdict
+                            // arrives with DownloadFinished. Nothing more is
+                            // kept meanwhile.
+                            d.buffer = Vec::new();
+                        }
+                    }
                     tokio::select! {
                         n = link.read() => {
                             if n == 0 {
@@ -764,7 +855,7 @@ impl Driver<'_> {
             let _ = reply.send(Err(CfmsError::ConnectionLost));
         }
         if let Some(d) = self.download.take() {
-            let _ = d.reply.send(Err(CfmsError::ConnectionLost));
+            d.fail(CfmsError::ConnectionLost);
         }
         if let Some(u) = self.upload.take() {
             let _ = u.reply.send(Err(CfmsError::ConnectionLost));
@@ -832,7 +923,7 @@ impl Driver<'_> {
                             Job::Upload(u) => {
                                 tracing::info!(seq = sent.seq.0, size = u.size, "upload");
                                 self.upload = Some(ActiveUpload {
-                                    reader: std::io::BufReader::with_capacity(256 * 1024, u.source),
+                                    from_disk: read_blocks(u.source),
                                     pending: Vec::new(),
                                     message: Vec::new(),
                                     sending: false,
@@ -845,9 +936,11 @@ impl Driver<'_> {
                             }
                             Job::Download(d) => {
                                 tracing::info!(seq = sent.seq.0, "download");
+                                let (to_disk, blocks) = mpsc::channel(DISK_QUEUE);
                                 self.download = Some(ActiveDownload {
-                                    writer: std::io::BufWriter::with_capacity(256 * 1024, d.cipher),
-                                    write_error: None,
+                                    buffer: Vec::new(),
+                                    to_disk,
+                                    writer: write_blocks(d.cipher, blocks),
                                     progress: d.progress,
                                     reply: d.reply,
                                     received: 0,
@@ -880,7 +973,6 @@ impl Driver<'_> {
     /// Send up to a few frames of the file; the loop comes back for more
     /// after flushing, so memory stays at one read buffer.
     fn feed_upload(&mut self, link: &mut Link) -> Option<Ended> {
-        use std::io::Read;
         let up = self.upload.as_mut()?;
         if !up.sending {
             return None;
@@ -891,16 +983,22 @@ impl Driver<'_> {
         let mut queued = 0usize;
         while queued < 128 * 1024 {
             if up.pending.is_empty() && !up.at_eof {
-                let mut block = vec![0u8; 64 * 1024];
-                match up.reader.read(&mut block) {
-                    Ok(0) => up.at_eof = true,
-                    Ok(n) => {
-                        block.truncate(n);
-                        up.pending = block;
-                    }
-                    Err(e) => {
+                match up.from_disk.try_recv() {
+                    Ok(Ok(block)) if block.is_empty() => up.at_eof = true,
+                    Ok(Ok(block)) => up.pending = block,
+                    // The reader is behind: the loop comes back (it does
+                    // not sleep while an upload is sending).
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Ok(Err(e)) => {
                         let up = self.upload.take()?;
                         let _ = up.reply.send(Err(CfmsError::Io(e)));
+                        return Some(Ended::Lost("upload source unreadable".into()));
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        let up = self.upload.take()?;
+                        let _ = up.reply.send(Err(CfmsError::Transfer(
+                            "the upload's reader stopped".into(),
+                        )));
                         return Some(Ended::Lost("upload source unreadable".into()));
                     }
                 }
@@ -951,14 +1049,12 @@ impl Driver<'_> {
         let Driver {
             session, download, ..
         } = self;
-        // Ciphertext goes straight to the file: memory stays bounded by
-        // one message whatever the file size.
+        // Ciphertext is gathered here and handed to the file's thread by
+        // the run loop before the next read: memory stays bounded by
+        // DISK_QUEUE blocks plus one read's messages whatever the file size.
         let mut sink = |bytes: &[u8]| {
-            if let Some(d) = download.as_mut()
-                && d.write_error.is_none()
-                && let Err(e) = std::io::Write::write_all(&mut d.writer, bytes)
-            {
-                d.write_error = Some(e);
+            if let Some(d) = download.as_mut() {
+                d.buffer.extend_from_slice(bytes);
             }
         };
         match session.handle_message(now(), kind, payload, &mut sink) {
@@ -1098,22 +1194,36 @@ impl Driver<'_> {
                 }
             }
             Event::DownloadFinished { key, .. } => {
-                if let Some(mut d) = self.download.take() {
-                    let flushed = std::io::Write::flush(&mut d.writer);
-                    let result = match (d.write_error.take(), flushed) {
-                        (Some(e), _) | (None, Err(e)) => Err(CfmsError::Io(e)),
-                        (None, Ok(())) => Ok((key, self.session.chunk_hashes().to_vec())),
-                    };
-                    let _ = d.reply.send(result);
+                if let Some(d) = self.download.take() {
+                    let hashes = self.session.chunk_hashes().to_vec();
+                    // The last block and the writer's verdict are awaited
+                    // off the connection task, which goes on serving.
+                    tokio::spawn(async move {
+                        let ActiveDownload {
+                            buffer,
+                            to_disk,
+                            writer,
+                            reply,
+                            ..
+                        } = d;
+                        let handed = buffer.is_empty() || to_disk.send(buffer).await.is_ok();
+                        drop(to_disk);
+                        let result = match writer.await {
+                            Ok(Ok(())) if handed => Ok((key, hashes)),
+                            Ok(Err(e)) => Err(CfmsError::Io(e)),
+                            _ => Err(CfmsError::Transfer("the download's writer stopped".into())),
+                        };
+                        let _ = reply.send(result);
+                    });
                 }
             }
             Event::DownloadFailed { error, .. } => {
                 if let Some(d) = self.download.take() {
-                    let _ = d.reply.send(Err(match error {
+                    d.fail(match error {
                         DownloadError::Disconnected => CfmsError::ConnectionLost,
                         DownloadError::Timeout => CfmsError::TimedOut,
                         other => CfmsError::Transfer(format!("{other:?}")),
-                    }));
+                    });
                 }
                 if error.breaks_stream() {
                     return Some(Ended::Lost(format!("download failed: {error:?}")));
