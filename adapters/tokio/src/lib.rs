@@ -5,8 +5,9 @@
 //!
 //! - [`link`]: one WebSocket connection over TCP or TLS, with fnOS's HTTPS
 //!   redirect reported (or followed) and its access-code gate.
-//! - [`tls`]: which certificates are trusted — web roots by default, a CA
-//!   file, a SHA-256 pin, or a loudly named insecure switch.
+//! - [`tls`]: which certificates are trusted — the system store by default
+//!   (webpki-roots when it is empty or unreadable), a CA file, a SHA-256
+//!   pin, or a loudly named insecure switch.
 //! - [`fnos`]: [`FnosClient`], a cheap-to-clone handle to an fnOS session
 //!   in a background task with heartbeat, reconnect with backoff and
 //!   jitter, and token re-login.
@@ -24,10 +25,7 @@
 //! Not done yet:
 //! - two-factor logins (both clients stop with an error naming it);
 //! - an opt-in resend of idempotent requests after a reconnect;
-//! - the system certificate store (web roots come from webpki-roots);
-//! - transfer file I/O runs inside the connection task with blocking
-//!   `std::fs` calls in 64–256 KiB blocks (the decryption pass runs on the
-//!   blocking pool).
+//! - fnOS file transfers over its HTTP endpoints.
 //!
 //! ```no_run
 //! use naslink_tokio::fnos::{FnosClient, FnosOptions};
