@@ -91,7 +91,8 @@ impl std::fmt::Debug for CfmsOptions {
 }
 
 impl CfmsOptions {
-    /// Options with defaults: web-root TLS trust, 30 s requests, default backoff.
+    /// Options with defaults: the system certificate store, 30 s requests,
+    /// default backoff.
     pub fn new(url: &str, user: &str, password: &str) -> Self {
         CfmsOptions {
             url: url.to_owned(),

@@ -108,7 +108,8 @@ impl std::fmt::Debug for FnosOptions {
 }
 
 impl FnosOptions {
-    /// Options with defaults: web-root TLS trust, 30 s requests, default backoff.
+    /// Options with defaults: the system certificate store, 30 s requests,
+    /// default backoff.
     pub fn new(url: &str, user: &str, password: &str) -> Self {
         FnosOptions {
             url: url.to_owned(),
