@@ -22,7 +22,7 @@ size_tool() {
     if command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; return; fi
     if command -v size >/dev/null && size --help 2>&1 | grep -q elf32-littlearm; then echo size; return; fi
     if command -v llvm-size >/dev/null; then echo llvm-size; return; fi
-    apt-get install -y -qq binutils-arm-none-eabi >/dev/null
+    apt-get update -qq >/dev/null && apt-get install -y -qq binutils-arm-none-eabi >/dev/null
     echo arm-none-eabi-size
 }
 
