@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use naslink_tokio::cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 use serde_json::{Value, json};
 
+use crate::output::{done, human, text};
 use crate::{Cli, Command, Failure};
 
 impl From<CfmsError> for Failure {
@@ -199,7 +200,7 @@ impl Progress {
             self.label,
             "#".repeat(filled),
             " ".repeat(20 - filled),
-            crate::fnos_cmd::human(Some(done))
+            human(Some(done))
         );
     }
 
@@ -207,22 +208,6 @@ impl Progress {
         if self.shown && self.last_percent.is_some() {
             eprintln!();
         }
-    }
-}
-
-fn done(json: bool, what: &str, path: &str) {
-    if json {
-        println!("{}", json!({ "ok": true, what: path }));
-    } else {
-        println!("{what} {path}");
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "?".into(),
-        other => other.to_string(),
     }
 }
 
@@ -346,7 +331,7 @@ fn ls_table(entries: &[Value]) -> String {
         let size = if e["dir"] == true {
             "<dir>".to_owned()
         } else {
-            crate::fnos_cmd::human(e["size"].as_u64())
+            human(e["size"].as_u64())
         };
         let mtime = e["mtime"]
             .as_f64()

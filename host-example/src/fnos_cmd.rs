@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply};
 use serde_json::{Value, json};
 
+use crate::output::{done, human, text};
 use crate::{Cli, Command, Failure};
 
 /// Connect, log in, run the command.
@@ -58,22 +59,6 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
     }
     Ok(())
-}
-
-fn done(json: bool, what: &str, path: &str) {
-    if json {
-        println!("{}", json!({ "ok": true, what: path }));
-    } else {
-        println!("{what} {path}");
-    }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "?".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Host name and version.
@@ -138,25 +123,6 @@ pub async fn status(nas: &FnosClient) -> Result<Value, FnosError> {
             "write_bytes_per_s": item.pointer("/storeSpeed/write").cloned().unwrap_or(Value::Null),
         },
     }))
-}
-
-/// Bytes in a short human form (binary units).
-pub fn human(bytes: Option<u64>) -> String {
-    let Some(bytes) = bytes else {
-        return "?".into();
-    };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
 }
 
 fn uptime(secs: Option<u64>) -> String {

@@ -17,6 +17,7 @@
 mod cfms_cmd;
 mod demo;
 mod fnos_cmd;
+mod output;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
