@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Account, Config, Faults, KeySource, Redirect, Server};
+use super::{Account, Config, DEFAULT_FREE_SPACE, Faults, KeySource, Redirect, Server};
 
 /// Command-line flags of `naslink-sim fnos`.
 #[derive(Debug, clap::Args)]
@@ -72,6 +72,12 @@ pub struct Flags {
     /// Send one non-JSON frame after N frames on each connection.
     #[arg(long, value_name = "N")]
     pub garbage_after_frames: Option<u64>,
+    /// Free space in bytes: `file.checkUpload` refuses larger uploads (errno 4386).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_FREE_SPACE)]
+    pub free_space: u64,
+    /// Close each `/multiple-download` connection after N body bytes.
+    #[arg(long, value_name = "N")]
+    pub cut_download_after: Option<u64>,
 }
 
 impl Args {
@@ -120,10 +126,12 @@ impl Flags {
             access_code: self.access_code.clone(),
             push_every,
             entries_per_frame: usize::try_from(self.entries_per_frame)?,
+            free_space: self.free_space,
             faults: Faults {
                 answer_delay: Duration::from_millis(self.answer_delay_ms),
                 drop_after_frames: self.drop_after_frames,
                 garbage_after_frames: self.garbage_after_frames,
+                cut_download_after: self.cut_download_after,
             },
             ..Config::default()
         })

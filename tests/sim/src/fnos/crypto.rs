@@ -166,16 +166,16 @@ pub fn split_signed(frame: &str) -> Option<(&str, &str)> {
         .then(|| (&frame[..SIGNATURE_LEN], json))
 }
 
-/// Check `signature == base64(HMAC-SHA256(secret, json bytes as received))`
-/// in constant time.
-pub fn signature_matches(secret: &[u8], signature: &str, json: &str) -> bool {
+/// Check `signature == base64(HMAC-SHA256(secret, text bytes as received))`
+/// in constant time (`text` is a frame's JSON, or an upload's `Trim-Path`).
+pub fn signature_matches(secret: &[u8], signature: &str, text: &str) -> bool {
     let Ok(tag) = B64.decode(signature) else {
         return false;
     };
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         return false;
     };
-    mac.update(json.as_bytes());
+    mac.update(text.as_bytes());
     mac.verify_slice(&tag).is_ok()
 }
 
@@ -184,6 +184,14 @@ pub fn random_token(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut bytes);
     B64.encode(bytes)
+}
+
+/// `n` random bytes in URL-safe base64 without padding: a download token
+/// that goes into a query string as it is.
+pub fn random_url_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A fresh login secret S (16 bytes, as on real servers).

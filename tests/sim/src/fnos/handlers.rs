@@ -5,10 +5,14 @@
 
 use serde_json::{Map, Value, json};
 
+use super::crypto::random_url_token;
 use super::figures::Figures;
-use super::files::FileError;
-use super::state::{Login, Shared, unix_now};
-use super::{ERRNO_BAD_PARAMETER, ERRNO_NO_PERMISSION, ERRNO_UNKNOWN_METHOD};
+use super::files::{FileError, Overwrite, normalize};
+use super::state::{DownloadTicket, Login, PendingUpload, Shared, unix_now};
+use super::{
+    ERRNO_BAD_PARAMETER, ERRNO_EXISTS, ERRNO_NO_PERMISSION, ERRNO_NO_SPACE, ERRNO_NOT_FOUND,
+    ERRNO_UNKNOWN_METHOD,
+};
 
 /// A request as received: the flat JSON object.
 pub type Request = Map<String, Value>;
@@ -86,6 +90,22 @@ fn file_error(reqid: Option<&Value>, e: &FileError) -> Value {
         _ => ERRNO_BAD_PARAMETER,
     };
     fail_msg(reqid, errno, &e.to_string())
+}
+
+/// The errno of a failed upload or download, on the WebSocket and HTTP
+/// sides alike. (The other `file.*` commands answer 8192 for a missing
+/// path, as they always have here.)
+pub fn transfer_errno(e: &FileError) -> u64 {
+    match e {
+        FileError::NotFound(_) => ERRNO_NOT_FOUND,
+        FileError::Exists(_) => ERRNO_EXISTS,
+        FileError::Forbidden(_) => ERRNO_NO_PERMISSION,
+        FileError::BadPath(_) | FileError::IsFolder(_) => ERRNO_BAD_PARAMETER,
+    }
+}
+
+fn transfer_error(reqid: Option<&Value>, e: &FileError) -> Value {
+    fail_msg(reqid, transfer_errno(e), &e.to_string())
 }
 
 fn str_list(value: Option<&Value>) -> Option<Vec<&str>> {
@@ -233,6 +253,8 @@ pub fn dispatch(shared: &Shared, login: &Login, req: &str, request: &Request) ->
         "file.mkdir" | "file.rm" | "file.mv" | "file.rename" => {
             one(file_change(shared, login, req, request))
         }
+        "file.checkUpload" => one(file_check_upload(shared, login, request)),
+        "file.download" => one(file_download(shared, login, request)),
         "user.info" => one(succ(
             reqid,
             json!({"userInfo": {"user": login.user, "uid": login.uid, "admin": login.admin,
@@ -314,4 +336,79 @@ fn file_change(shared: &Shared, login: &Login, req: &str, request: &Request) -> 
         Ok(()) => succ(reqid, json!({})),
         Err(e) => file_error(reqid, &e),
     }
+}
+
+/// `file.checkUpload {path, size, overwrite}`: decide the name the upload
+/// goes under and remember it for `POST /upload`.
+fn file_check_upload(shared: &Shared, login: &Login, request: &Request) -> Value {
+    let reqid = request.get("reqid");
+    let Some(path) = request.get("path").and_then(Value::as_str) else {
+        return fail_msg(reqid, ERRNO_BAD_PARAMETER, "`path` missing");
+    };
+    let Some(size) = request.get("size").and_then(Value::as_u64) else {
+        return fail_msg(reqid, ERRNO_BAD_PARAMETER, "`size` must be a byte count");
+    };
+    let overwrite = match request.get("overwrite") {
+        None | Some(Value::Null) => Some(Overwrite::KeepBoth),
+        Some(code) => code.as_u64().and_then(Overwrite::from_code),
+    };
+    let Some(overwrite) = overwrite else {
+        return fail_msg(reqid, ERRNO_BAD_PARAMETER, "`overwrite` must be 0, 1 or 2");
+    };
+    let mut reg = shared.registry();
+    let name = match reg.tree(login.uid).upload_name(path, overwrite) {
+        Ok(name) => name,
+        Err(e) => return transfer_error(reqid, &e),
+    };
+    if size > shared.config.free_space {
+        return fail_msg(reqid, ERRNO_NO_SPACE, "not enough free space");
+    }
+    // `upload_name` accepted the path, so it has a folder part.
+    let normalized = normalize(path);
+    let folder = normalized.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let pending = PendingUpload { size, overwrite };
+    reg.pending_uploads
+        .insert((login.uid, format!("{folder}/{name}")), pending);
+    succ(reqid, json!({"uploadName": name}))
+}
+
+/// `file.download {files:[PATH]}`: a one-time URL for one regular file.
+fn file_download(shared: &Shared, login: &Login, request: &Request) -> Value {
+    let reqid = request.get("reqid");
+    let Some(files) = str_list(request.get("files")) else {
+        return fail_msg(
+            reqid,
+            ERRNO_BAD_PARAMETER,
+            "`files` must be a list of paths",
+        );
+    };
+    let [path] = files.as_slice() else {
+        return fail_msg(
+            reqid,
+            ERRNO_BAD_PARAMETER,
+            "exactly one file: several are zipped by a real NAS, which is not emulated",
+        );
+    };
+    let mut reg = shared.registry();
+    match reg.tree(login.uid).content(path) {
+        Ok(_) => {}
+        Err(FileError::IsFolder(_)) => {
+            return fail_msg(
+                reqid,
+                ERRNO_BAD_PARAMETER,
+                "a folder is zipped by a real NAS, which is not emulated",
+            );
+        }
+        Err(e) => return transfer_error(reqid, &e),
+    }
+    let token = random_url_token(24);
+    let ticket = DownloadTicket {
+        uid: login.uid,
+        path: normalize(path),
+    };
+    reg.downloads.insert(token.clone(), ticket);
+    succ(
+        reqid,
+        json!({"url": format!("/multiple-download?token={token}")}),
+    )
 }

@@ -1,7 +1,11 @@
 //! What happens before the WebSocket upgrade: the HTTP request head is read
 //! here, so that the HTTPS-redirect and access-code modes can answer with
-//! plain HTTP, and `GET /access_code_verify` can hand out its cookie. An
-//! admitted upgrade is replayed to tokio-tungstenite through [`Rewind`].
+//! plain HTTP, `GET /access_code_verify` can hand out its cookie, and the
+//! file-transfer requests (`POST /upload`, `GET /multiple-download`) go to
+//! [`super::transfer`]. An admitted upgrade is replayed to tokio-tungstenite
+//! through [`Rewind`].
+//!
+//! Every plain HTTP answer closes its connection (`Connection: close`).
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +18,7 @@ use tokio::net::TcpStream;
 
 use super::crypto::random_token;
 use super::state::Shared;
+use super::transfer;
 
 /// Largest request head accepted; real browsers stay far below.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -61,10 +66,15 @@ impl AsyncWrite for Rewind {
     }
 }
 
-/// The parts of a request head the gate looks at.
-struct Head {
-    path: String,
-    query: String,
+/// The parts of a request head the gate and the transfer handlers look at.
+pub struct Head {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The target before `?`.
+    pub path: String,
+    /// The target after `?` (empty without one).
+    pub query: String,
+    /// Header names in lower case, values trimmed, in the order received.
     headers: Vec<(String, String)>,
 }
 
@@ -73,7 +83,7 @@ impl Head {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut lines = text.split("\r\n");
         let mut request_line = lines.next()?.split(' ');
-        let _method = request_line.next()?;
+        let method = request_line.next()?;
         let target = request_line.next()?;
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let headers = lines
@@ -81,13 +91,15 @@ impl Head {
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         Some(Self {
+            method: method.to_owned(),
             path: path.to_owned(),
             query: query.to_owned(),
             headers,
         })
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -108,7 +120,14 @@ impl Head {
     }
 }
 
-async fn respond(mut stream: TcpStream, status: &str, headers: &[(&str, String)], body: &str) {
+/// Write a complete answer with a JSON (or empty) body, then end the
+/// sending side (FIN).
+pub async fn write_json(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) {
     let mut text = format!("HTTP/1.1 {status}\r\n");
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
@@ -120,6 +139,10 @@ async fn respond(mut stream: TcpStream, status: &str, headers: &[(&str, String)]
     // The peer may already be gone; there is nobody left to tell.
     let _ = stream.write_all(text.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+async fn respond(mut stream: TcpStream, status: &str, headers: &[(&str, String)], body: &str) {
+    write_json(&mut stream, status, headers, body).await;
 }
 
 fn status_text(status: u16) -> &'static str {
@@ -182,6 +205,18 @@ pub async fn admit(mut stream: TcpStream, shared: &Shared) -> Option<Rewind> {
             .await;
         }
         return None;
+    }
+    match head.path.as_str() {
+        "/upload" => {
+            let body_start = buf.split_off(head_end);
+            transfer::upload(stream, &head, body_start, shared).await;
+            return None;
+        }
+        "/multiple-download" => {
+            transfer::download(stream, &head, shared).await;
+            return None;
+        }
+        _ => {}
     }
     if head.path != "/websocket" {
         respond(stream, "404 Not Found", &[], "").await;

@@ -21,6 +21,18 @@
 //!   `stor.*`, `file.*`, `user.*`) answer from a small virtual file tree and
 //!   figures that change over time; `file.ls`, `stor.listDisk` and
 //!   `stor.listStor` answer in several frames.
+//! - Files have content: sample files a synthetic one of their stated size
+//!   ([`synthetic_byte`], computed when read, never stored), uploaded files
+//!   their real bytes. [`Handle::file_content`] reads a file and
+//!   [`Handle::put_file`] seeds one.
+//! - Upload: `file.checkUpload {path, size, overwrite}` answers
+//!   `{"uploadName":NAME}` and remembers the upload; `POST /upload` on the
+//!   same port then carries the bytes (multipart field `trim-upload-file`,
+//!   headers `Trim-Path`, `Trim-Sign`, `Trim-Token`, `Trim-Overwrite`,
+//!   `Trim-Mtim`).
+//! - Download: `file.download {files:[PATH]}` answers
+//!   `{"url":"/multiple-download?token=TOKEN"}`; `GET` on that URL answers
+//!   the file once.
 //!
 //! ## Connection states
 //!
@@ -37,7 +49,53 @@
 //!
 //! Before the WebSocket upgrade, optional HTTP modes answer first: an
 //! HTTPS redirect ([`Config::https_redirect`]) and an access-code gate
-//! ([`Config::access_code`]) with its `GET /access_code_verify`.
+//! ([`Config::access_code`]) with its `GET /access_code_verify`. The
+//! transfer requests `POST /upload` and `GET /multiple-download` are served
+//! in every mode (they carry their own token; the HTTPS port is not
+//! emulated) and close their connection after one answer.
+//!
+//! ## File transfer
+//!
+//! `file.checkUpload` (signed, signed-in): `path` is the full target path
+//! (folder + "/" + name), `size` the byte count, `overwrite` 0 (skip), 1
+//! (replace) or 2 (keep both, the default when absent). The answer names
+//! the file to upload: the requested name, or for an existing name with
+//! `overwrite: 2` the first free `name (n).ext` (`report (1).pdf`). An
+//! existing name with `overwrite: 0` answers errno 4102, as does
+//! `overwrite: 1` on an existing folder; a missing parent folder 4100;
+//! another user's home 4352; a `size` above [`Config::free_space`] 4386;
+//! a malformed request 8192. The check is remembered per user and path; a
+//! second check of the same path replaces it.
+//!
+//! `POST /upload` checks, in order (HTTP status, errno of the JSON body):
+//! `Trim-Token` is a live login token (401, 135168); `Trim-Sign` is
+//! base64(HMAC-SHA256(S, `Trim-Path` exactly as sent)) for that login's S
+//! (403, 65534); `Trim-Path` (percent-decoded, then compared without
+//! surrounding or doubled slashes) matches a check of the same user, the
+//! other headers parse, the body is `multipart/form-data` with a
+//! `trim-upload-file` part of exactly the announced size (400, 8192). The
+//! body comes by `Content-Length` or chunked, in any number of reads, and
+//! is buffered (at most the announced size plus 64 KiB of framing);
+//! `Expect: 100-continue` is honoured. `Trim-Overwrite`, when present,
+//! overrides the check's mode: a name that appeared in the meantime is
+//! replaced only with 1 (else 409, 4102). `Trim-Mtim` sets the modification
+//! time (unix seconds; now when absent). Success: `200`, `{"result":"succ"}`,
+//! and `file.ls` lists the file with its real size and times.
+//!
+//! `file.download` takes exactly one existing regular file (missing: errno
+//! 4100); a folder or several files answer errno 8192 because a real NAS
+//! would zip them, which is not emulated. The token in the URL is random,
+//! single-use and bound to the path, which is read when the `GET` arrives.
+//! `GET /multiple-download?token=TOKEN` answers `200` with
+//! `Content-Type: application/octet-stream`, `Content-Length`,
+//! `Content-Disposition: attachment; filename="NAME"` (plus RFC 5987
+//! `filename*=UTF-8''...` for a non-ASCII name) and the bytes, written in
+//! 64 KiB pieces; `Range` is ignored (a real NAS answers 200 with the whole
+//! file too). An unknown or used token answers 404, errno 4100.
+//! [`Faults::cut_download_after`] closes the connection mid-body.
+//!
+//! Every HTTP refusal is `{"result":"fail","errno":N,"errmsg":"..."}`,
+//! `errmsg` being the emulator's explanation.
 //!
 //! ## Example
 //!
@@ -59,12 +117,14 @@
 //!
 //! Choices the specification leaves open, made here: commands that need a
 //! login answer errno 135168 on an anonymous connection; malformed frames,
-//! envelopes and paths answer errno 8192; a non-admin asking for admin-only
-//! commands gets errno 4352.
+//! envelopes and paths answer errno 8192 (so does a missing path in
+//! `file.ls`, `file.mkdir`, `file.rm`, `file.mv` and `file.rename`, while
+//! `file.checkUpload` and `file.download` answer 4100 as the transfer notes
+//! say); a non-admin asking for admin-only commands gets errno 4352.
 //!
-//! Not emulated: the `wss://` port the HTTPS redirect points to, HTTP
-//! upload/download (`/upload`, `/multiple-download`, `file.checkUpload`
-//! answers errno 10000002), task-progress pushes, and silence on
+//! Not emulated: the `wss://` port the HTTPS redirect points to, zipped
+//! downloads of folders or several files, ranged downloads, free space that
+//! shrinks as files are uploaded, task-progress pushes, and silence on
 //! WebSocket-level PING frames (tungstenite answers them, whereas a real NAS
 //! reportedly does not).
 
@@ -74,17 +134,26 @@ mod crypto;
 mod figures;
 mod files;
 mod handlers;
+mod http_codec;
 mod http_gate;
 mod server;
 mod state;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use cli::{Args, Flags, run_cli};
 pub use crypto::{FIXTURE_KEY_PEM, KeySource};
+pub use files::{FileError, synthetic_byte};
 pub use server::{Handle, Server};
 
+/// errno: the file or folder (or an upload's parent folder) does not exist.
+pub const ERRNO_NOT_FOUND: u64 = 4100;
+/// errno: the upload target exists and `overwrite` is 0.
+pub const ERRNO_EXISTS: u64 = 4102;
+/// errno: the upload is larger than the free space ([`Config::free_space`]).
+pub const ERRNO_NO_SPACE: u64 = 4386;
 /// errno: the request is malformed (also a numeric `si`).
 pub const ERRNO_BAD_PARAMETER: u64 = 8192;
 /// errno: the account may not do this (non-admin asking for admin data).
@@ -154,7 +223,13 @@ pub struct Faults {
     pub drop_after_frames: Option<u64>,
     /// Send one frame of non-JSON text after this many frames.
     pub garbage_after_frames: Option<u64>,
+    /// Close a `GET /multiple-download` connection (TCP FIN, nothing more)
+    /// after this many body bytes, short of the announced `Content-Length`.
+    pub cut_download_after: Option<u64>,
 }
+
+/// [`Config::free_space`] by default: 1 TiB, more than any test uploads.
+pub const DEFAULT_FREE_SPACE: u64 = 1 << 40;
 
 /// How the emulator behaves. `Config::default()` is an admin account
 /// `admin`/`admin` (uid 1000) on `127.0.0.1:0` with a freshly generated key.
@@ -185,6 +260,9 @@ pub struct Config {
     pub push_every: Option<Duration>,
     /// File entries per `file.ls` frame (multi-frame answers).
     pub entries_per_frame: usize,
+    /// Free space in bytes: `file.checkUpload` refuses a larger `size` with
+    /// errno 4386. It also bounds what one `POST /upload` may buffer.
+    pub free_space: u64,
     /// Deliberate faults.
     pub faults: Faults,
 }
@@ -204,6 +282,7 @@ impl Default for Config {
             access_code: None,
             push_every: None,
             entries_per_frame: 4,
+            free_space: DEFAULT_FREE_SPACE,
             faults: Faults::default(),
         }
     }

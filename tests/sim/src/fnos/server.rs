@@ -10,8 +10,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::connection::{self, Control};
 use super::crypto::ServerKey;
+use super::files::{FileError, owner};
 use super::http_gate;
-use super::state::{Registry, Shared};
+use super::state::{Registry, Shared, unix_now};
 use super::{Config, Push};
 
 /// Pushes queued per connection before a slow one starts missing them.
@@ -120,6 +121,38 @@ impl Handle {
             frame: push.frame(),
             sign_out,
         });
+    }
+
+    /// The bytes of the regular file at `path` (`vol1/1000/Documents/x.bin`),
+    /// or `None` when there is none. A sample file comes back as its
+    /// synthetic content ([`synthetic_byte`](super::synthetic_byte)), all
+    /// of it: mind the 17 GiB `vol2/{uid}/Backup/laptop-2025-11.tar.zst`.
+    pub fn file_content(&self, path: &str) -> Option<Vec<u8>> {
+        let uid = self.home_owner(path).ok()?;
+        let content = self.shared.registry().tree(uid).content(path).ok()?;
+        Some(content.to_vec())
+    }
+
+    /// Create or replace the file `path` with `bytes` (modification time:
+    /// now), e.g. to seed a download. The parent folder must exist; a
+    /// folder is not replaced ([`FileError::IsFolder`]).
+    pub fn put_file(&self, path: &str, bytes: Vec<u8>) -> Result<(), FileError> {
+        let uid = self.home_owner(path)?;
+        let now = unix_now();
+        self.shared
+            .registry()
+            .tree(uid)
+            .write(path, bytes, now, now, true)
+    }
+
+    /// The uid whose home `path` is in, if an account has that uid.
+    fn home_owner(&self, path: &str) -> Result<u32, FileError> {
+        let uid = owner(path).ok_or_else(|| FileError::BadPath(path.to_owned()))?;
+        if self.shared.config.accounts.iter().any(|a| a.uid == uid) {
+            Ok(uid)
+        } else {
+            Err(FileError::NotFound(path.to_owned()))
+        }
     }
 
     /// Drop every open connection at the TCP level, without a close frame.

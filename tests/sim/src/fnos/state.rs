@@ -1,9 +1,13 @@
 //! State shared by all connections of one server: accounts, logins (with
 //! their secret S and tokens), pending two-factor challenges, access-code
-//! cookies, the file trees and the clock the live figures run on.
+//! cookies, the file trees, uploads announced by `file.checkUpload`,
+//! download tickets handed out by `file.download`, and the clock the live
+//! figures run on.
 //!
 //! A login outlives the connection that made it: `user.authToken` and
 //! `user.tokenLogin` on a later connection find it by token and reuse its S.
+//! The HTTP side (`POST /upload`, `GET /multiple-download`) meets the
+//! WebSocket side only here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::Config;
 use super::crypto::{ServerKey, random_secret, random_token};
-use super::files::FileTree;
+use super::files::{FileTree, Overwrite};
 
 /// Identifies a login in [`Registry::logins`].
 pub type LoginId = u64;
@@ -44,6 +48,24 @@ pub struct PendingTwoFactor {
     pub stay: bool,
 }
 
+/// An upload `file.checkUpload` agreed to, waiting for its `POST /upload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The announced size; the uploaded file must have exactly this many bytes.
+    pub size: u64,
+    /// The `overwrite` mode of the check.
+    pub overwrite: Overwrite,
+}
+
+/// What a `file.download` token lets one `GET /multiple-download` fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadTicket {
+    /// The owner of the file.
+    pub uid: u32,
+    /// The file's full path; read when the download starts.
+    pub path: String,
+}
+
 /// The mutable part of the shared state.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -55,6 +77,10 @@ pub struct Registry {
     pub access_cookies: Vec<String>,
     /// File trees by uid.
     pub trees: HashMap<u32, FileTree>,
+    /// Checked uploads by (uid, normalized full path of the upload name).
+    pub pending_uploads: HashMap<(u32, String), PendingUpload>,
+    /// Unused download tickets by token.
+    pub downloads: HashMap<String, DownloadTicket>,
     next_login: LoginId,
 }
 
