@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use naslink_tokio::cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 use serde_json::{Value, json};
 
-use crate::output::{done, human, text};
+use crate::output::{Progress, done, human, text};
 use crate::{Cli, Command, Failure};
 
 impl From<CfmsError> for Failure {
@@ -18,6 +18,9 @@ impl From<CfmsError> for Failure {
         let text = e.to_string();
         match e {
             CfmsError::LoginRefused(_) | CfmsError::Server { .. } => Failure::Refused(text),
+            CfmsError::TwoFactorRequired => Failure::Refused(format!(
+                "{text}: pass it with --2fa-code or NASLINK_2FA_CODE"
+            )),
             CfmsError::Request(_) => Failure::Usage(text),
             CfmsError::Connect(naslink_tokio::ConnectError::Url(_)) => Failure::Usage(text),
             _ => Failure::Connection(text),
@@ -121,7 +124,7 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
                 println!("downloaded {remote} to {} ({size} bytes)", local.display());
             }
         }
-        Command::Put { local, remote } => {
+        Command::Put { local, remote, .. } => {
             let file_name = local
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -167,50 +170,6 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A one-line progress bar on standard error, shown only on a terminal
-/// (and never with `--json`).
-struct Progress {
-    shown: bool,
-    label: &'static str,
-    last_percent: Option<u64>,
-}
-
-impl Progress {
-    fn new(json: bool, label: &'static str) -> Self {
-        use std::io::IsTerminal;
-        Progress {
-            shown: !json && std::io::stderr().is_terminal(),
-            label,
-            last_percent: None,
-        }
-    }
-
-    fn update(&mut self, done: u64, total: u64) {
-        if !self.shown {
-            return;
-        }
-        let percent = (done * 100).checked_div(total).unwrap_or(100);
-        if self.last_percent == Some(percent) {
-            return;
-        }
-        self.last_percent = Some(percent);
-        let filled = (percent / 5) as usize;
-        eprint!(
-            "\r{} [{}{}] {percent:>3} % {}",
-            self.label,
-            "#".repeat(filled),
-            " ".repeat(20 - filled),
-            human(Some(done))
-        );
-    }
-
-    fn finish(&self) {
-        if self.shown && self.last_percent.is_some() {
-            eprintln!();
-        }
-    }
-}
-
 /// `server_info` as the first connection saw it.
 pub fn info(nas: &CfmsClient) -> Value {
     let data = &nas.server_info()["data"];
@@ -225,7 +184,7 @@ pub fn info(nas: &CfmsClient) -> Value {
 
 /// Server, version, lockdown (asked again now) and user.
 pub async fn status(nas: &CfmsClient, user: &str) -> Result<Value, CfmsError> {
-    let now = nas.request("server_info", &json!({})).await?;
+    let now = nas.request_idempotent("server_info", &json!({})).await?;
     let data = &now["data"];
     Ok(json!({
         "protocol": "cfms",
@@ -430,6 +389,9 @@ async fn watch(
                             "reconnecting",
                             format!("attempt {attempt} in {} ms", delay.as_millis()),
                         ),
+                        CfmsEvent::TwoFactorRequired { attempt } => {
+                            ("two_factor_required", format!("code {attempt}"))
+                        }
                     };
                     if json {
                         println!("{}", json!({ "event": kind, "detail": detail }));

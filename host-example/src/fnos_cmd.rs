@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply};
+use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply, Overwrite};
 use serde_json::{Value, json};
 
-use crate::output::{done, human, text};
+use crate::output::{Progress, done, human, text};
 use crate::{Cli, Command, Failure};
 
 /// Connect, log in, run the command.
@@ -49,21 +49,79 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
         }
         Command::Raw { req, params } => raw(&nas, req, params.as_deref()).await?,
         Command::Watch { every, count } => watch(cli.json, &nas, *every, *count).await?,
-        Command::Get { .. } | Command::Put { .. } => {
-            return Err(Failure::Usage(
-                "get/put work with CFMS servers only: fnOS transfers go over HTTP, \
-                 which naslink does not speak yet"
-                    .into(),
-            ));
+        Command::Get { remote, local } => {
+            let mut bar = Progress::new(cli.json, "downloading");
+            let size = nas
+                .download(remote, local, |done, total| bar.update(done, total))
+                .await?;
+            bar.finish();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "remote": remote, "path": local, "bytes": size})
+                );
+            } else {
+                println!("downloaded {remote} to {} ({size} bytes)", local.display());
+            }
+        }
+        Command::Put {
+            local,
+            remote,
+            replace,
+        } => {
+            let remote = put_target(local, remote)?;
+            if !local.is_file() {
+                return Err(Failure::Usage(format!(
+                    "{} is not a readable file",
+                    local.display()
+                )));
+            }
+            let overwrite = if *replace {
+                Overwrite::Replace
+            } else {
+                Overwrite::KeepBoth
+            };
+            let mut bar = Progress::new(cli.json, "uploading");
+            let stored = nas
+                .upload(local, &remote, overwrite, |done, total| {
+                    bar.update(done, total)
+                })
+                .await?;
+            bar.finish();
+            if cli.json {
+                println!("{}", json!({"ok": true, "remote": stored}));
+            } else {
+                println!("uploaded {} to {stored}", local.display());
+            }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
     }
     Ok(())
 }
 
+/// The remote path of `put`: `folder/name` as given, or `folder/` with
+/// the local file's name.
+fn put_target(local: &std::path::Path, remote: &str) -> Result<String, Failure> {
+    let Some(folder) = remote.strip_suffix('/') else {
+        if remote.contains('/') {
+            return Ok(remote.to_owned());
+        }
+        return Err(Failure::Usage(format!(
+            "fnOS needs a full remote path (vol1/1000/Documents/ or vol1/1000/Documents/name), not `{remote}`"
+        )));
+    };
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Failure::Usage(format!("{} is not a file", local.display())))?;
+    Ok(format!("{folder}/{name}"))
+}
+
 /// Host name and version.
 pub async fn info(nas: &FnosClient) -> Result<Value, FnosError> {
-    let reply = nas.request("appcgi.sysinfo.getHostName", None).await?;
+    let reply = nas
+        .request_idempotent("appcgi.sysinfo.getHostName", None)
+        .await?;
     Ok(json!({
         "protocol": "fnos",
         "host": reply.get("hostName").cloned().unwrap_or(Value::Null),
@@ -75,10 +133,10 @@ pub async fn info(nas: &FnosClient) -> Result<Value, FnosError> {
 pub async fn status(nas: &FnosClient) -> Result<Value, FnosError> {
     let gen_params = json!({ "item": ["storeSpeed", "netSpeed", "cpuBusy", "memPercent"] });
     let (host, uptime, resmon, storage) = tokio::join!(
-        nas.request("appcgi.sysinfo.getHostName", None),
-        nas.request("appcgi.sysinfo.getUptime", None),
-        nas.request("appcgi.resmon.gen", Some(&gen_params)),
-        nas.request("stor.getUserStorage", None),
+        nas.request_idempotent("appcgi.sysinfo.getHostName", None),
+        nas.request_idempotent("appcgi.sysinfo.getUptime", None),
+        nas.request_idempotent("appcgi.resmon.gen", Some(&gen_params)),
+        nas.request_idempotent("stor.getUserStorage", None),
     );
     let host = host?;
     let uptime = uptime?;
@@ -163,7 +221,7 @@ pub fn status_table(s: &Value) -> String {
 /// A folder's entries as `{name, dir, size, mtime}`.
 pub async fn ls(nas: &FnosClient, path: Option<&str>) -> Result<Vec<Value>, FnosError> {
     let params = path.map(|p| json!({ "path": p }));
-    let reply: FnosReply = nas.request("file.ls", params.as_ref()).await?;
+    let reply: FnosReply = nas.request_idempotent("file.ls", params.as_ref()).await?;
     Ok(reply
         .merged("files")
         .iter()
@@ -303,6 +361,9 @@ fn print_event(json: bool, event: &FnosEvent) {
             format!("attempt {attempt} in {} ms", delay.as_millis()),
         ),
         FnosEvent::LoginFailed(why) => ("login_failed", why.clone()),
+        FnosEvent::TwoFactorRequired { attempt } => {
+            ("two_factor_required", format!("code {attempt}"))
+        }
     };
     if json {
         println!("{}", json!({ "event": kind, "detail": detail }));

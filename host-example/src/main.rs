@@ -10,9 +10,8 @@
 //!
 //! `naslink-bench` (src/bin) measures the clients against the emulators.
 //!
-//! Not done yet: `get`/`put` for fnOS (its transfers go over HTTP, not
-//! the WebSocket: refused with exit status 2), two-factor logins, and the
-//! benchmark's comparison with the PyPI `fnos` client.
+//! Two-factor logins take the code from `--2fa-code` / `NASLINK_2FA_CODE`,
+//! or ask for it on the terminal.
 
 mod cfms_cmd;
 mod demo;
@@ -27,7 +26,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use naslink_tokio::cfms::CfmsOptions;
 use naslink_tokio::fnos::{FnosError, FnosOptions};
-use naslink_tokio::{ConnectError, Trust};
+use naslink_tokio::{ConnectError, Trust, TwoFactor};
 use zeroize::Zeroizing;
 
 const EXAMPLES: &str = "\
@@ -73,6 +72,15 @@ struct Cli {
     /// Follow an HTTPS redirect of the WebSocket upgrade instead of reporting it.
     #[arg(long)]
     follow_redirect: bool,
+    /// The two-factor code (TOTP or backup code) when the account needs one;
+    /// without it, naslink asks on the terminal.
+    #[arg(
+        long = "2fa-code",
+        value_name = "CODE",
+        env = "NASLINK_2FA_CODE",
+        hide_env_values = true
+    )]
+    two_factor_code: Option<String>,
     /// The fnOS access code, when the NAS asks for one.
     #[arg(long, env = "NASLINK_ACCESS_CODE", hide_env_values = true)]
     access_code: Option<String>,
@@ -106,20 +114,24 @@ enum Command {
         /// Folder path (`vol1/1000/Documents`, CFMS `a/b`) or a CFMS folder id.
         path: Option<String>,
     },
-    /// Download a document (CFMS): path from the root or document id.
+    /// Download a file (fnOS: full path; CFMS: path from the root or document id).
     Get {
-        /// Remote document: `folder/title` or a document id.
+        /// Remote file: fnOS `vol1/1000/Documents/a.pdf`; CFMS `folder/title` or a document id.
         remote: String,
-        /// Local file to write (replaced only when the download verified).
+        /// Local file to write (replaced only when the whole file arrived and checked out).
         local: PathBuf,
     },
-    /// Upload a file as a new document (CFMS).
+    /// Upload a file (fnOS: over HTTP; CFMS: as a new document).
     Put {
         /// Local file.
         local: PathBuf,
-        /// Remote `folder/title`; `folder/` or empty keeps the local file name.
+        /// Remote `folder/name`; `folder/` keeps the local file name (CFMS: empty is the root).
         #[arg(default_value = "")]
         remote: String,
+        /// fnOS: replace an existing file of that name (default: keep both,
+        /// the server picks a new name for the upload).
+        #[arg(long)]
+        replace: bool,
     },
     /// Create a folder.
     Mkdir {
@@ -193,7 +205,11 @@ impl From<FnosError> for Failure {
         let text = e.to_string();
         match e {
             FnosError::LoginRefused { .. } | FnosError::Server { .. } => Failure::Refused(text),
+            FnosError::TwoFactorRequired => Failure::Refused(format!(
+                "{text}: pass it with --2fa-code or NASLINK_2FA_CODE"
+            )),
             FnosError::Request(_) => Failure::Usage(text),
+            FnosError::Transfer(_) => Failure::Connection(text),
             FnosError::Connect(ConnectError::Url(_)) => Failure::Usage(text),
             _ => Failure::Connection(text),
         }
@@ -318,9 +334,34 @@ fn password(cli: &Cli) -> Result<Zeroizing<String>, Failure> {
     ))
 }
 
+/// The two-factor code from the command line or environment, else a
+/// prompt on the terminal (without echo), else none.
+fn two_factor(cli: &Cli) -> Option<TwoFactor> {
+    if let Some(code) = &cli.two_factor_code {
+        return Some(TwoFactor::fixed(code));
+    }
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    Some(TwoFactor::from_fn(|attempt| async move {
+        let prompt = if attempt == 1 {
+            "Two-factor code: ".to_owned()
+        } else {
+            format!("Code refused. Two-factor code (try {attempt}): ")
+        };
+        tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt).ok())
+            .await
+            .ok()
+            .flatten()
+            .map(|code| code.trim().to_owned())
+            .filter(|code| !code.is_empty())
+    }))
+}
+
 fn cfms_options(cli: &Cli, url: &str) -> Result<CfmsOptions, Failure> {
     let password = password(cli)?;
     let mut options = CfmsOptions::new(url, &cli.user, &password);
+    options.two_factor = two_factor(cli);
     options.link.trust = trust(cli)?;
     options.link.connect_timeout = Some(timeout(cli)?);
     options.request_timeout = timeout(cli)?;
@@ -330,6 +371,7 @@ fn cfms_options(cli: &Cli, url: &str) -> Result<CfmsOptions, Failure> {
 fn fnos_options(cli: &Cli, url: &str) -> Result<FnosOptions, Failure> {
     let password = password(cli)?;
     let mut options = FnosOptions::new(url, &cli.user, &password);
+    options.two_factor = two_factor(cli);
     options.link.trust = trust(cli)?;
     options.link.follow_redirect = cli.follow_redirect;
     options.link.access_code = cli.access_code.clone();

@@ -38,3 +38,47 @@ pub fn human(bytes: Option<u64>) -> String {
         format!("{value:.1} {}", units[unit])
     }
 }
+
+/// A one-line progress bar on standard error, shown only on a terminal
+/// (and never with `--json`).
+pub struct Progress {
+    shown: bool,
+    label: &'static str,
+    last_percent: Option<u64>,
+}
+
+impl Progress {
+    pub fn new(json: bool, label: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            shown: !json && std::io::stderr().is_terminal(),
+            label,
+            last_percent: None,
+        }
+    }
+
+    pub fn update(&mut self, done: u64, total: u64) {
+        if !self.shown {
+            return;
+        }
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        if self.last_percent == Some(percent) {
+            return;
+        }
+        self.last_percent = Some(percent);
+        let filled = (percent / 5) as usize;
+        eprint!(
+            "\r{} [{}{}] {percent:>3} % {}",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(20 - filled),
+            human(Some(done))
+        );
+    }
+
+    pub fn finish(&self) {
+        if self.shown && self.last_percent.is_some() {
+            eprintln!();
+        }
+    }
+}

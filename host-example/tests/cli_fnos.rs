@@ -390,3 +390,136 @@ fn sim_subcommand_serves_the_fnos_emulator() {
     child.wait().unwrap();
     result.unwrap();
 }
+
+#[test]
+fn put_then_get_round_trips_a_file_over_http() {
+    let sim = Sim::start(Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let local = dir.path().join("photo.raw");
+    std::fs::write(&local, &content).unwrap();
+
+    // `folder/` keeps the local name.
+    let put = json_out(naslink(&sim.url()).args([
+        "--json",
+        "put",
+        local.to_str().unwrap(),
+        "vol1/1000/Documents/",
+    ]));
+    assert_eq!(put["ok"], true);
+    assert_eq!(put["remote"], "vol1/1000/Documents/photo.raw");
+    assert_eq!(
+        sim.handle
+            .file_content("vol1/1000/Documents/photo.raw")
+            .unwrap(),
+        content
+    );
+
+    // Again: kept beside the first unless --replace.
+    let again = json_out(naslink(&sim.url()).args([
+        "--json",
+        "put",
+        local.to_str().unwrap(),
+        "vol1/1000/Documents/photo.raw",
+    ]));
+    assert_ne!(again["remote"], "vol1/1000/Documents/photo.raw");
+    std::fs::write(&local, b"replaced").unwrap();
+    naslink(&sim.url())
+        .args([
+            "put",
+            "--replace",
+            local.to_str().unwrap(),
+            "vol1/1000/Documents/photo.raw",
+        ])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "to vol1/1000/Documents/photo.raw",
+        ));
+
+    let back = dir.path().join("back.raw");
+    let get = json_out(naslink(&sim.url()).args([
+        "--json",
+        "get",
+        "vol1/1000/Documents/photo.raw",
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(get["bytes"], 8);
+    assert_eq!(std::fs::read(&back).unwrap(), b"replaced");
+}
+
+#[test]
+fn get_of_a_missing_file_exits_1_and_put_without_a_full_path_exits_2() {
+    let sim = Sim::start(Config::default());
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("x.bin");
+    naslink(&sim.url())
+        .args([
+            "get",
+            "vol1/1000/Documents/absent.bin",
+            target.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("4100"));
+    assert!(!target.exists());
+
+    let local = dir.path().join("a.txt");
+    std::fs::write(&local, b"a").unwrap();
+    naslink(&sim.url())
+        .args(["put", local.to_str().unwrap(), "a.txt"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("full remote path"));
+}
+
+#[test]
+fn a_download_cut_mid_body_exits_3_and_leaves_no_file() {
+    let sim = Sim::start(Config {
+        faults: naslink_sim::fnos::Faults {
+            cut_download_after: Some(200_000),
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    sim.handle
+        .put_file("vol1/1000/Documents/big.bin", vec![42u8; 1_000_000])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("big.bin");
+    naslink(&sim.url())
+        .args([
+            "get",
+            "vol1/1000/Documents/big.bin",
+            target.to_str().unwrap(),
+        ])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("middle of the response body"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn two_factor_code_comes_from_the_flag_or_the_environment() {
+    let sim = Sim::start(Config {
+        two_factor_code: Some("246810".into()),
+        ..Config::default()
+    });
+    naslink(&sim.url())
+        .arg("info")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("--2fa-code"));
+    naslink(&sim.url())
+        .args(["--2fa-code", "246810", "info"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("fnos-sim"));
+    naslink(&sim.url())
+        .env("NASLINK_2FA_CODE", "111111")
+        .arg("info")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("wrong two-factor"));
+}

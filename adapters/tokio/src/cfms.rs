@@ -18,7 +18,11 @@
 //!
 //! - Requests made while (re)connecting wait in a queue, each bounded by
 //!   its timeout. When a connection dies, every request in flight fails
-//!   with [`CfmsError::ConnectionLost`]; none is resent.
+//!   with [`CfmsError::ConnectionLost`]; none is resent, except those the
+//!   caller sent with [`CfmsClient::request_idempotent`], which go out
+//!   again on the next connection within their deadline.
+//! - A two-factor challenge (202) asks [`CfmsOptions::two_factor`] for a
+//!   code, again after a refused one (at most three codes per login).
 //! - A token the server rejects is replaced by the core logging in again
 //!   with the stored password; the core also refreshes the token before it
 //!   expires.
@@ -31,8 +35,7 @@
 //!
 //! - [`CfmsClient::upload`] hashes the file in a first streamed pass,
 //!   then sends it in the frames the server asked for, reading as it goes.
-//!
-//! Not done yet: two-factor logins.
+
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -50,6 +53,7 @@ use crate::fnos::Backoff;
 use crate::link::{
     ConnectError, Incoming, Link, LinkOptions, deadline, describe_closed, now, sleep_until,
 };
+use crate::two_factor::{CodeWait, TwoFactor};
 
 /// Requests queued on the connection at once (the core's FIFO size).
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -78,6 +82,10 @@ pub struct CfmsOptions {
     pub request_timeout: StdDuration,
     /// Reconnect delays.
     pub backoff: Backoff,
+    /// Where two-factor codes (TOTP or backup codes) come from; without
+    /// one, an account that needs a code fails its login with
+    /// [`CfmsError::TwoFactorRequired`].
+    pub two_factor: Option<TwoFactor>,
 }
 
 impl std::fmt::Debug for CfmsOptions {
@@ -104,6 +112,7 @@ impl CfmsOptions {
             },
             request_timeout: StdDuration::from_secs(30),
             backoff: Backoff::default(),
+            two_factor: None,
         }
     }
 }
@@ -117,6 +126,9 @@ pub enum CfmsError {
     ProtocolUnsupported(Option<u32>),
     /// The login was refused.
     LoginRefused(LoginError),
+    /// The account needs a two-factor code and no source of codes was
+    /// given, or the source gave up.
+    TwoFactorRequired,
     /// The server answered with a code other than 200.
     Server {
         /// The `code`.
@@ -151,6 +163,9 @@ impl std::fmt::Display for CfmsError {
                 )
             }
             CfmsError::LoginRefused(e) => write!(f, "login refused: {e}"),
+            CfmsError::TwoFactorRequired => {
+                f.write_str("the account needs a two-factor code and none was given")
+            }
             CfmsError::Server { code, message, .. } => {
                 write!(f, "the server refused: {message} (code {code})")
             }
@@ -193,12 +208,27 @@ pub enum CfmsEvent {
         /// The wait before it.
         delay: StdDuration,
     },
+    /// The server asked for a two-factor code; the configured source is
+    /// being asked (attempt 1-based).
+    TwoFactorRequired {
+        /// Which code of this login is being asked for.
+        attempt: u32,
+    },
 }
 
 struct Command {
     action: String,
     data: String,
     reply: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
+    /// Idempotent requests: sent again after a reconnect until then.
+    resend_until: Option<tokio::time::Instant>,
+}
+
+/// A request whose answer is awaited.
+struct InFlight {
+    reply: Reply,
+    /// The request itself, when it may be sent again after a reconnect.
+    again: Option<(String, String, tokio::time::Instant)>,
 }
 
 /// Where the task sends a finished download's key and chunk hashes.
@@ -334,6 +364,29 @@ impl CfmsClient {
         action: &str,
         data: &serde_json::Value,
     ) -> Result<serde_json::Value, CfmsError> {
+        self.submit(action, data, false).await
+    }
+
+    /// [`request`](Self::request) for an action the caller knows to be
+    /// idempotent (a read such as `list_directory` or `get_document_info`):
+    /// if the connection drops before its answer, it is sent again once the
+    /// client has reconnected, as often as its deadline allows, instead of
+    /// failing with [`CfmsError::ConnectionLost`]. Never use it for actions
+    /// that change something.
+    pub async fn request_idempotent(
+        &self,
+        action: &str,
+        data: &serde_json::Value,
+    ) -> Result<serde_json::Value, CfmsError> {
+        self.submit(action, data, true).await
+    }
+
+    async fn submit(
+        &self,
+        action: &str,
+        data: &serde_json::Value,
+        resend: bool,
+    ) -> Result<serde_json::Value, CfmsError> {
         if !data.is_object() {
             return Err(CfmsError::Request("data must be a JSON object".into()));
         }
@@ -343,6 +396,7 @@ impl CfmsClient {
                 action: action.to_owned(),
                 data: data.to_string(),
                 reply,
+                resend_until: resend.then(|| tokio::time::Instant::now() + self.timeout),
             }))
             .map_err(|_| CfmsError::Closed)?;
         match tokio::time::timeout(self.timeout, answer).await {
@@ -680,7 +734,7 @@ struct Driver<'s> {
     session: Session<'s, MAX_IN_FLIGHT>,
     tx: Vec<u8>,
     queued: Vec<Job>,
-    in_flight: HashMap<Seq, Reply>,
+    in_flight: HashMap<Seq, InFlight>,
     download: Option<ActiveDownload>,
     upload: Option<ActiveUpload>,
     events: broadcast::Sender<CfmsEvent>,
@@ -689,6 +743,8 @@ struct Driver<'s> {
     phase: Phase,
     /// Messages written while no link was at hand, sent at the next step.
     outbox: Vec<String>,
+    two_factor: Option<TwoFactor>,
+    code: CodeWait,
 }
 
 fn unix_secs_f64() -> f64 {
@@ -728,6 +784,8 @@ async fn drive(
         server: serde_json::Value::Null,
         phase: Phase::ServerInfo,
         outbox: Vec::new(),
+        two_factor: options.two_factor.clone(),
+        code: CodeWait::default(),
     };
     let mut attempt: u32 = 0;
     loop {
@@ -840,6 +898,24 @@ impl Driver<'_> {
                             self.session.handle_timeout(now());
                             link.handle_timeout();
                         }
+                        code = self.code.next() => {
+                            let sent = code.map(|code| {
+                                self.session.submit_two_factor(now(), &code, &mut self.tx)
+                            });
+                            match sent {
+                                Some(Ok(sent)) => self.queue_text(sent.len),
+                                _ => {
+                                    // After a refused code, the refusal is the news.
+                                    let error = if self.code.attempts > 1 {
+                                        CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode)
+                                    } else {
+                                        CfmsError::TwoFactorRequired
+                                    };
+                                    self.code.reset();
+                                    break self.fail_first(error).unwrap_or(Ended::Stop);
+                                }
+                            }
+                        }
                         () = tokio::task::yield_now(), if self.upload_busy() => {}
                     }
                 }
@@ -852,8 +928,8 @@ impl Driver<'_> {
         while let Some(event) = self.session.poll_event() {
             let _ = self.on_event(event, &mut None, options);
         }
-        for (_, reply) in self.in_flight.drain() {
-            let _ = reply.send(Err(CfmsError::ConnectionLost));
+        for (_, request) in std::mem::take(&mut self.in_flight) {
+            self.lost(request);
         }
         if let Some(d) = self.download.take() {
             d.fail(CfmsError::ConnectionLost);
@@ -919,7 +995,15 @@ impl Driver<'_> {
                         match job {
                             Job::Request(cmd) => {
                                 tracing::debug!(action = %cmd.action, seq = sent.seq.0, "request");
-                                self.in_flight.insert(sent.seq, cmd.reply);
+                                let again =
+                                    cmd.resend_until.map(|until| (cmd.action, cmd.data, until));
+                                self.in_flight.insert(
+                                    sent.seq,
+                                    InFlight {
+                                        reply: cmd.reply,
+                                        again,
+                                    },
+                                );
                             }
                             Job::Upload(u) => {
                                 tracing::info!(seq = sent.seq.0, size = u.size, "upload");
@@ -1121,23 +1205,27 @@ impl Driver<'_> {
                 return self.fail_first(CfmsError::ProtocolUnsupported(version));
             }
             Event::LoggedIn { .. } if self.phase == Phase::Login => {
+                self.code.reset();
                 let lockdown = self.session.lockdown().unwrap_or(false);
                 self.ready(lockdown);
             }
+            // The session's own re-login after a rejected token.
+            Event::LoggedIn { .. } => self.code.reset(),
+            Event::LoginFailed(LoginError::InvalidTwoFactorCode) => {
+                tracing::warn!("two-factor code refused");
+                return self.ask_code(CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode));
+            }
             Event::LoginFailed(e) => {
                 tracing::warn!(error = %e, "login failed");
+                self.code.reset();
                 return self.fail_first(CfmsError::LoginRefused(e));
             }
-            Event::TwoFactorRequired { .. } => {
-                return self.fail_first(CfmsError::Request(
-                    "the account needs a two-factor code (not supported yet)".into(),
-                ));
-            }
+            Event::TwoFactorRequired { .. } => return self.ask_code(CfmsError::TwoFactorRequired),
             Event::Lockdown { on } => {
                 let _ = self.events.send(CfmsEvent::Lockdown { on });
             }
             Event::Reply { seq, status } => {
-                if let Some(reply) = self.in_flight.remove(&seq) {
+                if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
                     let body = body.take().unwrap_or_default();
                     let code = status.code();
                     let result = if code == 200 {
@@ -1154,12 +1242,13 @@ impl Driver<'_> {
                 }
             }
             Event::RequestFailed { seq, error } => {
-                if let Some(reply) = self.in_flight.remove(&seq) {
-                    let _ = reply.send(Err(match error {
+                if let Some(request) = self.in_flight.remove(&seq) {
+                    let error = match error {
                         RequestError::Timeout => CfmsError::TimedOut,
-                        RequestError::Disconnected => CfmsError::ConnectionLost,
+                        RequestError::Disconnected => return self.lost(request),
                         other => CfmsError::Request(format!("{other:?}")),
-                    }));
+                    };
+                    let _ = request.reply.send(Err(error));
                 }
             }
             Event::UploadReady { .. } => {
@@ -1251,6 +1340,44 @@ impl Driver<'_> {
             let _ = first.send(Ok(self.server.clone()));
         }
         let _ = self.events.send(CfmsEvent::Ready { lockdown });
+    }
+
+    /// A request whose connection dropped: queued again for the next
+    /// connection when it is idempotent and its deadline allows, else failed.
+    fn lost(&mut self, request: InFlight) -> Option<Ended> {
+        match request.again {
+            Some((action, data, until))
+                if until > tokio::time::Instant::now() && !request.reply.is_closed() =>
+            {
+                tracing::debug!(%action, "resending after the reconnect");
+                self.queued.push(Job::Request(Command {
+                    action,
+                    data,
+                    reply: request.reply,
+                    resend_until: Some(until),
+                }));
+            }
+            _ => {
+                let _ = request.reply.send(Err(CfmsError::ConnectionLost));
+            }
+        }
+        None
+    }
+
+    /// Ask the two-factor source for a code, or give up with `error` when
+    /// there is none or its attempts are used up.
+    fn ask_code(&mut self, error: CfmsError) -> Option<Ended> {
+        match &self.two_factor {
+            Some(source) if self.code.ask(source) => {
+                let attempt = self.code.attempts;
+                let _ = self.events.send(CfmsEvent::TwoFactorRequired { attempt });
+                None
+            }
+            _ => {
+                self.code.reset();
+                self.fail_first(error)
+            }
+        }
     }
 
     fn fail_first(&mut self, error: CfmsError) -> Option<Ended> {

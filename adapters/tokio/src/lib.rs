@@ -18,14 +18,20 @@
 //!   to a temporary file, decryption pass with SHA-256 checks, rename into
 //!   place on success) and [`CfmsClient::upload`], both with progress.
 //!
-//! Requests in flight when a connection dies fail with a clear error and
-//! are never resent. Passwords, tokens, secrets and signatures are never
-//! logged (`tracing` spans name the URL and user only).
+//! - fnOS file transfers over its HTTP endpoints:
+//!   [`FnosClient::upload`](fnos::FnosClient::upload) (`file.checkUpload`,
+//!   then a signed multipart `POST /upload` streamed from disk) and
+//!   [`FnosClient::download`](fnos::FnosClient::download) (`file.download`,
+//!   then `GET` into a temporary file renamed into place when complete).
+//! - [`two_factor`]: where two-factor codes come from ([`TwoFactor`]: a
+//!   fixed code or a prompt); both clients ask it when a login is
+//!   challenged, and again after a refused code.
 //!
-//! Not done yet:
-//! - two-factor logins (both clients stop with an error naming it);
-//! - an opt-in resend of idempotent requests after a reconnect;
-//! - fnOS file transfers over its HTTP endpoints.
+//! Requests in flight when a connection dies fail with a clear error and
+//! are never resent, unless the caller marked them idempotent
+//! (`request_idempotent`): those go out again after the reconnect, within
+//! their deadline. Passwords, tokens, secrets and signatures are never
+//! logged (`tracing` spans name the URL and user only).
 //!
 //! ```no_run
 //! use naslink_tokio::fnos::{FnosClient, FnosOptions};
@@ -44,11 +50,14 @@
 
 pub mod cfms;
 pub mod fnos;
+mod http;
 pub mod link;
 pub mod tls;
+pub mod two_factor;
 
 pub use cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 pub use fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply};
 pub use link::{ConnectError, LinkOptions};
 pub use naslink_core as core;
 pub use tls::Trust;
+pub use two_factor::TwoFactor;

@@ -210,7 +210,10 @@ impl Link {
         Err(ConnectError::Handshake("too many redirects".into()))
     }
 
-    async fn stream(url: &ws::Url<'_>, options: &LinkOptions) -> Result<Box<dyn Io>, ConnectError> {
+    pub(crate) async fn stream(
+        url: &ws::Url<'_>,
+        options: &LinkOptions,
+    ) -> Result<Box<dyn Io>, ConnectError> {
         let host = url.host.trim_start_matches('[').trim_end_matches(']');
         let tcp = TcpStream::connect((host, url.port))
             .await
@@ -292,7 +295,7 @@ impl Link {
     }
 
     /// `GET /access_code_verify` on the same host; returns the cookie pair.
-    async fn verify_access_code(
+    pub(crate) async fn verify_access_code(
         url_text: &str,
         options: &LinkOptions,
         code: &str,

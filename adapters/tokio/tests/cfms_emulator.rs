@@ -353,3 +353,148 @@ async fn an_upload_streams_the_file_in_frames_and_the_server_stores_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_factor_login_takes_a_backup_code_from_the_source() {
+    use naslink_sim::cfms::UserSpec;
+    use naslink_tokio::TwoFactor;
+    bounded(async {
+        let sim = Server::start(Config {
+            protocol_version: 5,
+            bad_password_delay: Duration::from_millis(50),
+            users: vec![UserSpec {
+                totp_secret: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+                backup_codes: vec!["backup-0001".into(), "backup-0002".into()],
+                ..UserSpec::user("erin", "erin-pass")
+            }],
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let with = |source: Option<TwoFactor>| {
+            let mut o = options(&sim, "erin-pass");
+            o.user = "erin".into();
+            o.two_factor = source;
+            o
+        };
+
+        let none = CfmsClient::connect(with(None)).await;
+        assert!(
+            matches!(none, Err(CfmsError::TwoFactorRequired)),
+            "{none:?}"
+        );
+
+        let wrong = CfmsClient::connect(with(Some(TwoFactor::fixed("backup-9999")))).await;
+        assert!(
+            matches!(
+                wrong,
+                Err(CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode))
+            ),
+            "{wrong:?}"
+        );
+
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let source = TwoFactor::from_fn(move |attempt| {
+            log.lock().unwrap().push(attempt);
+            async move { Some(if attempt == 1 { "nope" } else { "backup-0002" }.to_owned()) }
+        });
+        let nas = CfmsClient::connect(with(Some(source))).await.unwrap();
+        assert_eq!(*asked.lock().unwrap(), [1, 2]);
+        nas.request("list_directory", &json!({ "folder_id": null }))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// A relay whose server-to-client direction can be muted (answers are
+/// swallowed, so requests stay in flight) and whose connections can be
+/// cut; connections made after a cut pass everything.
+struct MuteRelay {
+    url: String,
+    muted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl MuteRelay {
+    async fn start(upstream: std::net::SocketAddr) -> MuteRelay {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let muted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (m, t) = (muted.clone(), tasks.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+                });
+                let muted = m.clone();
+                let down = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match server_rx.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if !muted.load(Ordering::SeqCst)
+                            && client_tx.write_all(&buf[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                let mut tasks = t.lock().unwrap();
+                tasks.push(up.abort_handle());
+                tasks.push(down.abort_handle());
+            }
+        });
+        MuteRelay { url, muted, tasks }
+    }
+
+    fn mute(&self, on: bool) {
+        self.muted.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
+    bounded(async {
+        let sim = emulator(false).await;
+        let relay = MuteRelay::start(sim.addr()).await;
+        let mut opts = options(&sim, "admin");
+        opts.url = relay.url.clone();
+        let nas = CfmsClient::connect(opts).await.unwrap();
+        relay.mute(true);
+        let listing = json!({ "folder_id": null });
+        let read = {
+            let (nas, data) = (nas.clone(), listing.clone());
+            tokio::spawn(async move { nas.request_idempotent("list_directory", &data).await })
+        };
+        let plain = {
+            let (nas, data) = (nas.clone(), listing.clone());
+            tokio::spawn(async move { nas.request("list_directory", &data).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        relay.mute(false);
+        relay.cut();
+        let plain = plain.await.unwrap();
+        assert!(matches!(plain, Err(CfmsError::ConnectionLost)), "{plain:?}");
+        let read = read.await.unwrap().expect("answered on the new connection");
+        assert_eq!(read["code"], 200, "{read}");
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -341,3 +341,90 @@ async fn the_access_code_gate_is_passed_with_the_code_and_refused_without() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_factor_logins_ask_the_source_again_after_a_wrong_code() {
+    use naslink_tokio::TwoFactor;
+    bounded(async {
+        let sim = emulator(Config {
+            two_factor_code: Some("246810".into()),
+            ..Config::default()
+        })
+        .await;
+
+        // No source: the login says what it needs.
+        let none = FnosClient::connect(options(&sim.url(), "admin")).await;
+        assert!(
+            matches!(none, Err(FnosError::TwoFactorRequired)),
+            "{none:?}"
+        );
+
+        // A fixed wrong code is offered once, and its refusal is the error.
+        let mut wrong = options(&sim.url(), "admin");
+        wrong.two_factor = Some(TwoFactor::fixed("000000"));
+        let refused = FnosClient::connect(wrong).await;
+        assert!(
+            matches!(
+                refused,
+                Err(FnosError::LoginRefused {
+                    errno: Some(Errno::WrongTwoFactorCode)
+                })
+            ),
+            "{refused:?}"
+        );
+
+        // A person who mistypes once: asked again, then logged in.
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let mut typed = options(&sim.url(), "admin");
+        typed.two_factor = Some(TwoFactor::from_fn(move |attempt| {
+            log.lock().unwrap().push(attempt);
+            async move { Some(if attempt == 1 { "135791" } else { "246810" }.to_owned()) }
+        }));
+        let nas = FnosClient::connect(typed).await.unwrap();
+        assert_eq!(*asked.lock().unwrap(), [1, 2]);
+        nas.request("user.info", None).await.unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
+    bounded(async {
+        let sim = emulator(Config {
+            faults: Faults {
+                answer_delay: Duration::from_millis(150),
+                ..Faults::default()
+            },
+            ..Config::default()
+        })
+        .await;
+        let relay = Relay::start(sim.addr()).await;
+        let nas = FnosClient::connect(options(&relay.url, "admin"))
+            .await
+            .unwrap();
+        let read = {
+            let nas = nas.clone();
+            tokio::spawn(async move {
+                nas.request_idempotent("appcgi.sysinfo.getHostName", None)
+                    .await
+            })
+        };
+        let plain = {
+            let nas = nas.clone();
+            tokio::spawn(async move { nas.request("appcgi.sysinfo.getHostName", None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        relay.cut();
+        let plain = plain.await.unwrap();
+        assert!(matches!(plain, Err(FnosError::ConnectionLost)), "{plain:?}");
+        let read = read.await.unwrap().expect("answered on the new connection");
+        assert_eq!(
+            read.get("hostName").and_then(|v| v.as_str()),
+            Some("fnos-sim")
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -16,9 +16,16 @@
 //! - Requests made before the login finishes wait in a queue (each still
 //!   bounded by its timeout) and go out, signed, once the session is ready.
 //! - When the connection dies, every request in flight fails with
-//!   [`FnosError::ConnectionLost`]; none is sent again. The reconnect logs
+//!   [`FnosError::ConnectionLost`]; none is sent again, except those the
+//!   caller sent with [`FnosClient::request_idempotent`], which go out
+//!   again after the reconnect within their deadline. The reconnect logs
 //!   in again with the stored token and secret, then the long token, then
 //!   the password (the core picks the order).
+//! - A two-factor challenge asks [`FnosOptions::two_factor`] for a code,
+//!   again after a refused one (at most three codes per login); the
+//!   connection is served meanwhile.
+//! - Files move over fnOS's HTTP endpoints: [`FnosClient::upload`] and
+//!   [`FnosClient::download`].
 //! - Dropping a request future is safe: the task notices the abandoned
 //!   answer slot and cancels the reqid in the core, so late replies are
 //!   ignored and the slot is freed.
@@ -28,6 +35,7 @@
 //! Passwords, tokens, secrets and signatures never reach `tracing`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
@@ -37,6 +45,12 @@ use naslink_core::time::Duration;
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
+
+mod transfer;
+
+pub use transfer::Overwrite;
+
+use crate::two_factor::{CodeWait, TwoFactor};
 
 use crate::link::{
     ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now,
@@ -95,6 +109,9 @@ pub struct FnosOptions {
     pub request_timeout: StdDuration,
     /// Reconnect delays.
     pub backoff: Backoff,
+    /// Where two-factor codes come from; without one, an account that
+    /// needs a code fails its login with [`FnosError::TwoFactorRequired`].
+    pub two_factor: Option<TwoFactor>,
 }
 
 impl std::fmt::Debug for FnosOptions {
@@ -121,6 +138,7 @@ impl FnosOptions {
             },
             request_timeout: StdDuration::from_secs(30),
             backoff: Backoff::default(),
+            two_factor: None,
         }
     }
 }
@@ -137,6 +155,9 @@ pub enum FnosError {
     },
     /// The login failed for another reason (timeout, malformed answer).
     Login(String),
+    /// The account needs a two-factor code and no source of codes was
+    /// given, or the source gave up.
+    TwoFactorRequired,
     /// The server answered the request with a failure.
     Server {
         /// The code, if the server gave one.
@@ -156,6 +177,8 @@ pub enum FnosError {
     Closed,
     /// The request could not be written (too large, parameters not a JSON object).
     Request(String),
+    /// A file transfer failed (local file, HTTP exchange, cut connection).
+    Transfer(String),
 }
 
 impl std::fmt::Display for FnosError {
@@ -167,6 +190,9 @@ impl std::fmt::Display for FnosError {
             }
             FnosError::LoginRefused { errno: None } => f.write_str("login refused"),
             FnosError::Login(why) => write!(f, "login failed: {why}"),
+            FnosError::TwoFactorRequired => {
+                f.write_str("the account needs a two-factor code and none was given")
+            }
             FnosError::Server { errno, message, .. } => match errno {
                 Some(e) => write!(f, "the server refused: {message} (errno {})", e.code()),
                 None => write!(f, "the server refused: {message}"),
@@ -177,6 +203,7 @@ impl std::fmt::Display for FnosError {
             ),
             FnosError::Closed => f.write_str("the client is shut down"),
             FnosError::Request(why) => write!(f, "cannot send the request: {why}"),
+            FnosError::Transfer(why) => write!(f, "transfer failed: {why}"),
         }
     }
 }
@@ -238,6 +265,12 @@ pub enum FnosEvent {
     },
     /// A login after a reconnect failed for good; the client stops.
     LoginFailed(String),
+    /// The server asked for a two-factor code; the configured source is
+    /// being asked (attempt 1-based).
+    TwoFactorRequired {
+        /// Which code of this login is being asked for.
+        attempt: u32,
+    },
 }
 
 struct Command {
@@ -245,14 +278,47 @@ struct Command {
     params: String,
     timeout: StdDuration,
     reply: oneshot::Sender<Result<FnosReply, FnosError>>,
+    /// The caller marked it idempotent: sent again after a reconnect.
+    resend: bool,
+}
+
+/// What a handle asks of the background task.
+enum Job {
+    /// Send a request and answer with its reply.
+    Request(Command),
+    /// Sign `message` for the HTTP side of the API and hand over the token.
+    Sign {
+        message: String,
+        reply: oneshot::Sender<Option<HttpAuth>>,
+    },
+}
+
+/// The credentials of one HTTP transfer request.
+pub(crate) struct HttpAuth {
+    /// `Trim-Token`: the login token.
+    pub token: Zeroizing<String>,
+    /// `Trim-Sign`: base64(HMAC-SHA256(S, message)).
+    pub sign: String,
+}
+
+/// Where the HTTP endpoints are: the WebSocket's origin and transport.
+#[derive(Debug)]
+pub(crate) struct HttpTarget {
+    /// The WebSocket URL the client connected to.
+    pub url: String,
+    /// TLS trust and access code, shared with the WebSocket.
+    pub link: LinkOptions,
+    /// Longest wait for the server during a transfer (no byte moving).
+    pub idle_timeout: StdDuration,
 }
 
 /// A handle to an fnOS session running in the background.
 #[derive(Debug, Clone)]
 pub struct FnosClient {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<FnosEvent>,
     timeout: StdDuration,
+    http: Arc<HttpTarget>,
 }
 
 impl FnosClient {
@@ -263,6 +329,11 @@ impl FnosClient {
         let (events, _) = broadcast::channel(256);
         let (first_tx, first_rx) = oneshot::channel();
         let timeout = options.request_timeout;
+        let http = Arc::new(HttpTarget {
+            url: options.url.clone(),
+            link: options.link.clone(),
+            idle_timeout: options.request_timeout,
+        });
         let span = tracing::info_span!("fnos", url = %options.url, user = %options.user);
         tokio::spawn(tracing::Instrument::instrument(
             drive(options, rx, events.clone(), first_tx),
@@ -273,6 +344,7 @@ impl FnosClient {
             commands,
             events,
             timeout,
+            http,
         })
     }
 
@@ -295,6 +367,30 @@ impl FnosClient {
         params: Option<&serde_json::Value>,
         timeout: StdDuration,
     ) -> Result<FnosReply, FnosError> {
+        self.submit(command, params, timeout, false).await
+    }
+
+    /// [`request`](Self::request) for a command the caller knows to be
+    /// idempotent (a read such as `file.ls` or `appcgi.resmon.gen`): if the
+    /// connection drops before its answer, it is sent again once the
+    /// client has reconnected and logged in, as often as its deadline
+    /// allows, instead of failing with [`FnosError::ConnectionLost`].
+    /// Never use it for commands that change something.
+    pub async fn request_idempotent(
+        &self,
+        command: &str,
+        params: Option<&serde_json::Value>,
+    ) -> Result<FnosReply, FnosError> {
+        self.submit(command, params, self.timeout, true).await
+    }
+
+    async fn submit(
+        &self,
+        command: &str,
+        params: Option<&serde_json::Value>,
+        timeout: StdDuration,
+        resend: bool,
+    ) -> Result<FnosReply, FnosError> {
         let params = match params {
             None => String::new(),
             Some(v @ serde_json::Value::Object(_)) => v.to_string(),
@@ -306,12 +402,13 @@ impl FnosClient {
         };
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command {
+            .send(Job::Request(Command {
                 command: command.to_owned(),
                 params,
                 timeout,
                 reply,
-            })
+                resend,
+            }))
             .map_err(|_| FnosError::Closed)?;
         // The core enforces the deadline too; this one also covers time
         // spent queued before the login or while reconnecting.
@@ -320,6 +417,25 @@ impl FnosClient {
             Ok(Err(_)) => Err(FnosError::Closed),
             Err(_) => Err(FnosError::TimedOut),
         }
+    }
+
+    /// The login token and `base64(HMAC-SHA256(S, message))`, for the HTTP
+    /// endpoints; `None` before the first login.
+    pub(crate) async fn http_auth(&self, message: &str) -> Result<HttpAuth, FnosError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Job::Sign {
+                message: message.to_owned(),
+                reply,
+            })
+            .map_err(|_| FnosError::Closed)?;
+        answer.await.map_err(|_| FnosError::Closed)?.ok_or_else(|| {
+            FnosError::Login("not logged in: no token and secret to sign with".into())
+        })
+    }
+
+    pub(crate) fn http_target(&self) -> &HttpTarget {
+        &self.http
     }
 
     /// Lifecycle events and pushes from now on. A subscriber that falls
@@ -342,6 +458,16 @@ impl FnosClient {
 struct InFlight {
     frames: Vec<serde_json::Value>,
     reply: oneshot::Sender<Result<FnosReply, FnosError>>,
+    /// What to send again after a reconnect (idempotent requests only).
+    resend: Option<Resend>,
+}
+
+/// An idempotent request as it was asked for.
+struct Resend {
+    command: String,
+    params: String,
+    /// When the caller stops waiting; no resend after it.
+    deadline: tokio::time::Instant,
 }
 
 /// Why a connection's loop ended.
@@ -359,11 +485,13 @@ struct Driver<'c> {
     in_flight: HashMap<String, InFlight>,
     events: broadcast::Sender<FnosEvent>,
     first: Option<oneshot::Sender<Result<(), FnosError>>>,
+    two_factor: Option<TwoFactor>,
+    code: CodeWait,
 }
 
 async fn drive(
     options: FnosOptions,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<FnosEvent>,
     first: oneshot::Sender<Result<(), FnosError>>,
 ) {
@@ -377,6 +505,8 @@ async fn drive(
         in_flight: HashMap::new(),
         events,
         first: Some(first),
+        two_factor: options.two_factor.clone(),
+        code: CodeWait::default(),
     };
     let mut attempt: u32 = 0;
     loop {
@@ -415,8 +545,8 @@ async fn drive(
             driver.sweep_abandoned();
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => break,
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => driver.queued.push(cmd),
+                job = commands.recv() => match job {
+                    Some(job) => driver.accept(job),
                     None => return,
                 },
                 () = tokio::time::sleep(StdDuration::from_millis(200)) => {}
@@ -426,11 +556,27 @@ async fn drive(
 }
 
 impl Driver<'_> {
-    async fn run(
-        &mut self,
-        mut link: Link,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Ended {
+    /// Take a handle's job: requests wait for the session, signatures are
+    /// answered at once.
+    fn accept(&mut self, job: Job) {
+        match job {
+            Job::Request(cmd) => self.queued.push(cmd),
+            Job::Sign { message, reply } => {
+                let credentials = self.session.credentials();
+                let auth = self
+                    .session
+                    .signature(message.as_bytes())
+                    .filter(|_| !credentials.token.is_empty())
+                    .map(|sign| HttpAuth {
+                        token: Zeroizing::new(credentials.token.as_str().to_owned()),
+                        sign: String::from_utf8_lossy(&sign).into_owned(),
+                    });
+                let _ = reply.send(auth);
+            }
+        }
+    }
+
+    async fn run(&mut self, mut link: Link, commands: &mut mpsc::UnboundedReceiver<Job>) -> Ended {
         let mut rng = OsEntropy;
         let ended = loop {
             if let Some(ended) = self.drain(&mut link, &mut rng) {
@@ -473,8 +619,8 @@ impl Driver<'_> {
                         break Ended::Lost(reason);
                     }
                 }
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.queued.push(cmd),
+                job = commands.recv() => match job {
+                    Some(job) => self.accept(job),
                     None => {
                         link.close();
                         link.flush().await;
@@ -485,18 +631,49 @@ impl Driver<'_> {
                     self.session.handle_timeout(now());
                     link.handle_timeout();
                 }
+                code = self.code.next() => {
+                    let submitted = match code {
+                        Some(code) => self.session.submit_two_factor_code(&code, false).is_ok(),
+                        None => false,
+                    };
+                    if !submitted {
+                        // After a refused code, the refusal is the news.
+                        let error = if self.code.attempts > 1 {
+                            FnosError::LoginRefused { errno: Some(Errno::WrongTwoFactorCode) }
+                        } else {
+                            FnosError::TwoFactorRequired
+                        };
+                        if let Some(ended) = self.give_up(error) {
+                            link.close();
+                            link.flush().await;
+                            break ended;
+                        }
+                    }
+                }
                 // Wakes up to notice abandoned requests.
                 () = tokio::time::sleep(StdDuration::from_millis(500)) => {}
             }
         };
         self.session.handle_disconnect(now());
-        while let Some(event) = self.session.poll_event() {
-            if let fnos::Event::RequestAborted(reqid) = event {
-                self.finish(reqid.as_str(), Err(FnosError::ConnectionLost));
-            }
-        }
+        while self.session.poll_event().is_some() {}
+        // Idempotent requests wait for the next connection; the rest fail.
+        let now = tokio::time::Instant::now();
         for (_, request) in self.in_flight.drain() {
-            let _ = request.reply.send(Err(FnosError::ConnectionLost));
+            match request.resend {
+                Some(again) if again.deadline > now && !request.reply.is_closed() => {
+                    tracing::debug!(command = %again.command, "resending after the reconnect");
+                    self.queued.push(Command {
+                        command: again.command,
+                        params: again.params,
+                        timeout: again.deadline - now,
+                        reply: request.reply,
+                        resend: true,
+                    });
+                }
+                _ => {
+                    let _ = request.reply.send(Err(FnosError::ConnectionLost));
+                }
+            }
         }
         ended
     }
@@ -526,29 +703,21 @@ impl Driver<'_> {
         match event {
             fnos::Event::LoggedIn { method, .. } => {
                 tracing::info!(?method, "logged in");
+                self.code.reset();
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
                 }
                 let _ = self.events.send(FnosEvent::LoggedIn { method });
             }
-            fnos::Event::LoginFailed(failure) => {
-                let error = login_error(failure);
-                tracing::warn!(%error, "login failed");
-                for cmd in self.queued.drain(..) {
-                    let _ = cmd.reply.send(Err(FnosError::Login(error.to_string())));
+            fnos::Event::LoginFailed(failure) => return self.give_up(login_error(failure)),
+            fnos::Event::TwoFactorRequired => return self.ask_code(FnosError::TwoFactorRequired),
+            fnos::Event::TwoFactorRejected(errno) => {
+                tracing::warn!(?errno, "two-factor code refused");
+                if self.session.state() == fnos::State::AwaitingTwoFactorCode {
+                    return self.ask_code(FnosError::LoginRefused { errno });
                 }
-                let _ = self.events.send(FnosEvent::LoginFailed(error.to_string()));
-                if let Some(first) = self.first.take() {
-                    let _ = first.send(Err(error));
-                }
-                return Some(Ended::Stop);
-            }
-            fnos::Event::TwoFactorRequired => {
-                let error = FnosError::Login("the account needs a two-factor code".into());
-                if let Some(first) = self.first.take() {
-                    let _ = first.send(Err(error));
-                }
-                return Some(Ended::Stop);
+                // An expired access token: the session starts the password
+                // login again and the next challenge asks anew.
             }
             fnos::Event::RequestTimedOut(reqid) => {
                 self.finish(reqid.as_str(), Err(FnosError::TimedOut));
@@ -565,6 +734,33 @@ impl Driver<'_> {
             other => tracing::debug!(kind = event_kind(&other), "session event"),
         }
         None
+    }
+
+    /// Ask the two-factor source for a code, or give up with `error` when
+    /// there is none or its attempts are used up.
+    fn ask_code(&mut self, error: FnosError) -> Option<Ended> {
+        match &self.two_factor {
+            Some(source) if self.code.ask(source) => {
+                let attempt = self.code.attempts;
+                let _ = self.events.send(FnosEvent::TwoFactorRequired { attempt });
+                None
+            }
+            _ => self.give_up(error),
+        }
+    }
+
+    /// The login cannot succeed: fail what waits for it and stop.
+    fn give_up(&mut self, error: FnosError) -> Option<Ended> {
+        tracing::warn!(%error, "login failed");
+        self.code.reset();
+        for cmd in self.queued.drain(..) {
+            let _ = cmd.reply.send(Err(FnosError::Login(error.to_string())));
+        }
+        let _ = self.events.send(FnosEvent::LoginFailed(error.to_string()));
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(error));
+        }
+        Some(Ended::Stop)
     }
 
     fn transmit(&mut self, link: &mut Link, n: usize) {
@@ -601,11 +797,17 @@ impl Driver<'_> {
                 Ok((reqid, n)) => {
                     tracing::debug!(command = %cmd.command, reqid = reqid.as_str(), "request");
                     self.transmit(link, n);
+                    let resend = cmd.resend.then(|| Resend {
+                        deadline: tokio::time::Instant::now() + cmd.timeout,
+                        command: cmd.command,
+                        params: cmd.params,
+                    });
                     self.in_flight.insert(
                         reqid.as_str().to_owned(),
                         InFlight {
                             frames: Vec::new(),
                             reply: cmd.reply,
+                            resend,
                         },
                     );
                 }

@@ -1,0 +1,419 @@
+//! Just enough HTTP/1.1 for fnOS's transfer endpoints (`POST /upload`,
+//! `GET /multiple-download`): one request per connection
+//! (`Connection: close`), the response head parsed with httparse, and the
+//! body read as it arrives — by `Content-Length`, chunked, or until the
+//! server closes — so a file of any size streams through a fixed buffer.
+
+use std::io;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::link::Io;
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Largest chunk-size line or trailer line accepted in a chunked body.
+const MAX_LINE: usize = 4 * 1024;
+
+/// A response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the body's end is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `remaining` bytes are still to come.
+    Length { remaining: u64 },
+    /// Chunked: `remaining` bytes of the current chunk are still to come;
+    /// `None` before a chunk-size line.
+    Chunked { remaining: Option<u64> },
+    /// Until the server closes the connection.
+    UntilClose,
+    /// Nothing more.
+    Done,
+}
+
+/// A response being read: its head, then its body piece by piece.
+pub(crate) struct Response {
+    stream: Box<dyn Io>,
+    /// Bytes read but not yet consumed.
+    buf: Vec<u8>,
+    framing: Framing,
+    /// The response head.
+    pub head: Head,
+}
+
+fn malformed(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+impl Response {
+    /// Read and parse the response head from `stream`.
+    pub async fn read(mut stream: Box<dyn Io>) -> io::Result<Response> {
+        // Buffers live on the heap: a future holding a large array would
+        // weigh on every task stack that awaits it.
+        let mut buf = Vec::with_capacity(4096);
+        let (head, used) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(&buf) {
+                Ok(httparse::Status::Complete(used)) => {
+                    let head = Head {
+                        status: parsed.code.unwrap_or(0),
+                        headers: parsed
+                            .headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.to_ascii_lowercase(),
+                                    String::from_utf8_lossy(h.value).trim().to_owned(),
+                                )
+                            })
+                            .collect(),
+                    };
+                    break (head, used);
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => return Err(malformed(format!("malformed HTTP response head: {e}"))),
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(malformed("HTTP response head larger than 64 KiB"));
+            }
+            buf.reserve(4096);
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection before answering",
+                ));
+            }
+        };
+        buf.drain(..used);
+        let chunked = head
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let framing = if chunked {
+            Framing::Chunked { remaining: None }
+        } else if let Some(length) = head.header("content-length") {
+            let remaining = length
+                .parse()
+                .map_err(|_| malformed(format!("bad Content-Length `{length}`")))?;
+            Framing::Length { remaining }
+        } else if head.status == 204 || head.status == 304 {
+            Framing::Done
+        } else {
+            Framing::UntilClose
+        };
+        Ok(Response {
+            stream,
+            buf,
+            framing,
+            head,
+        })
+    }
+
+    /// The body's length, when the server announced it.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length { .. } => self.head.header("content-length")?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Read more from the stream into `buf`; `false` at end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        self.buf.reserve(64 * 1024);
+        Ok(self.stream.read_buf(&mut self.buf).await? > 0)
+    }
+
+    /// A CRLF-terminated line from the buffer, without its CRLF.
+    async fn line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 2);
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(malformed("chunked body: line longer than 4 KiB"));
+            }
+            if !self.fill().await? {
+                return Err(truncated());
+            }
+        }
+    }
+
+    /// The next piece of the body appended to `out`; 0 once the body is
+    /// complete. A body cut short is an `UnexpectedEof` error.
+    pub async fn next(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        loop {
+            match self.framing {
+                Framing::Done => return Ok(0),
+                Framing::Length { remaining: 0 } => {
+                    self.framing = Framing::Done;
+                    return Ok(0);
+                }
+                Framing::Length { remaining } => {
+                    if self.buf.is_empty() && !self.fill().await? {
+                        return Err(truncated());
+                    }
+                    let n = (self.buf.len() as u64).min(remaining) as usize;
+                    out.extend_from_slice(&self.buf[..n]);
+                    self.buf.drain(..n);
+                    self.framing = Framing::Length {
+                        remaining: remaining - n as u64,
+                    };
+                    return Ok(n);
+                }
+                Framing::UntilClose => {
+                    if self.buf.is_empty() && !self.fill().await? {
+                        self.framing = Framing::Done;
+                        return Ok(0);
+                    }
+                    let n = self.buf.len();
+                    out.append(&mut self.buf);
+                    return Ok(n);
+                }
+                Framing::Chunked { remaining: None } => {
+                    let line = self.line().await?;
+                    let size = line.split(';').next().unwrap_or("").trim();
+                    let size = u64::from_str_radix(size, 16)
+                        .map_err(|_| malformed(format!("chunked body: bad chunk size `{size}`")))?;
+                    if size == 0 {
+                        // Trailers, then the empty line.
+                        while !self.line().await?.is_empty() {}
+                        self.framing = Framing::Done;
+                        return Ok(0);
+                    }
+                    self.framing = Framing::Chunked {
+                        remaining: Some(size),
+                    };
+                }
+                Framing::Chunked { remaining: Some(0) } => {
+                    if !self.line().await?.is_empty() {
+                        return Err(malformed("chunked body: no CRLF after a chunk"));
+                    }
+                    self.framing = Framing::Chunked { remaining: None };
+                }
+                Framing::Chunked {
+                    remaining: Some(remaining),
+                } => {
+                    if self.buf.is_empty() && !self.fill().await? {
+                        return Err(truncated());
+                    }
+                    let n = (self.buf.len() as u64).min(remaining) as usize;
+                    out.extend_from_slice(&self.buf[..n]);
+                    self.buf.drain(..n);
+                    self.framing = Framing::Chunked {
+                        remaining: Some(remaining - n as u64),
+                    };
+                    return Ok(n);
+                }
+            }
+        }
+    }
+
+    /// The whole body, at most `limit` bytes (for small JSON answers).
+    pub async fn body(&mut self, limit: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.next(&mut out).await? > 0 {
+            if out.len() > limit {
+                return Err(malformed(format!(
+                    "HTTP response body larger than {limit} bytes"
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection in the middle of the response body",
+    )
+}
+
+/// Write a request head: `METHOD target`, `Host`, the given headers,
+/// `Connection: close`.
+pub(crate) async fn write_head(
+    stream: &mut Box<dyn Io>,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<()> {
+    let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in headers {
+        if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("header `{name}` contains a line break"),
+            ));
+        }
+        text.push_str(name);
+        text.push_str(": ");
+        text.push_str(value);
+        text.push_str("\r\n");
+    }
+    text.push_str("Connection: close\r\n\r\n");
+    stream.write_all(text.as_bytes()).await
+}
+
+/// Percent-encode a path for a request target or a header: unreserved
+/// characters and `/` stay, everything else (UTF-8 bytes) is `%XX`.
+pub(crate) fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response over an in-memory pipe, the server side fed `bytes` in
+    /// pieces of `step` then closed.
+    async fn respond(bytes: &'static [u8], step: usize) -> Response {
+        let (client, mut server) = tokio::io::duplex(16);
+        tokio::spawn(async move {
+            for piece in bytes.chunks(step) {
+                if server.write_all(piece).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Response::read(Box::new(client)).await.expect("head")
+    }
+
+    async fn whole(r: &mut Response) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while r.next(&mut out).await? > 0 {}
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn content_length_body_split_anywhere() {
+        for step in [1, 3, 7, 100] {
+            let mut r = respond(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-A: b\r\n\r\nhello world",
+                step,
+            )
+            .await;
+            assert_eq!(r.head.status, 200);
+            assert_eq!(r.head.header("x-a"), Some("b"));
+            assert_eq!(r.content_length(), Some(11));
+            assert_eq!(whole(&mut r).await.unwrap(), b"hello world");
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_body_with_extensions_and_trailers() {
+        for step in [1, 2, 5, 100] {
+            let mut r = respond(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5;x=y\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: 1\r\n\r\n",
+                step,
+            )
+            .await;
+            assert_eq!(r.content_length(), None);
+            assert_eq!(whole(&mut r).await.unwrap(), b"hello world");
+        }
+    }
+
+    #[tokio::test]
+    async fn body_until_close() {
+        let mut r = respond(b"HTTP/1.0 200 OK\r\n\r\nall of it", 4).await;
+        assert_eq!(whole(&mut r).await.unwrap(), b"all of it");
+    }
+
+    #[tokio::test]
+    async fn cut_bodies_are_errors_not_short_files() {
+        let mut r = respond(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nonly ten b",
+            3,
+        )
+        .await;
+        let e = whole(&mut r).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let mut r = respond(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
+            3,
+        )
+        .await;
+        assert_eq!(
+            whole(&mut r).await.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_heads_and_chunk_sizes_are_named() {
+        let (client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            let _ = server.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+        });
+        let e = Response::read(Box::new(client)).await.err().unwrap();
+        assert!(
+            e.to_string().contains("malformed HTTP response head"),
+            "{e}"
+        );
+
+        let mut r = respond(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            4,
+        )
+        .await;
+        let e = whole(&mut r).await.unwrap_err();
+        assert!(e.to_string().contains("bad chunk size `zz`"), "{e}");
+
+        let (client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            let _ = server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n")
+                .await;
+        });
+        let e = Response::read(Box::new(client)).await.err().unwrap();
+        assert!(e.to_string().contains("bad Content-Length"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn header_injection_is_refused() {
+        let (client, _server) = tokio::io::duplex(64);
+        let mut stream: Box<dyn Io> = Box::new(client);
+        let e = write_head(&mut stream, "GET", "/", "h", &[("X", "a\r\nEvil: 1")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn paths_are_percent_encoded_except_unreserved_and_slash() {
+        assert_eq!(
+            encode_path("vol1/1000/a b/报告.txt"),
+            "vol1/1000/a%20b/%E6%8A%A5%E5%91%8A.txt"
+        );
+        assert_eq!(encode_path("x~y-z_.w"), "x~y-z_.w");
+    }
+}
