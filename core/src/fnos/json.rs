@@ -560,9 +560,31 @@ fn check_number(text: &[u8], mut pos: usize) -> Result<usize, JsonError> {
     Ok(pos)
 }
 
+/// Whether any of the eight bytes of `w` is `"`, `\\` or a control
+/// character (below 0x20). May say yes for a plain byte that follows one
+/// of those (a borrow carries over), never no for one of them.
+#[inline(always)]
+fn has_special(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * b'"' as u64);
+    let backslash = w ^ (ONES * b'\\' as u64);
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (zero_byte(quote) | zero_byte(backslash) | control) != 0
+}
+
 fn check_string(text: &[u8], pos: usize) -> Result<usize, JsonError> {
     let mut i = pos + 1;
     loop {
+        // Plain bytes eight at a time; the byte loop below takes over at
+        // anything that needs a look.
+        while let Some(chunk) = text.get(i..i + 8) {
+            match <[u8; 8]>::try_from(chunk) {
+                Ok(bytes) if !has_special(u64::from_le_bytes(bytes)) => i += 8,
+                _ => break,
+            }
+        }
         match text.get(i) {
             None => return Err(err(JsonErrorKind::UnexpectedEnd, i)),
             Some(b'"') => return Ok(i + 1),
@@ -642,6 +664,37 @@ fn check_array(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_eight_byte_scan_finds_every_special_byte_at_every_position() {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..8 {
+                for fill in [b'a', b' ', 0x7f, 0x80, 0xff, 0x21] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = special;
+                    assert!(
+                        has_special(u64::from_le_bytes(bytes)),
+                        "{special:#x} at {at}"
+                    );
+                }
+            }
+        }
+        for fill in [b'a', b' ', 0x7f, 0x80, 0xe6, 0xff, b'/'] {
+            assert!(!has_special(u64::from_le_bytes([fill; 8])), "{fill:#x}");
+        }
+        // Strings of every length around the chunk size end at their quote.
+        for len in 0..40 {
+            let mut text = b"\"".to_vec();
+            text.extend(core::iter::repeat_n(b'x', len));
+            text.extend_from_slice(b"\"tail");
+            assert_eq!(check_string(&text, 0), Ok(len + 2));
+            let mut bad = text.clone();
+            if len > 0 {
+                bad[1 + len / 2] = 0x01;
+                assert!(check_string(&bad, 0).is_err(), "control byte in {len}");
+            }
+        }
+    }
 
     #[test]
     fn escapes_in_strings_are_decoded_including_surrogate_pairs() {
