@@ -7,7 +7,8 @@ sharing one connection; pyfnos matches answers to requests by reqid).
 
 Prints one JSON object on stdout:
 {"client": "pyfnos 0.13.0", "results": [{"in_flight": 1, "requests": N,
-"seconds": S, "requests_per_second": R}, ...]}
+"seconds": S, "requests_per_second": R, "cpu_seconds": C}, ...]}
+(C: the process's CPU time during the measurement).
 Any failed request raises, so the process exits non-zero.
 """
 
@@ -33,7 +34,9 @@ async def measure(info, in_flight, seconds):
             counts[slot] += 1
 
     start = time.perf_counter()
+    cpu_start = time.process_time()
     await asyncio.gather(*(worker(slot) for slot in range(in_flight)))
+    cpu = time.process_time() - cpu_start
     elapsed = time.perf_counter() - start
     done = sum(counts)
     return {
@@ -41,6 +44,7 @@ async def measure(info, in_flight, seconds):
         "requests": done,
         "seconds": elapsed,
         "requests_per_second": done / elapsed,
+        "cpu_seconds": cpu,
     }
 
 

@@ -49,13 +49,16 @@ pub fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Randomness from the operating system.
+/// Randomness seeded by the operating system: rand's thread-local
+/// ChaCha12 generator, reseeded from the OS, so that a frame mask costs no
+/// system call (drawing every mask from the OS took a `getrandom` call per
+/// frame). Login keys and IVs come from the same cryptographic generator.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsEntropy;
 
 impl Entropy for OsEntropy {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, dest);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), dest);
     }
 }
 
@@ -352,12 +355,10 @@ impl Link {
         if self.closed {
             std::future::pending::<()>().await;
         }
-        let mut buf = [0u8; 32 * 1024];
-        match self.stream.read(&mut buf).await {
-            Ok(n) => {
-                self.input.extend_from_slice(&buf[..n]);
-                n
-            }
+        // Straight into the input buffer: no zeroed scratch array, no copy.
+        self.input.reserve(32 * 1024);
+        match self.stream.read_buf(&mut self.input).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "read failed");
                 0

@@ -57,8 +57,8 @@ const PYTHON_BENCH: &str = concat!(
 );
 
 /// Run the Python client against `endpoint` (`HOST:PORT`) and return its
-/// requests/s keyed by requests in flight, or why it could not run.
-fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<(u64, f64)>), String> {
+/// name and measurements, or why it could not run.
+fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<Rate>), String> {
     if !args.python.exists() {
         return Err(format!(
             "{} not found: run scripts/bench-host.sh (or scripts/fnos-python-check.sh) \
@@ -90,99 +90,164 @@ fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<(u64, f64)>)
         .as_array()
         .ok_or_else(|| format!("{PYTHON_BENCH}: no results in {report}"))?
         .iter()
-        .filter_map(|r| Some((r["in_flight"].as_u64()?, r["requests_per_second"].as_f64()?)))
+        .filter_map(|r| {
+            let requests = r["requests"].as_u64()?.max(1);
+            Some(Rate {
+                in_flight: r["in_flight"].as_u64()?,
+                per_second: r["requests_per_second"].as_f64()?,
+                cpu_per_request: Duration::from_secs_f64(
+                    r["cpu_seconds"].as_f64()? / requests as f64,
+                ),
+            })
+        })
         .collect();
     Ok((client, rates))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a
+    // constant Linux defines; the call only writes into `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// One fnOS measurement of naslink.
+struct Rate {
+    in_flight: u64,
+    per_second: f64,
+    /// Client CPU time per request.
+    cpu_per_request: Duration,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let sim = fnos::Server::start(fnos::Config {
+    // The emulators run on a runtime of their own, on other threads; the
+    // client runs on a single-threaded runtime on this thread (as the
+    // Python client runs on one asyncio loop), so this thread's CPU time
+    // is the client's alone.
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sim = servers.block_on(fnos::Server::start(fnos::Config {
         key: fnos::KeySource::Fixture,
         ..fnos::Config::default()
-    })
-    .await?;
-    let nas = FnosClient::connect(FnosOptions::new(&sim.url(), "admin", "admin")).await?;
+    }))?;
+    let nas = client.block_on(FnosClient::connect(FnosOptions::new(
+        &sim.url(),
+        "admin",
+        "admin",
+    )))?;
     let mut rates = Vec::new();
     for in_flight in [1usize, 64] {
+        let cpu_before = thread_cpu();
         let start = Instant::now();
-        let deadline = start + Duration::from_secs_f64(args.seconds);
-        let mut tasks = Vec::new();
-        for _ in 0..in_flight {
-            let nas = nas.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut done = 0u64;
-                while Instant::now() < deadline {
-                    nas.request("appcgi.sysinfo.getHostName", None).await?;
-                    done += 1;
-                }
-                Ok::<_, naslink_tokio::FnosError>(done)
-            }));
-        }
-        let mut done = 0;
-        for task in tasks {
-            done += task.await??;
-        }
-        let rate = done as f64 / start.elapsed().as_secs_f64();
-        rates.push((in_flight as u64, rate));
-        println!("fnos   {done:>7} requests, {in_flight:>2} in flight: {rate:>9.0} round trips/s");
+        let done = client.block_on(async {
+            let deadline = start + Duration::from_secs_f64(args.seconds);
+            let mut tasks = Vec::new();
+            for _ in 0..in_flight {
+                let nas = nas.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        nas.request("appcgi.sysinfo.getHostName", None).await?;
+                        done += 1;
+                    }
+                    Ok::<_, naslink_tokio::FnosError>(done)
+                }));
+            }
+            let mut done = 0;
+            for task in tasks {
+                done += task.await??;
+            }
+            Ok::<_, Box<dyn std::error::Error>>(done)
+        })?;
+        let per_second = done as f64 / start.elapsed().as_secs_f64();
+        let cpu_per_request = (thread_cpu() - cpu_before) / done.max(1) as u32;
+        println!(
+            "fnos   {done:>7} requests, {in_flight:>2} in flight: {per_second:>9.0} round trips/s, \
+             client CPU {:.1} us/request",
+            cpu_per_request.as_secs_f64() * 1e6
+        );
+        rates.push(Rate {
+            in_flight: in_flight as u64,
+            per_second,
+            cpu_per_request,
+        });
     }
     drop(nas);
-    // The Python client talks to the same emulator; it blocks on its own
-    // process, so it waits off the runtime that serves the emulator.
+    // The Python client talks to the same emulator from its own process.
     let endpoint = sim.url();
     let endpoint = endpoint
         .strip_prefix("ws://")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()
         .to_owned();
-    let python = {
-        let args = args.clone();
-        tokio::task::spawn_blocking(move || python_rates(&args, &endpoint)).await?
-    };
-    match python {
-        Ok((client, python_rates)) => {
+    match python_rates(&args, &endpoint) {
+        Ok((name, python)) => {
             println!();
-            println!("fnOS getHostName   in flight   naslink req/s   {client} req/s   ratio");
-            for (in_flight, rate) in &rates {
-                match python_rates.iter().find(|(n, _)| n == in_flight) {
-                    Some((_, py)) => println!(
-                        "                   {in_flight:>9}   {rate:>13.0}   {py:>width$.0}   {:>5.1}x",
-                        rate / py,
-                        width = client.len() + 6
-                    ),
-                    None => println!(
-                        "                   {in_flight:>9}   {rate:>13.0}   (not measured)"
-                    ),
-                }
+            println!(
+                "fnOS getHostName  in flight   naslink req/s   {name} req/s   rate ratio   \
+                 naslink CPU/req   {name} CPU/req   CPU ratio"
+            );
+            for rate in &rates {
+                let Some(py) = python.iter().find(|p| p.in_flight == rate.in_flight) else {
+                    continue;
+                };
+                let ours = rate.cpu_per_request.as_secs_f64() * 1e6;
+                let theirs = py.cpu_per_request.as_secs_f64() * 1e6;
+                println!(
+                    "                  {:>9}   {:>13.0}   {:>w$.0}   {:>9.1}x   {:>12.1} us   {:>w2$.1} us   {:>8.1}x",
+                    rate.in_flight,
+                    rate.per_second,
+                    py.per_second,
+                    rate.per_second / py.per_second,
+                    ours,
+                    theirs,
+                    theirs / ours.max(f64::MIN_POSITIVE),
+                    w = name.len() + 6,
+                    w2 = name.len() + 5,
+                );
             }
             println!();
         }
         Err(why) => println!("python client skipped: {why}"),
     }
-    sim.shutdown().await;
+    servers.block_on(sim.shutdown());
 
-    let sim = cfms::Server::start(cfms::Config::default()).await?;
+    let sim = servers.block_on(cfms::Server::start(cfms::Config::default()))?;
     let content: Vec<u8> = (0..args.mib * 1024 * 1024)
         .map(|i| (i % 251) as u8)
         .collect();
     let id = sim.put_document(None, "bench.bin", content);
     let mut options = CfmsOptions::new(&sim.url(), "admin", "admin");
     options.request_timeout = Duration::from_secs(120);
-    let nas = CfmsClient::connect(options).await?;
     let dir = std::env::temp_dir().join(format!("naslink-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let target = dir.join("bench.bin");
-    let start = Instant::now();
-    let size = nas.download(&id, &target, |_, _| {}).await?;
-    let secs = start.elapsed().as_secs_f64();
+    let (size, secs) = client.block_on(async {
+        let nas = CfmsClient::connect(options).await?;
+        let start = Instant::now();
+        let size = nas.download(&id, &target, |_, _| {}).await?;
+        Ok::<_, Box<dyn std::error::Error>>((size, start.elapsed().as_secs_f64()))
+    })?;
     println!(
         "cfms   download of {} MiB: {:.1} MB/s (stream to disk, decrypt, verify)",
         args.mib,
         size as f64 / secs / 1e6
     );
     std::fs::remove_dir_all(&dir)?;
-    sim.shutdown().await;
+    servers.block_on(sim.shutdown());
     Ok(())
 }

@@ -53,8 +53,7 @@ pub use transfer::Overwrite;
 use crate::two_factor::{CodeWait, TwoFactor};
 
 use crate::link::{
-    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now,
-    sleep_until, unix_secs,
+    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now, unix_secs,
 };
 
 /// Requests in flight on one connection (the core's pending table size).
@@ -482,7 +481,7 @@ struct Driver<'c> {
     session: Session<'c, MAX_IN_FLIGHT>,
     tx: Vec<u8>,
     queued: Vec<Command>,
-    in_flight: HashMap<String, InFlight>,
+    in_flight: HashMap<fnos::Reqid, InFlight>,
     events: broadcast::Sender<FnosEvent>,
     first: Option<oneshot::Sender<Result<(), FnosError>>>,
     two_factor: Option<TwoFactor>,
@@ -578,6 +577,14 @@ impl Driver<'_> {
 
     async fn run(&mut self, mut link: Link, commands: &mut mpsc::UnboundedReceiver<Job>) -> Ended {
         let mut rng = OsEntropy;
+        // One timer for the core's deadlines, moved only when the deadline
+        // moves, and one tick for noticing abandoned requests: no timer is
+        // created per loop turn.
+        let timer = tokio::time::sleep(StdDuration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut timer_armed = false;
+        let mut sweep = tokio::time::interval(StdDuration::from_millis(500));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let ended = loop {
             if let Some(ended) = self.drain(&mut link, &mut rng) {
                 link.close();
@@ -594,6 +601,14 @@ impl Driver<'_> {
                 .flatten()
                 .min()
                 .map(deadline);
+            match wait {
+                Some(at) if !timer_armed || at != timer.deadline() => {
+                    timer.as_mut().reset(at);
+                    timer_armed = true;
+                }
+                Some(_) => {}
+                None => timer_armed = false,
+            }
             tokio::select! {
                 n = link.read() => {
                     if n == 0 {
@@ -627,7 +642,8 @@ impl Driver<'_> {
                         return Ended::Stop;
                     }
                 },
-                () = sleep_until(wait) => {
+                () = &mut timer, if timer_armed => {
+                    timer_armed = false;
                     self.session.handle_timeout(now());
                     link.handle_timeout();
                 }
@@ -651,7 +667,7 @@ impl Driver<'_> {
                     }
                 }
                 // Wakes up to notice abandoned requests.
-                () = tokio::time::sleep(StdDuration::from_millis(500)) => {}
+                _ = sweep.tick() => {}
             }
         };
         self.session.handle_disconnect(now());
@@ -720,10 +736,10 @@ impl Driver<'_> {
                 // login again and the next challenge asks anew.
             }
             fnos::Event::RequestTimedOut(reqid) => {
-                self.finish(reqid.as_str(), Err(FnosError::TimedOut));
+                self.finish(&reqid, Err(FnosError::TimedOut));
             }
             fnos::Event::RequestAborted(reqid) => {
-                self.finish(reqid.as_str(), Err(FnosError::ConnectionLost));
+                self.finish(&reqid, Err(FnosError::ConnectionLost));
             }
             fnos::Event::ConnectionDead { missed_pongs } => {
                 return Some(Ended::Lost(format!(
@@ -803,7 +819,7 @@ impl Driver<'_> {
                         params: cmd.params,
                     });
                     self.in_flight.insert(
-                        reqid.as_str().to_owned(),
+                        reqid,
                         InFlight {
                             frames: Vec::new(),
                             reply: cmd.reply,
@@ -823,15 +839,15 @@ impl Driver<'_> {
     fn handle_text(&mut self, text: &str) -> Option<Ended> {
         match self.session.handle_text(now(), text.as_bytes()) {
             Ok(Some(fnos::Event::Reply(reply))) => {
-                let reqid = reply.reqid()?;
+                let key = reply.reqid()?;
                 let status = reply.status();
                 let errno = reply.errno();
-                let message = reply
-                    .error_message()
+                let entry = self.in_flight.get_mut(&key)?;
+                let message = (status != Status::Success && status != Status::Partial)
+                    .then(|| reply.error_message())
+                    .flatten()
                     .and_then(|m| m.as_unescaped().map(str::to_owned));
                 let frame = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-                let key = reqid.as_str().to_owned();
-                let entry = self.in_flight.get_mut(&key)?;
                 entry.frames.push(frame);
                 match status {
                     Status::Partial => {}
@@ -869,7 +885,7 @@ impl Driver<'_> {
         None
     }
 
-    fn finish(&mut self, reqid: &str, result: Result<FnosReply, FnosError>) {
+    fn finish(&mut self, reqid: &fnos::Reqid, result: Result<FnosReply, FnosError>) {
         if let Some(request) = self.in_flight.remove(reqid) {
             let _ = request.reply.send(result);
         }
@@ -880,9 +896,7 @@ impl Driver<'_> {
         let session = &mut self.session;
         self.in_flight.retain(|reqid, request| {
             if request.reply.is_closed() {
-                if let Some(reqid) = fnos::Reqid::from_bytes(reqid.as_bytes()) {
-                    session.cancel(&reqid);
-                }
+                session.cancel(reqid);
                 false
             } else {
                 true
