@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use naslink_core::fnos::{Errno, LoginMethod};
-use naslink_sim::fnos::{Config, Faults, Handle, KeySource, Push, Redirect, Server};
-use naslink_tokio::fnos::{Backoff, FnosClient, FnosError, FnosEvent, FnosOptions};
+use naslink_sim::fnos::{Config, Faults, Push, Redirect};
+use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent};
 use naslink_tokio::link::ConnectError;
+
+mod fnos_support;
+use fnos_support::{emulator, options};
 
 /// A TCP relay in front of the emulator whose connections the test can
 /// cut, so that a request is surely in flight when the link dies.
@@ -47,30 +50,9 @@ impl Relay {
     }
 }
 
-async fn emulator(config: Config) -> Handle {
-    Server::start(Config {
-        key: KeySource::Fixture,
-        ..config
-    })
-    .await
-    .expect("emulator starts")
-}
-
-fn options(url: &str, password: &str) -> FnosOptions {
-    let mut options = FnosOptions::new(url, "admin", password);
-    options.request_timeout = Duration::from_secs(5);
-    options.backoff = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    options
-}
-
 /// Bound every test so a hang fails instead of blocking the suite.
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test finished in time")
+    fnos_support::bounded(20, f).await
 }
 
 #[tokio::test]

@@ -4,38 +4,22 @@
 //! server's refusals with their errno, non-ASCII names, the access-code
 //! gate, and a download cut mid-body that must leave no file behind.
 
-use std::time::Duration;
-
 use naslink_core::fnos::Errno;
-use naslink_sim::fnos::{Config, Faults, Handle, KeySource, Server};
-use naslink_tokio::fnos::{Backoff, FnosClient, FnosError, FnosOptions, Overwrite};
+use naslink_sim::fnos::{Config, Faults};
+use naslink_tokio::fnos::{FnosClient, FnosError, Overwrite};
+
+mod fnos_support;
+use fnos_support::emulator;
 
 const DOCS: &str = "vol1/1000/Documents";
 
-async fn emulator(config: Config) -> Handle {
-    Server::start(Config {
-        key: KeySource::Fixture,
-        ..config
-    })
-    .await
-    .expect("emulator starts")
-}
-
-fn options(url: &str) -> FnosOptions {
-    let mut options = FnosOptions::new(url, "admin", "admin");
-    options.request_timeout = Duration::from_secs(5);
-    options.backoff = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    options
+fn options(url: &str) -> naslink_tokio::fnos::FnosOptions {
+    fnos_support::options(url, "admin")
 }
 
 /// Bound every test so a hang fails instead of blocking the suite.
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .expect("test finished in time")
+    fnos_support::bounded(60, f).await
 }
 
 /// Bytes that differ at every position, so a shifted or repeated piece shows.
