@@ -36,7 +36,6 @@
 //! - [`CfmsClient::upload`] hashes the file in a first streamed pass,
 //!   then sends it in the frames the server asked for, reading as it goes.
 
-
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
