@@ -25,6 +25,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (unit, integration, doc)"
 cargo test --workspace --locked
 
+step "main job: the README's first command (debug build), as a newcomer runs it"
+cargo run --locked -q -p host-example -- demo
+
 step "no_std: naslink-core for Cortex-M"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     cargo build -p naslink-core --locked --release --target "$target"

@@ -3,7 +3,8 @@
 //!
 //! Steps: start the emulator, log in (RSA/AES key exchange, signed
 //! requests), identity, a status snapshot with four requests in flight,
-//! a folder listing, mkdir and rm, a server push, then a dropped connection
+//! a folder listing, mkdir, an upload and download over HTTP, rm, a
+//! server push, then a dropped connection
 //! that the client survives by logging in again with its stored token.
 //! Then the same against the CFMS emulator over `wss://` with its
 //! self-signed certificate pinned: server_info, login, status, mkdir, ls,
@@ -13,11 +14,39 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use naslink_sim::fnos::{Config, KeySource, Push, Server};
-use naslink_tokio::fnos::{FnosClient, FnosEvent, FnosOptions};
+use naslink_tokio::fnos::{FnosClient, FnosEvent, FnosOptions, Overwrite};
 use serde_json::{Value, json};
 
 use crate::Failure;
 use crate::fnos_cmd::{info, ls, status, status_table};
+
+/// Upload a small file into `folder` and download it again; the bytes
+/// must come back unchanged. Returns their count.
+async fn transfer(nas: &FnosClient, folder: &str) -> Result<u64, Failure> {
+    let dir = std::env::temp_dir().join(format!("naslink-demo-{}", std::process::id()));
+    let local_io = |e: std::io::Error| Failure::Connection(format!("demo files: {e}"));
+    std::fs::create_dir_all(&dir).map_err(local_io)?;
+    let outcome = async {
+        let content = "hello from naslink, over fnOS's HTTP endpoints\n".repeat(100);
+        let up = dir.join("hello.txt");
+        std::fs::write(&up, &content).map_err(local_io)?;
+        let remote = format!("{folder}/hello.txt");
+        nas.upload(&up, &remote, Overwrite::Replace, |_, _| {})
+            .await?;
+        let down = dir.join("back.txt");
+        let size = nas.download(&remote, &down, |_, _| {}).await?;
+        let back = std::fs::read(&down).map_err(local_io)?;
+        if back != content.as_bytes() {
+            return Err(Failure::Connection(
+                "the downloaded file differs from the uploaded one".into(),
+            ));
+        }
+        Ok(size)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
 
 /// Run the demo; with `json`, one summary document on stdout.
 pub async fn run(json: bool) -> Result<(), Failure> {
@@ -67,6 +96,10 @@ pub async fn run(json: bool) -> Result<(), Failure> {
                 .await?;
             let listed = ls(&nas, Some(folder)).await?;
             let seen = listed.iter().any(|e| e["name"] == "naslink-demo");
+            let moved = transfer(&nas, &path).await?;
+            step(&format!(
+                "uploaded {moved} bytes to {path}/hello.txt over HTTP and downloaded them back intact"
+            ));
             nas.request(
                 "file.rm",
                 Some(&json!({ "files": [path], "moveToTrashbin": false })),
