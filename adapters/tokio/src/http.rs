@@ -275,12 +275,13 @@ pub(crate) async fn write_head(
     stream.write_all(text.as_bytes()).await
 }
 
-/// Percent-encode a path for a request target or a header: unreserved
-/// characters and `/` stay, everything else (UTF-8 bytes) is `%XX`.
+/// Percent-encode a path as JavaScript's `encodeURI` does (the fnOS web UI
+/// encodes `Trim-Path` with it): letters, digits and `;,/?:@&=+$-_.!~*'()#`
+/// stay, everything else (UTF-8 bytes) becomes `%XX`.
 pub(crate) fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+        if b.is_ascii_alphanumeric() || b";,/?:@&=+$-_.!~*'()#".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -409,11 +410,19 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_percent_encoded_except_unreserved_and_slash() {
+    fn paths_are_percent_encoded_as_encode_uri_does() {
         assert_eq!(
             encode_path("vol1/1000/a b/报告.txt"),
             "vol1/1000/a%20b/%E6%8A%A5%E5%91%8A.txt"
         );
-        assert_eq!(encode_path("x~y-z_.w"), "x~y-z_.w");
+        assert_eq!(encode_path("report (1).pdf"), "report%20(1).pdf");
+        assert_eq!(
+            encode_path("x~y-z_.w;,?:@&=+$!*'#"),
+            "x~y-z_.w;,?:@&=+$!*'#"
+        );
+        assert_eq!(
+            encode_path("100%\"<>[]{}|^`\\"),
+            "100%25%22%3C%3E%5B%5D%7B%7D%7C%5E%60%5C"
+        );
     }
 }
