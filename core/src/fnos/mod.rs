@@ -6,7 +6,8 @@
 //!
 //! - [`reqid`]: request ids (`hex8(seconds) + backId + hex4(counter)`).
 //! - [`sign`]: the login secret S and `base64(HMAC-SHA256(S, json)) + json`.
-//! - [`rsa`]: RSAES-PKCS1-v1_5 with SPKI PEM keys, no allocator.
+//! - [`rsa`]: RSAES-PKCS1-v1_5 with SPKI PEM keys and RSASSA-PSS
+//!   verification (a TLS server's CertificateVerify), no allocator.
 //! - [`envelope`]: the `encrypted` login envelope and `secret` decryption.
 //! - [`json`]: a borrowed, checked JSON view for received messages.
 //! - [`write`](mod@write): compact JSON written in place for requests.

@@ -1,10 +1,16 @@
-//! RSAES-PKCS1-v1_5 encryption without an allocator.
+//! RSA public-key operations without an allocator: RSAES-PKCS1-v1_5
+//! encryption and RSASSA-PSS signature verification.
 //!
 //! The login sends the AES key encrypted to the server's RSA key (SPKI PEM,
 //! 2048 bits on real servers). Encryption is one modular exponentiation with
 //! the public exponent on fixed-width integers in Montgomery form, so any
 //! modulus from [`MIN_MODULUS_BITS`] to [`MAX_MODULUS_BITS`] bits works and
 //! the ciphertext always has exactly the modulus' length.
+//!
+//! Verifying a PSS signature ([`RsaPublicKey::verify_pss`]) is the same
+//! exponentiation on the signature followed by the EMSA-PSS decoding of
+//! RFC 8017 §9.1.2; a TLS 1.3 client uses it to check an RSA server's
+//! CertificateVerify.
 //!
 //! Keys of up to 2048 bits run on 2048-bit integers, larger ones on 4096-bit
 //! integers, and the exponentiation is plain square-and-multiply (the public
@@ -22,6 +28,7 @@ use base64::engine::general_purpose::STANDARD;
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
 use crypto_bigint::{Limb, Odd, U2048, U4096, Uint};
 use der::Decode as _;
+use sha2::Digest;
 use zeroize::Zeroize;
 
 use crate::random::Entropy;
@@ -61,6 +68,9 @@ pub enum RsaError {
         /// Bytes needed.
         required: usize,
     },
+    /// The signature is not exactly as long as the modulus, not below it,
+    /// or does not verify.
+    InvalidSignature,
 }
 
 /// An RSA public key of up to [`MAX_MODULUS_BITS`] bits.
@@ -195,17 +205,103 @@ impl RsaPublicKey {
         em[start + 1] = 2;
         fill_nonzero(&mut em[start + 2..ps_end], rng);
         em[MAX_MODULUS_BYTES - message.len()..].copy_from_slice(message);
-        // Keys of up to 2048 bits (what servers use) run on 2048-bit
-        // integers: half the stack and a quarter of the work of 4096 bits.
-        let done = if k <= U2048::BYTES {
-            modexp::<{ U2048::LIMBS }>(&self.modulus, &em, self.exponent, out)
-        } else {
-            modexp::<{ U4096::LIMBS }>(&self.modulus, &em, self.exponent, out)
-        };
+        let done = self.public_op(&em, out);
         em.zeroize();
         done.then_some(())
             .ok_or(RsaError::UnsupportedModulus { bits: self.bits() })?;
         Ok(k)
+    }
+
+    /// RSASSA-PSS-VERIFY (RFC 8017 §8.1.2) with hash `D`, MGF1 over `D`,
+    /// and a salt as long as the hash: the only salt length TLS 1.3 allows
+    /// (RFC 8446 §4.2.3) and what signers use by default.
+    ///
+    /// `message_hash` is `D(message)`: hashing stays with the caller, who
+    /// may feed the message in pieces. `signature` must be exactly
+    /// [`size`](Self::size) bytes and below the modulus.
+    pub fn verify_pss<D: Digest>(
+        &self,
+        message_hash: &[u8],
+        signature: &[u8],
+    ) -> Result<(), RsaError> {
+        let k = self.modulus_len;
+        let n = &self.modulus[MAX_MODULUS_BYTES - k..];
+        // Equal lengths, big-endian: byte order is numeric order.
+        if signature.len() != k || signature >= n {
+            return Err(RsaError::InvalidSignature);
+        }
+        let mut s = [0u8; MAX_MODULUS_BYTES];
+        s[MAX_MODULUS_BYTES - k..].copy_from_slice(signature);
+        let mut m = [0u8; MAX_MODULUS_BYTES];
+        if !self.public_op(&s, &mut m[..k]) {
+            return Err(RsaError::UnsupportedModulus { bits: self.bits() });
+        }
+        // EM is emLen = ceil((modBits - 1) / 8) bytes: one less than the
+        // modulus when modBits ≡ 1 (mod 8), and then m's top byte is zero.
+        let em_bits = self.bits() - 1;
+        let (top, em) = m[..k].split_at_mut(k - em_bits.div_ceil(8));
+        if top.iter().any(|&b| b != 0) || !emsa_pss_verify::<D>(message_hash, em, em_bits) {
+            return Err(RsaError::InvalidSignature);
+        }
+        Ok(())
+    }
+
+    /// `out = input^e mod n`, `input` right-aligned in [`MAX_MODULUS_BYTES`]
+    /// and below the modulus, `out` the modulus' length. Keys of up to 2048
+    /// bits (what servers use) run on 2048-bit integers: half the stack and
+    /// a quarter of the work of 4096 bits.
+    fn public_op(&self, input: &[u8; MAX_MODULUS_BYTES], out: &mut [u8]) -> bool {
+        if self.modulus_len <= U2048::BYTES {
+            modexp::<{ U2048::LIMBS }>(&self.modulus, input, self.exponent, out)
+        } else {
+            modexp::<{ U4096::LIMBS }>(&self.modulus, input, self.exponent, out)
+        }
+    }
+}
+
+/// EMSA-PSS-VERIFY (RFC 8017 §9.1.2) of `em` (unmasked in place) against
+/// `message_hash`, with a salt as long as `D`'s output.
+fn emsa_pss_verify<D: Digest>(message_hash: &[u8], em: &mut [u8], em_bits: usize) -> bool {
+    let h_len = <D as Digest>::output_size();
+    let salt_len = h_len;
+    let em_len = em.len();
+    if message_hash.len() != h_len || em_len < h_len + salt_len + 2 || em[em_len - 1] != 0xbc {
+        return false;
+    }
+    let (masked_db, rest) = em.split_at_mut(em_len - h_len - 1);
+    let h = &rest[..h_len];
+    // The bits above emBits must be zero before and after unmasking.
+    let top_bits = 0xffu8 >> (8 * em_len - em_bits);
+    if masked_db[0] & !top_bits != 0 {
+        return false;
+    }
+    mgf1_xor::<D>(h, masked_db);
+    let db = masked_db;
+    db[0] &= top_bits;
+    // DB = PS (zeros) || 0x01 || salt
+    let ps_len = em_len - h_len - salt_len - 2;
+    if db[..ps_len].iter().any(|&b| b != 0) || db[ps_len] != 0x01 {
+        return false;
+    }
+    let salt = &db[ps_len + 1..];
+    let expected = D::new()
+        .chain_update([0u8; 8])
+        .chain_update(message_hash)
+        .chain_update(salt)
+        .finalize();
+    expected.as_slice() == h
+}
+
+/// `out ^= MGF1(seed)` (RFC 8017 §B.2.1), one hash block at a time.
+fn mgf1_xor<D: Digest>(seed: &[u8], out: &mut [u8]) {
+    for (counter, chunk) in (0u32..).zip(out.chunks_mut(<D as Digest>::output_size())) {
+        let block = D::new()
+            .chain_update(seed)
+            .chain_update(counter.to_be_bytes())
+            .finalize();
+        for (o, m) in chunk.iter_mut().zip(block.iter()) {
+            *o ^= m;
+        }
     }
 }
 
@@ -301,7 +397,221 @@ fn fill_nonzero(ps: &mut [u8], rng: &mut impl Entropy) {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    use rsa::rand_core::{CryptoRng, RngCore};
+    use rsa::traits::PublicKeyParts;
+
+    /// A throwaway 4096-bit key (also used by `tests/fnos_rsa.rs`).
+    const KEY_4096: &str = include_str!("../../tests/fixtures/fnos_rsa4096_test_key.pem");
+    const VECTORS: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/vectors/fnos.json"
+    ));
+
+    /// Salts and key generation for the `rsa` crate: deterministic, so a
+    /// failure reproduces.
+    struct TestRng(u64);
+
+    impl RngCore for TestRng {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for chunk in dest.chunks_mut(8) {
+                let n = self.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&n[..chunk.len()]);
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl CryptoRng for TestRng {}
+
+    fn key_2048() -> rsa::RsaPrivateKey {
+        let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let pem = v["rsa_test_key"]["private_pem_pkcs8"].as_str().unwrap();
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap()
+    }
+
+    /// A 1025-bit key: the smallest size with modBits ≡ 1 (mod 8).
+    fn key_1025() -> rsa::RsaPrivateKey {
+        rsa::RsaPrivateKey::new(&mut TestRng(0x5eed), 1025).unwrap()
+    }
+
+    fn public(private: &rsa::RsaPrivateKey) -> RsaPublicKey {
+        let der = private.to_public_key().to_public_key_der().unwrap();
+        RsaPublicKey::from_spki_der(der.as_bytes()).unwrap()
+    }
+
+    /// `D(message)` with this crate's SHA-2 (the `rsa` crate signs with its own).
+    fn hash<D: Digest>(message: &[u8]) -> sha2::digest::Output<D> {
+        D::digest(message)
+    }
+
+    /// A PSS signature over `digest` by the `rsa` crate, salt as long as
+    /// the hash.
+    fn sign_pss<D: 'static + rsa::sha2::Digest + rsa::sha2::digest::DynDigest + Send + Sync>(
+        private: &rsa::RsaPrivateKey,
+        digest: &[u8],
+        salt_len: usize,
+    ) -> std::vec::Vec<u8> {
+        private
+            .sign_with_rng(
+                &mut TestRng(7),
+                rsa::Pss::new_with_salt::<D>(salt_len),
+                digest,
+            )
+            .unwrap()
+    }
+
+    const MESSAGE: &[u8] = b"TLS 1.3, server CertificateVerify";
+
+    #[test]
+    fn pss_sha256_signature_by_the_key_verifies() {
+        let private = key_2048();
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha256>(&digest, &sig),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn pss_sha384_and_sha512_signatures_verify() {
+        let private = key_2048();
+        let key = public(&private);
+        let d384 = hash::<sha2::Sha384>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha384>(&private, &d384, 48);
+        assert_eq!(key.verify_pss::<sha2::Sha384>(&d384, &sig), Ok(()));
+        let d512 = hash::<sha2::Sha512>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha512>(&private, &d512, 64);
+        assert_eq!(key.verify_pss::<sha2::Sha512>(&d512, &sig), Ok(()));
+    }
+
+    #[test]
+    fn pss_signature_of_a_4096_bit_key_verifies() {
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(KEY_4096).unwrap();
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        assert_eq!(sig.len(), 512);
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha256>(&digest, &sig),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn pss_encoding_one_byte_shorter_than_the_modulus_verifies() {
+        // modBits ≡ 1 (mod 8): EM has one byte less than the modulus.
+        let private = key_1025();
+        assert_eq!(private.n().bits(), 1025);
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha256>(&digest, &sig),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn pss_signature_over_another_message_is_refused() {
+        let private = key_2048();
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        let other = hash::<sha2::Sha256>(b"TLS 1.3, server CertificateVerifz");
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha256>(&other, &sig),
+            Err(RsaError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn pss_signature_by_another_key_is_refused() {
+        let signer = rsa::RsaPrivateKey::from_pkcs8_pem(KEY_4096).unwrap();
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&signer, &digest, 32);
+        let key = public(&key_2048());
+        // Both the full signature (wrong length) and one cut to length.
+        for sig in [&sig[..], &sig[..256]] {
+            assert_eq!(
+                key.verify_pss::<sha2::Sha256>(&digest, sig),
+                Err(RsaError::InvalidSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn pss_with_a_salt_shorter_than_the_hash_is_refused() {
+        let private = key_2048();
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 20);
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha256>(&digest, &sig),
+            Err(RsaError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn pss_with_another_hash_is_refused() {
+        let private = key_2048();
+        let digest = hash::<sha2::Sha384>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha384>(&private, &digest, 48);
+        assert_eq!(
+            public(&private).verify_pss::<sha2::Sha512>(&hash::<sha2::Sha512>(MESSAGE), &sig),
+            Err(RsaError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn signature_not_below_the_modulus_is_refused() {
+        // s + n has the same residue as s, so only the range check refuses
+        // it. With a 1025-bit key s + n still fits the modulus' 129 bytes.
+        let private = key_1025();
+        let key = public(&private);
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        assert_eq!(key.verify_pss::<sha2::Sha256>(&digest, &sig), Ok(()));
+        let lifted = (rsa::BigUint::from_bytes_be(&sig) + private.n()).to_bytes_be();
+        assert_eq!(lifted.len(), sig.len());
+        assert_eq!(
+            key.verify_pss::<sha2::Sha256>(&digest, &lifted),
+            Err(RsaError::InvalidSignature)
+        );
+        assert_eq!(
+            key.verify_pss::<sha2::Sha256>(&digest, &private.n().to_bytes_be()),
+            Err(RsaError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn every_flipped_signature_bit_in_the_first_bytes_is_refused() {
+        let private = key_2048();
+        let key = public(&private);
+        let digest = hash::<sha2::Sha256>(MESSAGE);
+        let sig = sign_pss::<rsa::sha2::Sha256>(&private, &digest, 32);
+        for i in [0, 1, 100, 254, 255] {
+            let mut bad = sig.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(
+                key.verify_pss::<sha2::Sha256>(&digest, &bad),
+                Err(RsaError::InvalidSignature),
+                "byte {i}"
+            );
+        }
+    }
 
     #[test]
     fn zero_padding_bytes_are_redrawn() {
