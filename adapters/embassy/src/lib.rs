@@ -17,6 +17,9 @@
 //!   pushes handed to the application.
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
+//! - [`tls`] (feature `embedded-tls`): `wss://` through embedded-tls with
+//!   the server's certificate pinned by its SHA-256, and the server made
+//!   to prove it holds the certificate's key.
 //!
 //! The protocol lives in the core; this crate only moves bytes and time
 //! between the socket and the core's state machines.
@@ -62,6 +65,8 @@
 //! ## Features
 //!
 //! - `embassy-net` (default): [`net`].
+//! - `embedded-tls`: [`tls`] (embedded-tls 0.19, P-256, RSA-PSS through the
+//!   core's allocation-free RSA).
 //! - `defmt` / `log`: connection-level diagnostics through either logger.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -73,6 +78,8 @@ mod link;
 #[cfg(feature = "embassy-net")]
 pub mod net;
 pub mod time;
+#[cfg(feature = "embedded-tls")]
+pub mod tls;
 
 pub use naslink_core as core;
 

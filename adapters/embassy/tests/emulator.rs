@@ -67,24 +67,10 @@ fn allocations() -> usize {
 }
 
 /// A tokio TCP stream as an embedded-io-async transport.
+mod io_support;
+use io_support::IoError;
+
 struct Tcp(tokio::net::TcpStream);
-
-#[derive(Debug, PartialEq)]
-struct IoError;
-
-impl std::fmt::Display for IoError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("socket error")
-    }
-}
-
-impl std::error::Error for IoError {}
-
-impl embedded_io_async::Error for IoError {
-    fn kind(&self) -> embedded_io_async::ErrorKind {
-        embedded_io_async::ErrorKind::Other
-    }
-}
 
 impl embedded_io_async::ErrorType for Tcp {
     type Error = IoError;
