@@ -8,6 +8,8 @@ fn main() {
         "NASLINK_USER",
         "NASLINK_PASSWORD",
         "NASLINK_POLL_SECS",
+        "NASLINK_TLS_PIN_SHA256",
+        "NASLINK_TLS_INSECURE",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }

@@ -4,18 +4,23 @@
 #
 #   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
 #   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel unit tests
-#   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root)
+#   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root):
+#                                        # fnOS, CFMS, and CFMS over wss:// with a pinned certificate
 #
 # The firmware is its own cargo workspace (firmware-example/Cargo.toml) with
-# its own lock file and target directory (target/firmware).
+# its own lock file and target directory (target/firmware). Cargo runs from
+# firmware-example/ so that its .cargo/config.toml (compact crypto for the
+# board, DEFMT_LOG) applies: cargo reads configuration from the working
+# directory, not from the manifest's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fw="$root/firmware-example"
 target_dir="${FIRMWARE_TARGET_DIR:-$root/target/firmware}"
+case $target_dir in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 cargo_fw() { # subcommand, then its arguments
     local sub=$1
     shift
-    cargo "$sub" --locked --manifest-path "$fw/Cargo.toml" --target-dir "${fw_target:-$target_dir}" "$@"
+    (cd "$fw" && cargo "$sub" --locked --manifest-path "$fw/Cargo.toml" --target-dir "${fw_target:-$target_dir}" "$@")
 }
 
 size_tool() {
@@ -49,7 +54,10 @@ build() {
     local elf="$target_dir/thumbv7em-none-eabihf/release/panel-board"
     cargo_fw build --release --target thumbv7em-none-eabihf --features board --bin panel-board
     cp "$elf" "$target_dir/panel-board.elf"
-    cargo_fw build --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board
+    # Built as a pinned wss:// panel is (certificate check included); the
+    # pin is a placeholder, only the code size matters here.
+    NASLINK_URL="wss://nas.lan:5667/websocket?type=main" NASLINK_TLS_PIN_SHA256="$(printf '0%.0s' {1..64})" \
+        cargo_fw build --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board
     cp "$elf" "$target_dir/panel-board-tls.elf"
     # The CFMS panel, for information: the budgets are set for fnOS.
     cargo_fw build --release --target thumbv7em-none-eabihf --features board,cfms --bin panel-board
@@ -96,6 +104,74 @@ expect() { # log, description, extended regex, minimum count
     local n
     n=$(grep -Ec "$3" "$1" || true)
     if [ "$n" -ge "$4" ]; then echo "ok   $2 ($n)"; else echo "FAIL $2 ($n < $4)"; fail=1; fi
+}
+
+expect_none() { # log, description, extended regex
+    local n
+    n=$(grep -Ec "$3" "$1" || true)
+    if [ "$n" -eq 0 ]; then echo "ok   $2"; else echo "FAIL $2 ($n times)"; fail=1; fi
+}
+
+# The CFMS panel with `tls`, built for wss:// with the given extra
+# settings (NAME=value ...), copied to $target_dir/panel-host-<variant>.
+build_tls_panel() { # variant, then settings
+    local variant=$1
+    shift
+    (
+        # Empty counts as unset; the caller's environment must not leak in.
+        export NASLINK_URL="wss://192.168.69.1:$port/" NASLINK_TLS_PIN_SHA256= NASLINK_TLS_INSECURE= "$@"
+        fw_target="$target_dir/cfms-tls" cargo_fw build --features host,cfms,tls --bin panel-host
+    )
+    cp "$target_dir/cfms-tls/debug/panel-host" "$target_dir/panel-host-$variant"
+}
+
+stop_sim() {
+    if [ -n "$sim_pid" ]; then
+        kill "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+        sim_pid=""
+    fi
+}
+
+tls_test() {
+    echo "--- CFMS over wss:// (self-signed ECDSA P-256 certificate, made at each start)"
+    build_tls_panel unpinned
+    build_tls_panel insecure NASLINK_TLS_INSECURE=1
+    stop_sim
+    start_sim "$log/cfms-tls-sim.log" cfms --listen "192.168.69.1:$port" --lockdown \
+        --user admin --password admin
+    local pin wrong l status
+    pin=$(grep -oE 'certificate SHA-256: [0-9a-f]{64}' "$log/cfms-tls-sim.log" | tail -n 1 | cut -d' ' -f3 || true)
+    [ -n "$pin" ] || { echo "FAIL the emulator printed no certificate fingerprint"; fail=1; return; }
+    # The same fingerprint with its last digit changed.
+    wrong="${pin:0:63}$(printf '%x' $(((0x${pin:63:1} + 1) % 16)))"
+    build_tls_panel pinned NASLINK_TLS_PIN_SHA256="$pin"
+    build_tls_panel wrong-pin NASLINK_TLS_PIN_SHA256="$wrong"
+
+    for variant in pinned wrong-pin unpinned insecure; do
+        status=0
+        NASLINK_RUN_SECS=8 ip netns exec "$ns" "$target_dir/panel-host-$variant" \
+            >"$log/tls-$variant.log" 2>"$log/tls-$variant.err" || status=$?
+        echo "  $variant:"
+        tail -n 3 "$log/tls-$variant.log" | sed 's/^/    /'
+        [ "$status" -eq 0 ] || { echo "FAIL panel-host ($variant) exited with $status"; fail=1; }
+    done
+    l="$log/tls-pinned.log"
+    expect "$l" "pinned: says which certificate it accepts" "^note  \| tls: certificate pinned, sha256 $pin\$" 1
+    expect "$l" "pinned: logged in over wss://" '^note  \| logged in$' 1
+    expect "$l" "pinned: live lockdown state" '^panel \| lockdown ON$' 1
+    expect "$l" "pinned: no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
+    l="$log/tls-wrong-pin.log"
+    expect "$l" "wrong pin: refused, naming the server's fingerprint" \
+        "^note  \| tls: server certificate is not the pinned one, sha256 $pin\$" 1
+    expect_none "$l" "wrong pin: never logged in" '^note  \| logged in$'
+    l="$log/tls-unpinned.log"
+    expect "$l" "no pin: wss:// refused at startup" '^note  \| wss:// needs NASLINK_TLS_PIN_SHA256' 1
+    expect_none "$l" "no pin: never connected" '^panel \| connections [1-9]'
+    l="$log/tls-insecure.log"
+    expect "$l" "insecure opt-in: says so at startup" '^note  \| WARNING: tls server certificate NOT verified' 1
+    expect "$l" "insecure opt-in: logged in" '^note  \| logged in$' 1
+    stop_sim
 }
 
 host_test() {
@@ -156,6 +232,8 @@ host_test() {
     expect "$l" "reconnected" '^panel \| connections [2-9]' 1
     expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
     [ "$status" -eq 0 ] || { echo "panel-host (CFMS) exited with $status"; fail=1; }
+
+    tls_test
     return $fail
 }
 

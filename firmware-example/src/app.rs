@@ -104,6 +104,14 @@ pub async fn run<R: Entropy>(
             Timer::after_secs(60).await;
         }
     };
+    if url.secure
+        && let Err(why) = check_tls(panel)
+    {
+        loop {
+            panel.note(why);
+            Timer::after_secs(60).await;
+        }
+    }
     let Resources {
         ws,
         session,
@@ -181,18 +189,26 @@ async fn connect<R: Entropy>(
     } else {
         watch::serve(&mut socket, url, session, rng, res.ws, snap, panel).await
     };
+    // `run` refused wss:// at startup.
     #[cfg(not(feature = "tls"))]
-    let ended = if url.secure {
-        panel.note("wss:// needs the `tls` feature");
-        Ended::Failed
-    } else {
-        watch::serve(&mut socket, url, session, rng, res.ws, snap, panel).await
-    };
+    let ended = watch::serve(&mut socket, url, session, rng, res.ws, snap, panel).await;
     // Close before dropping, or the peer waits for a retransmit timeout.
     socket.close();
     let _ = embassy_time::with_timeout(Duration::from_secs(1), socket.flush()).await;
     socket.abort();
     ended
+}
+
+/// Whether this build can open the `wss://` URL safely (said once, at
+/// startup; a refusal is repeated every minute).
+fn check_tls(panel: &mut impl Panel) -> Result<(), &'static str> {
+    #[cfg(feature = "tls")]
+    return crate::tls::check(panel);
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = panel;
+        Err("wss:// needs the `tls` feature")
+    }
 }
 
 pub(crate) fn why<E>(e: &Error<E>) -> &'static str {

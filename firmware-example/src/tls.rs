@@ -1,16 +1,23 @@
 //! `wss://` through embedded-tls (TLS 1.3, TLS_AES_128_GCM_SHA256).
 //!
-//! The server's certificate is **not verified** (embedded-tls's
-//! `UnsecureProvider`): the link is encrypted, but an active attacker on
-//! the network could impersonate the NAS. Pin the certificate with a
-//! verifying provider before trusting a hostile network.
+//! The server is trusted as [`settings::TLS_TRUST`] says:
+//!
+//! - `Some(Trust::Pinned(..))` (`NASLINK_TLS_PIN_SHA256`): only the
+//!   certificate with that SHA-256, and only from a server that signs the
+//!   handshake with its key (`naslink_embassy::tls`: ECDSA P-256 or
+//!   RSA-PSS).
+//! - `Some(Trust::InsecureAnyCertificate)` (`NASLINK_TLS_INSECURE=1`): any
+//!   certificate: encrypted, but an active attacker could impersonate the
+//!   NAS. Said at startup.
+//! - `None`: [`check`] refuses `wss://` at startup.
 
 use core::cell::RefCell;
 
 use embassy_net::tcp::TcpSocket;
-use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection, TlsContext, UnsecureProvider};
+use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection};
 use naslink_core::random::Entropy;
 use naslink_core::ws::Url;
+use naslink_embassy::tls::{self as pinning, OpenError, Refusal, Trust};
 
 use crate::app::{Ended, Panel};
 #[cfg(feature = "cfms")]
@@ -18,6 +25,31 @@ use crate::cfms_watch::{Session, WsBuffers, serve as serve_ws};
 #[cfg(not(feature = "cfms"))]
 use crate::fnos_watch::{Session, WsBuffers, serve as serve_ws};
 use crate::panel::Snapshot;
+use crate::settings;
+
+/// At startup, for a `wss://` URL: `Err` with the reason if the build
+/// cannot connect safely; otherwise say how the server will be checked
+/// (loudly when it will not be).
+pub(crate) fn check(panel: &mut impl Panel) -> Result<(), &'static str> {
+    match settings::TLS_TRUST {
+        Some(Trust::Pinned(pin)) => {
+            let mut digits = [0u8; 64];
+            panel.note(concat_note(
+                &mut [0u8; 128],
+                "tls: certificate pinned, sha256 ",
+                hex(&pin.0, &mut digits),
+            ));
+            Ok(())
+        }
+        Some(Trust::InsecureAnyCertificate) => {
+            panel.note("WARNING: tls server certificate NOT verified (NASLINK_TLS_INSECURE=1)");
+            Ok(())
+        }
+        None => {
+            Err("wss:// needs NASLINK_TLS_PIN_SHA256 (or NASLINK_TLS_INSECURE=1) at build time")
+        }
+    }
+}
 
 /// A whole TLS record (16 KiB plaintext plus overhead): servers may send
 /// records this large, and embedded-tls must hold one to decrypt it.
@@ -84,13 +116,76 @@ pub(crate) async fn serve<R: Entropy>(
     snap: &mut Snapshot,
     panel: &mut impl Panel,
 ) -> Ended {
+    // `check` refused to start without a setting.
+    let Some(trust) = settings::TLS_TRUST else {
+        return Ended::Failed;
+    };
     let mut tls: TlsConnection<'_, _, Aes128GcmSha256> =
         TlsConnection::new(socket, &mut buffers.read, &mut buffers.write);
-    let config = TlsConfig::new().with_server_name(url.host);
-    let provider = UnsecureProvider::new::<Aes128GcmSha256>(TlsRng(rng));
-    if tls.open(TlsContext::new(&config, provider)).await.is_err() {
-        panel.note("tls handshake failed");
+    // RSA-PSS is offered only on request; NAS certificates are often RSA.
+    let mut config = TlsConfig::new().enable_rsa_signatures();
+    // Server names only: an address in SNI is not allowed (RFC 6066 §3).
+    if !is_address(url.host) {
+        config = config.with_server_name(url.host);
+    }
+    // Both settings go through the same provider type: embedded-tls's
+    // handshake is generic over it, and a second type (its own
+    // `UnsecureProvider`) would put a second copy of it in flash.
+    if let Err(e) = pinning::open(&mut tls, &config, trust, TlsRng(rng)).await {
+        note_refusal(&e, panel);
         return Ended::Failed;
     }
     serve_ws(&mut tls, url, session, rng, ws, snap, panel).await
+}
+
+/// Say why the handshake failed, in the operator's terms.
+fn note_refusal(e: &OpenError, panel: &mut impl Panel) {
+    let text = match e {
+        OpenError::Refused(Refusal::PinMismatch { sha256 }) => {
+            let mut digits = [0u8; 64];
+            panel.note(concat_note(
+                &mut [0u8; 128],
+                "tls: server certificate is not the pinned one, sha256 ",
+                hex(sha256, &mut digits),
+            ));
+            return;
+        }
+        OpenError::Refused(Refusal::BadSignature) => {
+            "tls: server does not hold its certificate's key"
+        }
+        OpenError::Refused(
+            Refusal::UnsupportedKey | Refusal::WeakKey { .. } | Refusal::UnsupportedScheme(_),
+        ) => "tls: server key type not supported (ECDSA P-256, RSA 2048-4096)",
+        OpenError::Refused(_) => "tls: server did not prove its certificate",
+        OpenError::Tls(_) => "tls handshake failed",
+    };
+    panel.note(text);
+}
+
+/// An IPv4 or IPv6 address rather than a name.
+fn is_address(host: &str) -> bool {
+    host.contains(':') || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Lower-case hex of `bytes` in `out` (twice as long).
+fn hex<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    let len = (bytes.len() * 2).min(out.len());
+    core::str::from_utf8(&out[..len]).unwrap_or("")
+}
+
+/// `a` then `b` in `buf`, cut to fit.
+fn concat_note<'a>(buf: &'a mut [u8], a: &str, b: &str) -> &'a str {
+    let mut len = 0;
+    for part in [a, b] {
+        let n = part.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&part.as_bytes()[..n]);
+        len += n;
+    }
+    // Both parts are ASCII, so a cut never splits a character.
+    core::str::from_utf8(&buf[..len]).unwrap_or("")
 }
