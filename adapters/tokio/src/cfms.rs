@@ -886,7 +886,14 @@ impl Driver<'_> {
                             }
                         }
                         cmd = commands.recv() => match cmd {
-                            Some(cmd) => self.queued.push(cmd),
+                            Some(cmd) => {
+                                // Every job already waiting goes out in the
+                                // same write.
+                                self.queued.push(cmd);
+                                while let Ok(cmd) = commands.try_recv() {
+                                    self.queued.push(cmd);
+                                }
+                            }
                             None => {
                                 link.close();
                                 link.flush().await;

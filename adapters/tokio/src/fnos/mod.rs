@@ -635,7 +635,14 @@ impl Driver<'_> {
                     }
                 }
                 job = commands.recv() => match job {
-                    Some(job) => self.accept(job),
+                    Some(job) => {
+                        // Take every job already waiting, so that they go
+                        // out together in one write instead of one each.
+                        self.accept(job);
+                        while let Ok(job) = commands.try_recv() {
+                            self.accept(job);
+                        }
+                    }
                     None => {
                         link.close();
                         link.flush().await;
