@@ -8,24 +8,27 @@
 //! It measures fnOS request round trips per second (signed
 //! `appcgi.sysinfo.getHostName`) with 1 and with 64 requests in flight,
 //! and the CFMS download rate of one file (encrypted by the emulator,
-//! streamed to disk, decrypted and verified). The emulators run in the same
-//! process, so the figures include their work too.
+//! streamed to disk, decrypted and verified). The emulators run on a
+//! runtime of their own, on other threads; the client runs on a
+//! single-threaded runtime on the main thread, so that thread's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`) is the client's CPU cost per request.
 //!
 //! In the same run, against the same emulator, it starts the PyPI `fnos`
 //! client (pyfnos, an independent Python client) through
 //! `scripts/fnos_python_bench.py`, which times the same signed request with
-//! 1 and with 64 in flight, and prints both rates and their ratio.
+//! 1 and with 64 in flight and reports its process CPU time, and prints
+//! both rates, both CPU costs and their ratios.
 //! `scripts/bench-host.sh` creates the Python environment (`.venv-fnos`,
 //! pinned `fnos`) and runs this binary; `--python` names another
 //! interpreter. Without the interpreter the Python rows are reported as
 //! skipped, with the command that creates it.
 //!
-//! Measured here (release build, 2 shared cores, 2026-11-22, 2 s per
-//! figure; the emulator shares the cores with whichever client runs):
-//! naslink about 46 000 round trips/s with 1 in flight and 96 000 with 64;
-//! pyfnos 0.13.0 5 500 to 9 500 with 1 and 19 000 to 25 000 with 64, a ratio
-//! of 5x to 9x with 1 in flight and 4x to 5x with 64: short of the 20x
-//! target. CFMS 64 MiB download at about 19 MB/s.
+//! Measured here (release build, 2 shared cores, 2026-12-01, three runs of
+//! 2 s per figure): naslink 21 000 to 26 000 round trips/s with 1 in
+//! flight and about 100 000 with 64, at 19 to 25 and 9 to 10 us of client
+//! CPU per request; pyfnos 0.13.0 2 800 to 6 600 and 7 100 to 15 800 per
+//! second at 147 to 353 and 63 to 141 us. Ratios 3x to 14x: short of the
+//! 20x target. CFMS 64 MiB download at 15 to 20 MB/s.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
