@@ -4,6 +4,8 @@
 //! server's refusals with their errno, non-ASCII names, the access-code
 //! gate, and a download cut mid-body that must leave no file behind.
 
+use std::time::Duration;
+
 use naslink_core::fnos::Errno;
 use naslink_sim::fnos::{Config, Faults};
 use naslink_tokio::fnos::{FnosClient, FnosError, Overwrite};
@@ -259,6 +261,73 @@ async fn non_ascii_names_and_the_access_code_gate() {
         let back = dir.path().join("back.txt");
         nas.download(&remote, &back, |_, _| {}).await.unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), content);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+/// A relay in front of the emulator that answers `POST /upload` itself:
+/// a 403 at once, before the body, then it stops reading (as a server
+/// that refuses and closes), so the client's writes stall.
+async fn refusing_relay(upstream: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "ws://{}/websocket?type=main",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = vec![0u8; 12];
+                if client.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                if first == b"POST /upload" {
+                    let body = r#"{"result":"fail","errno":65534}"#;
+                    let answer = format!(
+                        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(answer.as_bytes()).await;
+                    let _ = client.shutdown().await;
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    return;
+                }
+                let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                if server.write_all(&first).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_upload_refused_before_its_body_is_through_reports_the_refusal() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let mut opts = options(&refusing_relay(sim.addr()).await);
+        opts.request_timeout = Duration::from_secs(1);
+        let nas = FnosClient::connect(opts).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("big.bin");
+        // Larger than what loopback socket buffers take in, so the
+        // client's writes stall once the relay stops reading.
+        std::fs::write(&local, pattern(48 * 1024 * 1024, 5)).unwrap();
+        let started = std::time::Instant::now();
+        let refused = nas
+            .upload(
+                &local,
+                &format!("{DOCS}/big.bin"),
+                Overwrite::KeepBoth,
+                |_, _| {},
+            )
+            .await;
+        assert_eq!(errno_of(refused), Some(Errno::SignatureCheckFailed));
+        assert!(started.elapsed() < Duration::from_secs(10));
         sim.shutdown().await;
     })
     .await;

@@ -156,43 +156,67 @@ impl FnosClient {
         if let Some(cookie) = &cookie {
             headers.push(("Cookie", cookie.as_str()));
         }
-        let sending = async {
-            http::write_head(&mut stream, "POST", "/upload", &host, &headers).await?;
-            stream.write_all(preamble.as_bytes()).await?;
-            Ok::<_, std::io::Error>(())
-        };
-        bounded(idle, "sending the upload request", sending).await?;
-
         let mut piece = vec![0u8; PIECE];
         let mut sent = 0u64;
-        progress(0, size);
-        while sent < size {
-            let want = PIECE.min((size - sent) as usize);
-            let n = file
-                .read(&mut piece[..want])
-                .await
-                .map_err(|e| io_error(&format!("reading {}", source.display()), e))?;
-            if n == 0 {
+        // Whether the failure, if any, was the connection's (not the file's).
+        let mut on_the_wire = true;
+        let sending = async {
+            let writing = async {
+                http::write_head(&mut stream, "POST", "/upload", &host, &headers).await?;
+                stream.write_all(preamble.as_bytes()).await
+            };
+            bounded(idle, "sending the upload request", writing).await?;
+            progress(0, size);
+            while sent < size {
+                let want = PIECE.min((size - sent) as usize);
+                let n = file.read(&mut piece[..want]).await.map_err(|e| {
+                    on_the_wire = false;
+                    io_error(&format!("reading {}", source.display()), e)
+                })?;
+                if n == 0 {
+                    on_the_wire = false;
+                    return Err(transfer(format!(
+                        "{} shrank while it was uploaded ({sent} of {size} bytes)",
+                        source.display()
+                    )));
+                }
+                bounded(idle, "sending the file", stream.write_all(&piece[..n])).await?;
+                sent += n as u64;
+                progress(sent, size);
+            }
+            if file.read(&mut piece[..1]).await.unwrap_or(0) > 0 {
+                on_the_wire = false;
                 return Err(transfer(format!(
-                    "{} shrank while it was uploaded ({sent} of {size} bytes)",
+                    "{} grew while it was uploaded",
                     source.display()
                 )));
             }
-            bounded(idle, "sending the file", stream.write_all(&piece[..n])).await?;
-            sent += n as u64;
-            progress(sent, size);
+            let finishing = async {
+                stream.write_all(epilogue.as_bytes()).await?;
+                stream.flush().await
+            };
+            bounded(idle, "finishing the upload", finishing).await
         }
-        if file.read(&mut piece[..1]).await.unwrap_or(0) > 0 {
-            return Err(transfer(format!(
-                "{} grew while it was uploaded",
-                source.display()
-            )));
+        .await;
+        if let Err(e) = sending {
+            if !on_the_wire {
+                return Err(e);
+            }
+            // A server that refuses an upload may answer and close before
+            // the body is through: its answer says more than the broken
+            // pipe, so read it if it is there.
+            let refusal = async {
+                let mut response = Response::read(stream).await?;
+                let body = response.body(ANSWER_LIMIT).await?;
+                Ok::<_, std::io::Error>((response.head.status, body))
+            };
+            if let Ok(Ok((status, body))) =
+                tokio::time::timeout(std::time::Duration::from_secs(2), refusal).await
+            {
+                check_answer("upload", status, &body)?;
+            }
+            return Err(e);
         }
-        let finishing = async {
-            stream.write_all(epilogue.as_bytes()).await?;
-            stream.flush().await
-        };
-        bounded(idle, "finishing the upload", finishing).await?;
 
         let answering = async {
             let mut response = Response::read(stream).await?;
