@@ -49,9 +49,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use crate::fnos::Backoff;
-use crate::link::{
-    ConnectError, Incoming, Link, LinkOptions, deadline, describe_closed, now, sleep_until,
-};
+use crate::link::{ConnectError, Incoming, Link, LinkOptions, deadline, describe_closed, now};
 use crate::two_factor::{CodeWait, TwoFactor};
 
 /// Requests queued on the connection at once (the core's FIFO size).
@@ -839,6 +837,10 @@ impl Driver<'_> {
         let ended = match self.session.server_info(now(), &mut self.tx) {
             Ok(sent) => {
                 self.queue_text(sent.len);
+                // One timer for the deadlines, moved only when they move.
+                let timer = tokio::time::sleep(StdDuration::from_secs(3600));
+                tokio::pin!(timer);
+                let mut timer_armed = false;
                 loop {
                     if let Some(ended) = self.step(&mut link, options) {
                         break ended;
@@ -852,6 +854,14 @@ impl Driver<'_> {
                         .flatten()
                         .min()
                         .map(deadline);
+                    match wait {
+                        Some(at) if !timer_armed || at != timer.deadline() => {
+                            timer.as_mut().reset(at);
+                            timer_armed = true;
+                        }
+                        Some(_) => {}
+                        None => timer_armed = false,
+                    }
                     if let Some(d) = self.download.as_mut()
                         && d.buffer.len() >= DISK_BLOCK
                     {
@@ -900,7 +910,8 @@ impl Driver<'_> {
                                 break Ended::Stop;
                             }
                         },
-                        () = sleep_until(wait) => {
+                        () = &mut timer, if timer_armed => {
+                            timer_armed = false;
                             self.session.handle_timeout(now());
                             link.handle_timeout();
                         }
