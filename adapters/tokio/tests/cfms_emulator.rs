@@ -487,7 +487,9 @@ async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
             let (nas, data) = (nas.clone(), listing.clone());
             tokio::spawn(async move { nas.request("list_directory", &data).await })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The answers are swallowed, so waiting longer only makes sure both
+        // requests were written before the cut.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         relay.mute(false);
         relay.cut();
         let plain = plain.await.unwrap();

@@ -376,7 +376,10 @@ async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
     bounded(async {
         let sim = emulator(Config {
             faults: Faults {
-                answer_delay: Duration::from_millis(150),
+                // Long enough that both requests are surely written and
+                // still unanswered when the link is cut, even on a busy
+                // machine; short enough for the re-login (each frame waits).
+                answer_delay: Duration::from_millis(500),
                 ..Faults::default()
             },
             ..Config::default()
@@ -397,7 +400,7 @@ async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
             let nas = nas.clone();
             tokio::spawn(async move { nas.request("appcgi.sysinfo.getHostName", None).await })
         };
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         relay.cut();
         let plain = plain.await.unwrap();
         assert!(matches!(plain, Err(FnosError::ConnectionLost)), "{plain:?}");
