@@ -177,7 +177,7 @@ async fn a_dropped_connection_fails_requests_in_flight_then_logs_in_again_with_t
     bounded(async {
         let sim = emulator(Config {
             faults: Faults {
-                answer_delay: Duration::from_millis(100),
+                answer_delay: Duration::from_millis(500),
                 ..Faults::default()
             },
             ..Config::default()
@@ -192,7 +192,7 @@ async fn a_dropped_connection_fails_requests_in_flight_then_logs_in_again_with_t
             let nas = nas.clone();
             tokio::spawn(async move { nas.request("appcgi.sysinfo.getHostName", None).await })
         };
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         relay.cut();
         let failed = in_flight.await.unwrap();
         assert!(
