@@ -17,7 +17,7 @@
 //!   pushes handed to the application.
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
-//! - [`tls`] (feature `embedded-tls`): `wss://` through embedded-tls with
+//! - `tls` (feature `embedded-tls`): `wss://` through embedded-tls with
 //!   the server's certificate pinned by its SHA-256, and the server made
 //!   to prove it holds the certificate's key.
 //!
@@ -65,7 +65,7 @@
 //! ## Features
 //!
 //! - `embassy-net` (default): [`net`].
-//! - `embedded-tls`: [`tls`] (embedded-tls 0.19, P-256, RSA-PSS through the
+//! - `embedded-tls`: `tls` (embedded-tls 0.19, P-256, RSA-PSS through the
 //!   core's allocation-free RSA).
 //! - `defmt` / `log`: connection-level diagnostics through either logger.
 #![no_std]
