@@ -740,7 +740,6 @@ struct Driver<'s> {
     phase: Phase,
     /// Messages written while no link was at hand, sent at the next step.
     outbox: Vec<String>,
-    two_factor: Option<TwoFactor>,
     code: CodeWait,
 }
 
@@ -781,8 +780,7 @@ async fn drive(
         server: serde_json::Value::Null,
         phase: Phase::ServerInfo,
         outbox: Vec::new(),
-        two_factor: options.two_factor.clone(),
-        code: CodeWait::default(),
+        code: CodeWait::new(options.two_factor.clone()),
     };
     let mut attempt: u32 = 0;
     loop {
@@ -923,7 +921,7 @@ impl Driver<'_> {
                                 Some(Ok(sent)) => self.queue_text(sent.len),
                                 _ => {
                                     // After a refused code, the refusal is the news.
-                                    let error = if self.code.attempts > 1 {
+                                    let error = if self.code.refused_before() {
                                         CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode)
                                     } else {
                                         CfmsError::TwoFactorRequired
@@ -1262,7 +1260,10 @@ impl Driver<'_> {
                 if let Some(request) = self.in_flight.remove(&seq) {
                     let error = match error {
                         RequestError::Timeout => CfmsError::TimedOut,
-                        RequestError::Disconnected => return self.lost(request),
+                        RequestError::Disconnected => {
+                            self.lost(request);
+                            return None;
+                        }
                         other => CfmsError::Request(format!("{other:?}")),
                     };
                     let _ = request.reply.send(Err(error));
@@ -1361,7 +1362,7 @@ impl Driver<'_> {
 
     /// A request whose connection dropped: queued again for the next
     /// connection when it is idempotent and its deadline allows, else failed.
-    fn lost(&mut self, request: InFlight) -> Option<Ended> {
+    fn lost(&mut self, request: InFlight) {
         match request.again {
             Some((action, data, until))
                 if until > tokio::time::Instant::now() && !request.reply.is_closed() =>
@@ -1378,19 +1379,17 @@ impl Driver<'_> {
                 let _ = request.reply.send(Err(CfmsError::ConnectionLost));
             }
         }
-        None
     }
 
     /// Ask the two-factor source for a code, or give up with `error` when
     /// there is none or its attempts are used up.
     fn ask_code(&mut self, error: CfmsError) -> Option<Ended> {
-        match &self.two_factor {
-            Some(source) if self.code.ask(source) => {
-                let attempt = self.code.attempts;
+        match self.code.ask() {
+            Some(attempt) => {
                 let _ = self.events.send(CfmsEvent::TwoFactorRequired { attempt });
                 None
             }
-            _ => {
+            None => {
                 self.code.reset();
                 self.fail_first(error)
             }

@@ -65,23 +65,41 @@ impl TwoFactor {
     }
 }
 
-/// A login's wait for a code: pending forever while none is asked for.
+/// A login's wait for a code from the configured source: pending forever
+/// while none is asked for.
 #[derive(Debug, Default)]
 pub(crate) struct CodeWait {
+    source: Option<TwoFactor>,
     rx: Option<oneshot::Receiver<Option<String>>>,
     /// Codes asked for in this login.
-    pub attempts: u32,
+    attempts: u32,
 }
 
 impl CodeWait {
-    /// Ask `source` for the next code; `false` once [`MAX_ATTEMPTS`] were used.
-    pub fn ask(&mut self, source: &TwoFactor) -> bool {
+    /// Waits for codes from `source` (none: every challenge fails).
+    pub fn new(source: Option<TwoFactor>) -> Self {
+        CodeWait {
+            source,
+            ..CodeWait::default()
+        }
+    }
+
+    /// Ask the source for the next code and return which attempt it is;
+    /// `None` without a source or once [`MAX_ATTEMPTS`] were used.
+    pub fn ask(&mut self) -> Option<u32> {
+        let source = self.source.as_ref()?;
         if self.attempts >= MAX_ATTEMPTS {
-            return false;
+            return None;
         }
         self.attempts += 1;
         self.rx = Some(source.ask(self.attempts));
-        true
+        Some(self.attempts)
+    }
+
+    /// Whether a code of this login was already refused (the source was
+    /// asked more than once), so a give-up means a wrong code.
+    pub fn refused_before(&self) -> bool {
+        self.attempts > 1
     }
 
     /// Forget the login's attempts (it succeeded or ended).
@@ -107,25 +125,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_fixed_code_is_offered_once() {
-        let source = TwoFactor::fixed("123456");
-        let mut wait = CodeWait::default();
-        assert!(wait.ask(&source));
+        let mut wait = CodeWait::new(Some(TwoFactor::fixed("123456")));
+        assert_eq!(wait.ask(), Some(1));
         assert_eq!(wait.next().await.as_deref(), Some("123456"));
-        assert!(wait.ask(&source));
+        assert!(!wait.refused_before());
+        assert_eq!(wait.ask(), Some(2));
+        assert!(wait.refused_before());
         assert_eq!(wait.next().await, None);
     }
 
     #[tokio::test]
     async fn asking_stops_after_the_last_attempt() {
         let source = TwoFactor::from_fn(|n| async move { Some(format!("code-{n}")) });
-        let mut wait = CodeWait::default();
+        let mut wait = CodeWait::new(Some(source));
         for n in 1..=MAX_ATTEMPTS {
-            assert!(wait.ask(&source));
+            assert_eq!(wait.ask(), Some(n));
             assert_eq!(wait.next().await, Some(format!("code-{n}")));
         }
-        assert!(!wait.ask(&source));
+        assert_eq!(wait.ask(), None);
         wait.reset();
-        assert!(wait.ask(&source));
+        assert_eq!(wait.ask(), Some(1));
+    }
+
+    #[test]
+    fn without_a_source_nothing_is_asked() {
+        assert_eq!(CodeWait::new(None).ask(), None);
     }
 
     #[tokio::test]

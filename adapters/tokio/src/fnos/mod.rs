@@ -484,7 +484,6 @@ struct Driver<'c> {
     in_flight: HashMap<fnos::Reqid, InFlight>,
     events: broadcast::Sender<FnosEvent>,
     first: Option<oneshot::Sender<Result<(), FnosError>>>,
-    two_factor: Option<TwoFactor>,
     code: CodeWait,
 }
 
@@ -504,8 +503,7 @@ async fn drive(
         in_flight: HashMap::new(),
         events,
         first: Some(first),
-        two_factor: options.two_factor.clone(),
-        code: CodeWait::default(),
+        code: CodeWait::new(options.two_factor.clone()),
     };
     let mut attempt: u32 = 0;
     loop {
@@ -661,7 +659,7 @@ impl Driver<'_> {
                     };
                     if !submitted {
                         // After a refused code, the refusal is the news.
-                        let error = if self.code.attempts > 1 {
+                        let error = if self.code.refused_before() {
                             FnosError::LoginRefused { errno: Some(Errno::WrongTwoFactorCode) }
                         } else {
                             FnosError::TwoFactorRequired
@@ -762,13 +760,12 @@ impl Driver<'_> {
     /// Ask the two-factor source for a code, or give up with `error` when
     /// there is none or its attempts are used up.
     fn ask_code(&mut self, error: FnosError) -> Option<Ended> {
-        match &self.two_factor {
-            Some(source) if self.code.ask(source) => {
-                let attempt = self.code.attempts;
+        match self.code.ask() {
+            Some(attempt) => {
                 let _ = self.events.send(FnosEvent::TwoFactorRequired { attempt });
                 None
             }
-            _ => self.give_up(error),
+            None => self.give_up(error),
         }
     }
 
