@@ -610,8 +610,8 @@ async fn newest_document(
 }
 
 /// `.NAME.naslink-WHAT` beside `target`: same directory, so the final
-/// rename stays on one file system.
-fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
+/// rename stays on one file system (CFMS and fnOS downloads alike).
+pub(crate) fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

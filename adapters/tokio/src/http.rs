@@ -249,8 +249,17 @@ fn truncated() -> io::Error {
     )
 }
 
-/// Write a request head: `METHOD target`, `Host`, the given headers,
-/// `Connection: close`.
+/// The `Host` header for `url`: the port only when the URL names one.
+pub(crate) fn host_header(url: &naslink_core::ws::Url<'_>) -> String {
+    if url.explicit_port {
+        format!("{}:{}", url.host, url.port)
+    } else {
+        url.host.to_owned()
+    }
+}
+
+/// Write a request head and flush it: `METHOD target`, `Host`, the given
+/// headers, `Connection: close`.
 pub(crate) async fn write_head(
     stream: &mut Box<dyn Io>,
     method: &str,
@@ -272,7 +281,9 @@ pub(crate) async fn write_head(
         text.push_str("\r\n");
     }
     text.push_str("Connection: close\r\n\r\n");
-    stream.write_all(text.as_bytes()).await
+    stream.write_all(text.as_bytes()).await?;
+    // A TLS stream may hold the bytes back until flushed.
+    stream.flush().await
 }
 
 /// Percent-encode a path as JavaScript's `encodeURI` does (the fnOS web UI

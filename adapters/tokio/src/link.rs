@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::http;
 use crate::tls::{Trust, TrustError};
 
 /// Milliseconds since the process's first use of the clock, as the core
@@ -305,46 +306,36 @@ impl Link {
     ) -> Result<String, ConnectError> {
         let url = ws::Url::parse(url_text).map_err(ConnectError::Url)?;
         let mut stream = Self::stream(&url, options).await?;
-        let host = if url.explicit_port {
-            format!("{}:{}", url.host, url.port)
-        } else {
-            url.host.to_owned()
-        };
         let encoded = base64::engine::general_purpose::STANDARD.encode(code.as_bytes());
-        let request = format!(
-            "GET /access_code_verify HTTP/1.1\r\nHost: {host}\r\nx-access-code: {encoded}\r\n\
-             x-access-source: web\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
+        let headers = [
+            ("x-access-code", encoded.as_str()),
+            ("x-access-source", "web"),
+        ];
+        http::write_head(
+            &mut stream,
+            "GET",
+            "/access_code_verify",
+            &http::host_header(&url),
+            &headers,
+        )
+        .await
+        .map_err(ConnectError::Tcp)?;
+        // A garbled or missing answer is a refusal; a broken socket is not.
+        let response = http::Response::read(stream)
             .await
-            .map_err(ConnectError::Tcp)?;
-        let mut answer = Vec::new();
-        // The head is small; a bound keeps a hostile server from feeding forever.
-        let mut buf = [0u8; 4096];
-        while answer.len() < 64 * 1024 {
-            let n = stream.read(&mut buf).await.map_err(ConnectError::Tcp)?;
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buf[..n]);
-            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let head = String::from_utf8_lossy(&answer);
-        let ok = head
-            .lines()
-            .next()
-            .is_some_and(|l| l.split(' ').nth(1) == Some("200"));
-        let cookie = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("set-cookie")
-                .then(|| value.trim().split(';').next().unwrap_or("").to_owned())
-        });
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                    ConnectError::AccessCodeRequired
+                }
+                _ => ConnectError::Tcp(e),
+            })?;
+        let cookie = response
+            .head
+            .header("set-cookie")
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
         match cookie {
-            Some(c) if ok && !c.is_empty() => Ok(c),
+            Some(c) if response.head.status == 200 && !c.is_empty() => Ok(c.to_owned()),
             _ => Err(ConnectError::AccessCodeRequired),
         }
     }

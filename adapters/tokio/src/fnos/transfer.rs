@@ -261,7 +261,6 @@ impl FnosClient {
         }
         let asking = async {
             http::write_head(&mut stream, "GET", &resource, &host, &headers).await?;
-            stream.flush().await?;
             Response::read(stream).await
         };
         let mut response = bounded(idle, "waiting for the download", asking).await?;
@@ -276,7 +275,7 @@ impl FnosClient {
             )));
         }
         let total = response.content_length();
-        let part = part_file(target);
+        let part = crate::cfms::sibling(target, "part");
         let outcome = async {
             let mut file = tokio::fs::File::create(&part)
                 .await
@@ -329,11 +328,7 @@ impl FnosClient {
         let target = self.http_target();
         let parsed =
             ws::Url::parse(url).map_err(|e| transfer(format!("invalid address {url}: {e:?}")))?;
-        let host = if parsed.explicit_port {
-            format!("{}:{}", parsed.host, parsed.port)
-        } else {
-            parsed.host.to_owned()
-        };
+        let host = http::host_header(&parsed);
         let connecting = async {
             let cookie = match &target.link.access_code {
                 Some(code) => Some(Link::verify_access_code(url, &target.link, code).await?),
@@ -427,15 +422,6 @@ fn quoted_file_name(name: &str) -> String {
     name.replace('"', "%22")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
-}
-
-/// The temporary file a download goes to before it is complete.
-fn part_file(target: &Path) -> std::path::PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    target.with_file_name(format!(".{name}.naslink-part"))
 }
 
 #[cfg(test)]
