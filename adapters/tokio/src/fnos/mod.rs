@@ -576,8 +576,8 @@ impl Driver<'_> {
     async fn run(&mut self, mut link: Link, commands: &mut mpsc::UnboundedReceiver<Job>) -> Ended {
         let mut rng = OsEntropy;
         // One timer for the core's deadlines, moved only when the deadline
-        // moves, and one tick for noticing abandoned requests: no timer is
-        // created per loop turn.
+        // moves, and one tick for noticing abandoned requests (within
+        // 500 ms): no timer is created and no table is scanned per loop turn.
         let timer = tokio::time::sleep(StdDuration::from_secs(3600));
         tokio::pin!(timer);
         let mut timer_armed = false;
@@ -593,7 +593,6 @@ impl Driver<'_> {
             if link.is_closed() {
                 break Ended::Lost("connection closed".into());
             }
-            self.sweep_abandoned();
             let wait = [self.session.poll_timeout(), link.poll_timeout()]
                 .into_iter()
                 .flatten()
@@ -671,8 +670,9 @@ impl Driver<'_> {
                         }
                     }
                 }
-                // Wakes up to notice abandoned requests.
-                _ = sweep.tick() => {}
+                // Abandoned requests are noticed on this tick, not on
+                // every turn of the loop.
+                _ = sweep.tick() => self.sweep_abandoned(),
             }
         };
         self.session.handle_disconnect(now());
