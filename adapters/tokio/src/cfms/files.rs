@@ -1,0 +1,110 @@
+//! Local files of a transfer: hashing, the blocking-pool reader and
+//! writer, and the decryption pass.
+
+use naslink_core::cfms::{DownloadKey, FileDecryptor};
+use tokio::sync::mpsc;
+
+use super::CfmsError;
+use super::transfer::DISK_QUEUE;
+
+/// `.NAME.naslink-WHAT` beside `target`: same directory, so the final
+/// rename stays on one file system (CFMS and fnOS downloads alike).
+pub(crate) fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    target.with_file_name(format!(".{name}.naslink-{what}"))
+}
+
+/// The file's side of a download, on the blocking pool: blocks in, written
+/// in order, flushed at the end (when the sender is dropped).
+pub(super) fn write_blocks(
+    file: std::fs::File,
+    mut blocks: mpsc::Receiver<Vec<u8>>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut file = file;
+        while let Some(block) = blocks.blocking_recv() {
+            file.write_all(&block)?;
+        }
+        file.flush()
+    })
+}
+
+/// The file's side of an upload, on the blocking pool: 64 KiB blocks out,
+/// then an empty block at the end (or the read error). Stops when the
+/// receiver is dropped.
+pub(super) fn read_blocks(file: std::fs::File) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(DISK_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut block = vec![0u8; 64 * 1024];
+            let read = file.read(&mut block).map(|n| {
+                block.truncate(n);
+                block
+            });
+            let last = !matches!(&read, Ok(b) if !b.is_empty());
+            if tx.blocking_send(read).is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The decryption pass: ciphertext file in, verified plaintext file out.
+pub(super) fn decrypt_file(
+    key: &DownloadKey,
+    hashes: &[[u8; 32]],
+    cipher_path: &std::path::Path,
+    plain_path: &std::path::Path,
+) -> Result<u64, CfmsError> {
+    use std::io::{Read, Write};
+    let mut decryptor =
+        FileDecryptor::new(key, hashes).map_err(|e| CfmsError::Transfer(e.to_string()))?;
+    let mut input = std::fs::File::open(cipher_path).map_err(CfmsError::Io)?;
+    let mut output =
+        std::io::BufWriter::new(std::fs::File::create(plain_path).map_err(CfmsError::Io)?);
+    let mut block = vec![0u8; 256 * 1024];
+    loop {
+        let n = input.read(&mut block).map_err(CfmsError::Io)?;
+        if n == 0 {
+            break;
+        }
+        decryptor
+            .decrypt(&mut block[..n])
+            .map_err(|e| CfmsError::Transfer(e.to_string()))?;
+        output.write_all(&block[..n]).map_err(CfmsError::Io)?;
+    }
+    decryptor
+        .finish()
+        .map_err(|e| CfmsError::Transfer(e.to_string()))?;
+    let file = output
+        .into_inner()
+        .map_err(|e| CfmsError::Io(e.into_error()))?;
+    file.sync_all().map_err(CfmsError::Io)?;
+    Ok(key.file_size)
+}
+
+/// Size and SHA-256 of a file, read in blocks.
+pub(super) fn hash_file(path: &std::path::Path) -> Result<(u64, [u8; 32]), CfmsError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(CfmsError::Io)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut block).map_err(CfmsError::Io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
+}

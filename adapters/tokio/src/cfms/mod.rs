@@ -1,0 +1,318 @@
+//! [`CfmsClient`]: a CFMS session in a background task.
+//!
+//! CFMS has no request ids: the server answers in order, and the core's
+//! session matches answers first-in first-out. The task owns the socket
+//! and the session; handles send requests through a channel, so many
+//! tasks may have requests queued at once and each gets its own answer.
+//!
+//! # The task's life
+//!
+//! ```text
+//! Connecting --open--> server_info --> login (first time; later the kept token)
+//!     ^                                   |
+//!     |                                   v
+//!     +--- backoff with jitter <--- Ready (register_listener: lockdown pushes)
+//!          link lost / desync              |
+//!                                  requests FIFO, answers by seq
+//! ```
+//!
+//! - Requests made while (re)connecting wait in a queue, each bounded by
+//!   its timeout. When a connection dies, every request in flight fails
+//!   with [`CfmsError::ConnectionLost`]; none is resent, except those the
+//!   caller sent with [`CfmsClient::request_idempotent`], which go out
+//!   again on the next connection within their deadline.
+//! - A two-factor challenge (202) asks [`CfmsOptions::two_factor`] for a
+//!   code, again after a refused one (at most three codes per login).
+//! - A token the server rejects is replaced by the core logging in again
+//!   with the stored password; the core also refreshes the token before it
+//!   expires.
+//! - Dropping a request future is safe: the answer still arrives in order
+//!   (so the FIFO stays aligned) and is thrown away.
+//!
+//! - [`CfmsClient::download`] streams a document's ciphertext to a
+//!   temporary file, decrypts and verifies it in a second pass, and renames
+//!   the result into place only on success.
+//!
+//! - [`CfmsClient::upload`] hashes the file in a first streamed pass,
+//!   then sends it in the frames the server asked for, reading as it goes.
+
+mod driver;
+mod files;
+mod transfer;
+
+use std::time::Duration as StdDuration;
+
+use futures_util::Stream;
+use naslink_core::cfms::LoginError;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use crate::fnos::Backoff;
+use crate::link::{ConnectError, LinkOptions};
+use crate::two_factor::TwoFactor;
+
+use driver::{Command, Job, drive};
+pub(crate) use files::sibling;
+
+/// Requests queued on the connection at once (the core's FIFO size).
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// The largest message received whole: directory listings, and download
+/// chunks (2 MiB of ciphertext in base64 is about 2.8 MB).
+const RECEIVE_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// Chunk hashes kept per download: with the server's 2 MiB chunks, files
+/// up to 16 GiB (256 KiB of hashes).
+const MAX_CHUNKS: usize = 8192;
+
+/// What [`CfmsClient::connect`] needs.
+#[derive(Clone)]
+pub struct CfmsOptions {
+    /// `wss://HOST:5104/` (or `ws://` for a plain test server).
+    pub url: String,
+    /// User name.
+    pub user: String,
+    /// Password (wiped from memory when dropped).
+    pub password: Zeroizing<String>,
+    /// Transport: TLS trust.
+    pub link: LinkOptions,
+    /// Default deadline of each request (a wrong password is answered
+    /// after about 3 s on purpose).
+    pub request_timeout: StdDuration,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// Where two-factor codes (TOTP or backup codes) come from; without
+    /// one, an account that needs a code fails its login with
+    /// [`CfmsError::TwoFactorRequired`].
+    pub two_factor: Option<TwoFactor>,
+}
+
+impl std::fmt::Debug for CfmsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CfmsOptions")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl CfmsOptions {
+    /// Options with defaults: the system certificate store, 30 s requests,
+    /// default backoff.
+    pub fn new(url: &str, user: &str, password: &str) -> Self {
+        CfmsOptions {
+            url: url.to_owned(),
+            user: user.to_owned(),
+            password: Zeroizing::new(password.to_owned()),
+            link: LinkOptions {
+                receive_buffer: RECEIVE_CAPACITY,
+                ..LinkOptions::default()
+            },
+            request_timeout: StdDuration::from_secs(30),
+            backoff: Backoff::default(),
+            two_factor: None,
+        }
+    }
+}
+
+/// Why a request or the connection failed.
+#[derive(Debug)]
+pub enum CfmsError {
+    /// The connection could not be opened.
+    Connect(ConnectError),
+    /// The server speaks another protocol version.
+    ProtocolUnsupported(Option<u32>),
+    /// The login was refused.
+    LoginRefused(LoginError),
+    /// The account needs a two-factor code and no source of codes was
+    /// given, or the source gave up.
+    TwoFactorRequired,
+    /// The server answered with a code other than 200.
+    Server {
+        /// The `code`.
+        code: i64,
+        /// The `message`, if any.
+        message: String,
+        /// The whole answer.
+        body: serde_json::Value,
+    },
+    /// No answer before the deadline.
+    TimedOut,
+    /// The connection dropped before the answer; the request was not resent.
+    ConnectionLost,
+    /// The client is shut down.
+    Closed,
+    /// The request could not be written (too large, `data` not an object).
+    Request(String),
+    /// A transfer failed (bad header, chunk out of order, hash mismatch...).
+    Transfer(String),
+    /// A local file could not be read or written.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for CfmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CfmsError::Connect(e) => e.fmt(f),
+            CfmsError::ProtocolUnsupported(v) => {
+                write!(
+                    f,
+                    "the server speaks CFMS protocol {v:?}, this client 3 to 5"
+                )
+            }
+            CfmsError::LoginRefused(e) => write!(f, "login refused: {e}"),
+            CfmsError::TwoFactorRequired => {
+                f.write_str("the account needs a two-factor code and none was given")
+            }
+            CfmsError::Server { code, message, .. } => {
+                write!(f, "the server refused: {message} (code {code})")
+            }
+            CfmsError::TimedOut => f.write_str("no answer before the request's deadline"),
+            CfmsError::ConnectionLost => f.write_str(
+                "the connection dropped before the answer arrived (the request was not resent)",
+            ),
+            CfmsError::Closed => f.write_str("the client is shut down"),
+            CfmsError::Request(why) => write!(f, "cannot send the request: {why}"),
+            CfmsError::Transfer(why) => write!(f, "transfer failed: {why}"),
+            CfmsError::Io(e) => write!(f, "local file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CfmsError {}
+
+/// Lifecycle changes and pushes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CfmsEvent {
+    /// Connected and logged in (also after each reconnect).
+    Ready {
+        /// Lockdown state from `server_info`.
+        lockdown: bool,
+    },
+    /// Lockdown changed (pushed by the server).
+    Lockdown {
+        /// Whether it is on now.
+        on: bool,
+    },
+    /// The connection ended; requests in flight failed.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The next connection attempt starts after `delay`.
+    Reconnecting {
+        /// Attempts since the last good connection (1-based).
+        attempt: u32,
+        /// The wait before it.
+        delay: StdDuration,
+    },
+    /// The server asked for a two-factor code; the configured source is
+    /// being asked (attempt 1-based).
+    TwoFactorRequired {
+        /// Which code of this login is being asked for.
+        attempt: u32,
+    },
+}
+
+/// A handle to a CFMS session running in the background.
+#[derive(Debug, Clone)]
+pub struct CfmsClient {
+    commands: mpsc::UnboundedSender<Job>,
+    events: broadcast::Sender<CfmsEvent>,
+    timeout: StdDuration,
+    server: serde_json::Value,
+}
+
+impl CfmsClient {
+    /// Connect, check the protocol version, log in, and keep the session
+    /// alive in a background task. Fails if the first connection or login
+    /// fails.
+    pub async fn connect(options: CfmsOptions) -> Result<CfmsClient, CfmsError> {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let (first_tx, first_rx) = oneshot::channel();
+        let timeout = options.request_timeout;
+        let span = tracing::info_span!("cfms", url = %options.url, user = %options.user);
+        tokio::spawn(tracing::Instrument::instrument(
+            drive(options, rx, events.clone(), first_tx),
+            span,
+        ));
+        let server = first_rx.await.map_err(|_| CfmsError::Closed)??;
+        Ok(CfmsClient {
+            commands,
+            events,
+            timeout,
+            server,
+        })
+    }
+
+    /// The first connection's `server_info` answer (`data`: `server_name`,
+    /// `version`, `protocol_version`, `lockdown`).
+    pub fn server_info(&self) -> &serde_json::Value {
+        &self.server
+    }
+
+    /// Send `action` with `data` (a JSON object) and wait for the answer
+    /// (code 200; anything else is [`CfmsError::Server`]).
+    pub async fn request(
+        &self,
+        action: &str,
+        data: &serde_json::Value,
+    ) -> Result<serde_json::Value, CfmsError> {
+        self.submit(action, data, false).await
+    }
+
+    /// [`request`](Self::request) for an action the caller knows to be
+    /// idempotent (a read such as `list_directory` or `get_document_info`):
+    /// if the connection drops before its answer, it is sent again once the
+    /// client has reconnected, as often as its deadline allows, instead of
+    /// failing with [`CfmsError::ConnectionLost`]. Never use it for actions
+    /// that change something.
+    pub async fn request_idempotent(
+        &self,
+        action: &str,
+        data: &serde_json::Value,
+    ) -> Result<serde_json::Value, CfmsError> {
+        self.submit(action, data, true).await
+    }
+
+    async fn submit(
+        &self,
+        action: &str,
+        data: &serde_json::Value,
+        resend: bool,
+    ) -> Result<serde_json::Value, CfmsError> {
+        if !data.is_object() {
+            return Err(CfmsError::Request("data must be a JSON object".into()));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Job::Request(Command {
+                action: action.to_owned(),
+                data: data.to_string(),
+                reply,
+                resend_until: resend.then(|| tokio::time::Instant::now() + self.timeout),
+            }))
+            .map_err(|_| CfmsError::Closed)?;
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(CfmsError::Closed),
+            Err(_) => Err(CfmsError::TimedOut),
+        }
+    }
+
+    /// Lifecycle events and lockdown pushes from now on.
+    pub fn events(&self) -> impl Stream<Item = CfmsEvent> + Send + 'static {
+        let rx = self.events.subscribe();
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+}
