@@ -407,6 +407,25 @@ impl Link {
         self.ws.send_binary(data)
     }
 
+    /// Start one binary message of exactly `len` bytes whose payload
+    /// follows with [`send_binary_part`](Self::send_binary_part): an
+    /// upload frame never has to fit in memory or in the transmit buffer.
+    pub fn begin_binary(&mut self, len: u64) -> Result<(), ws::SendError> {
+        self.ws.begin_binary(len)
+    }
+
+    /// Queue the next piece of the message started with
+    /// [`begin_binary`](Self::begin_binary); returns how many bytes were
+    /// taken (0 when the transmit buffer is full: flush, then retry).
+    pub fn send_binary_part(&mut self, data: &[u8]) -> Result<usize, ws::SendError> {
+        self.ws.send_binary_part(data)
+    }
+
+    /// Queue a ping (a keep-alive probe; any answer shows the link lives).
+    pub fn send_ping(&mut self) -> Result<(), ws::SendError> {
+        self.ws.send_ping(b"naslink")
+    }
+
     /// Start a clean close with code 1000.
     pub fn close(&mut self) {
         let _ = self.ws.close(now(), ws::CloseCode::NORMAL, "");
