@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use cfb8::cipher::KeyIvInit;
 use cfms_support::Harness;
 use naslink_core::cfms::{
-    Config, DecryptError, DownloadError, DownloadKey, Error, Event, FileDecryptor, MessageKind,
-    Status,
+    Config, DecryptError, Desync, DownloadError, DownloadKey, Error, Event, FileDecryptor,
+    MessageKind, Status, TransferField,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -354,4 +354,144 @@ fn a_key_without_a_chunk_size_is_refused_instead_of_looping() {
         FileDecryptor::new(&key, &[[0; 32]]),
         Err(DecryptError::ZeroChunkSize)
     ));
+}
+
+// ----- hostile transfer messages: overlong fields -------------------------
+
+/// A logged-in session whose download of a two-chunk file has started.
+fn hostile_start() -> (Harness, Served, naslink_core::cfms::Seq) {
+    let served = serve(&[7u8; 200], 100, [1; 32], [2; 16]);
+    let mut h = Harness::logged_in(3);
+    let seq = start(&mut h, &served);
+    (h, served, seq)
+}
+
+/// Cut points for `len` bytes: every single cut, then runs of small pieces.
+fn cut_patterns(len: usize) -> Vec<Vec<usize>> {
+    let mut all: Vec<Vec<usize>> = (0..=len).map(|c| vec![c]).collect();
+    for step in 1..8 {
+        all.push((0..len).step_by(step).collect());
+    }
+    all
+}
+
+/// After a failed download the connection is given up; the session is used
+/// again on the next connection: `server_info`, then a request answered.
+fn assert_usable_after_reconnect(h: &mut Harness) {
+    assert!(h.events.contains(&Event::Desynchronized(Desync::Transfer)));
+    h.session.handle_disconnect(h.now);
+    h.drain();
+    h.handshake(3);
+    let (sent, _) = h.req(|s, n, b| s.list_directory(n, None, b));
+    let e = h.ok(json!({"list": []}));
+    assert!(
+        e.contains(&Event::Reply {
+            seq: sent.seq,
+            status: Status::Ok
+        }),
+        "{e:?}"
+    );
+}
+
+/// Feed `msg` (in every cut pattern) to a fresh download; it must fail with `want`.
+fn assert_fails_with(msg: &str, chunks_first: usize, want: DownloadError) {
+    for cuts in cut_patterns(msg.len()) {
+        let (mut h, served, seq) = hostile_start();
+        for c in served.chunks.iter().take(chunks_first) {
+            deliver(&mut h, c.as_bytes(), &[]);
+        }
+        deliver(&mut h, msg.as_bytes(), &cuts);
+        let failed = Event::DownloadFailed { seq, error: want };
+        assert!(h.events.contains(&failed), "cuts {cuts:?}: {:?}", h.events);
+        assert_usable_after_reconnect(&mut h);
+    }
+}
+
+#[test]
+fn a_chunk_index_of_a_hundred_digits_names_the_field_and_the_chunk() {
+    let digits = "9".repeat(100);
+    let msg = format!(
+        r#"{{"action": "file_chunk", "data": {{"index": {digits}, "hash": "", "chunk": ""}}}}"#
+    );
+    let want = DownloadError::FieldTooLong {
+        field: TransferField::Index,
+        chunk: 0,
+    };
+    assert_fails_with(&msg, 0, want);
+}
+
+#[test]
+fn a_long_number_in_an_unread_member_of_aes_key_names_the_chunk_after_the_last() {
+    let digits = "1".repeat(120);
+    let msg = format!(r#"{{"action": "aes_key", "data": {{"key": "", "size": {digits}}}}}"#);
+    let want = DownloadError::FieldTooLong {
+        field: TransferField::Other,
+        chunk: 2,
+    };
+    assert_fails_with(&msg, 2, want);
+}
+
+#[test]
+fn a_hash_longer_than_its_buffer_followed_by_an_escape_names_the_hash() {
+    let long = "a".repeat(100);
+    let msg = format!(
+        r#"{{"action": "file_chunk", "data": {{"index": 0, "hash": "{long}\n", "chunk": ""}}}}"#
+    );
+    let want = DownloadError::FieldTooLong {
+        field: TransferField::Hash,
+        chunk: 0,
+    };
+    assert_fails_with(&msg, 0, want);
+}
+
+#[test]
+fn an_action_longer_than_its_buffer_followed_by_an_escape_names_the_action() {
+    let long = "x".repeat(97);
+    let msg = format!(r#"{{"action": "{long}\u0041", "data": {{}}}}"#);
+    let want = DownloadError::FieldTooLong {
+        field: TransferField::Action,
+        chunk: 0,
+    };
+    assert_fails_with(&msg, 0, want);
+}
+
+#[test]
+fn a_member_name_longer_than_sixteen_bytes_with_an_escape_is_skipped() {
+    let (_, served, _) = hostile_start();
+    // An unknown member with a long, escaped name: valid JSON the reader ignores.
+    let extra = r#""an_unknown_member_\u0041_\"quoted\"": [1, {"x": "y"}], "#;
+    let first = served.chunks[0].replacen("\"index\"", &format!("{extra}\"index\""), 1);
+    for cuts in cut_patterns(first.len()) {
+        let (mut h, served, _) = hostile_start();
+        deliver(&mut h, first.as_bytes(), &cuts);
+        deliver(&mut h, served.chunks[1].as_bytes(), &[]);
+        deliver(&mut h, served.key_msg.as_bytes(), &[]);
+        assert_eq!(h.ciphertext, served.ciphertext, "cuts {cuts:?}");
+        assert_eq!(finished_key(&h).total_chunks, 2);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Overlong numbers, hashes and keys cut at random points never panic
+    /// and always fail the download with the field named.
+    #[test]
+    fn overlong_fields_cut_anywhere_fail_the_download_by_name(
+        len in 97usize..400,
+        which in 0usize..3,
+        cuts in proptest::collection::vec(0usize..600, 0..12),
+    ) {
+        let (field, msg) = match which {
+            0 => (TransferField::Index, format!(r#"{{"action": "file_chunk", "data": {{"index": {}}}}}"#, "5".repeat(len))),
+            1 => (TransferField::Hash, format!(r#"{{"action": "file_chunk", "data": {{"hash": "{}\/"}}}}"#, "f".repeat(len))),
+            _ => (TransferField::Key, format!(r#"{{"action": "aes_key", "data": {{"key": "{}\/="}}}}"#, "Q".repeat(len))),
+        };
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let (mut h, _, seq) = hostile_start();
+        deliver(&mut h, msg.as_bytes(), &cuts);
+        let want = Event::DownloadFailed { seq, error: DownloadError::FieldTooLong { field, chunk: 0 } };
+        proptest::prop_assert!(h.events.contains(&want), "{:?}", h.events);
+    }
 }

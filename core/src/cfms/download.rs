@@ -76,6 +76,16 @@ pub enum DownloadError {
     },
     /// The `aes_key` is missing, not 32 bytes, or arrived early.
     BadKey,
+    /// A number, literal or read string in a transfer message is longer
+    /// than any valid value ([`MAX_FIELD_LEN`] bytes): not a CFMS server's
+    /// message.
+    FieldTooLong {
+        /// Which member.
+        field: TransferField,
+        /// The index the next `file_chunk` would carry (for `aes_key`: the
+        /// number of chunks).
+        chunk: u32,
+    },
     /// A transfer message is not JSON, or its base64 is invalid.
     Malformed,
     /// A non-chunk message did not fit the receive buffer.
@@ -97,6 +107,30 @@ impl DownloadError {
             DownloadError::Server(_) | DownloadError::Timeout | DownloadError::Disconnected
         )
     }
+}
+
+/// Longest number, literal or read string of a transfer message: the
+/// longest valid one is the 64-digit chunk hash; the margin lets numbers
+/// written with exponents and fractions through.
+pub const MAX_FIELD_LEN: usize = 96;
+
+/// A member of a transfer message, as named by [`DownloadError::FieldTooLong`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferField {
+    /// `action`.
+    Action,
+    /// `code` (a response in the transfer stream).
+    Code,
+    /// `data.index` of `file_chunk`.
+    Index,
+    /// `data.hash` of `file_chunk`.
+    Hash,
+    /// `data.iv` of `file_chunk`.
+    Iv,
+    /// `data.key` of `aes_key`.
+    Key,
+    /// A number or literal in a member the download does not read.
+    Other,
 }
 
 /// What a handled message meant for the download.
@@ -246,9 +280,13 @@ impl Download {
         part: &[u8],
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<Option<StreamOutcome>, DownloadError> {
-        self.reader
-            .feed(part, sink)
-            .map_err(|_| DownloadError::Malformed)?;
+        self.reader.feed(part, sink).map_err(|e| match e {
+            ReaderError::Grammar => DownloadError::Malformed,
+            ReaderError::TooLong(field) => DownloadError::FieldTooLong {
+                field: field.named(),
+                chunk: self.next_index,
+            },
+        })?;
         Ok(None)
     }
 
@@ -338,7 +376,7 @@ enum Tok {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
+pub(crate) enum Field {
     Other,
     Key,
     Action,
@@ -351,9 +389,28 @@ enum Field {
     Data,
 }
 
-/// The message does not follow the JSON grammar.
+impl Field {
+    fn named(self) -> TransferField {
+        match self {
+            Field::Action => TransferField::Action,
+            Field::Code => TransferField::Code,
+            Field::Index => TransferField::Index,
+            Field::Hash => TransferField::Hash,
+            Field::Iv => TransferField::Iv,
+            Field::AesKey => TransferField::Key,
+            _ => TransferField::Other,
+        }
+    }
+}
+
+/// Why the reader gave up on a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ReaderError;
+pub(crate) enum ReaderError {
+    /// The message does not follow the JSON grammar.
+    Grammar,
+    /// A captured value outgrew [`MAX_FIELD_LEN`].
+    TooLong(Field),
+}
 
 struct Reader {
     tok: Tok,
@@ -365,7 +422,7 @@ struct Reader {
     value_field: Field,
     key: [u8; 16],
     key_len: usize,
-    cap: [u8; 96],
+    cap: [u8; MAX_FIELD_LEN],
     cap_len: usize,
     uni: u32,
     action: [u8; 16],
@@ -389,7 +446,7 @@ impl Reader {
             value_field: Field::Other,
             key: [0; 16],
             key_len: 0,
-            cap: [0; 96],
+            cap: [0; MAX_FIELD_LEN],
             cap_len: 0,
             uni: 0,
             action: [0; 16],
@@ -408,7 +465,7 @@ impl Reader {
     }
 
     fn action(&self) -> &[u8] {
-        &self.action[..self.action_len]
+        self.action.get(..self.action_len).unwrap_or_default()
     }
 
     fn in_object(&self) -> bool {
@@ -445,7 +502,7 @@ impl Reader {
     fn byte(&mut self, b: u8, sink: &mut impl FnMut(&[u8])) -> Result<bool, ReaderError> {
         let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
         match self.tok {
-            Tok::Str => return Err(ReaderError),
+            Tok::Str => return Err(ReaderError::Grammar),
             Tok::Escape => {
                 let ch = match b {
                     b'"' | b'\\' | b'/' => b,
@@ -459,13 +516,13 @@ impl Reader {
                         self.uni = 0;
                         return Ok(true);
                     }
-                    _ => return Err(ReaderError),
+                    _ => return Err(ReaderError::Grammar),
                 };
                 self.tok = Tok::Str;
                 self.string_bytes(&[ch], sink)?;
             }
             Tok::Unicode(n) => {
-                let d = (b as char).to_digit(16).ok_or(ReaderError)?;
+                let d = (b as char).to_digit(16).ok_or(ReaderError::Grammar)?;
                 self.uni = self.uni * 16 + d;
                 if n < 3 {
                     self.tok = Tok::Unicode(n + 1);
@@ -481,7 +538,7 @@ impl Reader {
             Tok::Value => self.value_start(b)?,
             Tok::Scalar => {
                 if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
-                    self.capture(&[b]);
+                    self.capture(&[b])?;
                 } else {
                     self.end_scalar()?;
                     return Ok(false);
@@ -489,7 +546,7 @@ impl Reader {
             }
             Tok::Colon => {
                 if b != b':' {
-                    return Err(ReaderError);
+                    return Err(ReaderError::Grammar);
                 }
                 self.tok = Tok::Value;
             }
@@ -500,16 +557,16 @@ impl Reader {
                     self.tok = Tok::Str;
                 }
                 b'}' => self.close(true)?,
-                _ => return Err(ReaderError),
+                _ => return Err(ReaderError::Grammar),
             },
             Tok::AfterValue => match b {
                 b',' if self.in_object() => self.tok = Tok::KeyOrEnd,
                 b',' => self.tok = Tok::Value,
                 b'}' => self.close(true)?,
                 b']' => self.close(false)?,
-                _ => return Err(ReaderError),
+                _ => return Err(ReaderError::Grammar),
             },
-            Tok::Done => return Err(ReaderError),
+            Tok::Done => return Err(ReaderError::Grammar),
         }
         Ok(true)
     }
@@ -520,7 +577,7 @@ impl Reader {
         match b {
             b'{' | b'[' => {
                 if self.depth >= READER_DEPTH {
-                    return Err(ReaderError);
+                    return Err(ReaderError::Grammar);
                 }
                 let object = b == b'{';
                 if object {
@@ -538,17 +595,17 @@ impl Reader {
             b']' if !self.in_object() && self.depth > 0 => self.close(false)?,
             b'"' => self.tok = Tok::Str,
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-                self.capture(&[b]);
+                self.capture(&[b])?;
                 self.tok = Tok::Scalar;
             }
-            _ => return Err(ReaderError),
+            _ => return Err(ReaderError::Grammar),
         }
         Ok(())
     }
 
     fn close(&mut self, object: bool) -> Result<(), ReaderError> {
         if self.depth == 0 || self.in_object() != object {
-            return Err(ReaderError);
+            return Err(ReaderError::Grammar);
         }
         if self.depth == self.data_depth {
             self.data_depth = 0;
@@ -562,17 +619,20 @@ impl Reader {
         Ok(())
     }
 
-    fn capture(&mut self, bytes: &[u8]) {
-        let end = (self.cap_len + bytes.len()).min(self.cap.len());
-        let n = end - self.cap_len;
-        self.cap[self.cap_len..end].copy_from_slice(&bytes[..n]);
-        // Overlong captures keep a marker length past the buffer so that
-        // fixed-size fields (hash, iv, key) fail their length check.
+    /// Append to the captured value; `cap_len` never passes the buffer.
+    fn capture(&mut self, bytes: &[u8]) -> Result<(), ReaderError> {
+        let dest = self
+            .cap
+            .get_mut(self.cap_len..)
+            .and_then(|free| free.get_mut(..bytes.len()))
+            .ok_or(ReaderError::TooLong(self.field))?;
+        dest.copy_from_slice(bytes);
         self.cap_len += bytes.len();
+        Ok(())
     }
 
-    fn captured(&self) -> Option<&[u8]> {
-        self.cap.get(..self.cap_len)
+    fn captured(&self) -> &[u8] {
+        self.cap.get(..self.cap_len).unwrap_or_default()
     }
 
     fn string_bytes(
@@ -581,18 +641,18 @@ impl Reader {
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<(), ReaderError> {
         match self.field {
-            Field::Chunk => self.b64.feed(bytes, sink).map_err(|_| ReaderError),
+            Field::Chunk => self.b64.feed(bytes, sink).map_err(|_| ReaderError::Grammar),
             Field::Key => {
-                let end = (self.key_len + bytes.len()).min(self.key.len());
-                let n = end - self.key_len;
-                self.key[self.key_len..end].copy_from_slice(&bytes[..n]);
-                self.key_len += bytes.len();
+                // Member names longer than the buffer match no member the
+                // reader looks for: only their length is kept.
+                let free = self.key.get_mut(self.key_len..);
+                if let Some(dest) = free.and_then(|f| f.get_mut(..bytes.len())) {
+                    dest.copy_from_slice(bytes);
+                }
+                self.key_len = self.key_len.saturating_add(bytes.len());
                 Ok(())
             }
-            Field::Action | Field::Hash | Field::Iv | Field::AesKey => {
-                self.capture(bytes);
-                Ok(())
-            }
+            Field::Action | Field::Hash | Field::Iv | Field::AesKey => self.capture(bytes),
             _ => Ok(()),
         }
     }
@@ -619,15 +679,16 @@ impl Reader {
         }
         match self.field {
             Field::Action => {
+                // An action longer than the buffer is no known one: it stays empty.
                 let n = self.cap_len;
-                if n <= self.action.len() {
-                    self.action[..n].copy_from_slice(&self.cap[..n]);
+                if let (Some(dest), Some(src)) = (self.action.get_mut(..n), self.cap.get(..n)) {
+                    dest.copy_from_slice(src);
                     self.action_len = n;
                 }
             }
-            Field::Hash => self.hash = self.captured().and_then(unhex32),
-            Field::Iv => self.iv = self.captured().and_then(b64::decode_exact::<16>),
-            Field::AesKey => self.key_bytes = self.captured().and_then(b64::decode_exact::<32>),
+            Field::Hash => self.hash = unhex32(self.captured()),
+            Field::Iv => self.iv = b64::decode_exact::<16>(self.captured()),
+            Field::AesKey => self.key_bytes = b64::decode_exact::<32>(self.captured()),
             _ => {}
         }
         self.value_field = Field::Other;
@@ -636,13 +697,10 @@ impl Reader {
     }
 
     fn end_scalar(&mut self) -> Result<(), ReaderError> {
-        let text = self
-            .captured()
-            .and_then(|t| core::str::from_utf8(t).ok())
-            .ok_or(ReaderError)?;
+        let text = core::str::from_utf8(self.captured()).map_err(|_| ReaderError::Grammar)?;
         let valid = matches!(text, "true" | "false" | "null") || text.parse::<f64>().is_ok();
         if !valid {
-            return Err(ReaderError);
+            return Err(ReaderError::Grammar);
         }
         match self.field {
             Field::Code => self.code = text.parse().ok(),

@@ -52,7 +52,7 @@ mod write;
 
 pub use auth::{LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME, TwoFactorMethod};
 pub use decrypt::{DecryptError, FileDecryptor};
-pub use download::{DownloadError, DownloadKey};
+pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use queue::Seq;
