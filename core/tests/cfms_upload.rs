@@ -3,7 +3,11 @@
 mod cfms_support;
 
 use cfms_support::Harness;
-use naslink_core::cfms::{Event, MessageKind, Status, UploadError, UploadSource, sha256_of};
+use naslink_core::cfms::upload::UNANNOUNCED_FRAME_LIMIT;
+use naslink_core::cfms::{
+    Config, Desync, Error, Event, MessageKind, Status, UploadError, UploadSource, UploadWriteError,
+    sha256_of,
+};
 use serde_json::json;
 
 fn hex(d: &[u8]) -> String {
@@ -291,4 +295,80 @@ fn writing_more_than_announced_is_refused() {
             naslink_core::cfms::UploadWriteError::BeyondAnnouncedSize
         ))
     );
+}
+
+/// Start an upload of five bytes and bring it to the point where the
+/// server answers `ready …`.
+fn await_ready(h: &mut Harness) -> naslink_core::cfms::Seq {
+    let source = UploadSource {
+        size: 5,
+        sha256: Some(sha256_of(b"hello")),
+    };
+    let (sent, _) = h.req(|s, n, b| s.upload_file(n, "t", source, b));
+    h.recv_json(
+        json!({"action": "transfer_file", "data": {}, "message": "waiting for file transfer"}),
+    );
+    assert_eq!(h.transmit_json().len(), 1, "the header");
+    sent.seq
+}
+
+fn assert_refused(h: &mut Harness, seq: naslink_core::cfms::Seq, ready: &str, want: UploadError) {
+    let e = h.recv(MessageKind::Text, ready.as_bytes());
+    assert_eq!(
+        e,
+        vec![
+            Event::UploadFailed { seq, error: want },
+            Event::Desynchronized(Desync::Transfer)
+        ]
+    );
+    // Nothing is framed: the session never asks for a frame above the limit.
+    assert_eq!(
+        h.session.upload_write(h.now, b"hello"),
+        Err(Error::Upload(UploadWriteError::NotSending))
+    );
+}
+
+#[test]
+fn ready_n_above_the_announced_max_chunk_size_is_refused() {
+    let config = Config {
+        upload_frame: 4096,
+        ..Config::default()
+    };
+    let mut h = Harness::logged_in_with(config, 5);
+    let seq = await_ready(&mut h);
+    let want = UploadError::ThresholdAboveAnnounced {
+        announced: 4096,
+        got: 4294967295,
+    };
+    assert_refused(&mut h, seq, "ready 4294967295", want);
+}
+
+#[test]
+fn ready_n_equal_to_the_announced_max_chunk_size_is_accepted() {
+    let config = Config {
+        upload_frame: 4096,
+        ..Config::default()
+    };
+    let mut h = Harness::logged_in_with(config, 4);
+    let seq = await_ready(&mut h);
+    let e = h.recv(MessageKind::Text, b"ready 4096");
+    assert_eq!(
+        e,
+        vec![Event::UploadReady {
+            seq,
+            frame_size: 4096
+        }]
+    );
+}
+
+#[test]
+fn ready_n_without_an_announcement_is_capped_at_the_protocol_3_frame() {
+    let mut h = Harness::logged_in(3);
+    let seq = await_ready(&mut h);
+    let want = UploadError::ThresholdAboveAnnounced {
+        announced: UNANNOUNCED_FRAME_LIMIT,
+        got: UNANNOUNCED_FRAME_LIMIT + 1,
+    };
+    let ready = format!("ready {}", UNANNOUNCED_FRAME_LIMIT + 1);
+    assert_refused(&mut h, seq, &ready, want);
 }

@@ -1346,6 +1346,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Ok(());
         };
         let seq = up.seq;
+        // A refused `ready N` leaves the server waiting for binary frames:
+        // whatever is sent next would be read as file content.
+        let mut desync = false;
         let result: Result<Option<Event>, UploadError> = match (up.phase, incoming) {
             (Phase::AwaitHandshake, Incoming::Action(a)) if is_transfer_file(&a) => {
                 up.phase = Phase::HeaderDue;
@@ -1353,7 +1356,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
             (Phase::AwaitReady, Incoming::Ready { threshold }) => up
                 .on_ready(threshold)
-                .map(|frame_size| Some(Event::UploadReady { seq, frame_size })),
+                .map(|frame_size| Some(Event::UploadReady { seq, frame_size }))
+                .inspect_err(|_| desync = true),
             (Phase::AwaitReady, Incoming::Stop) => {
                 up.phase = Phase::AwaitFence;
                 self.due.fence = true;
@@ -1400,6 +1404,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
                     self.pending.pop();
                 }
                 self.emit(Event::UploadFailed { seq, error });
+                if desync {
+                    self.broken = true;
+                    self.emit(Event::Desynchronized(Desync::Transfer));
+                }
             }
         }
         Ok(())

@@ -44,6 +44,10 @@ use super::write::{Writer, hex32};
 pub const PROTOCOL3_FRAME: u32 = 8192;
 /// Smallest `max_chunk_size` a protocol ≥ 4 server accepts.
 pub const MIN_FRAME: u32 = 512;
+/// Largest `ready N` threshold accepted when no `max_chunk_size` was
+/// announced (protocol 3): such a server frames at 8192, so a larger N is
+/// not a threshold the client agreed to build frames for.
+pub const UNANNOUNCED_FRAME_LIMIT: u32 = PROTOCOL3_FRAME;
 
 /// What the caller is about to upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,15 @@ pub enum UploadError {
     Unexpected,
     /// The server's `ready N` threshold is below the protocol minimum.
     BadThreshold(u32),
+    /// The server's `ready N` threshold is above the `max_chunk_size` the
+    /// client announced ([`UNANNOUNCED_FRAME_LIMIT`] when none was): frames
+    /// that large were never agreed to, and the connection is given up.
+    ThresholdAboveAnnounced {
+        /// The announced `max_chunk_size` (or the limit).
+        announced: u32,
+        /// The N of `ready N`.
+        got: u32,
+    },
     /// No answer in time.
     Timeout,
     /// The connection closed.
@@ -172,11 +185,15 @@ impl Upload {
         w.finish()
     }
 
-    /// `ready` / `ready N`: start sending.
+    /// `ready` / `ready N`: start sending, in frames of at most what was announced.
     pub(crate) fn on_ready(&mut self, threshold: Option<u32>) -> Result<u32, UploadError> {
         let t = threshold.unwrap_or(PROTOCOL3_FRAME);
         if t < MIN_FRAME {
             return Err(UploadError::BadThreshold(t));
+        }
+        let announced = self.max_chunk.unwrap_or(UNANNOUNCED_FRAME_LIMIT);
+        if t > announced {
+            return Err(UploadError::ThresholdAboveAnnounced { announced, got: t });
         }
         self.threshold = t;
         self.phase = Phase::Sending;

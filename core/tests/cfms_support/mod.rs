@@ -119,7 +119,12 @@ impl Harness {
 
     /// handshake + login with a token valid for an hour.
     pub fn logged_in(protocol: u32) -> Self {
-        let mut h = Harness::new(Config::default());
+        Self::logged_in_with(Config::default(), protocol)
+    }
+
+    /// [`Harness::logged_in`] with a chosen configuration.
+    pub fn logged_in_with(config: Config, protocol: u32) -> Self {
+        let mut h = Harness::new(config);
         h.handshake(protocol);
         h.req(|s, n, b| s.login(n, "admin", "pw", b));
         h.recv_json(json!({"code": 200, "data": {"token": "tok.en.1", "exp": 1795308447.0, "nickname": "管理员",
