@@ -1,7 +1,8 @@
 //! # naslink-sim
 //!
 //! NAS emulators that run on loopback: an fnOS server ([`fnos`]) and a CFMS v3
-//! server ([`cfms`]). They are built on tokio, tokio-tungstenite and
+//! server ([`cfms`]), and a [`hostile`] server in front of either that
+//! misbehaves on purpose. They are built on tokio, tokio-tungstenite and
 //! RustCrypto and deliberately **do not** use `naslink-core`, so that the
 //! emulators and the client cross-check each other.
 //!
@@ -13,3 +14,4 @@
 
 pub mod cfms;
 pub mod fnos;
+pub mod hostile;

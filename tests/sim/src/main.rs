@@ -16,6 +16,8 @@ enum Protocol {
     Fnos(naslink_sim::fnos::Args),
     /// Emulate a CFMS v3 server (`wss://HOST:5104/`).
     Cfms(naslink_sim::cfms::Args),
+    /// A hostile server: an emulator behind a proxy that misbehaves one way.
+    Hostile(naslink_sim::hostile::Args),
 }
 
 #[tokio::main]
@@ -23,5 +25,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().protocol {
         Protocol::Fnos(args) => naslink_sim::fnos::run_cli(args).await,
         Protocol::Cfms(args) => naslink_sim::cfms::run_cli(args).await,
+        Protocol::Hostile(args) => naslink_sim::hostile::run_cli(args).await,
     }
 }

@@ -1,0 +1,94 @@
+//! The hostile server seen from a plain tungstenite client: the faithful
+//! relay works, and each after-upgrade mode breaks the WebSocket rule it
+//! names.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use naslink_sim::hostile::{Config, Handle, Mode, Server, Upstream};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::{Error, Message};
+
+async fn start(mode: Mode, upstream: Upstream) -> Handle {
+    Server::start(Config::new(mode, upstream)).await.unwrap()
+}
+
+/// The first thing the client reads after the upgrade.
+async fn first_read(server: &Handle) -> Option<Result<Message, Error>> {
+    let (mut ws, _) = connect_async(server.url()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the proxy sent something within 5 s")
+}
+
+#[tokio::test]
+async fn the_throttled_relay_answers_cfms_requests_and_counts_client_bytes() {
+    let server = start(Mode::Throttle, Upstream::Cfms).await;
+    let (mut ws, _) = connect_async(server.url()).await.unwrap();
+    let request = json!({"action": "server_info", "data": {}}).to_string();
+    ws.send(Message::Text(request.into())).await.unwrap();
+    let Some(Ok(Message::Text(answer))) = ws.next().await else {
+        panic!("no answer");
+    };
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["code"], 200);
+    assert!(server.client_bytes() > 0);
+    assert_eq!(server.connections(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_masked_server_frame_is_what_the_masked_mode_sends() {
+    let server = start(Mode::MaskedFrame, Upstream::Fnos).await;
+    let read = first_read(&server).await;
+    assert!(
+        matches!(read, Some(Err(Error::Protocol(_)))),
+        "tungstenite refuses a masked server frame: {read:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_bad_utf8_mode_sends_a_text_frame_that_is_not_utf8() {
+    let server = start(Mode::BadUtf8, Upstream::Cfms).await;
+    let read = first_read(&server).await;
+    assert!(matches!(read, Some(Err(Error::Utf8(_)))), "{read:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_after_the_101_is_a_protocol_error() {
+    let server = start(Mode::GarbageAfterUpgrade, Upstream::Fnos).await;
+    let read = first_read(&server).await;
+    assert!(matches!(read, Some(Err(Error::Protocol(_)))), "{read:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_2_62_length_exceeds_any_message_limit() {
+    let server = start(Mode::Length62, Upstream::Fnos).await;
+    let read = first_read(&server).await;
+    assert!(matches!(read, Some(Err(Error::Capacity(_)))), "{read:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_connection_breaks_right_after_the_upgrade() {
+    let server = start(Mode::BreakAfterUpgrade, Upstream::Cfms).await;
+    let read = first_read(&server).await;
+    assert!(
+        !matches!(read, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{read:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_mode_for_the_other_emulator_is_refused() {
+    let err = Server::start(Config::new(Mode::HugeReady, Upstream::Fnos))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("Cfms"), "{err}");
+}
