@@ -14,7 +14,9 @@ use super::files::{read_blocks, write_blocks};
 use super::transfer::{
     ActiveDownload, ActiveUpload, DISK_BLOCK, DISK_QUEUE, DownloadJob, UploadJob,
 };
-use super::{CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY};
+use super::{
+    CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY, SetupStep,
+};
 use crate::link::{Incoming, Link, deadline, describe_closed, now};
 use crate::two_factor::CodeWait;
 
@@ -74,8 +76,30 @@ pub(super) enum Phase {
 }
 
 pub(super) enum Ended {
+    /// The link broke or the stream went out of step: reconnect.
     Lost(String),
+    /// A step before the login's success got no answer in time.
+    Setup(CfmsError),
+    /// The client is shut down, or its first connection failed for good.
     Stop,
+}
+
+/// Timers of the connection task that the core does not keep: the
+/// deadline of the step before `Ready`, and the keep-alive.
+#[derive(Debug, Default)]
+pub(super) struct Clock {
+    /// The first connect and login must end by then (`None` once logged in).
+    pub(super) connect_by: Option<tokio::time::Instant>,
+    /// The current setup step (`server_info`, login) times out then.
+    pub(super) step_until: Option<tokio::time::Instant>,
+    /// How long the current setup step may take (for the message).
+    pub(super) step_limit: StdDuration,
+    /// Since when a two-factor code is awaited (that wait does not count).
+    pub(super) code_since: Option<tokio::time::Instant>,
+    /// The next keep-alive ping (or the verdict on the last one).
+    pub(super) ping_at: Option<tokio::time::Instant>,
+    /// A ping is out and nothing arrived since it was sent.
+    pub(super) ping_unanswered: bool,
 }
 
 pub(super) struct Driver<'s> {
@@ -92,6 +116,13 @@ pub(super) struct Driver<'s> {
     /// Messages written while no link was at hand, sent at the next step.
     pub(super) outbox: Vec<String>,
     pub(super) code: CodeWait,
+    pub(super) clock: Clock,
+    /// This connection reached a successful login (the backoff restarts).
+    pub(super) logged_in: bool,
+    pub(super) request_timeout: StdDuration,
+    pub(super) keepalive: Option<StdDuration>,
+    /// The `max_chunk_size` announced at protocol 4 and later.
+    pub(super) upload_frame: u32,
 }
 
 pub(super) fn unix_secs_f64() -> f64 {
@@ -111,6 +142,7 @@ pub(super) async fn drive(
     let mut hashes = vec![[0u8; 32]; MAX_CHUNKS];
     let config = cfms::Config {
         request_timeout: Duration::from_millis(options.request_timeout.as_millis() as u64),
+        upload_frame: options.upload_frame,
         ..cfms::Config::default()
     };
     let mut driver = Driver {
@@ -132,32 +164,35 @@ pub(super) async fn drive(
         phase: Phase::ServerInfo,
         outbox: Vec::new(),
         code: CodeWait::new(options.two_factor.clone()),
+        clock: Clock {
+            connect_by: Some(tokio::time::Instant::now() + options.connect_timeout),
+            ..Clock::default()
+        },
+        logged_in: false,
+        request_timeout: options.request_timeout,
+        keepalive: options.keepalive.filter(|k| !k.is_zero()),
+        upload_frame: config.upload_frame,
     };
+    // Attempts since the last connection that reached a successful login:
+    // a server that accepts connections and then fails them must not
+    // reset the backoff.
     let mut attempt: u32 = 0;
     loop {
-        match Link::open(&options.url, &options.link).await {
-            Ok(link) => {
-                tracing::info!("connected");
-                driver.session.set_unix_time(now(), unix_secs_f64());
-                match driver.run(link, &options, &mut commands).await {
-                    Ended::Stop => return,
-                    Ended::Lost(reason) => {
-                        tracing::warn!(%reason, "connection lost");
-                        let _ = driver.events.send(CfmsEvent::Disconnected { reason });
-                        attempt = 0;
-                    }
-                }
-            }
-            Err(e) => {
-                if let Some(first) = driver.first.take() {
-                    let _ = first.send(Err(CfmsError::Connect(e)));
-                    return;
-                }
-                tracing::warn!(error = %e, "reconnect failed");
-            }
+        let cause = match driver.connect_once(&options, &mut commands).await {
+            Some(cause) => cause,
+            None => return,
+        };
+        if driver.logged_in {
+            attempt = 0;
         }
         attempt = attempt.saturating_add(1);
-        let delay = options.backoff.delay(attempt - 1);
+        if driver.first.is_some() && driver.give_up_first(&options, attempt, cause) {
+            return;
+        }
+        let mut delay = options.backoff.delay(attempt - 1);
+        if let Some(by) = driver.clock.connect_by {
+            delay = delay.min(by.saturating_duration_since(tokio::time::Instant::now()));
+        }
         let _ = driver
             .events
             .send(CfmsEvent::Reconnecting { attempt, delay });
@@ -175,7 +210,149 @@ pub(super) async fn drive(
     }
 }
 
+/// Whether another attempt may fix a failed first connect (a refused
+/// login, a wrong URL or an untrusted certificate never will).
+fn worth_retrying(cause: &CfmsError) -> bool {
+    use crate::link::ConnectError as C;
+    matches!(
+        cause,
+        CfmsError::Connect(C::Tcp(_) | C::Handshake(_) | C::TimedOut)
+            | CfmsError::NoAnswer { .. }
+            | CfmsError::LinkClosed(_)
+    )
+}
+
 impl Driver<'_> {
+    /// One connection, until it ends: `None` when the task must stop,
+    /// else why the connection failed or ended.
+    async fn connect_once(
+        &mut self,
+        options: &CfmsOptions,
+        commands: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Option<CfmsError> {
+        let mut link_options = options.link.clone();
+        if let Some(by) = self.clock.connect_by {
+            let left = by.saturating_duration_since(tokio::time::Instant::now());
+            let limit = link_options
+                .connect_timeout
+                .unwrap_or(StdDuration::from_secs(15));
+            link_options.connect_timeout = Some(limit.min(left));
+        }
+        let link = match Link::open(&options.url, &link_options).await {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::warn!(error = %e, "connection failed");
+                return Some(CfmsError::Connect(e));
+            }
+        };
+        tracing::info!("connected");
+        self.session.set_unix_time(now(), unix_secs_f64());
+        self.logged_in = false;
+        match self.run(link, options, commands).await {
+            Ended::Stop => None,
+            Ended::Setup(cause) => {
+                tracing::warn!(%cause, "connection not ready");
+                Some(cause)
+            }
+            Ended::Lost(reason) => {
+                tracing::warn!(%reason, "connection lost");
+                let _ = self.events.send(CfmsEvent::Disconnected {
+                    reason: reason.clone(),
+                });
+                Some(CfmsError::LinkClosed(reason))
+            }
+        }
+    }
+
+    /// After a failed first connect: whether to stop (the caller of
+    /// `connect` then has its error).
+    fn give_up_first(&mut self, options: &CfmsOptions, attempts: u32, cause: CfmsError) -> bool {
+        let out_of_time = self
+            .clock
+            .connect_by
+            .is_some_and(|by| by <= tokio::time::Instant::now());
+        if worth_retrying(&cause) && attempts < options.first_attempts.max(1) && !out_of_time {
+            tracing::info!(%cause, attempts, "first connect failed, trying again");
+            return false;
+        }
+        let error = if attempts > 1 {
+            CfmsError::GaveUp {
+                attempts,
+                last: Box::new(cause),
+            }
+        } else {
+            cause
+        };
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(error));
+        }
+        for job in self.queued.drain(..) {
+            job.fail(CfmsError::Closed);
+        }
+        true
+    }
+
+    /// Start the deadline of a setup step: the request timeout, cut to
+    /// what is left of the first connect's time.
+    fn arm_step(&mut self) {
+        let at = tokio::time::Instant::now();
+        let mut limit = self.request_timeout;
+        if let Some(by) = self.clock.connect_by {
+            limit = limit.min(by.saturating_duration_since(at));
+        }
+        self.clock.step_limit = limit;
+        self.clock.step_until = Some(at + limit);
+    }
+
+    /// The earliest of this task's own deadlines.
+    fn own_deadline(&self) -> Option<tokio::time::Instant> {
+        let step = self
+            .clock
+            .step_until
+            .filter(|_| self.clock.code_since.is_none());
+        [step, self.clock.ping_at].into_iter().flatten().min()
+    }
+
+    /// Act on this task's own deadlines: a setup step without an answer
+    /// ends the connection; the keep-alive pings, or ends a silent link.
+    fn on_own_timer(&mut self, link: &mut Link) -> Option<Ended> {
+        let at = tokio::time::Instant::now();
+        if self.clock.code_since.is_none()
+            && let Some(until) = self.clock.step_until
+            && until <= at
+        {
+            let step = match self.phase {
+                Phase::ServerInfo => SetupStep::ServerInfo,
+                _ => SetupStep::Login,
+            };
+            let waited = self.clock.step_limit;
+            return Some(Ended::Setup(CfmsError::NoAnswer { step, waited }));
+        }
+        let (Some(ping_at), Some(every)) = (self.clock.ping_at, self.keepalive) else {
+            return None;
+        };
+        if ping_at > at {
+            return None;
+        }
+        if self.clock.ping_unanswered {
+            return Some(Ended::Lost(format!(
+                "nothing from the server since a keep-alive ping {} s ago: the link is dead",
+                every.as_secs_f64().round()
+            )));
+        }
+        // A ping still queued behind a streamed frame is answered later:
+        // the next turn judges it.
+        let _ = link.send_ping();
+        self.clock.ping_unanswered = true;
+        self.clock.ping_at = Some(at + every);
+        None
+    }
+
+    /// Bytes arrived: the link lives (any byte answers the keep-alive).
+    fn heard(&mut self) {
+        self.clock.ping_unanswered = false;
+    }
+
     async fn run(
         &mut self,
         mut link: Link,
@@ -183,111 +360,19 @@ impl Driver<'_> {
         commands: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Ended {
         self.phase = Phase::ServerInfo;
+        self.clock.ping_at = None;
+        self.clock.ping_unanswered = false;
+        self.clock.code_since = None;
+        self.arm_step();
         let ended = match self.session.server_info(now(), &mut self.tx) {
             Ok(sent) => {
                 self.queue_text(sent.len);
-                // One timer for the deadlines, moved only when they move.
-                let timer = tokio::time::sleep(StdDuration::from_secs(3600));
-                tokio::pin!(timer);
-                let mut timer_armed = false;
-                loop {
-                    if let Some(ended) = self.step(&mut link, options) {
-                        break ended;
-                    }
-                    link.flush().await;
-                    if link.is_closed() {
-                        break Ended::Lost("connection closed".into());
-                    }
-                    let wait = [self.session.poll_timeout(), link.poll_timeout()]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .map(deadline);
-                    match wait {
-                        Some(at) if !timer_armed || at != timer.deadline() => {
-                            timer.as_mut().reset(at);
-                            timer_armed = true;
-                        }
-                        Some(_) => {}
-                        None => timer_armed = false,
-                    }
-                    if let Some(d) = self.download.as_mut()
-                        && d.buffer.len() >= DISK_BLOCK
-                    {
-                        // Waiting here is the back-pressure: a slow disk
-                        // slows the reads instead of growing memory.
-                        let block = std::mem::take(&mut d.buffer);
-                        if d.to_disk.send(block).await.is_err() {
-                            // The writer stopped on an error; its verdict
-                            // arrives with DownloadFinished. Nothing more is
-                            // kept meanwhile.
-                            d.buffer = Vec::new();
-                        }
-                    }
-                    tokio::select! {
-                        n = link.read() => {
-                            if n == 0 {
-                                link.handle_eof();
-                            }
-                            let mut incoming = Vec::new();
-                            link.process(|m| incoming.push(m));
-                            let mut stop = None;
-                            for message in incoming {
-                                let outcome = match message {
-                                    Incoming::Text(t) => self.handle(MessageKind::Text, t.as_bytes(), options),
-                                    Incoming::Binary(b) => self.handle(MessageKind::Binary, &b, options),
-                                    Incoming::Closed(c) => Some(Ended::Lost(describe_closed(c))),
-                                };
-                                stop = stop.or(outcome);
-                            }
-                            if let Some(ended) = stop {
-                                break ended;
-                            }
-                        }
-                        cmd = commands.recv() => match cmd {
-                            Some(cmd) => {
-                                // Every job already waiting goes out in the
-                                // same write.
-                                self.queued.push(cmd);
-                                while let Ok(cmd) = commands.try_recv() {
-                                    self.queued.push(cmd);
-                                }
-                            }
-                            None => {
-                                link.close();
-                                link.flush().await;
-                                break Ended::Stop;
-                            }
-                        },
-                        () = &mut timer, if timer_armed => {
-                            timer_armed = false;
-                            self.session.handle_timeout(now());
-                            link.handle_timeout();
-                        }
-                        code = self.code.next() => {
-                            let sent = code.map(|code| {
-                                self.session.submit_two_factor(now(), &code, &mut self.tx)
-                            });
-                            match sent {
-                                Some(Ok(sent)) => self.queue_text(sent.len),
-                                _ => {
-                                    // After a refused code, the refusal is the news.
-                                    let error = if self.code.refused_before() {
-                                        CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode)
-                                    } else {
-                                        CfmsError::TwoFactorRequired
-                                    };
-                                    self.code.reset();
-                                    break self.fail_first(error).unwrap_or(Ended::Stop);
-                                }
-                            }
-                        }
-                        () = tokio::task::yield_now(), if self.upload_busy() => {}
-                    }
-                }
+                self.serve(&mut link, options, commands).await
             }
-            Err(e) => Ended::Lost(format!("server_info: {e:?}")),
+            Err(e) => Ended::Lost(format!("server_info not written: {e:?}")),
         };
+        self.clock.step_until = None;
+        self.clock.ping_at = None;
         link.close();
         link.flush().await;
         self.session.handle_disconnect(now());
@@ -304,6 +389,149 @@ impl Driver<'_> {
             let _ = u.reply.send(Err(CfmsError::ConnectionLost));
         }
         ended
+    }
+
+    /// The connection's loop: write what is owed, wait for input, a
+    /// command, a deadline or a two-factor code.
+    async fn serve(
+        &mut self,
+        link: &mut Link,
+        options: &CfmsOptions,
+        commands: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Ended {
+        // One timer for the deadlines, moved only when they move.
+        let timer = tokio::time::sleep(StdDuration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut timer_armed = false;
+        loop {
+            if let Some(ended) = self.step(link, options) {
+                return ended;
+            }
+            link.flush().await;
+            if link.is_closed() {
+                return Ended::Lost("connection closed".into());
+            }
+            let wait = [self.session.poll_timeout(), link.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(deadline)
+                .into_iter()
+                .chain(self.own_deadline())
+                .min();
+            match wait {
+                Some(at) if !timer_armed || at != timer.deadline() => {
+                    timer.as_mut().reset(at);
+                    timer_armed = true;
+                }
+                Some(_) => {}
+                None => timer_armed = false,
+            }
+            self.hand_to_disk().await;
+            tokio::select! {
+                n = link.read() => {
+                    if let Some(ended) = self.on_read(link, n, options) {
+                        return ended;
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => {
+                        // Every job already waiting goes out in the
+                        // same write.
+                        self.queued.push(cmd);
+                        while let Ok(cmd) = commands.try_recv() {
+                            self.queued.push(cmd);
+                        }
+                    }
+                    None => {
+                        link.close();
+                        link.flush().await;
+                        return Ended::Stop;
+                    }
+                },
+                () = &mut timer, if timer_armed => {
+                    timer_armed = false;
+                    self.session.handle_timeout(now());
+                    link.handle_timeout();
+                    if let Some(ended) = self.on_own_timer(link) {
+                        return ended;
+                    }
+                }
+                code = self.code.next() => {
+                    if let Some(ended) = self.on_code(code) {
+                        return ended;
+                    }
+                }
+                () = tokio::task::yield_now(), if self.upload_busy() => {}
+            }
+        }
+    }
+
+    /// Hand gathered ciphertext to the file's thread. Waiting here is the
+    /// back-pressure: a slow disk slows the reads instead of growing memory.
+    async fn hand_to_disk(&mut self) {
+        if let Some(d) = self.download.as_mut()
+            && d.buffer.len() >= DISK_BLOCK
+        {
+            let block = std::mem::take(&mut d.buffer);
+            if d.to_disk.send(block).await.is_err() {
+                // The writer stopped on an error; its verdict arrives with
+                // DownloadFinished. Nothing more is kept meanwhile.
+                d.buffer = Vec::new();
+            }
+        }
+    }
+
+    /// `n` bytes were read (0: end of stream): hand the messages on.
+    fn on_read(&mut self, link: &mut Link, n: usize, options: &CfmsOptions) -> Option<Ended> {
+        if n == 0 {
+            link.handle_eof();
+        } else {
+            self.heard();
+        }
+        let mut incoming = Vec::new();
+        link.process(|m| incoming.push(m));
+        let mut stop = None;
+        for message in incoming {
+            let outcome = match message {
+                Incoming::Text(t) => self.handle(MessageKind::Text, t.as_bytes(), options),
+                Incoming::Binary(b) => self.handle(MessageKind::Binary, &b, options),
+                Incoming::Closed(c) => Some(Ended::Lost(describe_closed(c))),
+            };
+            stop = stop.or(outcome);
+        }
+        stop
+    }
+
+    /// The two-factor source answered (`None`: it gave up).
+    fn on_code(&mut self, code: Option<String>) -> Option<Ended> {
+        if let Some(since) = self.clock.code_since.take()
+            && let Some(by) = self.clock.connect_by.as_mut()
+        {
+            // The person's time to type a code is not the server's.
+            *by += since.elapsed();
+        }
+        let code = code.map(zeroize::Zeroizing::new);
+        let sent = code
+            .as_ref()
+            .map(|code| self.session.submit_two_factor(now(), code, &mut self.tx));
+        match sent {
+            Some(Ok(sent)) => {
+                self.queue_text(sent.len);
+                self.arm_step();
+                None
+            }
+            _ => {
+                // After a refused code, the refusal is the news.
+                let error = if self.code.refused_before() {
+                    CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode)
+                } else {
+                    CfmsError::TwoFactorRequired
+                };
+                self.code.reset();
+                Some(self.fail_first(error).unwrap_or(Ended::Stop))
+            }
+        }
     }
 
     /// Keep the message the session wrote into `tx` for the next step.
@@ -376,7 +604,9 @@ impl Driver<'_> {
                                 self.upload = Some(ActiveUpload {
                                     from_disk: read_blocks(u.source),
                                     pending: Vec::new(),
-                                    message: Vec::new(),
+                                    owed: 0,
+                                    header_owed: None,
+                                    frame_size: cfms::upload::PROTOCOL3_FRAME,
                                     sending: false,
                                     at_eof: false,
                                     sent: 0,
@@ -486,6 +716,7 @@ impl Driver<'_> {
                     {
                         Ok(sent) => {
                             self.phase = Phase::Login;
+                            self.arm_step();
                             self.queue_text(sent.len);
                         }
                         Err(e) => return self.fail_first(CfmsError::Request(format!("{e:?}"))),
@@ -545,12 +776,7 @@ impl Driver<'_> {
                     let _ = request.reply.send(Err(error));
                 }
             }
-            Event::UploadReady { .. } => {
-                if let Some(up) = self.upload.as_mut() {
-                    up.sending = true;
-                    let _ = up.progress.send((0, up.size));
-                }
-            }
+            Event::UploadReady { frame_size, .. } => return self.upload_ready(frame_size),
             Event::UploadFinished { size, .. } => {
                 if let Some(up) = self.upload.take() {
                     let _ = up.reply.send(Ok(size));
@@ -625,6 +851,10 @@ impl Driver<'_> {
 
     fn ready(&mut self, lockdown: bool) {
         self.phase = Phase::Ready;
+        self.logged_in = true;
+        self.clock.step_until = None;
+        self.clock.connect_by = None;
+        self.clock.ping_at = self.keepalive.map(|k| tokio::time::Instant::now() + k);
         // Lockdown changes are pushed only to registered listeners.
         match self.session.register_listener(now(), &mut self.tx) {
             Ok(sent) => self.queue_text(sent.len),
@@ -662,6 +892,7 @@ impl Driver<'_> {
     fn ask_code(&mut self, error: CfmsError) -> Option<Ended> {
         match self.code.ask() {
             Some(attempt) => {
+                self.clock.code_since = Some(tokio::time::Instant::now());
                 let _ = self.events.send(CfmsEvent::TwoFactorRequired { attempt });
                 None
             }

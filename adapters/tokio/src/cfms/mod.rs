@@ -43,7 +43,7 @@ mod transfer;
 use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
-use naslink_core::cfms::LoginError;
+use naslink_core::cfms::{DownloadError, LoginError, UploadError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
 
@@ -85,6 +85,26 @@ pub struct CfmsOptions {
     /// one, an account that needs a code fails its login with
     /// [`CfmsError::TwoFactorRequired`].
     pub two_factor: Option<TwoFactor>,
+    /// The first connect and login (every attempt: TCP, TLS, upgrade,
+    /// `server_info`, login; the wait for a two-factor code excluded) must
+    /// succeed or fail within this. Each of `server_info` and the login
+    /// waits at most `min(request_timeout, what is left of it)`.
+    pub connect_timeout: StdDuration,
+    /// Connection attempts before the first successful login (at least
+    /// one). Later, the client reconnects as long as it lives; its backoff
+    /// starts again only after a connection reached a successful login.
+    pub first_attempts: u32,
+    /// Keep-alive: a WebSocket ping after this much time; no byte from
+    /// the server during the next interval means the link is dead (a
+    /// [`CfmsEvent::Disconnected`], then a reconnect). So an idle client
+    /// (a `watch`) notices a dead link within twice the interval. `None`
+    /// turns it off.
+    pub keepalive: Option<StdDuration>,
+    /// The upload frame size announced as `max_chunk_size` to a protocol 4
+    /// or later server (at least 512; protocol 3 always uses 8192). Larger
+    /// frames mean fewer messages; memory does not grow with it, as frames
+    /// are streamed. A server asking for larger frames is refused.
+    pub upload_frame: u32,
 }
 
 impl std::fmt::Debug for CfmsOptions {
@@ -93,13 +113,18 @@ impl std::fmt::Debug for CfmsOptions {
             .field("url", &self.url)
             .field("user", &self.user)
             .field("password", &"<hidden>")
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_attempts", &self.first_attempts)
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }
 
 impl CfmsOptions {
     /// Options with defaults: the system certificate store, 30 s requests,
-    /// default backoff.
+    /// default backoff, 30 s and 3 attempts for the first connect, a
+    /// keep-alive ping every 30 s.
     pub fn new(url: &str, user: &str, password: &str) -> Self {
         CfmsOptions {
             url: url.to_owned(),
@@ -112,6 +137,10 @@ impl CfmsOptions {
             request_timeout: StdDuration::from_secs(30),
             backoff: Backoff::default(),
             two_factor: None,
+            connect_timeout: StdDuration::from_secs(30),
+            first_attempts: 3,
+            keepalive: Some(StdDuration::from_secs(30)),
+            upload_frame: naslink_core::cfms::Config::default().upload_frame,
         }
     }
 }
@@ -149,6 +178,38 @@ pub enum CfmsError {
     Transfer(String),
     /// A local file could not be read or written.
     Io(std::io::Error),
+    /// A connection step got no answer in time (while connecting).
+    NoAnswer {
+        /// Which step: `server_info` or the login.
+        step: SetupStep,
+        /// How long it waited.
+        waited: StdDuration,
+    },
+    /// The connection ended while connecting or logging in.
+    LinkClosed(String),
+    /// The first connect failed `attempts` times (or ran out of
+    /// [`CfmsOptions::connect_timeout`]); `last` says why the last one did.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: Box<CfmsError>,
+    },
+    /// The server broke the CFMS protocol (the session's own words).
+    Protocol(String),
+    /// The download failed: the core's named reason.
+    Download(DownloadError),
+    /// The upload failed: the core's named reason.
+    Upload(UploadError),
+}
+
+/// The steps of a connection before it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupStep {
+    /// The `server_info` request (protocol check).
+    ServerInfo,
+    /// The login (or a two-factor code).
+    Login,
 }
 
 impl std::fmt::Display for CfmsError {
@@ -176,11 +237,94 @@ impl std::fmt::Display for CfmsError {
             CfmsError::Request(why) => write!(f, "cannot send the request: {why}"),
             CfmsError::Transfer(why) => write!(f, "transfer failed: {why}"),
             CfmsError::Io(e) => write!(f, "local file: {e}"),
+            CfmsError::NoAnswer { step, waited } => {
+                let secs = waited.as_secs_f64();
+                match step {
+                    SetupStep::ServerInfo => write!(
+                        f,
+                        "no answer to server_info within {secs:.0} s: \
+                         is this a CFMS protocol 3-5 server?"
+                    ),
+                    SetupStep::Login => write!(f, "no answer to the login within {secs:.0} s"),
+                }
+            }
+            CfmsError::LinkClosed(why) => {
+                write!(
+                    f,
+                    "the server closed the connection before the login ({why})"
+                )
+            }
+            CfmsError::GaveUp { attempts, last } => {
+                write!(f, "gave up after {attempts} attempts: {last}")
+            }
+            CfmsError::Protocol(why) => write!(f, "the server broke the CFMS protocol: {why}"),
+            CfmsError::Download(e) => write!(f, "download failed: {}", describe_download(e)),
+            CfmsError::Upload(e) => write!(f, "upload failed: {}", describe_upload(e)),
         }
     }
 }
 
-impl std::error::Error for CfmsError {}
+impl std::error::Error for CfmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CfmsError::Connect(e) => Some(e),
+            CfmsError::Io(e) => Some(e),
+            CfmsError::GaveUp { last, .. } => Some(last.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The core's download failure in words (it has no `Display` of its own).
+fn describe_download(e: &DownloadError) -> String {
+    match e {
+        DownloadError::Server(status) => format!("the server answered {}", status.code()),
+        DownloadError::BadHeader => "the transfer header is missing fields or inconsistent".into(),
+        DownloadError::TooManyChunks { total, capacity } => {
+            format!("the file has {total} chunks, this client keeps at most {capacity}")
+        }
+        DownloadError::ChunkOutOfOrder { expected, got } => {
+            format!("chunk {got} arrived where chunk {expected} was due")
+        }
+        DownloadError::ChunkLength {
+            index,
+            expected,
+            got,
+        } => format!("chunk {index} holds {got} bytes instead of {expected}"),
+        DownloadError::BadChunkFields { index } => {
+            format!("chunk {index} lacks a valid hash (or chunk 0 a valid iv)")
+        }
+        DownloadError::BadKey => "the AES key is missing, not 32 bytes, or early".into(),
+        DownloadError::FieldTooLong { field, chunk } => {
+            format!("field {field:?} of the message after chunk {chunk} is too long to be valid")
+        }
+        DownloadError::Malformed => "a transfer message is not JSON or not base64".into(),
+        DownloadError::MessageTooLarge => "a transfer message is too large".into(),
+        DownloadError::Unexpected => "a message that has no place in a download".into(),
+        DownloadError::Timeout => "no message in time".into(),
+        DownloadError::Disconnected => "the connection closed".into(),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
+    }
+}
+
+/// The core's upload failure in words (it has no `Display` of its own).
+fn describe_upload(e: &UploadError) -> String {
+    match e {
+        UploadError::Server(status) => format!("the server answered {}", status.code()),
+        UploadError::SourceChanged { .. } => {
+            "the file changed while it was being sent (its SHA-256 differs)".into()
+        }
+        UploadError::Unexpected => "the server answered out of the upload's order".into(),
+        UploadError::BadThreshold(n) => {
+            format!("the server asked for frames of {n} bytes, outside the allowed range")
+        }
+        UploadError::Timeout => "no answer in time".into(),
+        UploadError::Disconnected => "the connection closed".into(),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
+    }
+}
 
 /// Lifecycle changes and pushes.
 #[derive(Debug, Clone, PartialEq)]

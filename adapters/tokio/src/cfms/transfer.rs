@@ -2,7 +2,8 @@
 //! [`CfmsClient::upload`]) and the connection task's side (the transfer
 //! under way, fed from and to the blocking pool).
 
-use naslink_core::cfms::DownloadKey;
+use naslink_core::cfms::{self, DownloadKey};
+use naslink_core::ws::SendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::driver::{Driver, Ended, Job};
@@ -55,10 +56,16 @@ pub(super) struct UploadJob {
 pub(super) struct ActiveUpload {
     /// Blocks read on the blocking pool; an empty block marks the end.
     pub(super) from_disk: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    /// Read from the file, not yet accepted by the session.
+    /// Read from the file: the first `owed` bytes are accepted by the
+    /// session but not yet taken by the link, the rest not yet accepted.
     pub(super) pending: Vec<u8>,
-    /// The binary message being assembled.
-    pub(super) message: Vec<u8>,
+    /// See `pending`.
+    pub(super) owed: usize,
+    /// A frame whose header the link had no room for yet (its length).
+    pub(super) header_owed: Option<u64>,
+    /// The server's frame size (`ready N`), checked against what this
+    /// client announced.
+    pub(super) frame_size: u32,
     /// Set after `UploadReady`; cleared once the final empty call is done.
     pub(super) sending: bool,
     pub(super) at_eof: bool,
@@ -262,79 +269,130 @@ impl ActiveDownload {
     }
 }
 
+/// Upload bytes handed to the link per turn of the connection loop, so
+/// that answers and other work are served between turns.
+const UPLOAD_TURN: usize = 128 * 1024;
+
+impl ActiveUpload {
+    /// Give the link the frame header and bytes it is owed; `Ok(false)`
+    /// when it is full (flush first) or the turn's budget is spent.
+    fn hand_to_link(&mut self, link: &mut Link, budget: &mut usize) -> Result<bool, String> {
+        if let Some(len) = self.header_owed {
+            match link.begin_binary(len) {
+                Ok(()) => self.header_owed = None,
+                Err(SendError::InsufficientSize(_)) => return Ok(false),
+                Err(e) => return Err(format!("frame not queued: {e:?}")),
+            }
+        }
+        while self.owed > 0 {
+            let take = link
+                .send_binary_part(&self.pending[..self.owed])
+                .map_err(|e| format!("frame not queued: {e:?}"))?;
+            self.pending.drain(..take);
+            self.owed -= take;
+            *budget = budget.saturating_sub(take);
+            if take == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(*budget > 0)
+    }
+}
+
 impl Driver<'_> {
     /// Whether upload bytes are waiting to be sent (the loop must not sleep).
     pub(super) fn upload_busy(&self) -> bool {
         self.upload.as_ref().is_some_and(|u| u.sending)
     }
 
-    /// Send up to a few frames of the file; the loop comes back for more
-    /// after flushing, so memory stays at one read buffer.
+    /// Stream the file into the link's frames for one turn; the loop
+    /// comes back after flushing. A frame is announced with its length and
+    /// its payload copied into the link piece by piece, so memory stays at
+    /// one read block and the link's transmit buffer whatever frame size
+    /// the server asked for.
     pub(super) fn feed_upload(&mut self, link: &mut Link) -> Option<Ended> {
-        let up = self.upload.as_mut()?;
-        if !up.sending {
-            return None;
-        }
-        // The link's transmit queue holds 256 KiB and is flushed before the
-        // next call: 16 frames of at most 8 KiB (protocol 3) or a few
-        // larger ones stay well inside it.
-        let mut queued = 0usize;
-        while queued < 128 * 1024 {
+        let mut budget = UPLOAD_TURN;
+        loop {
+            let up = self.upload.as_mut()?;
+            if !up.sending {
+                return None;
+            }
+            match up.hand_to_link(link, &mut budget) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return self.upload_broken(CfmsError::Transfer(e)),
+            }
             if up.pending.is_empty() && !up.at_eof {
                 match up.from_disk.try_recv() {
                     Ok(Ok(block)) if block.is_empty() => up.at_eof = true,
                     Ok(Ok(block)) => up.pending = block,
                     // The reader is behind: the loop comes back (it does
                     // not sleep while an upload is sending).
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Ok(Err(e)) => {
-                        let up = self.upload.take()?;
-                        let _ = up.reply.send(Err(CfmsError::Io(e)));
-                        return Some(Ended::Lost("upload source unreadable".into()));
-                    }
+                    Err(mpsc::error::TryRecvError::Empty) => return None,
+                    Ok(Err(e)) => return self.upload_broken(CfmsError::Io(e)),
                     Err(mpsc::error::TryRecvError::Disconnected) => {
-                        let up = self.upload.take()?;
-                        let _ = up.reply.send(Err(CfmsError::Transfer(
-                            "the upload's reader stopped".into(),
-                        )));
-                        return Some(Ended::Lost("upload source unreadable".into()));
+                        let why = "the upload's reader stopped".to_owned();
+                        return self.upload_broken(CfmsError::Transfer(why));
                     }
                 }
             }
             let write = match self.session.upload_write(now(), &up.pending) {
                 Ok(w) => w,
                 Err(e) => {
-                    let up = self.upload.take()?;
-                    let _ = up.reply.send(Err(CfmsError::Transfer(format!("{e:?}"))));
-                    return Some(Ended::Lost("upload out of step".into()));
+                    let why = format!("the file does not match its announced size ({e:?})");
+                    return self.upload_broken(CfmsError::Transfer(why));
                 }
             };
             if write.message_start {
-                up.message.clear();
+                // The session's message: a full frame, the file's tail, or
+                // the empty final one.
+                let left = up.size - up.sent;
+                let len = match write.accepted {
+                    0 => 0,
+                    _ => u64::from(up.frame_size).min(left),
+                };
+                up.header_owed = Some(len);
             }
-            up.message.extend_from_slice(&up.pending[..write.accepted]);
-            up.pending.drain(..write.accepted);
+            up.owed = write.accepted;
             up.sent += write.accepted as u64;
             if write.message_end {
-                if let Err(e) = link.send_binary(&up.message) {
-                    // A lost frame would corrupt the file: end the
-                    // connection instead (the upload fails, nothing is
-                    // stored).
-                    let up = self.upload.take()?;
-                    let _ = up
-                        .reply
-                        .send(Err(CfmsError::Transfer(format!("frame not queued: {e:?}"))));
-                    return Some(Ended::Lost("upload frame not queued".into()));
-                }
-                queued += up.message.len();
                 let _ = up.progress.send((up.sent, up.size));
             }
             if up.at_eof && up.pending.is_empty() && write.accepted == 0 {
-                // The final empty call is done: wait for the verdict.
-                up.sending = false;
-                break;
+                // The final empty call is done: what is owed goes out, then
+                // the verdict is awaited.
+                if let Err(e) = up.hand_to_link(link, &mut budget) {
+                    return self.upload_broken(CfmsError::Transfer(e));
+                }
+                if up.header_owed.is_none() {
+                    up.sending = false;
+                }
+                return None;
             }
         }
+    }
+
+    /// The upload cannot go on: the caller learns why, and the connection
+    /// ends (a frame cut short would corrupt the stream; nothing is stored).
+    pub(super) fn upload_broken(&mut self, error: CfmsError) -> Option<Ended> {
+        let up = self.upload.take()?;
+        let reason = format!("upload stopped: {error}");
+        let _ = up.reply.send(Err(error));
+        Some(Ended::Lost(reason))
+    }
+
+    /// `ready N`: frames of N bytes. A server asking for larger frames than
+    /// this client announced is refused (nothing is sent).
+    pub(super) fn upload_ready(&mut self, frame_size: u32) -> Option<Ended> {
+        let allowed = self.upload_frame.max(cfms::upload::PROTOCOL3_FRAME);
+        let up = self.upload.as_mut()?;
+        if frame_size > allowed {
+            let error = CfmsError::Upload(cfms::UploadError::BadThreshold(frame_size));
+            return self.upload_broken(error);
+        }
+        up.frame_size = frame_size;
+        up.sending = true;
+        let _ = up.progress.send((0, up.size));
         None
     }
 }
