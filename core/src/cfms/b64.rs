@@ -126,4 +126,71 @@ mod tests {
         s.feed(b"QUJ", &mut |_| {}).unwrap();
         assert_eq!(s.finish(), Err(Base64Error));
     }
+
+    extern crate std;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// Feed `text` cut at `cuts`; the decoded bytes, or the error.
+    fn streamed(text: &[u8], cuts: &[usize]) -> Result<Vec<u8>, Base64Error> {
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+        bounds.extend([0, text.len()]);
+        bounds.sort_unstable();
+        let mut out = Vec::new();
+        let mut s = Base64Stream::new();
+        for w in bounds.windows(2) {
+            let before = s.decoded();
+            s.feed(&text[w[0]..w[1]], &mut |b: &[u8]| out.extend_from_slice(b))?;
+            // Progress: everything fed is decoded or held (at most 3 characters).
+            assert!(s.decoded() >= before && s.carry_len < 4);
+        }
+        let n = s.finish()?;
+        assert_eq!(n, out.len() as u64);
+        Ok(out)
+    }
+
+    /// Mostly valid base64 (of random bytes, sometimes with one character
+    /// replaced), or arbitrary text.
+    fn base64ish() -> impl Strategy<Value = std::string::String> {
+        let encoded = (
+            prop::collection::vec(any::<u8>(), 0..1600),
+            prop::option::of((any::<prop::sample::Index>(), "[ -~]")),
+        )
+            .prop_map(|(data, edit)| {
+                let mut out = std::vec![0u8; data.len().div_ceil(3) * 4];
+                let n = STANDARD.encode_slice(&data, &mut out).unwrap_or(0);
+                out.truncate(n);
+                if let (Some((at, ch)), false) = (edit, out.is_empty()) {
+                    let i = at.index(out.len());
+                    out[i] = ch.as_bytes()[0];
+                }
+                std::string::String::from_utf8(out).unwrap_or_default()
+            });
+        prop_oneof![3 => encoded, 1 => "[A-Za-z0-9+/=]{0,2100}|[ -~]{0,40}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Streamed decoding agrees with one-shot decoding of the whole
+        /// text, for valid and invalid text, however it is cut.
+        #[test]
+        fn any_cut_of_any_text_decodes_like_the_whole(
+            text in base64ish(),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut whole = std::vec![0u8; text.len()];
+            let expected = STANDARD
+                .decode_slice(text.as_bytes(), &mut whole)
+                .map(|n| whole[..n].to_vec())
+                .map_err(|_| Base64Error);
+            prop_assert_eq!(streamed(text.as_bytes(), &cuts), expected);
+        }
+
+        #[test]
+        fn short_values_of_any_text_never_panic(text in prop::collection::vec(any::<u8>(), 0..100)) {
+            let _ = decode_exact::<16>(&text);
+            let _ = decode_exact::<32>(&text);
+        }
+    }
 }

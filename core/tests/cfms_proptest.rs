@@ -1,0 +1,319 @@
+//! Robustness of the CFMS receive path: whatever the server sends, cut at
+//! whatever points, the JSON view, the envelope, `ready N`, the streamed
+//! download reader and the session as a whole answer with a value or a
+//! named error, never a panic, and every call consumes its whole input.
+
+mod cfms_support;
+
+use cfms_support::Harness;
+use naslink_core::cfms::json::{self, Kind, Value};
+use naslink_core::cfms::{Event, Incoming, MessageKind, Response, UploadSource};
+use proptest::prelude::*;
+use serde_json::json;
+
+/// Walk every value reachable from `v`, decoding every string and number.
+fn walk(v: Value<'_>, depth: usize) {
+    assert!(depth <= json::MAX_DEPTH + 1);
+    match v.kind() {
+        Kind::String => {
+            let s = v.as_str().unwrap();
+            let mut buf = vec![0u8; s.decoded_len()];
+            let text = s.decode_into(&mut buf).unwrap();
+            assert!(s.eq_str(text));
+            assert!(s.starts_with(text));
+        }
+        Kind::Object => {
+            for (k, item) in v.entries() {
+                let _ = k.decoded_len();
+                let _ = v.get(&k.chars().collect::<String>());
+                walk(item, depth + 1);
+            }
+        }
+        Kind::Array => v.items().for_each(|item| walk(item, depth + 1)),
+        _ => {
+            let _ = (v.as_u64(), v.as_i64(), v.as_f64(), v.as_bool());
+        }
+    }
+}
+
+/// JSON-ish text with CFMS words: mostly structure, escapes, quotes and
+/// long numbers, so broken and deep structures come often.
+fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+    let atoms = prop_oneof![
+        Just(b"{".to_vec()),
+        Just(b"}".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"]".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b":".to_vec()),
+        Just(b",".to_vec()),
+        Just(br"\u".to_vec()),
+        Just(br"\ud83d".to_vec()),
+        Just(br"\ude00".to_vec()),
+        Just(br"\/".to_vec()),
+        Just(b"\"action\":".to_vec()),
+        Just(b"\"code\":".to_vec()),
+        Just(b"\"data\":".to_vec()),
+        Just(b"\"file_chunk\"".to_vec()),
+        Just(b"\"aes_key\"".to_vec()),
+        Just(b"\"transfer_file\"".to_vec()),
+        Just(b"\"index\":".to_vec()),
+        Just(b"\"hash\":".to_vec()),
+        Just(b"\"chunk\":".to_vec()),
+        Just(b"\"key\":".to_vec()),
+        Just(b"\"iv\":".to_vec()),
+        Just(b"-0.5e+3".to_vec()),
+        Just(b"200".to_vec()),
+        Just(b"99999999999999999999999999".to_vec()),
+        Just(b"null".to_vec()),
+        Just(b"true".to_vec()),
+        Just(b"QUJD".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..4),
+    ];
+    prop::collection::vec(atoms, 0..40).prop_map(|parts| parts.concat())
+}
+
+/// Any JSON document serde_json can produce.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        any::<String>().prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(any::<String>(), inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// `ours` reads as the same document as `theirs`.
+fn same(ours: Value<'_>, theirs: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match theirs {
+        J::Null => ours.is_null(),
+        J::Bool(b) => ours.as_bool() == Some(*b),
+        J::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => ours.as_u64() == Some(u),
+            (None, Some(i), _) => ours.as_i64() == Some(i),
+            (None, None, f) => ours.as_f64() == f,
+        },
+        J::String(s) => ours.as_str().is_some_and(|o| o.eq_str(s)),
+        J::Array(items) => {
+            ours.items().count() == items.len() && ours.items().zip(items).all(|(o, t)| same(o, t))
+        }
+        J::Object(map) => {
+            ours.entries().count() == map.len()
+                && map
+                    .iter()
+                    .all(|(k, t)| ours.get(k).is_some_and(|v| same(v, t)))
+        }
+    }
+}
+
+/// Cut `msg` at the (sorted, deduplicated) points; always at least one piece.
+fn pieces<'m>(msg: &'m [u8], cuts: &[usize]) -> Vec<&'m [u8]> {
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (msg.len() + 1)).collect();
+    bounds.extend([0, msg.len()]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    if bounds.len() == 1 {
+        return vec![msg];
+    }
+    bounds.windows(2).map(|w| &msg[w[0]..w[1]]).collect()
+}
+
+/// Feed one message in pieces, drain transmit and events; returns the events.
+fn feed(h: &mut Harness, kind: MessageKind, msg: &[u8], cuts: &[usize]) -> Vec<Event> {
+    let parts = pieces(msg, cuts);
+    let last = parts.len() - 1;
+    for (i, part) in parts.iter().enumerate() {
+        let cipher = &mut h.ciphertext;
+        let _ = h.session.handle_message_part(
+            h.now,
+            kind,
+            part,
+            i == 0,
+            i == last,
+            &mut |c: &[u8]| cipher.extend_from_slice(c),
+        );
+    }
+    let before = h.events.len();
+    let mut buf = vec![0u8; 16 * 1024];
+    // Whatever the session wants to send ends: each call sends one message.
+    for _ in 0..16 {
+        match h.session.poll_transmit(h.now, &mut buf) {
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    h.drain();
+    h.events[before..].to_vec()
+}
+
+/// A real `file_chunk` message for a 100-byte file of one chunk.
+fn chunk_message() -> String {
+    format!(
+        r#"{{"action": "file_chunk", "data": {{"index": 0, "hash": "{}", "iv": "AAAAAAAAAAAAAAAAAAAAAA==", "chunk": "{}"}}}}"#,
+        "ab".repeat(32),
+        "QUJD".repeat(33) + "QQ=="
+    )
+}
+
+/// A logged-in session in `state`: 0 idle, 1 request pending, 2 download
+/// receiving, 3 upload awaiting `ready`.
+fn session_in(state: u8) -> Harness {
+    let mut h = Harness::logged_in(4);
+    match state {
+        1 => {
+            h.req(|s, n, b| s.list_directory(n, None, b));
+        }
+        2 => {
+            h.req(|s, n, b| s.download_file(n, "t", b));
+            h.recv_json(
+                json!({"action": "transfer_file", "data": {"sha256": "ab".repeat(32),
+                "file_size": 100, "chunk_size": 100, "total_chunks": 1}}),
+            );
+            h.transmit();
+        }
+        3 => {
+            let source = UploadSource {
+                size: 5,
+                sha256: None,
+            };
+            h.req(|s, n, b| s.upload_file(n, "t", source, b));
+            h.recv_json(json!({"action": "transfer_file", "data": {}}));
+            h.transmit();
+        }
+        _ => {}
+    }
+    h
+}
+
+/// Messages a broken or hostile server might send.
+fn server_message() -> impl Strategy<Value = (MessageKind, Vec<u8>)> {
+    let mutated_chunk = (
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(edits, cut)| {
+            let mut m = chunk_message().into_bytes();
+            for (at, b) in edits {
+                let i = at.index(m.len());
+                m[i] = b;
+            }
+            let keep = cut.index(m.len() + 1).max(m.len() / 2);
+            m.truncate(keep);
+            m
+        });
+    prop_oneof![
+        3 => jsonish().prop_map(|m| (MessageKind::Text, m)),
+        2 => mutated_chunk.prop_map(|m| (MessageKind::Text, m)),
+        1 => "ready( [0-9]{0,12}| .{0,8})?|stop".prop_map(|m| (MessageKind::Text, m.into_bytes())),
+        1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(|m| (MessageKind::Binary, m)),
+        1 => Just((MessageKind::Text, br#"{"code": 200, "data": {}, "message": "ok"}"#.to_vec())),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn documents_from_another_serializer_read_back_identically(doc in json_value()) {
+        let compact = serde_json::to_string(&doc).unwrap();
+        prop_assert!(same(json::parse(compact.as_bytes()).unwrap(), &doc));
+        let pretty = serde_json::to_string_pretty(&doc).unwrap();
+        prop_assert!(same(json::parse(pretty.as_bytes()).unwrap(), &doc));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_json_view(text in jsonish()) {
+        if let Ok(v) = json::parse(&text) {
+            walk(v, 0);
+        }
+    }
+
+    #[test]
+    fn arbitrary_messages_never_panic_the_envelope(text in jsonish(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        for kind in [MessageKind::Text, MessageKind::Binary] {
+            for m in [&text, &bytes] {
+                if let Ok(Incoming::Response(r)) = Incoming::parse(kind, m) {
+                    let _ = (r.status(), r.message(), r.timestamp(), r.protocol_version(), r.validator());
+                    walk(r.data(), 0);
+                }
+            }
+        }
+        let _ = Response::parse(&text);
+    }
+
+    #[test]
+    fn ready_n_reads_exactly_a_u32_and_nothing_else(tail in "[0-9]{0,12}|[ -~]{0,12}") {
+        let text = format!("ready {tail}");
+        let parsed = Incoming::parse(MessageKind::Text, text.as_bytes());
+        let ok = match tail.parse::<u32>() {
+            Ok(n) => matches!(parsed, Ok(Incoming::Ready { threshold: Some(t) }) if t == n),
+            Err(_) => !matches!(parsed, Ok(Incoming::Ready { .. })),
+        };
+        prop_assert!(ok, "{:?}", parsed);
+    }
+
+    /// The session survives any sequence of messages in any state, cut
+    /// anywhere, and after a disconnect it starts over with `server_info`.
+    #[test]
+    fn arbitrary_messages_cut_anywhere_never_panic_the_session(
+        state in 0u8..4,
+        msgs in prop::collection::vec((server_message(), prop::collection::vec(any::<usize>(), 0..6)), 0..6),
+    ) {
+        let mut h = session_in(state);
+        for ((kind, m), cuts) in &msgs {
+            feed(&mut h, *kind, m, cuts);
+        }
+        h.session.handle_disconnect(h.now);
+        h.drain();
+        let mut buf = [0u8; 256];
+        prop_assert!(h.session.server_info(h.now, &mut buf).is_ok());
+    }
+
+    /// The streamed download reader reaches the same verdict however a
+    /// (possibly corrupted) chunk message is cut.
+    #[test]
+    fn a_chunk_message_cut_anywhere_gives_the_same_events_as_whole(
+        (_, m) in server_message(),
+        cuts in prop::collection::vec(any::<usize>(), 1..8),
+    ) {
+        let mut whole = session_in(2);
+        let expected = feed(&mut whole, MessageKind::Text, &m, &[]);
+        let mut split = session_in(2);
+        let got = feed(&mut split, MessageKind::Text, &m, &cuts);
+        prop_assert_eq!(got, expected);
+    }
+}
+
+/// The corrupted messages above start from a chunk the reader accepts.
+#[test]
+fn the_unmutated_chunk_message_is_accepted() {
+    let mut h = session_in(2);
+    let e = feed(
+        &mut h,
+        MessageKind::Text,
+        chunk_message().as_bytes(),
+        &[7, 90],
+    );
+    assert!(
+        matches!(
+            e[..],
+            [Event::DownloadChunk {
+                index: 0,
+                len: 100,
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+    assert_eq!(h.ciphertext.len(), 100);
+}
