@@ -866,4 +866,82 @@ mod tests {
             assert_eq!(CertificatePin::from_hex(bad), Err(InvalidPin), "{bad}");
         }
     }
+
+    // ----- certificates from arbitrary and corrupted bytes -----------------
+
+    use proptest::prelude::*;
+
+    /// `der` with a few bytes replaced and maybe cut short.
+    fn corrupted(der: &[u8], edits: &[(prop::sample::Index, u8)], cut: Option<usize>) -> Vec<u8> {
+        let mut d = der.to_vec();
+        for (at, b) in edits {
+            let i = at.index(d.len());
+            d[i] = *b;
+        }
+        d.truncate(cut.unwrap_or(d.len()));
+        d
+    }
+
+    /// The verifier, with any certificate trusted, given `cert` and then a
+    /// CertificateVerify of `scheme` with `signature`: a verdict, never a panic.
+    fn verify_any(cert: &[u8], scheme: SignatureScheme, signature: &[u8]) -> Result<(), Refusal> {
+        let mut verifier = PinnedCertificate::new(Trust::InsecureAnyCertificate);
+        let mut transcript = <Suite as TlsCipherSuite>::Hash::new();
+        transcript.update(cert);
+        let mut entries = CertificateRef::with_context(&[]);
+        entries.add(CertificateEntryRef::X509(cert)).unwrap();
+        if TlsVerifier::<Suite>::verify_certificate(&mut verifier, &transcript, entries).is_ok() {
+            let verify = CertificateVerifyRef {
+                signature_scheme: scheme,
+                signature,
+            };
+            let _ = TlsVerifier::<Suite>::verify_signature(&mut verifier, verify);
+        }
+        verifier.verdict()
+    }
+
+    fn scheme() -> impl Strategy<Value = SignatureScheme> {
+        prop_oneof![
+            Just(SignatureScheme::EcdsaSecp256r1Sha256),
+            Just(SignatureScheme::RsaPssRsaeSha256),
+            Just(SignatureScheme::RsaPssRsaeSha512),
+            Just(SignatureScheme::RsaPkcs1Sha256),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_are_refused_as_a_certificate_never_a_panic(
+            der in prop::collection::vec(any::<u8>(), 0..600),
+            scheme in scheme(),
+        ) {
+            let _ = subject_public_key_info(&der);
+            prop_assert!(server_key(&der).is_err());
+            prop_assert!(verify_any(&der, scheme, &der).is_err());
+        }
+
+        /// Real certificates with bytes replaced or cut short: refused or
+        /// read, and a garbage signature never verifies.
+        #[test]
+        fn corrupted_certificates_never_panic_and_garbage_never_verifies(
+            rsa in any::<bool>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in prop::option::of(0usize..1200),
+            scheme in scheme(),
+            signature in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let keys = keys(&NAS);
+            let cert = certificate(if rsa { &keys.rsa_rcgen } else { &keys.p256 });
+            let cert = corrupted(&cert, &edits, cut);
+            let _ = server_key(&cert);
+            prop_assert!(verify_any(&cert, scheme, &signature).is_err());
+        }
+
+        #[test]
+        fn arbitrary_pins_never_panic(text in "[0-9a-fA-F:]{0,100}|\\PC{0,70}") {
+            let _ = CertificatePin::from_hex(&text);
+        }
+    }
 }
