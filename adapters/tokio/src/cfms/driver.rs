@@ -14,6 +14,7 @@ use super::files::{read_blocks, write_blocks};
 use super::transfer::{
     ActiveDownload, ActiveUpload, DISK_BLOCK, DISK_QUEUE, DownloadJob, UploadJob,
 };
+use super::words;
 use super::{
     CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY, SetupStep,
 };
@@ -210,6 +211,16 @@ pub(super) async fn drive(
     }
 }
 
+/// A non-200 answer: the server's code and message, and the whole body.
+fn refusal(code: i64, body: serde_json::Value) -> CfmsError {
+    let message = body["message"].as_str().unwrap_or("").to_owned();
+    CfmsError::Server {
+        code,
+        message,
+        body,
+    }
+}
+
 /// Whether another attempt may fix a failed first connect (a refused
 /// login, a wrong URL or an untrusted certificate never will).
 fn worth_retrying(cause: &CfmsError) -> bool {
@@ -369,7 +380,10 @@ impl Driver<'_> {
                 self.queue_text(sent.len);
                 self.serve(&mut link, options, commands).await
             }
-            Err(e) => Ended::Lost(format!("server_info not written: {e:?}")),
+            Err(e) => Ended::Lost(format!(
+                "server_info not written: {}",
+                words::session_error(&e)
+            )),
         };
         self.clock.step_until = None;
         self.clock.ping_at = None;
@@ -549,7 +563,12 @@ impl Driver<'_> {
                 Ok(Some(t)) if t.kind == MessageKind::Text => self.queue_text(t.len),
                 Ok(Some(_)) => tracing::warn!("binary transmit without a transfer"),
                 Ok(None) => break,
-                Err(e) => return Some(Ended::Lost(format!("session message: {e:?}"))),
+                Err(e) => {
+                    return Some(Ended::Lost(format!(
+                        "session message: {}",
+                        words::session_error(&e)
+                    )));
+                }
             }
         }
         if let Some(ended) = self.drain_events(options) {
@@ -633,7 +652,7 @@ impl Driver<'_> {
                     Err(cfms::Error::QueueFull { .. } | cfms::Error::TransferActive) => {
                         waiting.push(job)
                     }
-                    Err(e) => job.fail(CfmsError::Request(format!("{e:?}"))),
+                    Err(e) => job.fail(CfmsError::Request(words::session_error(&e))),
                 }
             }
             self.queued = waiting;
@@ -719,7 +738,9 @@ impl Driver<'_> {
                             self.arm_step();
                             self.queue_text(sent.len);
                         }
-                        Err(e) => return self.fail_first(CfmsError::Request(format!("{e:?}"))),
+                        Err(e) => {
+                            return self.fail_first(CfmsError::Request(words::session_error(&e)));
+                        }
                     }
                 }
             }
@@ -753,12 +774,7 @@ impl Driver<'_> {
                     let result = if code == 200 {
                         Ok(body)
                     } else {
-                        let message = body["message"].as_str().unwrap_or("").to_owned();
-                        Err(CfmsError::Server {
-                            code,
-                            message,
-                            body,
-                        })
+                        Err(refusal(code, body))
                     };
                     let _ = reply.send(result);
                 }
@@ -771,7 +787,7 @@ impl Driver<'_> {
                             self.lost(request);
                             return None;
                         }
-                        other => CfmsError::Request(format!("{other:?}")),
+                        other => CfmsError::Protocol(words::request_error(&other)),
                     };
                     let _ = request.reply.send(Err(error));
                 }
@@ -787,7 +803,10 @@ impl Driver<'_> {
                     let _ = up.reply.send(Err(match error {
                         cfms::UploadError::Disconnected => CfmsError::ConnectionLost,
                         cfms::UploadError::Timeout => CfmsError::TimedOut,
-                        other => CfmsError::Transfer(format!("{other:?}")),
+                        cfms::UploadError::Server(status) => {
+                            refusal(status.code(), body.take().unwrap_or_default())
+                        }
+                        other => CfmsError::Upload(other),
                     }));
                 }
             }
@@ -832,15 +851,21 @@ impl Driver<'_> {
                     d.fail(match error {
                         DownloadError::Disconnected => CfmsError::ConnectionLost,
                         DownloadError::Timeout => CfmsError::TimedOut,
-                        other => CfmsError::Transfer(format!("{other:?}")),
+                        DownloadError::Server(status) => {
+                            refusal(status.code(), body.take().unwrap_or_default())
+                        }
+                        other => CfmsError::Download(other),
                     });
                 }
                 if error.breaks_stream() {
-                    return Some(Ended::Lost(format!("download failed: {error:?}")));
+                    return Some(Ended::Lost(CfmsError::Download(error).to_string()));
                 }
             }
             Event::Desynchronized(why) => {
-                return Some(Ended::Lost(format!("answers out of step ({why:?})")));
+                return Some(Ended::Lost(format!(
+                    "answers out of step: {}",
+                    words::desync(&why)
+                )));
             }
             // Events carry no secrets except `DownloadFinished`'s key,
             // which is handled above and never logged.

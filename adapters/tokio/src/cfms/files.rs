@@ -56,29 +56,29 @@ pub(super) fn read_blocks(file: std::fs::File) -> mpsc::Receiver<std::io::Result
     rx
 }
 
-/// The decryption pass: ciphertext file in, verified plaintext file out.
+/// The decryption pass: ciphertext file in, verified plaintext file out
+/// (both already open: their names belong to the caller's guards).
 pub(super) fn decrypt_file(
     key: &DownloadKey,
     hashes: &[[u8; 32]],
-    cipher_path: &std::path::Path,
-    plain_path: &std::path::Path,
+    mut input: std::fs::File,
+    output: std::fs::File,
 ) -> Result<u64, CfmsError> {
     use std::io::{Read, Write};
     let mut decryptor =
         FileDecryptor::new(key, hashes).map_err(|e| CfmsError::Transfer(e.to_string()))?;
-    let mut input = std::fs::File::open(cipher_path).map_err(CfmsError::Io)?;
-    let mut output =
-        std::io::BufWriter::new(std::fs::File::create(plain_path).map_err(CfmsError::Io)?);
+    let mut output = std::io::BufWriter::new(output);
     let mut block = vec![0u8; 256 * 1024];
     loop {
         let n = input.read(&mut block).map_err(CfmsError::Io)?;
         if n == 0 {
             break;
         }
+        let read = block.get_mut(..n).unwrap_or_default();
         decryptor
-            .decrypt(&mut block[..n])
+            .decrypt(read)
             .map_err(|e| CfmsError::Transfer(e.to_string()))?;
-        output.write_all(&block[..n]).map_err(CfmsError::Io)?;
+        output.write_all(read).map_err(CfmsError::Io)?;
     }
     decryptor
         .finish()

@@ -39,6 +39,7 @@
 mod driver;
 mod files;
 mod transfer;
+mod words;
 
 use std::time::Duration as StdDuration;
 
@@ -258,8 +259,8 @@ impl std::fmt::Display for CfmsError {
                 write!(f, "gave up after {attempts} attempts: {last}")
             }
             CfmsError::Protocol(why) => write!(f, "the server broke the CFMS protocol: {why}"),
-            CfmsError::Download(e) => write!(f, "download failed: {}", describe_download(e)),
-            CfmsError::Upload(e) => write!(f, "upload failed: {}", describe_upload(e)),
+            CfmsError::Download(e) => write!(f, "download failed: {}", words::download_error(e)),
+            CfmsError::Upload(e) => write!(f, "upload failed: {}", words::upload_error(e)),
         }
     }
 }
@@ -272,57 +273,6 @@ impl std::error::Error for CfmsError {
             CfmsError::GaveUp { last, .. } => Some(last.as_ref()),
             _ => None,
         }
-    }
-}
-
-/// The core's download failure in words (it has no `Display` of its own).
-fn describe_download(e: &DownloadError) -> String {
-    match e {
-        DownloadError::Server(status) => format!("the server answered {}", status.code()),
-        DownloadError::BadHeader => "the transfer header is missing fields or inconsistent".into(),
-        DownloadError::TooManyChunks { total, capacity } => {
-            format!("the file has {total} chunks, this client keeps at most {capacity}")
-        }
-        DownloadError::ChunkOutOfOrder { expected, got } => {
-            format!("chunk {got} arrived where chunk {expected} was due")
-        }
-        DownloadError::ChunkLength {
-            index,
-            expected,
-            got,
-        } => format!("chunk {index} holds {got} bytes instead of {expected}"),
-        DownloadError::BadChunkFields { index } => {
-            format!("chunk {index} lacks a valid hash (or chunk 0 a valid iv)")
-        }
-        DownloadError::BadKey => "the AES key is missing, not 32 bytes, or early".into(),
-        DownloadError::FieldTooLong { field, chunk } => {
-            format!("field {field:?} of the message after chunk {chunk} is too long to be valid")
-        }
-        DownloadError::Malformed => "a transfer message is not JSON or not base64".into(),
-        DownloadError::MessageTooLarge => "a transfer message is too large".into(),
-        DownloadError::Unexpected => "a message that has no place in a download".into(),
-        DownloadError::Timeout => "no message in time".into(),
-        DownloadError::Disconnected => "the connection closed".into(),
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
-    }
-}
-
-/// The core's upload failure in words (it has no `Display` of its own).
-fn describe_upload(e: &UploadError) -> String {
-    match e {
-        UploadError::Server(status) => format!("the server answered {}", status.code()),
-        UploadError::SourceChanged { .. } => {
-            "the file changed while it was being sent (its SHA-256 differs)".into()
-        }
-        UploadError::Unexpected => "the server answered out of the upload's order".into(),
-        UploadError::BadThreshold(n) => {
-            format!("the server asked for frames of {n} bytes, outside the allowed range")
-        }
-        UploadError::Timeout => "no answer in time".into(),
-        UploadError::Disconnected => "the connection closed".into(),
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
     }
 }
 

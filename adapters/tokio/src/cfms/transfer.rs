@@ -4,11 +4,12 @@
 
 use naslink_core::cfms::{self, DownloadKey};
 use naslink_core::ws::SendError;
+use tempfile::NamedTempFile;
 use tokio::sync::{mpsc, oneshot};
 
 use super::driver::{Driver, Ended, Job};
-use super::files::{decrypt_file, hash_file, sibling};
-use super::{CfmsClient, CfmsError};
+use super::files::{decrypt_file, hash_file};
+use super::{CfmsClient, CfmsError, words};
 use crate::link::{Link, now};
 
 /// Where the task sends a finished download's key and chunk hashes.
@@ -82,9 +83,12 @@ impl CfmsClient {
     /// Memory stays bounded: the ciphertext streams into a temporary file
     /// beside `target`, then a decryption pass (checking every chunk's and
     /// the file's SHA-256) writes a second temporary file that is renamed
-    /// to `target` only when everything checked out. On any failure both
-    /// temporary files are removed and `target` is left untouched.
-    /// Requests made meanwhile wait until the transfer ends.
+    /// to `target` only when everything checked out. Both are created
+    /// exclusively with unpredictable names (two downloads to one target
+    /// do not collide) and removed on any failure, and also at once when
+    /// this future is dropped (Ctrl-C): `target` is then left untouched.
+    /// A refusal by the server is [`CfmsError::Server`]. Requests made
+    /// meanwhile wait until the transfer ends.
     pub async fn download(
         &self,
         document_id: &str,
@@ -101,58 +105,41 @@ impl CfmsClient {
             .as_str()
             .ok_or_else(|| CfmsError::Transfer("get_document gave no task_id".into()))?
             .to_owned();
-        let cipher_path = sibling(target, "cipher");
-        let plain_path = sibling(target, "part");
-        let outcome = async {
-            let cipher = tokio::fs::File::create(&cipher_path)
-                .await
-                .map_err(CfmsError::Io)?
-                .into_std()
-                .await;
-            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
-            let (reply, answer) = oneshot::channel();
-            self.commands
-                .send(Job::Download(DownloadJob {
-                    task_id,
-                    cipher,
-                    progress: progress_tx,
-                    reply,
-                }))
-                .map_err(|_| CfmsError::Closed)?;
-            let mut answer = std::pin::pin!(answer);
-            let (key, hashes) = loop {
-                tokio::select! {
-                    biased;
-                    // `Some(..)`: the branch is disabled once the task
-                    // drops its sender.
-                    Some((done, total)) = progress_rx.recv() => progress(done, total),
-                    result = &mut answer => break result.map_err(|_| CfmsError::Closed)??,
-                }
-            };
-            while let Ok((done, total)) = progress_rx.try_recv() {
-                progress(done, total);
+        // The guards unlink both files when dropped: on every error below
+        // and when this future is dropped at any await.
+        let cipher = temp_beside(target, "cipher")?;
+        let plain = temp_beside(target, "part")?;
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Job::Download(DownloadJob {
+                task_id,
+                cipher: cipher.as_file().try_clone().map_err(CfmsError::Io)?,
+                progress: progress_tx,
+                reply,
+            }))
+            .map_err(|_| CfmsError::Closed)?;
+        let mut answer = std::pin::pin!(answer);
+        let (key, hashes) = loop {
+            tokio::select! {
+                biased;
+                // `Some(..)`: the branch is disabled once the task drops
+                // its sender.
+                Some((done, total)) = progress_rx.recv() => progress(done, total),
+                result = &mut answer => break result.map_err(|_| CfmsError::Closed)??,
             }
-            let (cipher_path, plain_path) = (cipher_path.clone(), plain_path.clone());
-            tokio::task::spawn_blocking(move || {
-                decrypt_file(&key, &hashes, &cipher_path, &plain_path)
-            })
+        };
+        while let Ok((done, total)) = progress_rx.try_recv() {
+            progress(done, total);
+        }
+        let input = cipher.reopen().map_err(CfmsError::Io)?;
+        let output = plain.as_file().try_clone().map_err(CfmsError::Io)?;
+        let size = tokio::task::spawn_blocking(move || decrypt_file(&key, &hashes, input, output))
             .await
-            .map_err(|e| CfmsError::Transfer(format!("decryption task: {e}")))?
-        }
-        .await;
-        let _ = tokio::fs::remove_file(&cipher_path).await;
-        match outcome {
-            Ok(size) => {
-                tokio::fs::rename(&plain_path, target)
-                    .await
-                    .map_err(CfmsError::Io)?;
-                Ok(size)
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&plain_path).await;
-                Err(e)
-            }
-        }
+            .map_err(|e| CfmsError::Transfer(format!("the decryption task failed: {e}")))??;
+        drop(cipher);
+        plain.persist(target).map_err(|e| CfmsError::Io(e.error))?;
+        Ok(size)
     }
 
     /// Upload `source` as a new document `title` in folder `folder_id`
@@ -161,7 +148,10 @@ impl CfmsClient {
     ///
     /// Two passes over the file, both streamed: SHA-256 first (the header
     /// announces it), then the frames; the core checks that what was sent
-    /// hashes to what was announced. Requests made meanwhile wait.
+    /// hashes to what was announced. Requests made meanwhile wait. A
+    /// refusal by the server is [`CfmsError::Server`]. When the upload
+    /// fails, or this future is dropped, the document `create_document`
+    /// made is deleted again (on drop, by a task in the background).
     pub async fn upload(
         &self,
         source: &std::path::Path,
@@ -172,27 +162,14 @@ impl CfmsClient {
         let path = source.to_owned();
         let (size, sha256) = tokio::task::spawn_blocking(move || hash_file(&path))
             .await
-            .map_err(|e| CfmsError::Transfer(format!("hashing task: {e}")))??;
-        let file = tokio::fs::File::open(source)
-            .await
-            .map_err(CfmsError::Io)?
-            .into_std()
-            .await;
-        let created = self
-            .request(
-                "create_document",
-                &serde_json::json!({ "title": title, "folder_id": folder_id }),
-            )
-            .await?;
-        let task_id = created["data"]["task_data"]["task_id"]
-            .as_str()
-            .ok_or_else(|| CfmsError::Transfer("create_document gave no task_id".into()))?
-            .to_owned();
+            .map_err(|e| CfmsError::Transfer(format!("the hashing task failed: {e}")))??;
+        let file = std::fs::File::open(source).map_err(CfmsError::Io)?;
+        let mut created = self.create_document(folder_id, title).await?;
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Job::Upload(UploadJob {
-                task_id,
+                task_id: created.task_id.clone(),
                 source: file,
                 size,
                 sha256,
@@ -201,37 +178,86 @@ impl CfmsClient {
             }))
             .map_err(|_| CfmsError::Closed)?;
         let mut answer = std::pin::pin!(answer);
-        loop {
+        let result = loop {
             tokio::select! {
                 biased;
                 Some((done, total)) = progress_rx.recv() => progress(done, total),
-                result = &mut answer => {
-                    result.map_err(|_| CfmsError::Closed)??;
-                    break;
-                }
+                result = &mut answer => break result.unwrap_or(Err(CfmsError::Closed)),
             }
-        }
+        };
         while let Ok((done, total)) = progress_rx.try_recv() {
             progress(done, total);
         }
-        if let Some(id) = created["data"]["document_id"].as_str() {
-            return Ok(id.to_owned());
+        match result {
+            Ok(_) => created.keep(self).await,
+            Err(e) => {
+                created.remove(self).await;
+                Err(e)
+            }
         }
-        newest_document(self, title, folder_id)
-            .await?
-            .ok_or_else(|| CfmsError::Transfer("the uploaded document is not listed".into()))
+    }
+
+    /// `create_document`, remembering enough to find the new document
+    /// again (protocols 3 and 4 do not return its id).
+    async fn create_document(
+        &self,
+        folder_id: Option<&str>,
+        title: &str,
+    ) -> Result<CreatedDocument, CfmsError> {
+        let protocol = self.server["data"]["protocol_version"].as_u64();
+        let before = match protocol {
+            Some(p) if p >= 5 => None,
+            _ => Some(titled(self, title, folder_id).await?),
+        };
+        let answer = self
+            .request(
+                "create_document",
+                &serde_json::json!({ "title": title, "folder_id": folder_id }),
+            )
+            .await?;
+        let mut created = CreatedDocument {
+            client: Some(self.clone()),
+            id: answer["data"]["document_id"].as_str().map(str::to_owned),
+            task_id: String::new(),
+            title: title.to_owned(),
+            folder_id: folder_id.map(str::to_owned),
+            before: before.unwrap_or_default(),
+        };
+        created.task_id = answer["data"]["task_data"]["task_id"]
+            .as_str()
+            .ok_or_else(|| CfmsError::Transfer("create_document gave no task_id".into()))?
+            .to_owned();
+        Ok(created)
     }
 }
 
-/// The newest document titled `title` in the folder (protocol 3 and 4 do
-/// not return the new document's id).
-pub(super) async fn newest_document(
+/// A temporary file beside `target` (same folder, so the final rename
+/// stays on one file system), created exclusively with an unpredictable
+/// name; dropping it unlinks it.
+fn temp_beside(target: &std::path::Path, what: &str) -> Result<NamedTempFile, CfmsError> {
+    let folder = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(&format!(".naslink-{what}"))
+        .tempfile_in(folder)
+        .map_err(CfmsError::Io)
+}
+
+/// The ids of the documents titled `title` in the folder.
+async fn titled(
     client: &CfmsClient,
     title: &str,
     folder_id: Option<&str>,
-) -> Result<Option<String>, CfmsError> {
+) -> Result<Vec<String>, CfmsError> {
     let listing = client
-        .request(
+        .request_idempotent(
             "list_directory",
             &serde_json::json!({ "folder_id": folder_id }),
         )
@@ -241,12 +267,92 @@ pub(super) async fn newest_document(
         .into_iter()
         .flatten()
         .filter(|d| d["title"] == title)
-        .max_by(|a, b| {
-            let t = |d: &serde_json::Value| d["created_time"].as_f64().unwrap_or(0.0);
-            t(a).total_cmp(&t(b))
+        .filter_map(|d| d["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// The document an upload's `create_document` made: deleted again unless
+/// the upload succeeded ([`keep`](Self::keep)).
+struct CreatedDocument {
+    /// `None` once kept or removed.
+    client: Option<CfmsClient>,
+    /// Known at protocol 5; found by listing otherwise.
+    id: Option<String>,
+    task_id: String,
+    title: String,
+    folder_id: Option<String>,
+    /// Documents with the same title before (protocols 3 and 4).
+    before: Vec<String>,
+}
+
+impl CreatedDocument {
+    /// Its id: given, or the one new document with its title.
+    async fn find(&self, client: &CfmsClient) -> Result<Option<String>, CfmsError> {
+        if let Some(id) = &self.id {
+            return Ok(Some(id.clone()));
+        }
+        let now = titled(client, &self.title, self.folder_id.as_deref()).await?;
+        let mut new = now.into_iter().filter(|id| !self.before.contains(id));
+        // Two new ones: another client uploaded the same title meanwhile;
+        // guessing could delete theirs.
+        Ok(match (new.next(), new.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
         })
-        .and_then(|d| d["id"].as_str())
-        .map(str::to_owned))
+    }
+
+    /// The upload succeeded: its id.
+    async fn keep(&mut self, client: &CfmsClient) -> Result<String, CfmsError> {
+        self.client = None;
+        self.find(client)
+            .await?
+            .ok_or_else(|| CfmsError::Transfer("the uploaded document is not listed".into()))
+    }
+
+    /// The upload failed: delete the document (best effort; the failure
+    /// the caller sees is the upload's).
+    async fn remove(&mut self, client: &CfmsClient) {
+        self.client = None;
+        remove_document(client, self.find(client).await).await;
+    }
+}
+
+async fn remove_document(client: &CfmsClient, id: Result<Option<String>, CfmsError>) {
+    match id {
+        Ok(Some(id)) => {
+            let data = serde_json::json!({ "document_id": id });
+            if let Err(e) = client.request("delete_document", &data).await {
+                tracing::warn!(error = %e, "the failed upload's document was not deleted");
+            }
+        }
+        Ok(None) => tracing::warn!("the failed upload's document was not found"),
+        Err(e) => tracing::warn!(error = %e, "the failed upload's document was not found"),
+    }
+}
+
+impl Drop for CreatedDocument {
+    /// The upload's future was dropped: delete the document in the
+    /// background (it waits for the transfer still running to end).
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let me = CreatedDocument {
+            client: None,
+            id: self.id.take(),
+            task_id: String::new(),
+            title: std::mem::take(&mut self.title),
+            folder_id: self.folder_id.take(),
+            before: std::mem::take(&mut self.before),
+        };
+        runtime.spawn(async move {
+            let id = me.find(&client).await;
+            remove_document(&client, id).await;
+        });
+    }
 }
 
 impl ActiveDownload {
@@ -281,13 +387,13 @@ impl ActiveUpload {
             match link.begin_binary(len) {
                 Ok(()) => self.header_owed = None,
                 Err(SendError::InsufficientSize(_)) => return Ok(false),
-                Err(e) => return Err(format!("frame not queued: {e:?}")),
+                Err(e) => return Err(words::send_error(&e)),
             }
         }
         while self.owed > 0 {
             let take = link
                 .send_binary_part(&self.pending[..self.owed])
-                .map_err(|e| format!("frame not queued: {e:?}"))?;
+                .map_err(|e| words::send_error(&e))?;
             self.pending.drain(..take);
             self.owed -= take;
             *budget = budget.saturating_sub(take);
@@ -339,7 +445,7 @@ impl Driver<'_> {
             let write = match self.session.upload_write(now(), &up.pending) {
                 Ok(w) => w,
                 Err(e) => {
-                    let why = format!("the file does not match its announced size ({e:?})");
+                    let why = words::session_error(&e);
                     return self.upload_broken(CfmsError::Transfer(why));
                 }
             };
