@@ -4,7 +4,11 @@
 //! [`Link::open`] runs the upgrade. A 30x answer is an HTTPS redirect
 //! (fnOS on a NAS that forces HTTPS): it is reported as
 //! [`ConnectError::Redirected`], or followed once (`http(s)` mapped to
-//! `ws(s)`) when [`LinkOptions::follow_redirect`] is set. A 401 carrying
+//! `ws(s)`) when [`LinkOptions::follow_redirect`] is set — but only to the
+//! same host, never from `wss` down to `ws`, and to another port only when
+//! the scheme goes up from `ws` to `wss` ([`ConnectError::RedirectRefused`]
+//! otherwise). The access-code cookie is never carried across a redirect:
+//! the new origin is asked for its own. A 401 carrying
 //! `X-Trim-Safe-Code-Challenge` is the access-code gate: with
 //! [`LinkOptions::access_code`] set, `GET /access_code_verify` fetches the
 //! cookie and the upgrade is repeated with it.
@@ -12,6 +16,14 @@
 //! After the upgrade, [`Link::read`] (cancel-safe: it only fills a buffer)
 //! and [`Link::process`] (synchronous: feeds the core, collects messages)
 //! alternate; [`Link::flush`] writes what the core queued.
+//!
+//! A protocol fault of the server (a masked frame, a 2^63 length, text
+//! that is not UTF-8, garbage after the 101) makes the core queue a Close
+//! and stop reading. The link notices at once: once that Close is written
+//! the core is closed, [`Link::read`] returns without waiting for the
+//! server, and the next [`Link::process`] hands over
+//! [`Incoming::Closed`] with the fault, which [`describe_closed`] names
+//! with its close code and RFC 6455 rule.
 
 use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
@@ -19,11 +31,12 @@ use std::time::Duration as StdDuration;
 use base64::Engine;
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
-use naslink_core::ws::{self, Client, Closed, Event};
+use naslink_core::ws::{self, Client, Closed, Event, ProtocolError, State};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use zeroize::Zeroizing;
 
 use crate::http;
 use crate::tls::{Trust, TrustError};
@@ -64,18 +77,36 @@ impl Entropy for OsEntropy {
 }
 
 /// How to reach the server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LinkOptions {
     /// Certificate trust for `wss://`.
     pub trust: Trust,
-    /// Follow an HTTPS redirect of the upgrade instead of reporting it.
+    /// Follow an HTTPS redirect of the upgrade instead of reporting it:
+    /// only to the same host, never `wss` to `ws`, another port only on the
+    /// way up from `ws` to `wss`.
     pub follow_redirect: bool,
-    /// The access code for fnOS's access-code gate.
+    /// The access code for fnOS's access-code gate (never printed by
+    /// `Debug`; sent only to the WebSocket's own host).
     pub access_code: Option<String>,
     /// Limit for TCP connect, TLS and the upgrade together.
     pub connect_timeout: Option<StdDuration>,
     /// The largest message received whole (bytes).
     pub receive_buffer: usize,
+}
+
+impl std::fmt::Debug for LinkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkOptions")
+            .field("trust", &self.trust)
+            .field("follow_redirect", &self.follow_redirect)
+            .field(
+                "access_code",
+                &self.access_code.as_ref().map(|_| "<hidden>"),
+            )
+            .field("connect_timeout", &self.connect_timeout)
+            .field("receive_buffer", &self.receive_buffer)
+            .finish()
+    }
 }
 
 /// Why a connection could not be opened.
@@ -96,6 +127,15 @@ pub enum ConnectError {
         /// The `Location` header.
         location: String,
     },
+    /// A redirect was not followed because it leads somewhere a
+    /// credential must not go (another host, `wss` down to `ws`, another
+    /// port without the step up to TLS).
+    RedirectRefused {
+        /// The `Location` header.
+        location: String,
+        /// Which rule it breaks.
+        why: &'static str,
+    },
     /// The server requires an access code and none (or a wrong one) was given.
     AccessCodeRequired,
     /// The server answered the upgrade with another status.
@@ -109,7 +149,7 @@ pub enum ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConnectError::Url(e) => write!(f, "invalid WebSocket URL: {e:?}"),
+            ConnectError::Url(e) => write!(f, "invalid WebSocket URL: {}", describe_url_error(*e)),
             ConnectError::Trust(e) => write!(f, "TLS setup: {e}"),
             ConnectError::Tcp(e) => write!(f, "cannot connect: {e}"),
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
@@ -118,6 +158,12 @@ impl std::fmt::Display for ConnectError {
                 "the server redirects to {location} (HTTP {status}); it probably forces HTTPS: \
                  use that address with wss://, or ask to follow redirects"
             ),
+            ConnectError::RedirectRefused { location, why } => {
+                write!(
+                    f,
+                    "the server redirects to {location}, which was not followed: {why}"
+                )
+            }
             ConnectError::AccessCodeRequired => {
                 f.write_str("the server requires an access code (missing or wrong)")
             }
@@ -150,11 +196,18 @@ pub enum Incoming {
     Closed(Closed),
 }
 
+/// How long one write may make no progress before the connection counts
+/// as dead (a server that stops reading must not hold the driver forever).
+const WRITE_STALL: StdDuration = StdDuration::from_secs(30);
+
 /// An open WebSocket connection.
 pub struct Link {
     stream: Box<dyn Io>,
     ws: Client<Vec<u8>, OsEntropy>,
     input: Vec<u8>,
+    /// Bytes that came with the 101 and wait for the first `process`.
+    leftover: bool,
+    /// [`Incoming::Closed`] was handed over.
     closed: bool,
 }
 
@@ -186,27 +239,42 @@ impl Link {
 
     async fn open_inner(url: &str, options: &LinkOptions) -> Result<Link, ConnectError> {
         let mut url = url.to_owned();
-        let mut cookie: Option<String> = None;
-        // One redirect and one access-code round at most: loops end here.
-        for _ in 0..3 {
+        let mut cookie: Option<Zeroizing<String>> = None;
+        let mut redirected = false;
+        // One redirect and one access-code round per origin at most: loops
+        // end here.
+        for _ in 0..4 {
             let headers: Vec<(&str, &str)> =
                 cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
             match Self::attempt(&url, options, &headers).await? {
                 Ok(link) => return Ok(link),
                 Err(Refusal::Redirect(status, location)) => {
-                    if !options.follow_redirect {
+                    if !options.follow_redirect || redirected {
                         return Err(ConnectError::Redirected { status, location });
                     }
+                    let next = redirect_target(&location, &url).ok_or_else(|| {
+                        ConnectError::Redirected {
+                            status,
+                            location: location.clone(),
+                        }
+                    })?;
+                    if let Err(why) = may_follow(&url, &next) {
+                        return Err(ConnectError::RedirectRefused { location, why });
+                    }
                     tracing::info!(status, %location, "following the upgrade's redirect");
-                    url = redirect_target(&location, &url)
-                        .ok_or(ConnectError::Redirected { status, location })?;
+                    url = next;
+                    redirected = true;
+                    // The cookie belongs to the old origin: ask the new one.
+                    cookie = None;
                 }
                 Err(Refusal::AccessGate) => {
                     let code = match (&options.access_code, &cookie) {
                         (Some(code), None) => code,
                         _ => return Err(ConnectError::AccessCodeRequired),
                     };
-                    cookie = Some(Self::verify_access_code(&url, options, code).await?);
+                    cookie = Some(Zeroizing::new(
+                        Self::verify_access_code(&url, options, code).await?,
+                    ));
                 }
                 Err(Refusal::Status(status)) => return Err(ConnectError::Rejected(status)),
             }
@@ -253,17 +321,23 @@ impl Link {
             vec![0; rx],
             vec![0; 256 * 1024],
         )
-        .map_err(|e| ConnectError::Handshake(format!("{e:?}")))?;
+        .map_err(|e| ConnectError::Handshake(describe_request_error(e)))?;
         let mut link = Link {
             stream,
             ws,
             input: Vec::new(),
+            leftover: false,
             closed: false,
         };
         loop {
             link.flush().await;
             match link.handshake_outcome() {
-                Some(Ok(())) => return Ok(Ok(link)),
+                Some(Ok(())) => {
+                    // Frames sent along with the 101 (or garbage) must be
+                    // looked at without waiting for more bytes.
+                    link.leftover = !link.input.is_empty();
+                    return Ok(Ok(link));
+                }
                 Some(Err(Ok(refusal))) => return Ok(Err(refusal)),
                 Some(Err(Err(e))) => return Err(e),
                 None => {}
@@ -342,9 +416,22 @@ impl Link {
 
     /// Wait for bytes from the server and buffer them; returns how many
     /// (0 at end of stream). Cancel-safe.
+    ///
+    /// Returns at once, without reading, while something waits for
+    /// [`process`](Self::process): bytes that came with the 101, or the
+    /// end of a connection the core has closed (after a protocol fault,
+    /// once its Close is written), so a failure is never left waiting for
+    /// the server's next byte.
     pub async fn read(&mut self) -> usize {
         if self.closed {
             std::future::pending::<()>().await;
+        }
+        if self.leftover {
+            self.leftover = false;
+            return self.input.len();
+        }
+        if self.ws.state() == State::Closed {
+            return 0;
         }
         // Straight into the input buffer: no zeroed scratch array, no copy.
         self.input.reserve(32 * 1024);
@@ -436,18 +523,23 @@ impl Link {
         self.closed
     }
 
-    /// Write everything the client queued.
+    /// Write everything the client queued. A write that fails, or makes
+    /// no progress for 30 s, ends the connection.
     pub async fn flush(&mut self) {
         while let Some(bytes) = self.ws.poll_transmit() {
-            let n = bytes.len();
-            if let Err(e) = self.stream.write_all(bytes).await {
-                tracing::debug!(error = %e, "write failed");
-                self.ws.handle_eof();
-                return;
+            match tokio::time::timeout(WRITE_STALL, self.stream.write(bytes)).await {
+                Ok(Ok(n)) if n > 0 => self.ws.advance_transmit(n),
+                Ok(Ok(_)) => return self.write_failed("the connection accepts no more bytes"),
+                Ok(Err(e)) => return self.write_failed(&e.to_string()),
+                Err(_) => return self.write_failed("the server stopped reading"),
             }
-            self.ws.advance_transmit(n);
         }
-        let _ = self.stream.flush().await;
+        let _ = tokio::time::timeout(WRITE_STALL, self.stream.flush()).await;
+    }
+
+    fn write_failed(&mut self, why: &str) {
+        tracing::debug!(error = why, "write failed");
+        self.ws.handle_eof();
     }
 }
 
@@ -459,13 +551,88 @@ pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// How a connection ended, in words.
+/// How a connection ended, in words: the close code and, for a fault of
+/// the server, the RFC 6455 rule it broke.
 pub fn describe_closed(closed: Closed) -> String {
     match closed {
-        Closed::Clean { code } => format!("closed by the server (code {code:?})"),
-        Closed::Failed(e) => format!("protocol error: {e:?}"),
-        Closed::TimedOut => "timed out".into(),
-        Closed::Abnormal => "connection lost".into(),
+        Closed::Clean { code: Some(code) } => {
+            format!("the server closed the connection (WebSocket close {code})")
+        }
+        Closed::Clean { code: None } => {
+            "the server closed the connection (WebSocket close without a code)".into()
+        }
+        Closed::Failed(ws::Error::Protocol(e)) => format!(
+            "the server broke the WebSocket protocol (closed with {}: {e}, {})",
+            e.close_code(),
+            rule(e)
+        ),
+        Closed::Failed(ws::Error::Handshake(e)) => format!("WebSocket upgrade failed: {e}"),
+        Closed::TimedOut => "the WebSocket handshake or close timed out".into(),
+        Closed::Abnormal => "the connection was cut (no WebSocket close)".into(),
+    }
+}
+
+/// The RFC 6455 section a server fault breaks.
+fn rule(e: ProtocolError) -> &'static str {
+    match e {
+        ProtocolError::MaskedFrame => "RFC 6455 5.1",
+        ProtocolError::ReservedBits(_)
+        | ProtocolError::ReservedOpcode(_)
+        | ProtocolError::LengthMsbSet => "RFC 6455 5.2",
+        ProtocolError::UnexpectedContinuation | ProtocolError::UnfinishedMessage => "RFC 6455 5.4",
+        ProtocolError::FragmentedControlFrame | ProtocolError::ControlFrameTooLong(_) => {
+            "RFC 6455 5.5"
+        }
+        ProtocolError::CloseFrameTooShort => "RFC 6455 5.5.1",
+        ProtocolError::InvalidCloseCode(_) => "RFC 6455 7.4",
+        ProtocolError::InvalidUtf8 => "RFC 6455 8.1",
+        ProtocolError::MessageTooBig { .. } => "RFC 6455 7.4.1, code 1009",
+    }
+}
+
+/// A URL refusal in words.
+fn describe_url_error(e: ws::UrlError) -> &'static str {
+    match e {
+        ws::UrlError::UnsupportedScheme => "the scheme must be ws:// or wss://",
+        ws::UrlError::MissingHost => "no host name",
+        ws::UrlError::UserInfo => "user:password@ is not allowed in a WebSocket URL",
+        ws::UrlError::InvalidPort => "the port must be a number from 1 to 65535",
+        ws::UrlError::Fragment => "a WebSocket URL has no #fragment",
+        ws::UrlError::InvalidCharacter => "it contains whitespace or control characters",
+    }
+}
+
+/// Why the core could not start the upgrade, in words.
+fn describe_request_error(e: ws::ConnectError) -> String {
+    match e {
+        ws::ConnectError::Request(ws::handshake::RequestError::InsufficientSize(_)) => {
+            "the upgrade request (URL and headers) is too long".into()
+        }
+        ws::ConnectError::Request(ws::handshake::RequestError::InvalidHeader) => {
+            "a header of the upgrade request contains a line break".into()
+        }
+        ws::ConnectError::Request(ws::handshake::RequestError::ReservedHeader) => {
+            "a header of the upgrade request is one the handshake sets itself".into()
+        }
+        ws::ConnectError::ReceiveBufferTooSmall => "the receive buffer is too small".into(),
+    }
+}
+
+/// Whether a credential may follow from `current` to `next` (both
+/// WebSocket URLs): the same host, never `wss` to `ws`, and the same port
+/// unless the scheme steps up from `ws` to `wss` (fnOS moves from 5666 to
+/// 5667 when it forces HTTPS).
+pub(crate) fn may_follow(current: &str, next: &str) -> Result<(), &'static str> {
+    let from = ws::Url::parse(current).map_err(|_| "the current address is not a WebSocket URL")?;
+    let to = ws::Url::parse(next).map_err(|_| "it is not a usable http(s) or ws(s) URL")?;
+    if !from.host.eq_ignore_ascii_case(to.host) {
+        return Err("it names another host");
+    }
+    match (from.secure, to.secure) {
+        (true, false) => Err("it goes from TLS down to plain text"),
+        (false, true) => Ok(()),
+        _ if from.port != to.port => Err("it names another port on the same scheme"),
+        _ => Ok(()),
     }
 }
 
@@ -489,7 +656,44 @@ fn redirect_target(location: &str, current: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::redirect_target;
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_the_host_and_never_step_down_from_tls() {
+        let ws = "ws://nas:5666/websocket";
+        assert_eq!(may_follow(ws, "wss://nas:5667/websocket"), Ok(()));
+        assert_eq!(may_follow(ws, "ws://NAS:5666/other"), Ok(()));
+        assert_eq!(may_follow("wss://nas/x", "wss://nas:443/y"), Ok(()));
+        assert!(may_follow(ws, "wss://evil:5667/websocket").is_err());
+        assert!(may_follow(ws, "ws://nas:8080/websocket").is_err());
+        assert!(may_follow("wss://nas:5667/x", "ws://nas:5667/x").is_err());
+        assert!(may_follow("wss://nas:5667/x", "wss://nas.evil:5667/x").is_err());
+    }
+
+    #[test]
+    fn debug_of_link_options_hides_the_access_code() {
+        let options = LinkOptions {
+            access_code: Some("s3cr3t-code".into()),
+            ..LinkOptions::default()
+        };
+        let text = format!("{options:?}");
+        assert!(!text.contains("s3cr3t-code"), "{text}");
+        assert!(text.contains("<hidden>"), "{text}");
+    }
+
+    #[test]
+    fn a_protocol_fault_is_named_with_its_code_and_rule() {
+        let text = describe_closed(Closed::Failed(ws::Error::Protocol(
+            ProtocolError::MaskedFrame,
+        )));
+        assert!(text.contains("1002"), "{text}");
+        assert!(text.contains("masked"), "{text}");
+        assert!(text.contains("RFC 6455 5.1"), "{text}");
+        let text = describe_closed(Closed::Failed(ws::Error::Protocol(
+            ProtocolError::InvalidUtf8,
+        )));
+        assert!(text.contains("1007") && text.contains("8.1"), "{text}");
+    }
 
     #[test]
     fn https_redirect_maps_to_wss() {

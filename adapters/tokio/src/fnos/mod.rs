@@ -29,8 +29,19 @@
 //! - Dropping a request future is safe: the task notices the abandoned
 //!   answer slot and cancels the reqid in the core, so late replies are
 //!   ignored and the slot is freed.
-//! - The first connection is made by [`FnosClient::connect`], which returns
-//!   its failure (connection or login); later failures are retried.
+//! - The first connection is made by [`FnosClient::connect`]: at most
+//!   [`FnosOptions::first_attempts`] connections within
+//!   [`FnosOptions::connect_timeout`] (time spent waiting for a
+//!   two-factor code not counted), then it returns the failure with its
+//!   cause ([`FnosError::ConnectFailed`]); a refused login or a definitive
+//!   connection error (bad URL, refused certificate, redirect) fails at
+//!   once. The backoff starts over only after a successful login; later
+//!   failures are retried without limit.
+//! - A multi-frame answer keeps its frames as received text and is parsed
+//!   only when complete; one that outgrows
+//!   [`FnosOptions::max_answer_bytes`] or
+//!   [`FnosOptions::max_answer_frames`] fails with
+//!   [`FnosError::AnswerTooLarge`] and its later frames are ignored.
 //!
 //! Passwords, tokens, secrets and signatures never reach `tracing`.
 
@@ -53,7 +64,8 @@ pub use transfer::Overwrite;
 use crate::two_factor::{CodeWait, TwoFactor};
 
 use crate::link::{
-    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now, unix_secs,
+    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now,
+    sleep_until, unix_secs,
 };
 
 /// Requests in flight on one connection (the core's pending table size).
@@ -111,6 +123,17 @@ pub struct FnosOptions {
     /// Where two-factor codes come from; without one, an account that
     /// needs a code fails its login with [`FnosError::TwoFactorRequired`].
     pub two_factor: Option<TwoFactor>,
+    /// How long [`FnosClient::connect`] may take for its first connection
+    /// and login, all attempts together (waiting for a two-factor code
+    /// excluded). Default 30 s.
+    pub connect_timeout: StdDuration,
+    /// Connection attempts before the first successful login. Default 3.
+    pub first_attempts: u32,
+    /// Largest answer to one request, all its frames' text together.
+    /// Default 16 MiB.
+    pub max_answer_bytes: usize,
+    /// Most frames in the answer to one request. Default 4096.
+    pub max_answer_frames: usize,
 }
 
 impl std::fmt::Debug for FnosOptions {
@@ -119,13 +142,20 @@ impl std::fmt::Debug for FnosOptions {
             .field("url", &self.url)
             .field("user", &self.user)
             .field("password", &"<hidden>")
+            .field("link", &self.link)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_attempts", &self.first_attempts)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("max_answer_frames", &self.max_answer_frames)
             .finish_non_exhaustive()
     }
 }
 
 impl FnosOptions {
     /// Options with defaults: the system certificate store, 30 s requests,
-    /// default backoff.
+    /// default backoff, 30 s and 3 attempts for the first connection,
+    /// answers up to 16 MiB and 4096 frames.
     pub fn new(url: &str, user: &str, password: &str) -> Self {
         FnosOptions {
             url: url.to_owned(),
@@ -138,6 +168,10 @@ impl FnosOptions {
             request_timeout: StdDuration::from_secs(30),
             backoff: Backoff::default(),
             two_factor: None,
+            connect_timeout: StdDuration::from_secs(30),
+            first_attempts: 3,
+            max_answer_bytes: 16 * 1024 * 1024,
+            max_answer_frames: 4096,
         }
     }
 }
@@ -145,8 +179,28 @@ impl FnosOptions {
 /// Why a request or the connection failed.
 #[derive(Debug)]
 pub enum FnosError {
-    /// The connection could not be opened.
+    /// The connection could not be opened, and trying again would not help
+    /// (bad URL, refused certificate, redirect, access code).
     Connect(ConnectError),
+    /// The first connection and login did not succeed within
+    /// [`FnosOptions::connect_timeout`] or [`FnosOptions::first_attempts`].
+    ConnectFailed {
+        /// Connections tried.
+        attempts: u32,
+        /// Why the last one failed, in words.
+        cause: String,
+    },
+    /// An answer outgrew [`FnosOptions::max_answer_bytes`] or
+    /// [`FnosOptions::max_answer_frames`]; the request failed and the rest
+    /// of its answer is ignored.
+    AnswerTooLarge {
+        /// The request's method (`file.ls`...).
+        method: String,
+        /// Which limit: `"max_answer_bytes"` or `"max_answer_frames"`.
+        limit: &'static str,
+        /// Its value.
+        value: usize,
+    },
     /// The server refused the login.
     LoginRefused {
         /// The server's code, if any.
@@ -184,6 +238,19 @@ impl std::fmt::Display for FnosError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FnosError::Connect(e) => e.fmt(f),
+            FnosError::ConnectFailed { attempts: 1, cause } => f.write_str(cause),
+            FnosError::ConnectFailed { attempts, cause } => {
+                write!(f, "gave up after {attempts} attempts: {cause}")
+            }
+            FnosError::AnswerTooLarge {
+                method,
+                limit,
+                value,
+            } => write!(
+                f,
+                "the answer to {method} is larger than allowed ({limit} = {value}); \
+                 the request failed"
+            ),
             FnosError::LoginRefused { errno: Some(e) } => {
                 write!(f, "login refused: {} (errno {})", e.message(), e.code())
             }
@@ -455,7 +522,13 @@ impl FnosClient {
 
 /// A request waiting for its final frame.
 struct InFlight {
-    frames: Vec<serde_json::Value>,
+    /// The method, for errors.
+    method: String,
+    /// The frames received so far, as text: parsed only once the answer
+    /// is complete, so a partial answer costs its bytes and no more.
+    frames: Vec<String>,
+    /// Their total length.
+    bytes: usize,
     reply: oneshot::Sender<Result<FnosReply, FnosError>>,
     /// What to send again after a reconnect (idempotent requests only).
     resend: Option<Resend>,
@@ -485,6 +558,24 @@ struct Driver<'c> {
     events: broadcast::Sender<FnosEvent>,
     first: Option<oneshot::Sender<Result<(), FnosError>>>,
     code: CodeWait,
+    limits: AnswerLimits,
+    /// The first login's deadline ([`FnosOptions::connect_timeout`]).
+    first_deadline: tokio::time::Instant,
+    connect_timeout: StdDuration,
+    /// When a two-factor code was asked for and has not come yet: that
+    /// wait does not count against the first login's deadline.
+    code_asked_at: Option<tokio::time::Instant>,
+    /// The login step under way, for errors that name it.
+    step: fnos::State,
+    /// The current connection reached a successful login.
+    logged_in: bool,
+}
+
+/// What one answer may hold.
+#[derive(Clone, Copy)]
+struct AnswerLimits {
+    bytes: usize,
+    frames: usize,
 }
 
 async fn drive(
@@ -495,7 +586,9 @@ async fn drive(
 ) {
     let mut config = fnos::Config::new(&options.user, &options.password);
     // The handles enforce per-request deadlines; the core's is a backstop.
-    config.request_timeout = Duration::from_millis(options.request_timeout.as_millis() as u64);
+    config.request_timeout = millis(options.request_timeout);
+    // A login step may not outlast the first connection's whole budget.
+    config.login_timeout = millis(options.connect_timeout.min(StdDuration::from_secs(30)));
     let mut driver = Driver {
         session: Session::new(config),
         tx: vec![0; REQUEST_CAPACITY.max(TRANSMIT_CAPACITY)],
@@ -504,39 +597,67 @@ async fn drive(
         events,
         first: Some(first),
         code: CodeWait::new(options.two_factor.clone()),
+        limits: AnswerLimits {
+            bytes: options.max_answer_bytes,
+            frames: options.max_answer_frames,
+        },
+        first_deadline: tokio::time::Instant::now() + options.connect_timeout,
+        connect_timeout: options.connect_timeout,
+        code_asked_at: None,
+        step: fnos::State::Disconnected,
+        logged_in: false,
     };
+    // Delays since the last successful login; connections before the first.
     let mut attempt: u32 = 0;
+    let mut tried: u32 = 0;
     loop {
-        match Link::open(&options.url, &options.link).await {
+        let cause = match driver.open(&options).await {
             Ok(link) => {
                 tracing::info!(url = %options.url, "connected");
                 driver.session.set_unix_time(now(), unix_secs());
                 driver.session.handle_connect(now());
+                driver.logged_in = false;
                 match driver.run(link, &mut commands).await {
                     Ended::Stop => return,
                     Ended::Lost(reason) => {
                         tracing::warn!(%reason, "connection lost");
-                        let _ = driver.events.send(FnosEvent::Disconnected { reason });
-                        if driver.session.credentials().secret.is_some() {
+                        let _ = driver.events.send(FnosEvent::Disconnected {
+                            reason: reason.clone(),
+                        });
+                        // Only a login proves the server works: a server
+                        // that upgrades and then fails must not reset it.
+                        if driver.logged_in {
                             attempt = 0;
                         }
+                        reason
                     }
                 }
             }
             Err(e) => {
-                if let Some(first) = driver.first.take() {
-                    let _ = first.send(Err(FnosError::Connect(e)));
+                if driver.first.is_some() && !worth_retrying(&e) {
+                    driver.fail_first(FnosError::Connect(e));
                     return;
                 }
-                tracing::warn!(error = %e, "reconnect failed");
+                tracing::warn!(error = %e, "connection failed");
+                e.to_string()
             }
-        }
+        };
         attempt = attempt.saturating_add(1);
         let delay = options.backoff.delay(attempt - 1);
+        let wake = tokio::time::Instant::now() + delay;
+        if driver.first.is_some() {
+            tried += 1;
+            if tried >= options.first_attempts.max(1) || wake >= driver.first_deadline {
+                driver.fail_first(FnosError::ConnectFailed {
+                    attempts: tried,
+                    cause,
+                });
+                return;
+            }
+        }
         let _ = driver
             .events
             .send(FnosEvent::Reconnecting { attempt, delay });
-        let wake = tokio::time::Instant::now() + delay;
         // Keep taking requests while waiting; they go out after the login.
         loop {
             driver.sweep_abandoned();
@@ -552,7 +673,80 @@ async fn drive(
     }
 }
 
+/// A std duration as the core counts it.
+fn millis(d: StdDuration) -> Duration {
+    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
+}
+
+/// Whether another attempt could end differently: not for a bad URL, a
+/// trust setup or certificate problem, a redirect or the access-code gate,
+/// nor for a 4xx answer to the upgrade.
+fn worth_retrying(e: &ConnectError) -> bool {
+    match e {
+        ConnectError::Tcp(_) | ConnectError::Handshake(_) | ConnectError::TimedOut => true,
+        ConnectError::Tls(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        ConnectError::Rejected(status) => *status >= 500,
+        _ => false,
+    }
+}
+
+/// The method a login step waits for, in the protocol's words.
+fn step_name(state: fnos::State) -> &'static str {
+    match state {
+        fnos::State::KeyExchange => "the key exchange (util.crypto.getRSAPub)",
+        fnos::State::LoggingIn(LoginMethod::AuthToken) => "the token login (user.authToken)",
+        fnos::State::LoggingIn(LoginMethod::TokenLogin) => "the token login (user.tokenLogin)",
+        fnos::State::LoggingIn(LoginMethod::Password) => "the login (user.login)",
+        fnos::State::LoggingIn(LoginMethod::TwoFactor) => {
+            "the two-factor code (user.2fa.loginVerify)"
+        }
+        fnos::State::AwaitingTwoFactorCode => "the two-factor challenge",
+        fnos::State::Disconnected | fnos::State::Ready | fnos::State::LoginFailed => "the login",
+    }
+}
+
 impl Driver<'_> {
+    /// Open a connection; before the first login, within what is left of
+    /// its deadline.
+    async fn open(&self, options: &FnosOptions) -> Result<Link, ConnectError> {
+        if self.first.is_none() {
+            return Link::open(&options.url, &options.link).await;
+        }
+        match tokio::time::timeout_at(self.first_deadline, Link::open(&options.url, &options.link))
+            .await
+        {
+            Ok(opened) => opened,
+            Err(_) => Err(ConnectError::TimedOut),
+        }
+    }
+
+    /// Hand the first connection's failure to [`FnosClient::connect`] and
+    /// fail what waits for it.
+    fn fail_first(&mut self, error: FnosError) {
+        let text = error.to_string();
+        for cmd in self.queued.drain(..) {
+            let _ = cmd.reply.send(Err(FnosError::Login(text.clone())));
+        }
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(error));
+        }
+    }
+
+    /// When the first login must be done by; `None` after it, and while a
+    /// two-factor code is awaited.
+    fn login_deadline(&self) -> Option<tokio::time::Instant> {
+        (self.first.is_some() && self.code_asked_at.is_none()).then_some(self.first_deadline)
+    }
+
+    /// Why the first login did not finish in time, naming its step.
+    fn no_answer(&self) -> String {
+        format!(
+            "no answer to {} within {} s",
+            step_name(self.session.state()),
+            self.connect_timeout.as_secs_f64()
+        )
+    }
+
     /// Take a handle's job: requests wait for the session, signatures are
     /// answered at once.
     fn accept(&mut self, job: Job) {
@@ -591,7 +785,7 @@ impl Driver<'_> {
             }
             link.flush().await;
             if link.is_closed() {
-                break Ended::Lost("connection closed".into());
+                break Ended::Lost("the connection closed".into());
             }
             let wait = [self.session.poll_timeout(), link.poll_timeout()]
                 .into_iter()
@@ -606,6 +800,7 @@ impl Driver<'_> {
                 Some(_) => {}
                 None => timer_armed = false,
             }
+            let login_deadline = self.login_deadline();
             tokio::select! {
                 n = link.read() => {
                     if n == 0 {
@@ -652,6 +847,11 @@ impl Driver<'_> {
                     link.handle_timeout();
                 }
                 code = self.code.next() => {
+                    if let Some(asked) = self.code_asked_at.take() {
+                        // The person's typing does not count against the
+                        // first login's deadline.
+                        self.first_deadline += asked.elapsed();
+                    }
                     let submitted = match code {
                         Some(code) => self.session.submit_two_factor_code(&code, false).is_ok(),
                         None => false,
@@ -673,6 +873,12 @@ impl Driver<'_> {
                 // Abandoned requests are noticed on this tick, not on
                 // every turn of the loop.
                 _ = sweep.tick() => self.sweep_abandoned(),
+                // Only before the first login: no timer otherwise.
+                () = sleep_until(login_deadline) => {
+                    link.close();
+                    link.flush().await;
+                    break Ended::Lost(self.no_answer());
+                }
             }
         };
         self.session.handle_disconnect(now());
@@ -705,13 +911,24 @@ impl Driver<'_> {
             match self.session.poll_transmit(now(), rng, &mut self.tx) {
                 Ok(Some(n)) => self.transmit(link, n),
                 Ok(None) => break,
-                Err(e) => return Some(Ended::Lost(format!("login message: {e:?}"))),
+                Err(e) => {
+                    return Some(Ended::Lost(format!(
+                        "cannot write a login message: {}",
+                        describe_session_error(&e)
+                    )));
+                }
             }
         }
         while let Some(event) = self.session.poll_event() {
             if let Some(ended) = self.lifecycle(event) {
                 return Some(ended);
             }
+        }
+        if matches!(
+            self.session.state(),
+            fnos::State::KeyExchange | fnos::State::LoggingIn(_)
+        ) {
+            self.step = self.session.state();
         }
         if self.session.state() == fnos::State::Ready {
             self.send_queued(link);
@@ -725,12 +942,17 @@ impl Driver<'_> {
             fnos::Event::LoggedIn { method, .. } => {
                 tracing::info!(?method, "logged in");
                 self.code.reset();
+                self.code_asked_at = None;
+                self.logged_in = true;
                 if let Some(first) = self.first.take() {
                     let _ = first.send(Ok(()));
                 }
                 let _ = self.events.send(FnosEvent::LoggedIn { method });
             }
-            fnos::Event::LoginFailed(failure) => return self.give_up(login_error(failure)),
+            fnos::Event::LoginFailed(failure) => {
+                let error = login_error(failure, self.step, self.connect_timeout);
+                return self.give_up(error);
+            }
             fnos::Event::TwoFactorRequired => return self.ask_code(FnosError::TwoFactorRequired),
             fnos::Event::TwoFactorRejected(errno) => {
                 tracing::warn!(?errno, "two-factor code refused");
@@ -762,6 +984,7 @@ impl Driver<'_> {
     fn ask_code(&mut self, error: FnosError) -> Option<Ended> {
         match self.code.ask() {
             Some(attempt) => {
+                self.code_asked_at = Some(tokio::time::Instant::now());
                 let _ = self.events.send(FnosEvent::TwoFactorRequired { attempt });
                 None
             }
@@ -773,6 +996,7 @@ impl Driver<'_> {
     fn give_up(&mut self, error: FnosError) -> Option<Ended> {
         tracing::warn!(%error, "login failed");
         self.code.reset();
+        self.code_asked_at = None;
         for cmd in self.queued.drain(..) {
             let _ = cmd.reply.send(Err(FnosError::Login(error.to_string())));
         }
@@ -819,13 +1043,15 @@ impl Driver<'_> {
                     self.transmit(link, n);
                     let resend = cmd.resend.then(|| Resend {
                         deadline: tokio::time::Instant::now() + cmd.timeout,
-                        command: cmd.command,
+                        command: cmd.command.clone(),
                         params: cmd.params,
                     });
                     self.in_flight.insert(
                         reqid,
                         InFlight {
+                            method: cmd.command.clone(),
                             frames: Vec::new(),
+                            bytes: 0,
                             reply: cmd.reply,
                             resend,
                         },
@@ -833,7 +1059,8 @@ impl Driver<'_> {
                 }
                 Err(fnos::Error::Busy) => waiting.push(cmd),
                 Err(e) => {
-                    let _ = cmd.reply.send(Err(FnosError::Request(format!("{e:?}"))));
+                    let why = describe_session_error(&e);
+                    let _ = cmd.reply.send(Err(FnosError::Request(why)));
                 }
             }
         }
@@ -846,25 +1073,44 @@ impl Driver<'_> {
                 let key = reply.reqid()?;
                 let status = reply.status();
                 let errno = reply.errno();
-                let entry = self.in_flight.get_mut(&key)?;
                 let message = (status != Status::Success && status != Status::Partial)
                     .then(|| reply.error_message())
                     .flatten()
                     .and_then(|m| m.as_unescaped().map(str::to_owned));
-                let frame = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-                entry.frames.push(frame);
+                let entry = self.in_flight.get_mut(&key)?;
+                entry.bytes = entry.bytes.saturating_add(text.len());
+                entry.frames.push(text.to_owned());
+                if let Some(limit) = self.limits.exceeded(entry) {
+                    self.session.cancel(&key);
+                    if let Some(done) = self.in_flight.remove(&key) {
+                        tracing::warn!(method = %done.method, limit, "answer too large");
+                        let value = match limit {
+                            "max_answer_bytes" => self.limits.bytes,
+                            _ => self.limits.frames,
+                        };
+                        let _ = done.reply.send(Err(FnosError::AnswerTooLarge {
+                            method: done.method,
+                            limit,
+                            value,
+                        }));
+                    }
+                    return None;
+                }
                 match status {
                     Status::Partial => {}
                     Status::Success => {
                         if let Some(done) = self.in_flight.remove(&key) {
-                            let _ = done.reply.send(Ok(FnosReply {
-                                frames: done.frames,
-                            }));
+                            let frames = done.frames.iter().map(|t| parse_frame(t)).collect();
+                            let _ = done.reply.send(Ok(FnosReply { frames }));
                         }
                     }
                     _ => {
-                        if let Some(mut done) = self.in_flight.remove(&key) {
-                            let body = done.frames.pop().unwrap_or_default();
+                        if let Some(done) = self.in_flight.remove(&key) {
+                            let body = done
+                                .frames
+                                .last()
+                                .map(|t| parse_frame(t))
+                                .unwrap_or_default();
                             let message = message.unwrap_or_else(|| {
                                 errno.map_or("request failed", |e| e.message()).to_owned()
                             });
@@ -927,13 +1173,63 @@ fn event_kind(event: &fnos::Event<'_>) -> &'static str {
     }
 }
 
-fn login_error(failure: LoginFailure) -> FnosError {
-    match failure {
-        LoginFailure::Rejected { errno, .. } | LoginFailure::KeyExchangeRefused(errno) => {
-            FnosError::LoginRefused { errno }
+impl AnswerLimits {
+    /// Which limit `entry` went over, if any.
+    fn exceeded(&self, entry: &InFlight) -> Option<&'static str> {
+        if entry.bytes > self.bytes {
+            Some("max_answer_bytes")
+        } else if entry.frames.len() > self.frames {
+            Some("max_answer_frames")
+        } else {
+            None
         }
-        LoginFailure::TimedOut => FnosError::Login("no answer to a login step".into()),
-        LoginFailure::NoCredentials => FnosError::Login("no password and no stored token".into()),
-        other => FnosError::Login(format!("{other:?}")),
+    }
+}
+
+/// A frame's text as JSON (the core already checked it is an object).
+fn parse_frame(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+fn login_error(failure: LoginFailure, step: fnos::State, budget: StdDuration) -> FnosError {
+    let text = match failure {
+        LoginFailure::Rejected { errno, .. } | LoginFailure::KeyExchangeRefused(errno) => {
+            return FnosError::LoginRefused { errno };
+        }
+        LoginFailure::TimedOut => format!(
+            "no answer to {} within {} s",
+            step_name(step),
+            budget.min(StdDuration::from_secs(30)).as_secs_f64()
+        ),
+        LoginFailure::NoCredentials => "no password and no stored token".into(),
+        LoginFailure::InvalidServerKey(_) => {
+            "the server's RSA public key (util.crypto.getRSAPub) is unusable".into()
+        }
+        LoginFailure::InvalidSecret(_) => {
+            "the login's secret could not be decrypted (wrong key or garbled answer)".into()
+        }
+        LoginFailure::MissingField(field) => {
+            format!("the login answer lacks `{field}` or it has the wrong type")
+        }
+        LoginFailure::FieldTooLong(field) => {
+            format!("the login answer's `{field}` is longer than allowed")
+        }
+    };
+    FnosError::Login(text)
+}
+
+/// The core's refusal to write or read a message, in words.
+fn describe_session_error(e: &fnos::Error) -> String {
+    match e {
+        fnos::Error::NotConnected => "not connected".into(),
+        fnos::Error::Busy => format!("{MAX_IN_FLIGHT} requests are already in flight"),
+        fnos::Error::BufferTooSmall { required } => {
+            format!("the request needs {required} bytes, more than the client writes")
+        }
+        fnos::Error::TooManyParams => "the request has too many parameters".into(),
+        fnos::Error::ParamsNotAnObject => "parameters must be a JSON object".into(),
+        fnos::Error::Malformed(_) => "a received message is not a JSON object".into(),
+        fnos::Error::NotAwaitingTwoFactorCode => "no two-factor code is being asked for".into(),
+        fnos::Error::TwoFactorCodeTooLong => "the two-factor code is too long".into(),
     }
 }
