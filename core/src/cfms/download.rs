@@ -15,6 +15,7 @@
 //! plaintext) is kept in the caller-provided storage for the decryption
 //! pass; the key arrives last, so decryption happens afterwards over the
 //! ciphertext the caller stored ([`FileDecryptor`](super::FileDecryptor)).
+#![deny(clippy::indexing_slicing)]
 
 use super::b64::{self, Base64Stream};
 use super::envelope::ServerAction;
@@ -473,16 +474,19 @@ impl Reader {
     }
 
     fn feed(&mut self, mut input: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
-        while let Some(&b) = input.first() {
+        while let Some((&b, after)) = input.split_first() {
             if self.tok == Tok::Str {
+                // String contents go in bulk up to the next quote or escape.
                 let n = input
                     .iter()
                     .position(|&c| c == b'"' || c == b'\\')
                     .unwrap_or(input.len());
-                self.string_bytes(&input[..n], sink)?;
-                input = &input[n..];
-                let Some(&end) = input.first() else { break };
-                input = &input[1..];
+                let (text, rest) = input.split_at_checked(n).unwrap_or((input, &[]));
+                self.string_bytes(text, sink)?;
+                let Some((&end, rest)) = rest.split_first() else {
+                    break;
+                };
+                input = rest;
                 if end == b'\\' {
                     self.tok = Tok::Escape;
                 } else {
@@ -490,9 +494,8 @@ impl Reader {
                 }
                 continue;
             }
-            let consumed = self.byte(b, sink)?;
-            if consumed {
-                input = &input[1..];
+            if self.byte(b, sink)? {
+                input = after;
             }
         }
         Ok(())

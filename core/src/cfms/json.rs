@@ -10,6 +10,7 @@
 //! against a `&str` ([`JsonStr::eq_str`]), iterated ([`JsonStr::chars`]) or
 //! decoded into a caller buffer ([`JsonStr::decode_into`]). This is why the
 //! core does not use serde-json-core, which leaves escapes inside `&str`.
+#![deny(clippy::indexing_slicing)]
 
 /// Deepest nesting of arrays and objects [`parse`] accepts. CFMS responses
 /// nest four levels at most (`data.documents[i].field`); 16 leaves headroom
@@ -88,7 +89,7 @@ pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {
         return Err(JsonError::TrailingBytes { offset: c.pos });
     }
     Ok(Value {
-        raw: &input[start..end],
+        raw: input.get(start..end).ok_or(JsonError::UnexpectedEnd)?,
     })
 }
 
@@ -187,7 +188,7 @@ impl<'a> Value<'a> {
             return None;
         }
         Some(JsonStr {
-            raw: &self.raw[1..self.raw.len() - 1],
+            raw: self.raw.get(1..self.raw.len() - 1)?,
         })
     }
 
@@ -244,7 +245,7 @@ impl<'a> Iterator for Entries<'a> {
         let key_start = c.pos;
         c.string().ok()?;
         let key = JsonStr {
-            raw: &c.b[key_start + 1..c.pos - 1],
+            raw: c.b.get(key_start + 1..c.pos.checked_sub(1)?)?,
         };
         c.ws();
         c.expect(b':').ok()?;
@@ -254,7 +255,7 @@ impl<'a> Iterator for Entries<'a> {
         Some((
             key,
             Value {
-                raw: &c.b[start..c.pos],
+                raw: c.b.get(start..c.pos)?,
             },
         ))
     }
@@ -283,7 +284,7 @@ impl<'a> Iterator for Items<'a> {
         let start = c.pos;
         c.value(0).ok()?;
         Some(Value {
-            raw: &c.b[start..c.pos],
+            raw: c.b.get(start..c.pos)?,
         })
     }
 }
@@ -352,10 +353,15 @@ impl<'a> JsonStr<'a> {
         }
         let mut n = 0;
         for ch in self.chars() {
-            n += ch.encode_utf8(&mut out[n..]).len();
+            let free = out.get_mut(n..).ok_or(InsufficientSize { required })?;
+            if free.len() < ch.len_utf8() {
+                return Err(InsufficientSize { required });
+            }
+            n += ch.encode_utf8(free).len();
         }
         // Every byte came from `char::encode_utf8`, so this cannot fail.
-        core::str::from_utf8(&out[..n]).map_err(|_| InsufficientSize { required })
+        let text = out.get(..n).ok_or(InsufficientSize { required })?;
+        core::str::from_utf8(text).map_err(|_| InsufficientSize { required })
     }
 }
 
@@ -385,7 +391,10 @@ impl Iterator for Chars<'_> {
         if b != b'\\' {
             let len = utf8_len(b);
             let end = (self.pos + len).min(self.raw.len());
-            let s = core::str::from_utf8(&self.raw[self.pos..end]).ok();
+            let s = self
+                .raw
+                .get(self.pos..end)
+                .and_then(|s| core::str::from_utf8(s).ok());
             self.pos = end;
             return Some(s.and_then(|s| s.chars().next()).unwrap_or('\u{fffd}'));
         }
@@ -544,7 +553,8 @@ impl Cursor<'_> {
                 _ => self.pos += 1,
             }
         }
-        if core::str::from_utf8(&self.b[open + 1..self.pos]).is_err() {
+        let text = self.b.get(open + 1..self.pos);
+        if text.is_none_or(|t| core::str::from_utf8(t).is_err()) {
             return Err(JsonError::InvalidUtf8 { offset: open });
         }
         self.pos += 1;
@@ -599,6 +609,8 @@ impl Cursor<'_> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -12,6 +12,7 @@
 //!   never copy and never panic.
 //! - [`JsonStr::decode_into`] decodes escapes into a caller buffer;
 //!   [`JsonStr::eq_str`] compares with a `&str` without a buffer.
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -104,9 +105,10 @@ impl<'a> Value<'a> {
         if rest != text.len() {
             return Err(err(JsonErrorKind::TrailingData, rest));
         }
-        Ok(Value {
-            raw: &text[start..end],
-        })
+        let raw = text
+            .get(start..end)
+            .ok_or(err(JsonErrorKind::UnexpectedEnd, text.len()))?;
+        Ok(Value { raw })
     }
 
     /// The value's text exactly as received.
@@ -395,7 +397,11 @@ impl<'a> JsonStr<'a> {
         };
         let mut at = 0;
         for c in self.chars() {
-            at += c.encode_utf8(&mut dest[at..]).len();
+            let free = dest.get_mut(at..).unwrap_or_default();
+            if free.len() < c.len_utf8() {
+                return Err(DecodeTooLong { required });
+            }
+            at += c.encode_utf8(free).len();
         }
         // Every byte came from `encode_utf8`, so this cannot fail; the error
         // arm keeps the function total without a panic path.
@@ -522,7 +528,10 @@ fn check_literal(text: &[u8], pos: usize, lit: &[u8]) -> Result<usize, JsonError
     let end = pos + lit.len();
     match text.get(pos..end) {
         Some(found) if found == lit => Ok(end),
-        Some(_) => Err(err(JsonErrorKind::UnexpectedByte(text[pos]), pos)),
+        Some(found) => {
+            let first = found.first().copied().unwrap_or_default();
+            Err(err(JsonErrorKind::UnexpectedByte(first), pos))
+        }
         None => Err(err(JsonErrorKind::UnexpectedEnd, text.len())),
     }
 }
@@ -662,6 +671,8 @@ fn check_array(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
