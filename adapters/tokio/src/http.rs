@@ -1,8 +1,12 @@
 //! Just enough HTTP/1.1 for fnOS's transfer endpoints (`POST /upload`,
 //! `GET /multiple-download`): one request per connection
 //! (`Connection: close`), the response head parsed with httparse, and the
-//! body read as it arrives — by `Content-Length`, chunked, or until the
-//! server closes — so a file of any size streams through a fixed buffer.
+//! body read as it arrives — by `Content-Length` or chunked — so a file of
+//! any size streams through a fixed buffer. A body delimited only by the
+//! server closing the connection is accepted for small answers
+//! ([`Response::body`]) but never streamed as a file
+//! ([`Response::next`] fails at its end): a cut could not be told from the
+//! end.
 
 use std::io;
 
@@ -127,6 +131,12 @@ impl Response {
         })
     }
 
+    /// Whether the body's end is announced (`Content-Length`, chunked, or
+    /// no body at all) rather than the connection's close.
+    pub fn is_delimited(&self) -> bool {
+        self.framing != Framing::UntilClose
+    }
+
     /// The body's length, when the server announced it.
     pub fn content_length(&self) -> Option<u64> {
         match self.framing {
@@ -159,8 +169,13 @@ impl Response {
     }
 
     /// The next piece of the body appended to `out`; 0 once the body is
-    /// complete. A body cut short is an `UnexpectedEof` error.
+    /// complete. A body cut short is an `UnexpectedEof` error, and so is
+    /// the end of a body that only the connection's close delimits.
     pub async fn next(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        self.piece(out, false).await
+    }
+
+    async fn piece(&mut self, out: &mut Vec<u8>, until_close_ok: bool) -> io::Result<usize> {
         loop {
             match self.framing {
                 Framing::Done => return Ok(0),
@@ -182,6 +197,13 @@ impl Response {
                 }
                 Framing::UntilClose => {
                     if self.buf.is_empty() && !self.fill().await? {
+                        if !until_close_ok {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the server closed the connection and gave no length: \
+                                 the body may be cut",
+                            ));
+                        }
                         self.framing = Framing::Done;
                         return Ok(0);
                     }
@@ -228,10 +250,11 @@ impl Response {
         }
     }
 
-    /// The whole body, at most `limit` bytes (for small JSON answers).
+    /// The whole body, at most `limit` bytes (for small JSON answers,
+    /// which may end with the connection).
     pub async fn body(&mut self, limit: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        while self.next(&mut out).await? > 0 {
+        while self.piece(&mut out, true).await? > 0 {
             if out.len() > limit {
                 return Err(malformed(format!(
                     "HTTP response body larger than {limit} bytes"
@@ -355,9 +378,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn body_until_close() {
+    async fn a_body_ended_only_by_the_close_is_never_complete_as_a_stream() {
         let mut r = respond(b"HTTP/1.0 200 OK\r\n\r\nall of it", 4).await;
-        assert_eq!(whole(&mut r).await.unwrap(), b"all of it");
+        assert!(!r.is_delimited());
+        let e = whole(&mut r).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        // A small answer may still end with the connection.
+        let mut r = respond(b"HTTP/1.0 200 OK\r\n\r\nall of it", 4).await;
+        assert_eq!(r.body(100).await.unwrap(), b"all of it");
+        let r = respond(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4).await;
+        assert!(r.is_delimited());
     }
 
     #[tokio::test]

@@ -332,3 +332,117 @@ async fn an_upload_refused_before_its_body_is_through_reports_the_refusal() {
     })
     .await;
 }
+
+/// A relay in front of the emulator that passes everything through, but
+/// forwards only the first `after` bytes of a `GET /multiple-download`
+/// answer and then holds the connection open, sending nothing more: a
+/// download that is surely in progress when the test drops it.
+async fn stalling_relay(upstream: std::net::SocketAddr, after: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "ws://{}/websocket?type=main",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = vec![0u8; 22];
+                if client.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                if server.write_all(&first).await.is_err() {
+                    return;
+                }
+                if first != b"GET /multiple-download" {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                // The rest of the request goes on; the answer is held back.
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_rx, &mut server_tx).await;
+                });
+                let mut piece = vec![0u8; after];
+                let mut sent = 0;
+                while sent < after {
+                    match server_rx.read(&mut piece[..after - sent]).await {
+                        Ok(n) if n > 0 => {
+                            if client_tx.write_all(&piece[..n]).await.is_err() {
+                                return;
+                            }
+                            sent += n;
+                        }
+                        _ => return,
+                    }
+                }
+                // Hold both ends open until the test is over.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_dropped_download_leaves_no_temporary_file_and_the_old_target() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let remote = format!("{DOCS}/big.bin");
+        sim.put_file(&remote, pattern(1024 * 1024, 9)).unwrap();
+        let nas = FnosClient::connect(options(&stalling_relay(sim.addr(), 200_000).await))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        std::fs::write(&target, b"the old content").unwrap();
+
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
+        let signal = started.clone();
+        let download = nas.download(&remote, &target, move |received, _| {
+            if received > 0 {
+                signal.notify_one();
+            }
+        });
+        tokio::select! {
+            done = download => panic!("the stalled download ended: {done:?}"),
+            () = started.notified() => {}
+        }
+        // The future is dropped: nothing beside the target, which is as it was.
+        assert_eq!(only_files(dir.path()), ["big.bin"]);
+        assert_eq!(std::fs::read(&target).unwrap(), b"the old content");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_downloads_to_one_target_do_not_collide() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let (a, b) = (pattern(2 * 1024 * 1024, 21), pattern(2 * 1024 * 1024, 22));
+        sim.put_file(&format!("{DOCS}/a.bin"), a.clone()).unwrap();
+        sim.put_file(&format!("{DOCS}/b.bin"), b.clone()).unwrap();
+        let nas = FnosClient::connect(options(&sim.url())).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("same.bin");
+
+        let (remote_a, remote_b) = (format!("{DOCS}/a.bin"), format!("{DOCS}/b.bin"));
+        let (first, second) = tokio::join!(
+            nas.download(&remote_a, &target, |_, _| {}),
+            nas.download(&remote_b, &target, |_, _| {}),
+        );
+        assert_eq!(first.unwrap(), a.len() as u64);
+        assert_eq!(second.unwrap(), b.len() as u64);
+        let content = std::fs::read(&target).unwrap();
+        assert!(
+            content == a || content == b,
+            "the target mixes both downloads"
+        );
+        assert_eq!(only_files(dir.path()), ["same.bin"]);
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -232,6 +232,15 @@ pub enum FnosError {
     Request(String),
     /// A file transfer failed (local file, HTTP exchange, cut connection).
     Transfer(String),
+    /// `file.download` answered a URL the client will not use: another
+    /// host, another port on the same scheme, or plain `http` while the
+    /// WebSocket uses TLS.
+    DownloadUrlRefused {
+        /// The URL's `scheme://host:port` (its token left out).
+        origin: String,
+        /// Which rule it breaks.
+        why: &'static str,
+    },
 }
 
 impl std::fmt::Display for FnosError {
@@ -270,6 +279,10 @@ impl std::fmt::Display for FnosError {
             FnosError::Closed => f.write_str("the client is shut down"),
             FnosError::Request(why) => write!(f, "cannot send the request: {why}"),
             FnosError::Transfer(why) => write!(f, "transfer failed: {why}"),
+            FnosError::DownloadUrlRefused { origin, why } => write!(
+                f,
+                "file.download answered a URL on {origin}, which was not used: {why}"
+            ),
         }
     }
 }

@@ -9,14 +9,21 @@
 //!   pieces and never sits in memory.
 //! - Download: `file.download {files:[path]}` answers a URL
 //!   (`/multiple-download?token=…`); a `GET` of it streams into a
-//!   temporary file beside the target, renamed into place only when every
-//!   announced byte arrived. A cut connection leaves no file behind.
+//!   temporary file beside the target — created exclusively, with an
+//!   unpredictable name (`.NAME.XXXXXX.naslink-part`) — renamed into place
+//!   only when the body's framing (`Content-Length` or chunked) says it is
+//!   complete. A body with neither is refused: its end could not be told
+//!   from a cut. The temporary file is removed on every failure and when
+//!   the download's future is dropped (a guard unlinks it at once), so an
+//!   interrupted download leaves the target as it was and nothing beside.
 //!
-//! Both go to the WebSocket's own host and port (`ws` → `http`, `wss` →
-//! `https`) with the same TLS trust, and fetch the access-code cookie first
-//! when an access code is configured. Every wait for the server is bounded
-//! by the client's request timeout: a transfer may take long, but it may
-//! not stall.
+//! Both go to the WebSocket's own host (`ws` → `http`, `wss` → `https`)
+//! with the same TLS trust, and fetch the access-code cookie first when an
+//! access code is configured. A download URL naming another host, another
+//! port on the same scheme, or plain `http` when the WebSocket uses TLS is
+//! refused ([`FnosError::DownloadUrlRefused`]): the token and the cookie
+//! go nowhere else. Every wait for the server is bounded by the client's
+//! request timeout: a transfer may take long, but it may not stall.
 
 use std::future::Future;
 use std::path::Path;
@@ -232,9 +239,10 @@ impl FnosClient {
     /// calling `progress(received, total)` as it arrives (`total` is 0
     /// when the server did not announce the size). Returns the size.
     ///
-    /// The bytes go to a temporary file beside `target`, renamed to
-    /// `target` only when the whole announced body arrived; on any failure
-    /// the temporary file is removed and `target` is untouched.
+    /// The bytes go to an exclusively created, unpredictably named
+    /// temporary file beside `target`, renamed to `target` only when the
+    /// whole framed body arrived; on any failure, and when this future is
+    /// dropped, the temporary file is removed and `target` is untouched.
     pub async fn download(
         &self,
         remote: &str,
@@ -253,6 +261,12 @@ impl FnosClient {
             .ok_or_else(|| transfer("file.download answered without a url"))?
             .to_owned();
         let (origin, resource) = resolve(&self.http_target().url, &location)?;
+        if let Err(why) = crate::link::may_follow(&self.http_target().url, &origin) {
+            return Err(FnosError::DownloadUrlRefused {
+                origin: origin_of(&origin),
+                why,
+            });
+        }
         let idle = self.http_target().idle_timeout;
         let (mut stream, host, cookie) = self.http_stream(&origin).await?;
         let mut headers = vec![("Accept", "*/*")];
@@ -274,12 +288,18 @@ impl FnosClient {
                 response.head.status
             )));
         }
+        if !response.is_delimited() {
+            return Err(transfer(
+                "the server sent the file without a Content-Length or chunked framing: \
+                 a cut connection could not be told from the end, so it was not saved",
+            ));
+        }
         let total = response.content_length();
-        let part = crate::cfms::sibling(target, "part");
+        // Dropping `part` (an error below, or this future dropped) unlinks
+        // the file at once.
+        let (file, part) = part_file(target)?.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
         let outcome = async {
-            let mut file = tokio::fs::File::create(&part)
-                .await
-                .map_err(|e| io_error(&format!("cannot create {}", part.display()), e))?;
             let mut received = 0u64;
             let mut piece = Vec::with_capacity(PIECE);
             progress(0, total.unwrap_or(0));
@@ -302,21 +322,15 @@ impl FnosClient {
             Ok::<_, FnosError>(received)
         }
         .await;
-        match outcome {
-            Ok(size) => {
-                tokio::fs::rename(&part, target).await.map_err(|e| {
-                    io_error(
-                        &format!("cannot move the download to {}", target.display()),
-                        e,
-                    )
-                })?;
-                Ok(size)
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                Err(e)
-            }
-        }
+        let size = outcome?;
+        drop(file);
+        part.persist(target).map_err(|e| {
+            io_error(
+                &format!("cannot move the download to {}", target.display()),
+                e.error,
+            )
+        })?;
+        Ok(size)
     }
 
     /// A connection to `url`'s host and port, its `Host` header value, and
@@ -326,8 +340,8 @@ impl FnosClient {
         url: &str,
     ) -> Result<(Box<dyn Io>, String, Option<String>), FnosError> {
         let target = self.http_target();
-        let parsed =
-            ws::Url::parse(url).map_err(|e| transfer(format!("invalid address {url}: {e:?}")))?;
+        let parsed = ws::Url::parse(url)
+            .map_err(|_| transfer(format!("invalid address {}", origin_of(url))))?;
         let host = http::host_header(&parsed);
         let connecting = async {
             let cookie = match &target.link.access_code {
@@ -346,6 +360,43 @@ impl FnosClient {
             .map_err(|_| FnosError::Connect(crate::link::ConnectError::TimedOut))?
             .map_err(FnosError::Connect)?;
         Ok((stream, host, cookie))
+    }
+}
+
+/// A new temporary file beside `target`, created exclusively (never
+/// following a planted link) under a name no one can guess.
+fn part_file(target: &Path) -> Result<tempfile::NamedTempFile, FnosError> {
+    let folder = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".naslink-part")
+        .tempfile_in(folder)
+        .map_err(|e| {
+            io_error(
+                &format!("cannot create a temporary file in {}", folder.display()),
+                e,
+            )
+        })
+}
+
+/// `scheme://host:port` of a URL, without its path and query (which may
+/// carry a token).
+fn origin_of(url: &str) -> String {
+    match ws::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            if u.secure { "https" } else { "http" },
+            u.host,
+            u.port
+        ),
+        Err(_) => "an unusable address".into(),
     }
 }
 
@@ -405,9 +456,8 @@ fn resolve(ws_url: &str, location: &str) -> Result<(String, String), FnosError> 
     };
     match absolute {
         Some(url) => {
-            let parsed = ws::Url::parse(&url).map_err(|e| {
-                transfer(format!("file.download gave a bad url `{location}`: {e:?}"))
-            })?;
+            let parsed = ws::Url::parse(&url)
+                .map_err(|_| transfer("file.download answered an unusable url"))?;
             let resource = parsed.resource.to_owned();
             Ok((url, resource))
         }
@@ -446,6 +496,41 @@ mod tests {
                 "/multiple-download?token=x".to_owned()
             )
         );
+    }
+
+    #[test]
+    fn download_urls_stay_on_the_websockets_host_and_never_drop_tls() {
+        let wss = "wss://nas:5667/websocket?type=main";
+        for (location, allowed) in [
+            ("/multiple-download?token=a", true),
+            ("https://nas:5667/multiple-download?token=a", true),
+            ("http://nas:5667/multiple-download?token=a", false),
+            ("https://evil:5667/multiple-download?token=a", false),
+            ("https://nas:8443/multiple-download?token=a", false),
+        ] {
+            let (origin, _) = resolve(wss, location).unwrap();
+            let verdict = crate::link::may_follow(wss, &origin);
+            assert_eq!(verdict.is_ok(), allowed, "{location}: {verdict:?}");
+        }
+        assert_eq!(
+            origin_of("wss://nas:5667/multiple-download?token=secret"),
+            "https://nas:5667"
+        );
+    }
+
+    #[test]
+    fn temporary_files_are_unpredictable_and_beside_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("report.pdf");
+        let a = part_file(&target).unwrap();
+        let b = part_file(&target).unwrap();
+        assert_ne!(a.path(), b.path());
+        for part in [&a, &b] {
+            assert_eq!(part.path().parent(), Some(dir.path()));
+            let name = part.path().file_name().unwrap().to_string_lossy();
+            assert!(name.starts_with(".report.pdf."), "{name}");
+            assert!(name.ends_with(".naslink-part"), "{name}");
+        }
     }
 
     #[test]
