@@ -7,16 +7,6 @@ use tokio::sync::mpsc;
 use super::CfmsError;
 use super::transfer::DISK_QUEUE;
 
-/// `.NAME.naslink-WHAT` beside `target`: same directory, so the final
-/// rename stays on one file system (CFMS and fnOS downloads alike).
-pub(crate) fn sibling(target: &std::path::Path, what: &str) -> std::path::PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
-    target.with_file_name(format!(".{name}.naslink-{what}"))
-}
-
 /// The file's side of a download, on the blocking pool: blocks in, written
 /// in order, flushed at the end (when the sender is dropped).
 pub(super) fn write_blocks(

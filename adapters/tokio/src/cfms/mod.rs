@@ -53,7 +53,6 @@ use crate::link::{ConnectError, LinkOptions};
 use crate::two_factor::TwoFactor;
 
 use driver::{Command, Job, drive};
-pub(crate) use files::sibling;
 
 /// Requests queued on the connection at once (the core's FIFO size).
 pub const MAX_IN_FLIGHT: usize = 16;

@@ -281,7 +281,8 @@ struct CreatedDocument {
     task_id: String,
     title: String,
     folder_id: Option<String>,
-    /// Documents with the same title before (protocols 3 and 4).
+    /// Documents with the same title before (protocols 3 and 4, where
+    /// the new one is found by listing once it has content).
     before: Vec<String>,
 }
 
@@ -325,7 +326,9 @@ async fn remove_document(client: &CfmsClient, id: Result<Option<String>, CfmsErr
                 tracing::warn!(error = %e, "the failed upload's document was not deleted");
             }
         }
-        Ok(None) => tracing::warn!("the failed upload's document was not found"),
+        // Protocols 3 and 4: a document without content is not listed
+        // (and its id was never given), so it is seen by nobody.
+        Ok(None) => tracing::debug!("the failed upload's document is not listed"),
         Err(e) => tracing::warn!(error = %e, "the failed upload's document was not found"),
     }
 }
