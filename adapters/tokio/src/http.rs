@@ -290,7 +290,9 @@ pub(crate) async fn write_head(
     host: &str,
     headers: &[(&str, &str)],
 ) -> io::Result<()> {
-    let mut text = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n");
+    // The head carries tokens and cookies: wiped once written.
+    let mut text =
+        zeroize::Zeroizing::new(format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n"));
     for (name, value) in headers {
         if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
             return Err(io::Error::new(

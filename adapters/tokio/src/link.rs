@@ -272,9 +272,7 @@ impl Link {
                         (Some(code), None) => code,
                         _ => return Err(ConnectError::AccessCodeRequired),
                     };
-                    cookie = Some(Zeroizing::new(
-                        Self::verify_access_code(&url, options, code).await?,
-                    ));
+                    cookie = Some(Self::verify_access_code(&url, options, code).await?);
                 }
                 Err(Refusal::Status(status)) => return Err(ConnectError::Rejected(status)),
             }
@@ -372,15 +370,17 @@ impl Link {
         }
     }
 
-    /// `GET /access_code_verify` on the same host; returns the cookie pair.
+    /// `GET /access_code_verify` on the same host; returns the cookie pair
+    /// (wiped from memory when dropped, as is the encoded code).
     pub(crate) async fn verify_access_code(
         url_text: &str,
         options: &LinkOptions,
         code: &str,
-    ) -> Result<String, ConnectError> {
+    ) -> Result<Zeroizing<String>, ConnectError> {
         let url = ws::Url::parse(url_text).map_err(ConnectError::Url)?;
         let mut stream = Self::stream(&url, options).await?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(code.as_bytes());
+        let encoded =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(code.as_bytes()));
         let headers = [
             ("x-access-code", encoded.as_str()),
             ("x-access-source", "web"),
@@ -409,7 +409,9 @@ impl Link {
             .and_then(|v| v.split(';').next())
             .map(str::trim);
         match cookie {
-            Some(c) if response.head.status == 200 && !c.is_empty() => Ok(c.to_owned()),
+            Some(c) if response.head.status == 200 && !c.is_empty() => {
+                Ok(Zeroizing::new(c.to_owned()))
+            }
             _ => Err(ConnectError::AccessCodeRequired),
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use naslink_sim::fnos::Config;
 use naslink_tokio::fnos::{FnosClient, FnosError, FnosOptions};
+use naslink_tokio::link::ConnectError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -25,6 +26,8 @@ enum Mode {
     After(&'static [u8]),
     /// Answer 101 and close the TCP connection at once.
     Cut,
+    /// Answer the upgrade with a 301 to this location.
+    Redirect(&'static str),
 }
 
 /// A hostile server on loopback; returns its URL and how many
@@ -44,6 +47,14 @@ async fn hostile(mode: Mode) -> (String, Arc<AtomicU32>) {
                 let Some(key) = read_upgrade(&mut socket).await else {
                     return;
                 };
+                if let Mode::Redirect(location) = mode {
+                    let answer = format!(
+                        "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\n\
+                         Content-Length: 0\r\n\r\n"
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    return;
+                }
                 let accept = naslink_core::ws::handshake::accept_for_key(key.as_bytes());
                 let mut answer = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
@@ -52,7 +63,7 @@ async fn hostile(mode: Mode) -> (String, Arc<AtomicU32>) {
                 )
                 .into_bytes();
                 match mode {
-                    Mode::Cut => {
+                    Mode::Cut | Mode::Redirect(_) => {
                         let _ = socket.write_all(&answer).await;
                     }
                     Mode::After(bytes) => {
@@ -242,6 +253,30 @@ async fn an_answer_with_too_many_bytes_fails_that_request() {
             other => panic!("{other:?}"),
         }
         sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_or_port_is_not_followed() {
+    bounded(10, async {
+        for location in [
+            "https://evil.example:5667/websocket?type=main",
+            "ws://127.0.0.1:1/websocket?type=main",
+        ] {
+            let (url, accepted) = hostile(Mode::Redirect(location)).await;
+            let mut options = patient(&url, 3);
+            options.link.follow_redirect = true;
+            options.link.access_code = Some("1234".into());
+            match FnosClient::connect(options).await {
+                Err(FnosError::Connect(ConnectError::RedirectRefused { location: l, why })) => {
+                    assert_eq!(l, location);
+                    assert!(why.contains("another"), "{why}");
+                }
+                other => panic!("{location}: {other:?}"),
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        }
     })
     .await;
 }

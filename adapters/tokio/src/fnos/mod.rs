@@ -865,7 +865,7 @@ impl Driver<'_> {
                         // first login's deadline.
                         self.first_deadline += asked.elapsed();
                     }
-                    let submitted = match code {
+                    let submitted = match code.map(Zeroizing::new) {
                         Some(code) => self.session.submit_two_factor_code(&code, false).is_ok(),
                         None => false,
                     };
@@ -1244,5 +1244,54 @@ fn describe_session_error(e: &fnos::Error) -> String {
         fnos::Error::Malformed(_) => "a received message is not a JSON object".into(),
         fnos::Error::NotAwaitingTwoFactorCode => "no two-factor code is being asked for".into(),
         fnos::Error::TwoFactorCodeTooLong => "the two-factor code is too long".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_options_and_the_client_hides_password_and_access_code() {
+        let mut options = FnosOptions::new("ws://nas:5666/websocket", "admin", "pa55-word");
+        options.link.access_code = Some("acc3ss-code".into());
+        options.two_factor = Some(TwoFactor::fixed("123456"));
+        let text = format!("{options:?}");
+        for secret in ["pa55-word", "acc3ss-code", "123456"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        let target = HttpTarget {
+            url: options.url.clone(),
+            link: options.link.clone(),
+            idle_timeout: StdDuration::from_secs(1),
+        };
+        assert!(!format!("{target:?}").contains("acc3ss-code"));
+    }
+
+    #[test]
+    fn connect_failures_name_the_attempts_and_answer_limits_name_the_method() {
+        let failed = FnosError::ConnectFailed {
+            attempts: 3,
+            cause: "cannot connect: refused".into(),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "gave up after 3 attempts: cannot connect: refused"
+        );
+        let single = FnosError::ConnectFailed {
+            attempts: 1,
+            cause: "no answer to the login (user.login) within 5 s".into(),
+        };
+        assert_eq!(
+            single.to_string(),
+            "no answer to the login (user.login) within 5 s"
+        );
+        let big = FnosError::AnswerTooLarge {
+            method: "file.ls".into(),
+            limit: "max_answer_bytes",
+            value: 16,
+        };
+        let text = big.to_string();
+        assert!(text.contains("file.ls") && text.contains("max_answer_bytes = 16"));
     }
 }

@@ -32,6 +32,7 @@ use naslink_core::fnos::Errno;
 use naslink_core::ws;
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 use super::{FnosClient, FnosError};
 use crate::http::{self, Response};
@@ -338,7 +339,7 @@ impl FnosClient {
     async fn http_stream(
         &self,
         url: &str,
-    ) -> Result<(Box<dyn Io>, String, Option<String>), FnosError> {
+    ) -> Result<(Box<dyn Io>, String, Option<Zeroizing<String>>), FnosError> {
         let target = self.http_target();
         let parsed = ws::Url::parse(url)
             .map_err(|_| transfer(format!("invalid address {}", origin_of(url))))?;
