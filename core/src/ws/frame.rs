@@ -27,6 +27,7 @@
 //! |                               | Masking-key, if MASK set to 1 |
 //! +-------------------------------+-------------------------------+
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -133,8 +134,8 @@ pub struct Frame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wrap `buffer` without checking it; accessors may panic on a short
-    /// buffer. Prefer [`new_checked`](Frame::new_checked).
+    /// Wrap `buffer` without checking it; accessors read bytes missing from
+    /// a short buffer as zero. Prefer [`new_checked`](Frame::new_checked).
     pub const fn new_unchecked(buffer: T) -> Frame<T> {
         Frame { buffer }
     }
@@ -151,11 +152,22 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// The header length if the buffer holds the whole header.
     fn check_len(&self) -> Option<usize> {
         let b = self.buffer.as_ref();
-        if b.len() < 2 {
+        let [b0, b1, ..] = *b else {
             return None;
-        }
-        let len = header_len_from(b[0], b[1]);
+        };
+        let len = header_len_from(b0, b1);
         (b.len() >= len).then_some(len)
+    }
+
+    /// Byte `i` of the buffer; zero past its end (only an unchecked view
+    /// can be that short).
+    fn byte(&self, i: usize) -> u8 {
+        self.buffer.as_ref().get(i).copied().unwrap_or(0)
+    }
+
+    /// `N` bytes from `at`; zeros past the buffer's end.
+    fn bytes<const N: usize>(&self, at: usize) -> [u8; N] {
+        core::array::from_fn(|i| self.byte(at + i))
     }
 
     /// Consume the view, returning the buffer.
@@ -165,36 +177,34 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// FIN: this frame ends its message.
     pub fn fin(&self) -> bool {
-        self.buffer.as_ref()[0] & 0x80 != 0
+        self.byte(0) & 0x80 != 0
     }
 
     /// The three RSV bits, as the low bits of the result.
     pub fn rsv(&self) -> u8 {
-        (self.buffer.as_ref()[0] >> 4) & 0x7
+        (self.byte(0) >> 4) & 0x7
     }
 
     /// The opcode as sent, reserved values included.
     pub fn opcode_raw(&self) -> u8 {
-        self.buffer.as_ref()[0] & 0x0F
+        self.byte(0) & 0x0F
     }
 
     /// MASK bit: the payload is XORed with a masking key.
     pub fn masked(&self) -> bool {
-        self.buffer.as_ref()[1] & 0x80 != 0
+        self.byte(1) & 0x80 != 0
     }
 
     /// Header length: 2, plus 2 or 8 extended-length bytes, plus 4 mask bytes.
     pub fn header_len(&self) -> usize {
-        let b = self.buffer.as_ref();
-        header_len_from(b[0], b[1])
+        header_len_from(self.byte(0), self.byte(1))
     }
 
     /// The payload length field, decoded from whichever encoding was used.
     pub fn payload_len(&self) -> u64 {
-        let b = self.buffer.as_ref();
-        match b[1] & 0x7F {
-            126 => u16::from_be_bytes([b[2], b[3]]) as u64,
-            127 => u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
+        match self.byte(1) & 0x7F {
+            126 => u16::from_be_bytes(self.bytes(2)) as u64,
+            127 => u64::from_be_bytes(self.bytes(2)),
             n => n as u64,
         }
     }
@@ -204,9 +214,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
         if !self.masked() {
             return None;
         }
-        let b = self.buffer.as_ref();
-        let at = self.header_len() - 4;
-        Some([b[at], b[at + 1], b[at + 2], b[at + 3]])
+        Some(self.bytes(self.header_len() - 4))
     }
 
     /// The payload bytes present in the buffer (still masked if masked), at
@@ -218,7 +226,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
             .ok()
             .and_then(|len| start.checked_add(len))
             .map_or(b.len(), |end| end.min(b.len()));
-        &b[start..end]
+        b.get(start..end).unwrap_or_default()
     }
 }
 
@@ -330,22 +338,25 @@ impl FrameHeader {
         let Some(out) = out.get_mut(..len) else {
             return Err(InsufficientSize { required: len });
         };
-        out[0] = (self.fin as u8) << 7 | (self.rsv & 0x7) << 4 | self.opcode as u8;
+        let b0 = (self.fin as u8) << 7 | (self.rsv & 0x7) << 4 | self.opcode as u8;
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        let at = if self.payload_len <= 125 {
-            out[1] = mask_bit | self.payload_len as u8;
-            2
-        } else if self.payload_len <= 0xFFFF {
-            out[1] = mask_bit | 126;
-            out[2..4].copy_from_slice(&(self.payload_len as u16).to_be_bytes());
-            4
-        } else {
-            out[1] = mask_bit | 127;
-            out[2..10].copy_from_slice(&self.payload_len.to_be_bytes());
-            10
+        // The length field is the last `ext_len` bytes of the 64-bit value.
+        let (code, ext_len) = match self.payload_len {
+            n @ 0..=125 => (n as u8, 0),
+            126..=0xFFFF => (126, 2),
+            _ => (127, 8),
         };
-        if let Some(mask) = self.mask {
-            out[at..at + 4].copy_from_slice(&mask);
+        let ext = self.payload_len.to_be_bytes();
+        let mask = self.mask.unwrap_or_default();
+        let header = [b0, mask_bit | code]
+            .into_iter()
+            .chain(ext.into_iter().skip(8 - ext_len))
+            .chain(
+                mask.into_iter()
+                    .take(if self.mask.is_some() { 4 } else { 0 }),
+            );
+        for (o, b) in out.iter_mut().zip(header) {
+            *o = b;
         }
         Ok(len)
     }
@@ -354,7 +365,11 @@ impl FrameHeader {
 /// The mask repeated over eight bytes, starting `phase` bytes into it.
 #[inline(always)]
 fn mask_word(mask: [u8; 4], phase: usize) -> [u8; 8] {
-    core::array::from_fn(|i| mask[(phase + i) & 3])
+    let mut word = [0u8; 8];
+    for (w, m) in word.iter_mut().zip(mask.iter().cycle().skip(phase & 3)) {
+        *w = *m;
+    }
+    word
 }
 
 /// XOR `buf` with `mask`, the first byte with `mask[phase % 4]`; returns the
@@ -390,6 +405,8 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], phase: usize) -> usize {
 /// If `dst` is shorter than `src` (a caller bug, never a network input).
 #[inline]
 pub fn copy_masked(src: &[u8], dst: &mut [u8], mask: [u8; 4], phase: usize) -> usize {
+    // The documented panic: both buffers are the caller's, never network input.
+    #[allow(clippy::indexing_slicing)]
     let dst = &mut dst[..src.len()];
     // Loads that straddle cache lines are what slows a long copy down most
     // (measured here: aligning the source beat aligning the destination),
@@ -402,19 +419,22 @@ pub fn copy_masked(src: &[u8], dst: &mut [u8], mask: [u8; 4], phase: usize) -> u
     };
     let (src_head, src) = src.split_at(head);
     let (dst_head, dst) = dst.split_at_mut(head);
-    let mut phase = phase & 3;
-    for (d, s) in dst_head.iter_mut().zip(src_head) {
-        *d = s ^ mask[phase];
-        phase = (phase + 1) & 3;
+    let phase = phase & 3;
+    let masks = mask.into_iter().cycle().skip(phase);
+    for ((d, s), m) in dst_head.iter_mut().zip(src_head).zip(masks) {
+        *d = s ^ m;
     }
-    copy_masked_words(src, dst, mask, phase)
+    copy_masked_words(src, dst, mask, (phase + head) & 3)
 }
 
 #[inline(always)]
 fn copy_masked_words(src: &[u8], dst: &mut [u8], mask: [u8; 4], phase: usize) -> usize {
     let word_bytes = mask_word(mask, phase);
     let word = u64::from_ne_bytes(word_bytes);
-    let dst = &mut dst[..src.len()];
+    // Equal lengths keep the block and word splits of both sides aligned.
+    let Some(dst) = dst.get_mut(..src.len()) else {
+        return phase;
+    };
     let (src_blocks, src_rest) = src.as_chunks::<32>();
     let (dst_blocks, dst_rest) = dst.as_chunks_mut::<32>();
     for (d, s) in dst_blocks.iter_mut().zip(src_blocks) {
@@ -456,7 +476,10 @@ pub fn encode_masked(
         return Err(InsufficientSize { required });
     }
     header.emit(out)?;
-    copy_masked(payload, &mut out[header_len..], mask, 0);
+    let body = out
+        .get_mut(header_len..)
+        .ok_or(InsufficientSize { required })?;
+    copy_masked(payload, body, mask, 0);
     Ok(required)
 }
 
@@ -488,8 +511,11 @@ pub fn decode_in_place(buf: &mut [u8]) -> Result<Status<Decoded>, FrameError> {
         return Ok(Status::Partial);
     }
     let end = header_len + header.payload_len as usize;
+    let Some(payload) = buf.get_mut(header_len..end) else {
+        return Ok(Status::Partial);
+    };
     if let Some(mask) = header.mask {
-        apply_mask(&mut buf[header_len..end], mask, 0);
+        apply_mask(payload, mask, 0);
     }
     Ok(Status::Complete(Decoded {
         header,
@@ -517,7 +543,9 @@ pub fn decode_into(wire: &[u8], out: &mut [u8]) -> Result<Status<DecodedInto>, D
             required: len,
         }));
     };
-    let payload = &wire[header_len..header_len + len];
+    let Some(payload) = wire.get(header_len..header_len + len) else {
+        return Ok(Status::Partial);
+    };
     match header.mask {
         Some(mask) => {
             copy_masked(payload, out, mask, 0);
@@ -552,6 +580,8 @@ pub enum DecodeIntoError {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
