@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use naslink_tokio::cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 use serde_json::{Value, json};
 
-use crate::output::{Progress, done, human, text};
+use crate::output::{Progress, done, human, term, text};
 use crate::{Cli, Command, Failure};
 
 impl From<CfmsError> for Failure {
@@ -121,7 +121,11 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
                     json!({"ok": true, "document_id": id, "path": local, "bytes": size})
                 );
             } else {
-                println!("downloaded {remote} to {} ({size} bytes)", local.display());
+                println!(
+                    "downloaded {} to {} ({size} bytes)",
+                    term(remote),
+                    term(&local.display().to_string())
+                );
             }
         }
         Command::Put { local, remote, .. } => {
@@ -162,7 +166,12 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", json!({"ok": true, "document_id": id, "title": title}));
             } else {
-                println!("uploaded {} as {title} (document {id})", local.display());
+                println!(
+                    "uploaded {} as {} (document {})",
+                    term(&local.display().to_string()),
+                    term(title),
+                    term(&id)
+                );
             }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
@@ -376,7 +385,7 @@ async fn watch(
                         return Ok(());
                     }
                 }
-                Err(e @ (CfmsError::ConnectionLost | CfmsError::TimedOut)) => eprintln!("naslink: {e}"),
+                Err(e @ (CfmsError::ConnectionLost | CfmsError::TimedOut)) => eprintln!("naslink: {}", term(&e.to_string())),
                 Err(e) => return Err(e.into()),
             },
             event = events.next() => match event {
@@ -396,7 +405,7 @@ async fn watch(
                     if json {
                         println!("{}", json!({ "event": kind, "detail": detail }));
                     } else {
-                        println!("* {kind}: {detail}");
+                        println!("* {kind}: {}", term(&detail));
                     }
                 }
                 None => return Err(Failure::Connection("the client stopped".into())),

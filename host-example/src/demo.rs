@@ -52,7 +52,7 @@ async fn transfer(nas: &FnosClient, folder: &str) -> Result<u64, Failure> {
 pub async fn run(json: bool) -> Result<(), Failure> {
     let step = |text: &str| {
         if !json {
-            println!("== {text}");
+            println!("== {}", crate::output::term(text));
         }
     };
     step("starting the fnOS emulator on loopback");

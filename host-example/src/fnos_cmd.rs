@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply, Overwrite};
 use serde_json::{Value, json};
 
-use crate::output::{Progress, done, human, text};
+use crate::output::{Progress, done, human, term, text};
 use crate::{Cli, Command, Failure};
 
 /// Connect, log in, run the command.
@@ -61,7 +61,11 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
                     json!({"ok": true, "remote": remote, "path": local, "bytes": size})
                 );
             } else {
-                println!("downloaded {remote} to {} ({size} bytes)", local.display());
+                println!(
+                    "downloaded {} to {} ({size} bytes)",
+                    term(remote),
+                    term(&local.display().to_string())
+                );
             }
         }
         Command::Put {
@@ -91,7 +95,11 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", json!({"ok": true, "remote": stored}));
             } else {
-                println!("uploaded {} to {stored}", local.display());
+                println!(
+                    "uploaded {} to {}",
+                    term(&local.display().to_string()),
+                    term(&stored)
+                );
             }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
@@ -338,7 +346,7 @@ async fn watch(
                     }
                     // The client reconnects by itself; the next tick retries.
                     Err(e @ (FnosError::ConnectionLost | FnosError::TimedOut)) => {
-                        eprintln!("naslink: {e}");
+                        eprintln!("naslink: {}", term(&e.to_string()));
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -368,6 +376,6 @@ fn print_event(json: bool, event: &FnosEvent) {
     if json {
         println!("{}", json!({ "event": kind, "detail": detail }));
     } else {
-        println!("* {kind}: {detail}");
+        println!("* {kind}: {}", term(&detail));
     }
 }

@@ -6,7 +6,15 @@
 //! (`naslink demo`, `naslink sim`).
 //!
 //! Exit status: 0 success; 1 the server refused (its code and meaning are
-//! printed); 2 usage error; 3 connection, TLS or protocol failure.
+//! printed); 2 usage error; 3 connection, TLS, protocol, timeout or local
+//! file failure; 130 interrupted by SIGINT (143 by SIGTERM): the operation
+//! in progress is dropped, which leaves no temporary file and the target
+//! unchanged.
+//!
+//! The password variable (and the two-factor and access-code variables)
+//! are removed from the environment as soon as they are read. Text that
+//! comes from the server is printed with control characters escaped
+//! ([`output::term`]).
 //!
 //! `naslink-bench` (src/bin) measures the clients against the emulators.
 //!
@@ -87,8 +95,9 @@ struct Cli {
     /// Print exactly one JSON document on standard output (`watch`: one per line).
     #[arg(long, global = true)]
     json: bool,
-    /// Deadline in seconds for connecting and for each request.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    /// Deadline in seconds for connecting and logging in, and for each request
+    /// (more than 0, at most a week).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_timeout)]
     timeout: f64,
     #[command(subcommand)]
     command: Command,
@@ -180,8 +189,15 @@ pub enum Failure {
     Refused(String),
     /// The command line is wrong (exit 2).
     Usage(String),
-    /// Connection, TLS or protocol failure (exit 3).
+    /// Connection, TLS, protocol, timeout or local file failure (exit 3).
     Connection(String),
+    /// A signal ended the command (exit 128 + the signal number).
+    Interrupted {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+        /// The exit status: 130 or 143.
+        code: u8,
+    },
 }
 
 impl Failure {
@@ -190,12 +206,14 @@ impl Failure {
             Failure::Refused(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Connection(_) => 3,
+            Failure::Interrupted { code, .. } => *code,
         }
     }
 
-    fn message(&self) -> &str {
+    fn message(&self) -> String {
         match self {
-            Failure::Refused(m) | Failure::Usage(m) | Failure::Connection(m) => m,
+            Failure::Refused(m) | Failure::Usage(m) | Failure::Connection(m) => output::term(m),
+            Failure::Interrupted { signal, .. } => format!("interrupted by {signal}"),
         }
     }
 }
@@ -216,8 +234,18 @@ impl From<FnosError> for Failure {
     }
 }
 
+/// Variables holding secrets, besides the password variable itself.
+const SECRET_VARIABLES: [&str; 2] = ["NASLINK_2FA_CODE", "NASLINK_ACCESS_CODE"];
+
+/// The longest `--timeout`: beyond a week a deadline means nothing, and
+/// far beyond it a `Duration` cannot hold it.
+const MAX_TIMEOUT_SECS: f64 = 7.0 * 86_400.0;
+
 fn main() -> ExitCode {
+    // Single-threaded until the runtime below starts: clap reads the
+    // environment without spawning anything.
     let cli = Cli::parse();
+    let env_password = take_secrets(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -225,7 +253,23 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The emulators handle Ctrl-C themselves and stop cleanly.
+    let guarded = !matches!(cli.command, Command::Sim(_));
+    let outcome = runtime.block_on(async {
+        if !guarded {
+            return run(cli, env_password).await;
+        }
+        // Dropping `run` drops the operation in progress: the adapter
+        // removes a transfer's temporary file at drop.
+        tokio::select! {
+            outcome = run(cli, env_password) => outcome,
+            signal = interrupted() => Err(signal),
+        }
+    });
+    // A blocking file thread may still be finishing a write to a temporary
+    // file that is already unlinked: do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("naslink: {}", failure.message());
@@ -234,7 +278,71 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mut cli: Cli) -> Result<(), Failure> {
+/// Read the password variable, then remove it and the other secret
+/// variables from this process's environment, so that nothing started
+/// later (or reading the environment later) finds them.
+fn take_secrets(cli: &Cli) -> Result<Option<Zeroizing<String>>, Failure> {
+    let var = cli
+        .password_env
+        .clone()
+        .unwrap_or_else(|| "NASLINK_PASSWORD".to_owned());
+    let value = std::env::var_os(&var);
+    for name in std::iter::once(var.as_str()).chain(SECRET_VARIABLES) {
+        // SAFETY: called from `main` right after argument parsing, before
+        // the tokio runtime or any other thread exists, so nothing reads or
+        // writes the environment at the same time.
+        unsafe { std::env::remove_var(name) };
+    }
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(|s| Some(Zeroizing::new(s)))
+            .map_err(|v| {
+                drop(Zeroizing::new(v.into_encoded_bytes()));
+                Failure::Usage(format!("the environment variable {var} is not valid UTF-8"))
+            }),
+    }
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn interrupted() -> Failure {
+    let sigint = Failure::Interrupted {
+        signal: "SIGINT",
+        code: 130,
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => sigint,
+                _ = term.recv() => Failure::Interrupted { signal: "SIGTERM", code: 143 },
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    sigint
+}
+
+/// `--timeout`: a number of seconds, more than 0 and at most a week.
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "wants more than 0 and at most {MAX_TIMEOUT_SECS} seconds, not {text}"
+        ))
+    }
+}
+
+type EnvPassword = Result<Option<Zeroizing<String>>, Failure>;
+
+async fn run(mut cli: Cli, env_password: EnvPassword) -> Result<(), Failure> {
     match std::mem::replace(&mut cli.command, Command::Info) {
         Command::Demo => return demo::run(cli.json).await,
         Command::Sim(Sim::Fnos(args)) => {
@@ -259,11 +367,11 @@ async fn run(mut cli: Cli) -> Result<(), Failure> {
     };
     match protocol {
         Protocol::Fnos => {
-            let options = fnos_options(&cli, &url)?;
+            let options = fnos_options(&cli, &url, env_password)?;
             fnos_cmd::run(&cli, options).await
         }
         Protocol::Cfms => {
-            let options = cfms_options(&cli, &url)?;
+            let options = cfms_options(&cli, &url, env_password)?;
             cfms_cmd::run(&cli, options).await
         }
     }
@@ -296,17 +404,37 @@ fn trust(cli: &Cli) -> Result<Trust, Failure> {
     })
 }
 
+/// `--timeout` as a duration; [`parse_timeout`] has bounded it already.
 fn timeout(cli: &Cli) -> Result<Duration, Failure> {
-    if cli.timeout.is_finite() && cli.timeout > 0.0 {
-        Ok(Duration::from_secs_f64(cli.timeout))
-    } else {
-        Err(Failure::Usage(
-            "--timeout wants a positive number of seconds".into(),
-        ))
+    Duration::try_from_secs_f64(cli.timeout)
+        .map_err(|e| Failure::Usage(format!("--timeout {}: {e}", cli.timeout)))
+}
+
+/// Warn when a password is about to cross a network in the clear: plain
+/// `ws://` to a host that is not this machine (CFMS sends the password as
+/// it is; fnOS's RSA key is unauthenticated without TLS).
+fn warn_plain_password(url: &str) {
+    let Ok(parsed) = naslink_tokio::core::ws::Url::parse(url) else {
+        return;
+    };
+    if !parsed.secure && !is_loopback(parsed.host) {
+        eprintln!(
+            "naslink: warning: logging in over plain ws:// to {}: anyone on the network \
+             path can read or replace the password; use wss://",
+            output::term(parsed.host)
+        );
     }
 }
 
-fn password(cli: &Cli) -> Result<Zeroizing<String>, Failure> {
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn password(cli: &Cli, env_password: EnvPassword) -> Result<Zeroizing<String>, Failure> {
     if cli.password_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin()
@@ -316,8 +444,8 @@ fn password(cli: &Cli) -> Result<Zeroizing<String>, Failure> {
         return Ok(Zeroizing::new(trimmed));
     }
     let var = cli.password_env.as_deref().unwrap_or("NASLINK_PASSWORD");
-    if let Ok(value) = std::env::var(var) {
-        return Ok(Zeroizing::new(value));
+    if let Some(value) = env_password? {
+        return Ok(value);
     }
     if cli.password_env.is_some() {
         return Err(Failure::Usage(format!(
@@ -358,24 +486,28 @@ fn two_factor(cli: &Cli) -> Option<TwoFactor> {
     }))
 }
 
-fn cfms_options(cli: &Cli, url: &str) -> Result<CfmsOptions, Failure> {
-    let password = password(cli)?;
+fn cfms_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<CfmsOptions, Failure> {
+    let password = password(cli, env_password)?;
+    warn_plain_password(url);
     let mut options = CfmsOptions::new(url, &cli.user, &password);
     options.two_factor = two_factor(cli);
     options.link.trust = trust(cli)?;
     options.link.connect_timeout = Some(timeout(cli)?);
+    options.connect_timeout = timeout(cli)?;
     options.request_timeout = timeout(cli)?;
     Ok(options)
 }
 
-fn fnos_options(cli: &Cli, url: &str) -> Result<FnosOptions, Failure> {
-    let password = password(cli)?;
+fn fnos_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<FnosOptions, Failure> {
+    let password = password(cli, env_password)?;
+    warn_plain_password(url);
     let mut options = FnosOptions::new(url, &cli.user, &password);
     options.two_factor = two_factor(cli);
     options.link.trust = trust(cli)?;
     options.link.follow_redirect = cli.follow_redirect;
     options.link.access_code = cli.access_code.clone();
     options.link.connect_timeout = Some(timeout(cli)?);
+    options.connect_timeout = timeout(cli)?;
     options.request_timeout = timeout(cli)?;
     Ok(options)
 }

@@ -7,17 +7,36 @@ pub fn done(json: bool, what: &str, path: &str) {
     if json {
         println!("{}", json!({ "ok": true, what: path }));
     } else {
-        println!("{what} {path}");
+        println!("{what} {}", term(path));
     }
 }
 
-/// A JSON value as table text: strings bare, `null` as `?`.
+/// A JSON value as table text: strings bare (control characters
+/// escaped, see [`term`]), `null` as `?`.
 pub fn text(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => term(s),
         Value::Null => "?".into(),
         other => other.to_string(),
     }
+}
+
+/// Text from the server made safe for a terminal: control characters
+/// (escape sequences that could retitle the window, move the cursor or
+/// fake a line of output) and the bidirectional overrides that reorder
+/// what is shown are written as escapes (`\n`, `\u{1b}`); every other
+/// character, non-ASCII names included, stays as it is.
+pub fn term(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Bytes in a short human form (binary units).
@@ -80,5 +99,23 @@ impl Progress {
         if self.shown && self.last_percent.is_some() {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped() {
+        assert_eq!(term("a\u{1b}]0;x\u{7}\nb"), "a\\u{1b}]0;x\\u{7}\\nb");
+        assert_eq!(term("evil\u{202e}fdp.exe"), "evil\\u{202e}fdp.exe");
+        assert_eq!(term("\u{9b}31m"), "\\u{9b}31m");
+    }
+
+    #[test]
+    fn ordinary_and_non_ascii_text_is_unchanged() {
+        assert_eq!(term("报告 (1).pdf"), "报告 (1).pdf");
+        assert_eq!(text(&Value::String("a\tb".into())), "a\\tb");
     }
 }
