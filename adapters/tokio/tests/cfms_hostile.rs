@@ -437,6 +437,40 @@ async fn dropping_a_download_midway_leaves_nothing_beside_the_target() {
 }
 
 #[tokio::test]
+async fn dropping_an_upload_midway_removes_its_document() {
+    bounded(async {
+        let sim = emulator(5).await;
+        let nas = CfmsClient::connect(options(&sim.url())).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("dropped.bin");
+        std::fs::write(&source, pattern(8 * 1024 * 1024)).unwrap();
+        let (started, mut midway) = tokio::sync::mpsc::unbounded_channel();
+        let upload = nas.upload(&source, None, "dropped.bin", move |done, _| {
+            if done > 0 {
+                let _ = started.send(());
+            }
+        });
+        tokio::select! {
+            biased;
+            _ = midway.recv() => {}
+            done = upload => panic!("finished before it could be dropped: {done:?}"),
+        }
+        // The deletion runs in the background once the client reconnected.
+        let mut waited = 0;
+        while !sim.find_documents("dropped.bin").is_empty() {
+            assert!(waited < 100, "the dropped upload's document stays");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        nas.request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn two_downloads_to_one_target_do_not_collide() {
     bounded(async {
         let sim = emulator(3).await;

@@ -9,6 +9,7 @@ use naslink_core::cfms::{
 };
 use naslink_core::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use zeroize::Zeroizing;
 
 use super::files::{read_blocks, write_blocks};
 use super::transfer::{
@@ -23,7 +24,9 @@ use crate::two_factor::CodeWait;
 
 pub(super) struct Command {
     pub(super) action: String,
-    pub(super) data: String,
+    /// The `data` object as text; it may hold a password (`set_passwd`),
+    /// so it is wiped when dropped.
+    pub(super) data: Zeroizing<String>,
     pub(super) reply: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
     /// Idempotent requests: sent again after a reconnect until then.
     pub(super) resend_until: Option<tokio::time::Instant>,
@@ -33,7 +36,7 @@ pub(super) struct Command {
 pub(super) struct InFlight {
     pub(super) reply: Reply,
     /// The request itself, when it may be sent again after a reconnect.
-    pub(super) again: Option<(String, String, tokio::time::Instant)>,
+    pub(super) again: Option<(String, Zeroizing<String>, tokio::time::Instant)>,
 }
 
 pub(super) enum Job {
@@ -359,6 +362,13 @@ impl Driver<'_> {
         None
     }
 
+    /// How long one flush may wait for the server to take bytes: two
+    /// keep-alive intervals, and never less than a request's deadline.
+    fn write_limit(&self) -> StdDuration {
+        let keepalive = self.keepalive.map_or(StdDuration::ZERO, |k| k * 2);
+        keepalive.max(self.request_timeout)
+    }
+
     /// Bytes arrived: the link lives (any byte answers the keep-alive).
     fn heard(&mut self) {
         self.clock.ping_unanswered = false;
@@ -421,7 +431,12 @@ impl Driver<'_> {
             if let Some(ended) = self.step(link, options) {
                 return ended;
             }
-            link.flush().await;
+            // A server that stops reading would block the write forever.
+            let limit = self.write_limit();
+            if tokio::time::timeout(limit, link.flush()).await.is_err() {
+                let secs = limit.as_secs();
+                return Ended::Lost(format!("the server took nothing for {secs} s"));
+            }
             if link.is_closed() {
                 return Ended::Lost("connection closed".into());
             }
@@ -817,6 +832,11 @@ impl Driver<'_> {
                 }
             }
             Event::DownloadChunk { len, .. } => {
+                if self.download.as_ref().is_some_and(|d| d.reply.is_closed()) {
+                    // Nobody waits for it (the caller's future was dropped):
+                    // a new connection is cheaper than the rest of the file.
+                    return Some(Ended::Lost("download abandoned by its caller".into()));
+                }
                 if let Some(d) = self.download.as_mut() {
                     d.received = (d.received + u64::from(len)).min(d.size.max(d.received));
                     let _ = d.progress.send((d.received, d.size));

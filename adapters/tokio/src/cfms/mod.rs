@@ -383,7 +383,7 @@ impl CfmsClient {
         self.commands
             .send(Job::Request(Command {
                 action: action.to_owned(),
-                data: data.to_string(),
+                data: Zeroizing::new(data.to_string()),
                 reply,
                 resend_until: resend.then(|| tokio::time::Instant::now() + self.timeout),
             }))

@@ -6,6 +6,7 @@ use naslink_core::cfms::{self, DownloadKey};
 use naslink_core::ws::SendError;
 use tempfile::NamedTempFile;
 use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroize;
 
 use super::driver::{Driver, Ended, Job};
 use super::files::{decrypt_file, hash_file};
@@ -134,9 +135,14 @@ impl CfmsClient {
         }
         let input = cipher.reopen().map_err(CfmsError::Io)?;
         let output = plain.as_file().try_clone().map_err(CfmsError::Io)?;
-        let size = tokio::task::spawn_blocking(move || decrypt_file(&key, &hashes, input, output))
-            .await
-            .map_err(|e| CfmsError::Transfer(format!("the decryption task failed: {e}")))??;
+        let size = tokio::task::spawn_blocking(move || {
+            let mut key = key;
+            let size = decrypt_file(&key, &hashes, input, output);
+            key.key.zeroize();
+            size
+        })
+        .await
+        .map_err(|e| CfmsError::Transfer(format!("the decryption task failed: {e}")))??;
         drop(cipher);
         plain.persist(target).map_err(|e| CfmsError::Io(e.error))?;
         Ok(size)
@@ -425,6 +431,13 @@ impl Driver<'_> {
             let up = self.upload.as_mut()?;
             if !up.sending {
                 return None;
+            }
+            if up.reply.is_closed() {
+                // The caller's future was dropped: stop sending (the server
+                // then stores nothing; the caller's guard deletes the
+                // document once the client has reconnected).
+                self.upload = None;
+                return Some(Ended::Lost("upload abandoned by its caller".into()));
             }
             match up.hand_to_link(link, &mut budget) {
                 Ok(true) => {}
