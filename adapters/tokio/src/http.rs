@@ -452,6 +452,87 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
+    /// Feed `bytes` cut at `cuts` (then closed) through the parser: the
+    /// head, then the body as a stream and, when that fails, as a small
+    /// answer. Returns the streamed body, if it was complete.
+    fn parse_all(bytes: Vec<u8>, mut cuts: Vec<usize>) -> Option<Vec<u8>> {
+        cuts.sort_unstable();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (client, mut server) = tokio::io::duplex(64);
+            tokio::spawn(async move {
+                let mut at = 0;
+                for cut in cuts.into_iter().chain([bytes.len()]) {
+                    let end = cut.clamp(at, bytes.len());
+                    if server.write_all(&bytes[at..end]).await.is_err() {
+                        return;
+                    }
+                    at = end;
+                }
+            });
+            let mut response = Response::read(Box::new(client)).await.ok()?;
+            let mut out = Vec::new();
+            loop {
+                match response.next(&mut out).await {
+                    Ok(0) => return Some(out),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Random bytes, split anywhere: an answer or a named error, never
+        /// a panic or a hang (the server side closes after its bytes).
+        #[test]
+        fn random_bytes_split_anywhere_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            cuts in proptest::collection::vec(0usize..2048, 0..8),
+        ) {
+            let _ = parse_all(bytes, cuts);
+        }
+
+        /// A random response head and chunked body around random bytes,
+        /// split anywhere: the streamed body is exactly those bytes, or a
+        /// named error when the framing text was mangled.
+        #[test]
+        fn chunked_bodies_split_anywhere_come_out_whole(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            chunk in 1usize..700,
+            cuts in proptest::collection::vec(0usize..6000, 0..8),
+        ) {
+            let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for piece in body.chunks(chunk) {
+                bytes.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                bytes.extend_from_slice(piece);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+            proptest::prop_assert_eq!(parse_all(bytes, cuts), Some(body));
+        }
+
+        /// A body announced by `Content-Length` but cut short is an error,
+        /// never a short success.
+        #[test]
+        fn cut_content_length_bodies_are_errors(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 1..2048),
+            keep in 0usize..2048,
+            cuts in proptest::collection::vec(0usize..4096, 0..8),
+        ) {
+            let keep = keep % body.len();
+            let mut bytes =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            bytes.extend_from_slice(&body[..keep]);
+            proptest::prop_assert_eq!(parse_all(bytes, cuts), None);
+        }
+    }
+
     #[test]
     fn paths_are_percent_encoded_as_encode_uri_does() {
         assert_eq!(

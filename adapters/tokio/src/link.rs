@@ -209,6 +209,8 @@ pub struct Link {
     leftover: bool,
     /// [`Incoming::Closed`] was handed over.
     closed: bool,
+    /// The reason text of the server's Close frame, if it gave one.
+    close_reason: Option<String>,
 }
 
 impl std::fmt::Debug for Link {
@@ -326,6 +328,7 @@ impl Link {
             input: Vec::new(),
             leftover: false,
             closed: false,
+            close_reason: None,
         };
         loop {
             link.flush().await;
@@ -466,6 +469,9 @@ impl Link {
                         self.closed = true;
                         sink(Incoming::Closed(c));
                     }
+                    Event::CloseReceived { reason, .. } if !reason.is_empty() => {
+                        self.close_reason = Some(printable(reason));
+                    }
                     // Pings are answered by the core; the rest needs nothing.
                     _ => {}
                 }
@@ -520,6 +526,16 @@ impl Link {
         let _ = self.ws.close(now(), ws::CloseCode::NORMAL, "");
     }
 
+    /// How the connection ended, in words ([`describe_closed`]), with the
+    /// reason text of the server's Close frame when it gave one.
+    pub fn describe_end(&self, closed: Closed) -> String {
+        let text = describe_closed(closed);
+        match (&self.close_reason, closed) {
+            (Some(reason), Closed::Clean { .. }) => format!("{text}: \"{reason}\""),
+            _ => text,
+        }
+    }
+
     /// Whether the connection is over.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -572,6 +588,13 @@ pub fn describe_closed(closed: Closed) -> String {
         Closed::TimedOut => "the WebSocket handshake or close timed out".into(),
         Closed::Abnormal => "the connection was cut (no WebSocket close)".into(),
     }
+}
+
+/// Server text made safe for a terminal: control characters escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(char::escape_default)
+        .collect::<String>()
 }
 
 /// The RFC 6455 section a server fault breaks.

@@ -280,3 +280,18 @@ async fn a_redirect_to_another_host_or_port_is_not_followed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_close_from_the_server_ends_the_connect_with_its_code_and_reason() {
+    bounded(10, async {
+        // Close 1008 with the reason "policy: no\n"; the server then keeps
+        // the connection open.
+        let (url, _) = hostile(Mode::After(b"\x88\x0d\x03\xf0policy: no\n")).await;
+        let error = connect_error(patient(&url, 1)).await;
+        assert_eq!(
+            error,
+            "the server closed the connection (WebSocket close 1008): \"policy: no\\n\""
+        );
+    })
+    .await;
+}

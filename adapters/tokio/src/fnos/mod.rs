@@ -64,8 +64,7 @@ pub use transfer::Overwrite;
 use crate::two_factor::{CodeWait, TwoFactor};
 
 use crate::link::{
-    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, describe_closed, now,
-    sleep_until, unix_secs,
+    ConnectError, Incoming, Link, LinkOptions, OsEntropy, deadline, now, sleep_until, unix_secs,
 };
 
 /// Requests in flight on one connection (the core's pending table size).
@@ -824,7 +823,7 @@ impl Driver<'_> {
                     link.process(|incoming| match incoming {
                         Incoming::Text(t) => texts.push(t),
                         Incoming::Binary(_) => tracing::debug!("ignoring a binary message"),
-                        Incoming::Closed(c) => closed = Some(describe_closed(c)),
+                        Incoming::Closed(c) => closed = Some(c),
                     });
                     let mut stop = None;
                     for text in texts {
@@ -835,8 +834,8 @@ impl Driver<'_> {
                         link.flush().await;
                         break ended;
                     }
-                    if let Some(reason) = closed {
-                        break Ended::Lost(reason);
+                    if let Some(closed) = closed {
+                        break Ended::Lost(link.describe_end(closed));
                     }
                 }
                 job = commands.recv() => match job {
