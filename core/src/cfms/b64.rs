@@ -2,6 +2,7 @@
 //!
 //! Holds at most three characters of an unfinished quantum between calls;
 //! whole quanta are decoded in blocks straight to the sink.
+#![deny(clippy::indexing_slicing)]
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -45,7 +46,7 @@ impl Base64Stream {
             .map_err(|_| Base64Error)?;
         self.padded = text.last() == Some(&b'=');
         self.decoded += n as u64;
-        sink(&out[..n]);
+        sink(out.get(..n).ok_or(Base64Error)?);
         Ok(())
     }
 
@@ -55,10 +56,15 @@ impl Base64Stream {
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<(), Base64Error> {
         if self.carry_len > 0 {
-            let take = (4 - self.carry_len).min(text.len());
-            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&text[..take]);
+            // Complete the held quantum first (`carry_len` is 1 to 3).
+            let free = self.carry.get_mut(self.carry_len..).unwrap_or_default();
+            let take = free.len().min(text.len());
+            let (head, rest) = text.split_at_checked(take).unwrap_or((text, &[]));
+            for (c, &b) in free.iter_mut().zip(head) {
+                *c = b;
+            }
             self.carry_len += take;
-            text = &text[take..];
+            text = rest;
             if self.carry_len < 4 {
                 return Ok(());
             }
@@ -66,12 +72,13 @@ impl Base64Stream {
             self.carry_len = 0;
             self.quanta(&q, sink)?;
         }
-        let whole = text.len() / 4 * 4;
-        for block in text[..whole].chunks(BLOCK) {
-            self.quanta(block, sink)?;
+        let (quanta, rest) = text.as_chunks::<4>();
+        for block in quanta.chunks(BLOCK / 4) {
+            self.quanta(block.as_flattened(), sink)?;
         }
-        let rest = &text[whole..];
-        self.carry[..rest.len()].copy_from_slice(rest);
+        // `rest` has at most 3 bytes: `carry` holds 4.
+        let held = self.carry.get_mut(..rest.len()).ok_or(Base64Error)?;
+        held.copy_from_slice(rest);
         self.carry_len = rest.len();
         Ok(())
     }
@@ -91,12 +98,12 @@ pub(crate) fn decode_exact<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     if n != N {
         return None;
     }
-    let mut r = [0u8; N];
-    r.copy_from_slice(&out[..N]);
-    Some(r)
+    out.first_chunk::<N>().copied()
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -14,6 +14,7 @@
 //! - the only unsolicited message: a **binary** frame holding
 //!   `{"action": "lockdown", "status": true|false}` (no `code`), which may
 //!   arrive between a request and its response.
+#![deny(clippy::indexing_slicing)]
 
 use super::json::{self, InsufficientSize, JsonError, JsonStr, Value};
 use super::status::Status;
@@ -264,6 +265,8 @@ pub(crate) fn emit_request(
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -32,6 +32,7 @@
 //! and a 500 when it failed. To tell silence from a late verdict without a
 //! timer, the session sends a `server_info` *fence*: the next non-200
 //! response is the upload's verdict, a 200 is the fence's own answer.
+#![deny(clippy::indexing_slicing)]
 
 use sha2::{Digest, Sha256};
 
@@ -231,7 +232,10 @@ impl Upload {
         }
         let remaining = self.source.size - self.sent;
         let room = u64::from(self.threshold - self.in_frame).min(remaining);
-        let take = (data.len() as u64).min(room) as usize;
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        // The first `room` bytes, or all of `data` when it is shorter.
+        let chunk = data.get(..room).unwrap_or(data);
+        let take = chunk.len();
         if take == 0 {
             return Ok(UploadWrite {
                 accepted: 0,
@@ -240,7 +244,7 @@ impl Upload {
             });
         }
         let message_start = self.in_frame == 0;
-        self.hasher.update(&data[..take]);
+        self.hasher.update(chunk);
         self.sent += take as u64;
         self.in_frame += take as u32;
         let mut message_end = false;

@@ -7,6 +7,7 @@
 //! The same AES key and IV later decrypt the `secret` field of the login
 //! answer, so a [`LoginKey`] lives from the envelope until that answer and is
 //! wiped on drop.
+#![deny(clippy::indexing_slicing)]
 
 use aes::Aes256;
 use base64::Engine as _;
@@ -85,7 +86,10 @@ impl LoginKey {
             while b[0] >= 248 {
                 rng.fill_bytes(&mut b);
             }
-            *slot = ALPHABET[usize::from(b[0] % 62)];
+            // `% 62` is below the alphabet's 62 entries.
+            #[allow(clippy::indexing_slicing)]
+            let ch = ALPHABET[usize::from(b[0] % 62)];
+            *slot = ch;
         }
         let mut iv = [0u8; 16];
         rng.fill_bytes(&mut iv);
@@ -110,7 +114,10 @@ impl LoginKey {
             .get_mut(..padded)
             .ok_or(EnvelopeError::BufferTooSmall { required: padded })?;
         let pad = (padded - len) as u8;
-        data[len..].fill(pad);
+        // `padded > len`, so the tail holds 1 to 16 bytes.
+        if let Some(tail) = data.get_mut(len..) {
+            tail.fill(pad);
+        }
         let mut enc = cbc::Encryptor::<Aes256>::new(&self.key.into(), &self.iv.into());
         for chunk in data.chunks_exact_mut(BLOCK) {
             let block: &mut [u8; BLOCK] = chunk
@@ -134,16 +141,16 @@ impl LoginKey {
                 .map_err(|_| EnvelopeError::InvalidPadding)?;
             dec.decrypt_block(block.into());
         }
-        let pad = usize::from(buf[buf.len() - 1]);
-        if pad == 0
-            || pad > BLOCK
-            || buf[buf.len() - pad..]
-                .iter()
-                .any(|&b| usize::from(b) != pad)
-        {
-            return Err(EnvelopeError::InvalidPadding);
+        let pad = buf.last().map_or(0, |&b| usize::from(b));
+        let start = buf.len().checked_sub(pad);
+        match start.and_then(|start| buf.get(start..)) {
+            Some(tail)
+                if (1..=BLOCK).contains(&pad) && tail.iter().all(|&b| usize::from(b) == pad) =>
+            {
+                Ok(buf.len() - pad)
+            }
+            _ => Err(EnvelopeError::InvalidPadding),
         }
-        Ok(buf.len() - pad)
     }
 
     /// Decrypt the login answer's `secret` field (base64, escapes already
@@ -153,8 +160,15 @@ impl LoginKey {
         let len = STANDARD
             .decode_slice(secret_b64, &mut raw)
             .map_err(|_| EnvelopeError::InvalidSecretEncoding)?;
-        let plain = self.decrypt_in_place(&mut raw[..len]);
-        let result = plain.and_then(|n| Secret::new(&raw[..n]).ok_or(EnvelopeError::SecretLength));
+        let plain = match raw.get_mut(..len) {
+            Some(cipher) => self.decrypt_in_place(cipher),
+            None => Err(EnvelopeError::InvalidSecretEncoding),
+        };
+        let result = plain.and_then(|n| {
+            raw.get(..n)
+                .and_then(Secret::new)
+                .ok_or(EnvelopeError::SecretLength)
+        });
         raw.zeroize();
         result
     }
@@ -170,7 +184,9 @@ pub const fn envelope_len(plaintext_len: usize, rsa_len: usize) -> usize {
 
 fn wipe(buf: &mut [u8], len: usize) {
     let len = len.min(buf.len());
-    buf[..len].zeroize();
+    if let Some(part) = buf.get_mut(..len) {
+        part.zeroize();
+    }
 }
 
 const fn b64_len(n: usize) -> usize {
@@ -211,12 +227,15 @@ pub fn write_envelope(
         }
     };
 
+    // From here `plaintext` holds ciphertext: nothing left to wipe.
+    let too_small = EnvelopeError::BufferTooSmall { required };
     let mut iv_b64 = [0u8; 24];
     let mut rsa_b64 = [0u8; MAX_MODULUS_BYTES.div_ceil(3) * 4];
     let iv_n = STANDARD.encode_slice(key.iv(), &mut iv_b64).unwrap_or(0);
-    let rsa_n = STANDARD
-        .encode_slice(&rsa_ct[..rsa_len], &mut rsa_b64)
-        .unwrap_or(0);
+    let rsa_ct = rsa_ct.get(..rsa_len).ok_or(too_small)?;
+    let rsa_n = STANDARD.encode_slice(rsa_ct, &mut rsa_b64).unwrap_or(0);
+    let iv_b64 = iv_b64.get(..iv_n).ok_or(too_small)?;
+    let rsa_b64 = rsa_b64.get(..rsa_n).ok_or(too_small)?;
 
     let at = {
         let mut w = JsonWriter::new(out, 0);
@@ -224,9 +243,9 @@ pub fn write_envelope(
             .key("req")
             .string("encrypted")
             .key("iv")
-            .escaped_string(&iv_b64[..iv_n])
+            .escaped_string(iv_b64)
             .key("rsa")
-            .escaped_string(&rsa_b64[..rsa_n])
+            .escaped_string(rsa_b64)
             .key("aes")
             .raw(b"\"");
         w.len()
@@ -234,11 +253,9 @@ pub fn write_envelope(
     // The AES ciphertext is base64-encoded straight into the output, after
     // the opening quote.
     let w_end = at + b64_len(aes_len);
-    let too_small = EnvelopeError::BufferTooSmall { required };
     let dest = out.get_mut(at..w_end).ok_or(too_small)?;
-    let n = STANDARD
-        .encode_slice(&plaintext[..aes_len], dest)
-        .map_err(|_| too_small)?;
+    let cipher = plaintext.get(..aes_len).ok_or(too_small)?;
+    let n = STANDARD.encode_slice(cipher, dest).map_err(|_| too_small)?;
     let mut w = JsonWriter::new(out, at + n);
     w.raw(b"\"}");
     w.finish()

@@ -12,6 +12,7 @@
 //!   has `result` or `errno` (`errno: 0` is success); otherwise it is one
 //!   frame of a multi-frame answer;
 //! - anything else ([`Message::Other`]).
+#![deny(clippy::indexing_slicing)]
 
 use super::errno::Errno;
 use super::json::{JsonError, JsonStr, Object, Value};
@@ -230,6 +231,8 @@ impl<'a> Push<'a> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

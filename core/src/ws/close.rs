@@ -1,5 +1,6 @@
 //! Close status codes (RFC 6455 §7.4) and which of them may travel in a
 //! Close frame.
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -59,6 +60,8 @@ impl fmt::Display for CloseCode {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

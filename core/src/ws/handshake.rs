@@ -8,6 +8,7 @@
 //! described by a [`Response`] that borrows the raw head, so a redirect's
 //! `Location` or fnOS's `X-Trim-Safe-Code-Challenge` can be read without
 //! copying anything.
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -193,8 +194,9 @@ fn valid_header(name: &str, value: &str) -> Result<(), RequestError> {
         return Err(RequestError::InvalidHeader);
     }
     let lower_starts = |prefix: &str| {
-        name.len() >= prefix.len()
-            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        name.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
     };
     let managed = MANAGED_HEADERS.iter().any(|m| {
         if m.ends_with('-') {
@@ -225,18 +227,18 @@ impl Writer<'_> {
     }
 
     fn put_port(&mut self, port: u16) {
+        // Five digits hold any u16; leading zeros are skipped.
         let mut digits = [0u8; 5];
         let mut n = port;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
             n /= 10;
-            if n == 0 {
-                break;
-            }
         }
-        self.put(&digits[i..]);
+        let first = digits
+            .iter()
+            .position(|&d| d != b'0')
+            .unwrap_or(digits.len() - 1);
+        self.put(digits.get(first..).unwrap_or_default());
     }
 }
 
@@ -363,7 +365,7 @@ pub fn parse_response<'r>(
         return Ok(Status::Complete((
             Outcome::Rejected(Response {
                 status,
-                head: &buf[..head_len],
+                head: buf.get(..head_len).unwrap_or(buf),
             }),
             head_len,
         )));
@@ -466,8 +468,10 @@ impl<'r> Response<'r> {
         self.head.split(|&b| b == b'\n').skip(1).filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let colon = line.iter().position(|&b| b == b':')?;
-            let name = core::str::from_utf8(&line[..colon]).ok()?;
-            Some((name.trim_ascii(), line[colon + 1..].trim_ascii()))
+            let (name, value) = line.split_at_checked(colon)?;
+            let name = core::str::from_utf8(name).ok()?;
+            let value = value.get(1..).unwrap_or_default();
+            Some((name.trim_ascii(), value.trim_ascii()))
         })
     }
 
@@ -478,6 +482,8 @@ impl<'r> Response<'r> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

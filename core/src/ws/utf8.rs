@@ -4,6 +4,7 @@
 //! seen so far cannot begin valid UTF-8 (Autobahn 6.4.x requires it), so
 //! every piece of a text payload is checked the moment it arrives, and a
 //! character split across pieces is carried over in a few bits of state.
+#![deny(clippy::indexing_slicing)]
 
 /// Validator state between pieces: how many continuation bytes the current
 /// character still needs and which range the next one must fall in (the
@@ -56,7 +57,9 @@ impl Utf8Validator {
         match core::str::from_utf8(rest) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
-            Err(e) => rest[e.valid_up_to()..]
+            Err(e) => rest
+                .get(e.valid_up_to()..)
+                .unwrap_or_default()
                 .iter()
                 .try_for_each(|&b| self.step(b)),
         }
@@ -93,6 +96,8 @@ impl Utf8Validator {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
