@@ -29,6 +29,9 @@ enum Mode {
     CloseAfterUpgrade,
     /// Turn the server's `ready …` into `ready 4294967295`.
     HugeReady,
+    /// Pass the server's first message (the `server_info` answer), then
+    /// nothing more from the server.
+    SilentAfterFirstMessage,
 }
 
 /// A TCP relay in front of the emulator.
@@ -114,7 +117,12 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Shared, d
         Mode::SilentAfterUpgrade => while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {},
         Mode::CloseAfterUpgrade => {}
         Mode::HugeReady if dir == Direction::Down => rewrite_ready(from, to, rest).await,
-        Mode::Forward | Mode::HugeReady => forward(from, to, rest, &shared, dir).await,
+        Mode::SilentAfterFirstMessage if dir == Direction::Down => {
+            first_message_only(from, to, rest).await;
+        }
+        Mode::Forward | Mode::HugeReady | Mode::SilentAfterFirstMessage => {
+            forward(from, to, rest, &shared, dir).await;
+        }
     }
 }
 
@@ -170,6 +178,25 @@ async fn rewrite_ready(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, first: V
                 return;
             }
             pending.drain(..end);
+        }
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Server to client: one frame, then silence (the connection stays open).
+async fn first_message_only(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, first: Vec<u8>) {
+    let mut pending = first;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some((_, _, end)) = server_frame(&pending) {
+            if to.write_all(&pending[..end]).await.is_err() {
+                return;
+            }
+            while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {}
+            return;
         }
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -257,6 +284,56 @@ async fn a_server_silent_after_the_upgrade_fails_the_connect_in_time_naming_serv
         sim.shutdown().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_login_without_answer_fails_the_connect_naming_the_login() {
+    bounded(async {
+        let sim = emulator(3).await;
+        let relay = Relay::start(sim.addr(), Mode::SilentAfterFirstMessage).await;
+        let mut options = options(&relay.url());
+        options.request_timeout = Duration::from_secs(1);
+        options.connect_timeout = Duration::from_secs(10);
+        options.first_attempts = 2;
+        let started = Instant::now();
+        let failed = CfmsClient::connect(options).await.unwrap_err();
+        let text = failed.to_string();
+        assert_eq!(
+            text,
+            "gave up after 2 attempts: no answer to the login within 1 s"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+        assert_eq!(relay.connections.load(Ordering::SeqCst), 2);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[test]
+fn connect_failures_read_as_causes() {
+    use naslink_tokio::cfms::SetupStep;
+    let silent = CfmsError::NoAnswer {
+        step: SetupStep::ServerInfo,
+        waited: Duration::from_secs(5),
+    };
+    assert_eq!(
+        silent.to_string(),
+        "no answer to server_info within 5 s: is this a CFMS protocol 3-5 server?"
+    );
+    let cut = CfmsError::NoAnswer {
+        step: SetupStep::Login,
+        waited: Duration::from_millis(400),
+    };
+    assert_eq!(cut.to_string(), "no answer to the login within 0.4 s");
+    let gave_up = CfmsError::GaveUp {
+        attempts: 3,
+        last: Box::new(CfmsError::LinkClosed("connection lost".into())),
+    };
+    assert_eq!(
+        gave_up.to_string(),
+        "gave up after 3 attempts: the server closed the connection before the login \
+         (connection lost)"
+    );
 }
 
 #[tokio::test]

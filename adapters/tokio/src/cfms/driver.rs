@@ -289,7 +289,8 @@ impl Driver<'_> {
             tracing::info!(%cause, attempts, "first connect failed, trying again");
             return false;
         }
-        let error = if attempts > 1 {
+        // A definite answer (a refused login, ...) is the news as it is.
+        let error = if attempts > 1 && worth_retrying(&cause) {
             CfmsError::GaveUp {
                 attempts,
                 last: Box::new(cause),

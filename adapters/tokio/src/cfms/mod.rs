@@ -12,9 +12,20 @@
 //!     ^                                   |
 //!     |                                   v
 //!     +--- backoff with jitter <--- Ready (register_listener: lockdown pushes)
-//!          link lost / desync              |
-//!                                  requests FIFO, answers by seq
+//!          link lost / desync /            |
+//!          keep-alive unanswered   requests FIFO, answers by seq
 //! ```
+//!
+//! - The first connect is bounded: [`CfmsOptions::connect_timeout`] for
+//!   all of it and [`CfmsOptions::first_attempts`] attempts; `server_info`
+//!   and the login each wait at most the request timeout (cut to what is
+//!   left). It fails with the cause in words ([`CfmsError::NoAnswer`],
+//!   [`CfmsError::LinkClosed`], [`CfmsError::GaveUp`]); a refused login,
+//!   a wrong URL or an untrusted certificate are not retried. The backoff
+//!   starts again only after a connection reached a successful login, so
+//!   a server that breaks every connection is not hammered.
+//! - A keep-alive ping ([`CfmsOptions::keepalive`]) lets an idle client
+//!   notice a dead link within two intervals.
 //!
 //! - Requests made while (re)connecting wait in a queue, each bounded by
 //!   its timeout. When a connection dies, every request in flight fails
@@ -31,10 +42,19 @@
 //!
 //! - [`CfmsClient::download`] streams a document's ciphertext to a
 //!   temporary file, decrypts and verifies it in a second pass, and renames
-//!   the result into place only on success.
-//!
+//!   the result into place only on success. The temporary files are
+//!   created exclusively with unpredictable names and unlinked on every
+//!   failure and when the download's future is dropped.
 //! - [`CfmsClient::upload`] hashes the file in a first streamed pass,
-//!   then sends it in the frames the server asked for, reading as it goes.
+//!   then streams it in the frames the server asked for (never larger than
+//!   this client announced), reading as it goes; a failed or dropped upload
+//!   deletes the document it created.
+//! - A transfer the server refuses is [`CfmsError::Server`], like any
+//!   refused request.
+//!
+//! The files: `driver` (the connection task), `transfer` (both sides of
+//! downloads and uploads), `files` (blocking-pool file work), `words` (the
+//! core's errors in words).
 
 mod driver;
 mod files;
@@ -239,13 +259,16 @@ impl std::fmt::Display for CfmsError {
             CfmsError::Io(e) => write!(f, "local file: {e}"),
             CfmsError::NoAnswer { step, waited } => {
                 let secs = waited.as_secs_f64();
+                // Whole seconds as such ("5 s"), a cut-short step as "0.4 s".
+                let secs = format!("{secs:.1}");
+                let secs = secs.trim_end_matches(".0");
                 match step {
                     SetupStep::ServerInfo => write!(
                         f,
-                        "no answer to server_info within {secs:.0} s: \
+                        "no answer to server_info within {secs} s: \
                          is this a CFMS protocol 3-5 server?"
                     ),
-                    SetupStep::Login => write!(f, "no answer to the login within {secs:.0} s"),
+                    SetupStep::Login => write!(f, "no answer to the login within {secs} s"),
                 }
             }
             CfmsError::LinkClosed(why) => {
