@@ -401,7 +401,15 @@ pub struct FnosClient {
 
 impl FnosClient {
     /// Connect, log in, and keep the session alive in a background task.
-    /// Fails if the first connection or login fails.
+    ///
+    /// Fails when the login is refused, when the connection cannot work
+    /// however often it is tried (bad URL, refused certificate, redirect,
+    /// access code: [`FnosError::Connect`]), or when
+    /// [`FnosOptions::first_attempts`] connections or
+    /// [`FnosOptions::connect_timeout`] are used up
+    /// ([`FnosError::ConnectFailed`], naming the last cause: the login
+    /// step that got no answer, the WebSocket close and its rule, the
+    /// TCP or TLS error).
     pub async fn connect(options: FnosOptions) -> Result<FnosClient, FnosError> {
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
@@ -752,9 +760,16 @@ impl Driver<'_> {
 
     /// Why the first login did not finish in time, naming its step.
     fn no_answer(&self) -> String {
+        let state = self.session.state();
+        // Silence at the very first step usually means another service.
+        let hint = if state == fnos::State::KeyExchange {
+            ": is this an fnOS server?"
+        } else {
+            ""
+        };
         format!(
-            "no answer to {} within {} s",
-            step_name(self.session.state()),
+            "no answer to {} within {} s{hint}",
+            step_name(state),
             self.connect_timeout.as_secs_f64()
         )
     }
