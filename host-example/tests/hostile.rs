@@ -287,6 +287,17 @@ fn every_hostile_cfms_mode_fails_cleanly_and_in_time() {
 /// SIGINT once `ready` holds; the run must end with 130 (and the signal
 /// must have gone out mid-transfer, not after the end).
 fn interrupted(cmd: &mut std::process::Command, ready: &dyn Fn() -> bool) -> Outcome {
+    signalled(cmd, ready, libc::SIGINT, 130)
+}
+
+/// `signal` once `ready` holds; the run must end with `code` and name the
+/// signal.
+fn signalled(
+    cmd: &mut std::process::Command,
+    ready: &dyn Fn() -> bool,
+    signal: i32,
+    code: i32,
+) -> Outcome {
     let fired = std::cell::Cell::new(false);
     let when = || {
         let now = ready();
@@ -297,7 +308,7 @@ fn interrupted(cmd: &mut std::process::Command, ready: &dyn Fn() -> bool) -> Out
         cmd,
         KILL_AFTER,
         Some(Interrupt {
-            signal: libc::SIGINT,
+            signal,
             when: &when,
         }),
     );
@@ -305,8 +316,13 @@ fn interrupted(cmd: &mut std::process::Command, ready: &dyn Fn() -> bool) -> Out
         fired.get(),
         "the transfer ended before the interrupt: {outcome:?}"
     );
-    assert_eq!(outcome.code, Some(130), "{outcome:?}");
-    assert!(outcome.stderr.contains("SIGINT"), "{outcome:?}");
+    assert_eq!(outcome.code, Some(code), "{outcome:?}");
+    let name = if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    assert!(outcome.stderr.contains(name), "{outcome:?}");
     outcome
 }
 
@@ -374,5 +390,15 @@ fn sigint_mid_cfms_upload_exits_130_and_stores_no_content() {
             "document {id} got content"
         );
     }
+    hostile.stop();
+}
+
+#[test]
+fn sigterm_mid_cfms_upload_exits_143() {
+    let hostile = Hostile::start(Mode::Throttle, Upstream::Cfms);
+    let (_dir, source) = upload_source();
+    let mut cmd = naslink(&hostile.handle.url(), 10);
+    cmd.arg("put").arg(&source).arg("");
+    signalled(&mut cmd, &uploading(&hostile), libc::SIGTERM, 143);
     hostile.stop();
 }
