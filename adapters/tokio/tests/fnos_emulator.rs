@@ -415,3 +415,25 @@ async fn an_idempotent_request_is_sent_again_after_the_reconnect_others_fail() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn time_spent_typing_a_two_factor_code_does_not_count_against_the_connect_timeout() {
+    use naslink_tokio::TwoFactor;
+    bounded(async {
+        let sim = emulator(Config {
+            two_factor_code: Some("246810".into()),
+            ..Config::default()
+        })
+        .await;
+        let mut slow = options(&sim.url(), "admin");
+        slow.connect_timeout = Duration::from_secs(1);
+        slow.two_factor = Some(TwoFactor::from_fn(|_| async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Some("246810".to_owned())
+        }));
+        let nas = FnosClient::connect(slow).await.unwrap();
+        nas.request("user.info", None).await.unwrap();
+        sim.shutdown().await;
+    })
+    .await;
+}
