@@ -565,6 +565,15 @@ async fn two_downloads_to_one_target_do_not_collide() {
         assert_eq!(b.unwrap(), content.len() as u64);
         assert_eq!(std::fs::read(&target).unwrap(), content);
         assert_eq!(leftovers(dir.path()), ["big.bin"]);
+        // The target has the mode any new file gets, not owner-only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"").unwrap();
+            let mode = |p: &std::path::Path| p.metadata().unwrap().permissions().mode();
+            assert_eq!(mode(&target), mode(&plain));
+        }
         sim.shutdown().await;
     })
     .await;

@@ -249,11 +249,17 @@ fn temp_beside(target: &std::path::Path, what: &str) -> Result<NamedTempFile, Cf
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "download".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(&format!(".naslink-{what}"))
-        .tempfile_in(folder)
-        .map_err(CfmsError::Io)
+    let (prefix, suffix) = (format!(".{name}."), format!(".naslink-{what}"));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(&suffix);
+    // The part file becomes the target: the mode any new file gets (the
+    // umask applies), not the owner-only mode of the ciphertext.
+    #[cfg(unix)]
+    if what == "part" {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(folder).map_err(CfmsError::Io)
 }
 
 /// The ids of the documents titled `title` in the folder.
