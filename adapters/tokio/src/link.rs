@@ -174,7 +174,10 @@ impl std::fmt::Display for ConnectError {
                 )
             }
             ConnectError::Handshake(why) => write!(f, "WebSocket upgrade failed: {why}"),
-            ConnectError::TimedOut => f.write_str("timed out while connecting"),
+            ConnectError::TimedOut => f.write_str(
+                "the connection (TCP, TLS and the WebSocket upgrade) did not open within the \
+                 connect timeout",
+            ),
         }
     }
 }
@@ -368,7 +371,7 @@ impl Link {
                     Some(Err(Ok(Refusal::Status(status))))
                 }
             }
-            Event::Closed(c) => Some(Err(Err(ConnectError::Handshake(describe_closed(c))))),
+            Event::Closed(c) => Some(Err(Err(ConnectError::Handshake(describe_upgrade_end(c))))),
             _ => None,
         }
     }
@@ -587,6 +590,20 @@ pub fn describe_closed(closed: Closed) -> String {
         Closed::Failed(ws::Error::Handshake(e)) => format!("WebSocket upgrade failed: {e}"),
         Closed::TimedOut => "the WebSocket handshake or close timed out".into(),
         Closed::Abnormal => "the connection was cut (no WebSocket close)".into(),
+    }
+}
+
+/// Why the upgrade ended without a connection, in words (the caller
+/// already says it was the upgrade).
+fn describe_upgrade_end(closed: Closed) -> String {
+    match closed {
+        Closed::Failed(ws::Error::Handshake(e)) => e.to_string(),
+        Closed::TimedOut => format!(
+            "no answer to the upgrade request within {} s",
+            ws::Config::default().handshake_timeout.total_millis() as f64 / 1000.0
+        ),
+        Closed::Abnormal => "the server closed the connection during the upgrade".into(),
+        other => describe_closed(other),
     }
 }
 

@@ -28,6 +28,8 @@ enum Mode {
     Cut,
     /// Answer the upgrade with a 301 to this location.
     Redirect(&'static str),
+    /// Answer these bytes instead of a 101, then hold the connection open.
+    Instead(&'static [u8]),
 }
 
 /// A hostile server on loopback; returns its URL and how many
@@ -47,6 +49,12 @@ async fn hostile(mode: Mode) -> (String, Arc<AtomicU32>) {
                 let Some(key) = read_upgrade(&mut socket).await else {
                     return;
                 };
+                if let Mode::Instead(bytes) = mode {
+                    let _ = socket.write_all(bytes).await;
+                    let mut sink = [0u8; 4096];
+                    while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+                    return;
+                }
                 if let Mode::Redirect(location) = mode {
                     let answer = format!(
                         "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\n\
@@ -63,7 +71,7 @@ async fn hostile(mode: Mode) -> (String, Arc<AtomicU32>) {
                 )
                 .into_bytes();
                 match mode {
-                    Mode::Cut | Mode::Redirect(_) => {
+                    Mode::Cut | Mode::Redirect(_) | Mode::Instead(_) => {
                         let _ = socket.write_all(&answer).await;
                     }
                     Mode::After(bytes) => {
@@ -292,6 +300,18 @@ async fn a_close_from_the_server_ends_the_connect_with_its_code_and_reason() {
             error,
             "the server closed the connection (WebSocket close 1008): \"policy: no\\n\""
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_the_101_names_the_malformed_answer() {
+    bounded(10, async {
+        let (url, accepted) = hostile(Mode::Instead(b"\x00\x01 hello, not HTTP\r\n\r\n")).await;
+        let error = connect_error(patient(&url, 2)).await;
+        assert!(error.starts_with("gave up after 2 attempts: "), "{error}");
+        assert!(error.contains("malformed handshake response"), "{error}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     })
     .await;
 }
