@@ -512,7 +512,13 @@ impl Driver<'_> {
     /// `ready N`: frames of N bytes. A server asking for larger frames than
     /// this client announced is refused (nothing is sent).
     pub(super) fn upload_ready(&mut self, frame_size: u32) -> Option<Ended> {
-        let allowed = self.upload_frame.max(cfms::upload::PROTOCOL3_FRAME);
+        // What this client announced: `max_chunk_size` from protocol 4 on,
+        // protocol 3's fixed frame before.
+        let protocol = self.server["data"]["protocol_version"].as_u64();
+        let allowed = match protocol {
+            Some(p) if p >= 4 => self.upload_frame.max(cfms::upload::MIN_FRAME),
+            _ => cfms::upload::PROTOCOL3_FRAME,
+        };
         let up = self.upload.as_mut()?;
         if frame_size > allowed {
             let error = CfmsError::Upload(cfms::UploadError::BadThreshold(frame_size));
