@@ -27,6 +27,16 @@
 //!   fixed code or a prompt); both clients ask it when a login is
 //!   challenged, and again after a refused code.
 //!
+//! A misbehaving server is bounded everywhere: a WebSocket protocol fault
+//! ends the connection at once with its close code and RFC 6455 rule; the
+//! first connect and login finish or fail within the client's
+//! `connect_timeout` and `first_attempts`; an fnOS answer is capped in
+//! bytes and frames (`max_answer_bytes`, `max_answer_frames`); redirects
+//! and download URLs stay on the server's host and never drop TLS; a
+//! download lands in an exclusively created temporary file that is removed
+//! on any failure or cancellation, and only a body whose end the server
+//! announced is renamed into place.
+//!
 //! Requests in flight when a connection dies fail with a clear error and
 //! are never resent, unless the caller marked them idempotent
 //! (`request_idempotent`): those go out again after the reconnect, within
