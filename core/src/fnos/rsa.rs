@@ -22,6 +22,7 @@
 //! The padding string PS is drawn from the caller's [`Entropy`]: all of it in
 //! one call, then one more byte for each zero byte in it. A test that feeds
 //! recorded non-zero PS bytes therefore reproduces a recorded ciphertext.
+#![deny(clippy::indexing_slicing)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -91,11 +92,7 @@ impl core::fmt::Debug for RsaPublicKey {
 impl RsaPublicKey {
     /// A key from its big-endian modulus and exponent bytes.
     pub fn from_components(modulus: &[u8], exponent: &[u8]) -> Result<Self, RsaError> {
-        let first = modulus
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(modulus.len());
-        let n = &modulus[first..];
+        let n = trim_leading_zeros(modulus);
         let bits = n
             .first()
             .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
@@ -105,13 +102,8 @@ impl RsaPublicKey {
         if n.last().is_none_or(|b| b % 2 == 0) {
             return Err(RsaError::UnsupportedModulus { bits });
         }
-        let mut modulus = [0u8; MAX_MODULUS_BYTES];
-        modulus[MAX_MODULUS_BYTES - n.len()..].copy_from_slice(n);
-        let first = exponent
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(exponent.len());
-        let e = &exponent[first..];
+        let modulus = right_aligned(n).ok_or(RsaError::UnsupportedModulus { bits })?;
+        let e = trim_leading_zeros(exponent);
         if e.len() > 8 {
             return Err(RsaError::UnsupportedExponent);
         }
@@ -157,20 +149,28 @@ impl RsaPublicKey {
             len += 1;
         }
         let mut der = [0u8; MAX_DER_LEN];
+        let text = text.get(..len).ok_or(RsaError::InvalidPem)?;
         let der_len = STANDARD
-            .decode_slice(&text[..len], &mut der)
+            .decode_slice(text, &mut der)
             .map_err(|_| RsaError::InvalidPem)?;
+        let der = der.get(..der_len).ok_or(RsaError::InvalidPem)?;
         match label {
-            PemLabel::Spki => Self::from_spki_der(&der[..der_len]),
-            PemLabel::Pkcs1 => Self::from_pkcs1_der(&der[..der_len]),
+            PemLabel::Spki => Self::from_spki_der(der),
+            PemLabel::Pkcs1 => Self::from_pkcs1_der(der),
         }
     }
 
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
-        let n = &self.modulus[MAX_MODULUS_BYTES - self.modulus_len..];
+        let n = self.modulus_bytes();
         n.first()
             .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize)
+    }
+
+    /// The modulus without its left padding (`modulus_len` bytes).
+    fn modulus_bytes(&self) -> &[u8] {
+        let start = MAX_MODULUS_BYTES.saturating_sub(self.modulus_len);
+        self.modulus.get(start..).unwrap_or_default()
     }
 
     /// Modulus size in bytes: the length of every ciphertext.
@@ -198,13 +198,21 @@ impl RsaPublicKey {
         let out = out
             .get_mut(..k)
             .ok_or(RsaError::BufferTooSmall { required: k })?;
-        // EM = 00 || 02 || PS || 00 || M, right-aligned in the 4096-bit block.
+        // EM = 00 || 02 || PS || 00 || M, right-aligned in the 4096-bit block;
+        // PS has k - 3 - |M| ≥ 8 bytes.
         let mut em = [0u8; MAX_MODULUS_BYTES];
-        let start = MAX_MODULUS_BYTES - k;
-        let ps_end = MAX_MODULUS_BYTES - message.len() - 1;
-        em[start + 1] = 2;
-        fill_nonzero(&mut em[start + 2..ps_end], rng);
-        em[MAX_MODULUS_BYTES - message.len()..].copy_from_slice(message);
+        let block = em.get_mut(MAX_MODULUS_BYTES - k..).unwrap_or_default();
+        let [_, block_type, rest @ ..] = block else {
+            return Err(RsaError::MessageTooLong);
+        };
+        *block_type = 2;
+        let (ps, rest) = rest
+            .split_at_mut_checked(k - 3 - message.len())
+            .ok_or(RsaError::MessageTooLong)?;
+        fill_nonzero(ps, rng);
+        if let Some((_zero, m)) = rest.split_first_mut() {
+            m.copy_from_slice(message);
+        }
         let done = self.public_op(&em, out);
         em.zeroize();
         done.then_some(())
@@ -225,21 +233,23 @@ impl RsaPublicKey {
         signature: &[u8],
     ) -> Result<(), RsaError> {
         let k = self.modulus_len;
-        let n = &self.modulus[MAX_MODULUS_BYTES - k..];
+        let n = self.modulus_bytes();
         // Equal lengths, big-endian: byte order is numeric order.
         if signature.len() != k || signature >= n {
             return Err(RsaError::InvalidSignature);
         }
-        let mut s = [0u8; MAX_MODULUS_BYTES];
-        s[MAX_MODULUS_BYTES - k..].copy_from_slice(signature);
+        let s = right_aligned(signature).ok_or(RsaError::InvalidSignature)?;
         let mut m = [0u8; MAX_MODULUS_BYTES];
-        if !self.public_op(&s, &mut m[..k]) {
+        let m = m.get_mut(..k).ok_or(RsaError::InvalidSignature)?;
+        if !self.public_op(&s, m) {
             return Err(RsaError::UnsupportedModulus { bits: self.bits() });
         }
         // EM is emLen = ceil((modBits - 1) / 8) bytes: one less than the
         // modulus when modBits ≡ 1 (mod 8), and then m's top byte is zero.
         let em_bits = self.bits() - 1;
-        let (top, em) = m[..k].split_at_mut(k - em_bits.div_ceil(8));
+        let (top, em) = m
+            .split_at_mut_checked(k - em_bits.div_ceil(8))
+            .ok_or(RsaError::InvalidSignature)?;
         if top.iter().any(|&b| b != 0) || !emsa_pss_verify::<D>(message_hash, em, em_bits) {
             return Err(RsaError::InvalidSignature);
         }
@@ -265,25 +275,37 @@ fn emsa_pss_verify<D: Digest>(message_hash: &[u8], em: &mut [u8], em_bits: usize
     let h_len = <D as Digest>::output_size();
     let salt_len = h_len;
     let em_len = em.len();
-    if message_hash.len() != h_len || em_len < h_len + salt_len + 2 || em[em_len - 1] != 0xbc {
+    if message_hash.len() != h_len || em_len < h_len + salt_len + 2 {
         return false;
     }
-    let (masked_db, rest) = em.split_at_mut(em_len - h_len - 1);
-    let h = &rest[..h_len];
+    // EM = maskedDB (em_len - h_len - 1 bytes) || H || 0xbc
+    let Some((&mut 0xbc, em)) = em.split_last_mut() else {
+        return false;
+    };
+    let Some((masked_db, h)) = em.split_at_mut_checked(em_len - h_len - 1) else {
+        return false;
+    };
     // The bits above emBits must be zero before and after unmasking.
     let top_bits = 0xffu8 >> (8 * em_len - em_bits);
-    if masked_db[0] & !top_bits != 0 {
+    if masked_db.first().is_none_or(|&b| b & !top_bits != 0) {
         return false;
     }
     mgf1_xor::<D>(h, masked_db);
     let db = masked_db;
-    db[0] &= top_bits;
+    if let Some(first) = db.first_mut() {
+        *first &= top_bits;
+    }
     // DB = PS (zeros) || 0x01 || salt
     let ps_len = em_len - h_len - salt_len - 2;
-    if db[..ps_len].iter().any(|&b| b != 0) || db[ps_len] != 0x01 {
+    let Some((ps, rest)) = db.split_at_checked(ps_len) else {
+        return false;
+    };
+    let Some((&0x01, salt)) = rest.split_first() else {
+        return false;
+    };
+    if ps.iter().any(|&b| b != 0) {
         return false;
     }
-    let salt = &db[ps_len + 1..];
     let expected = D::new()
         .chain_update([0u8; 8])
         .chain_update(message_hash)
@@ -319,14 +341,19 @@ fn modexp<const L: usize>(
     let Some(skip) = MAX_MODULUS_BYTES.checked_sub(width) else {
         return false;
     };
-    if n[..skip].iter().chain(&em[..skip]).any(|&b| b != 0) {
+    let (Some((n_high, n)), Some((em_high, em))) =
+        (n.split_at_checked(skip), em.split_at_checked(skip))
+    else {
+        return false;
+    };
+    if n_high.iter().chain(em_high).any(|&b| b != 0) {
         return false;
     }
-    let Some(modulus) = Odd::new(Uint::<L>::from_be_slice(&n[skip..])).into_option() else {
+    let Some(modulus) = Odd::new(Uint::<L>::from_be_slice(n)).into_option() else {
         return false;
     };
     let params = FixedMontyParams::new_vartime(modulus);
-    let mut m = Uint::<L>::from_be_slice(&em[skip..]);
+    let mut m = Uint::<L>::from_be_slice(em);
     let mut m_form = FixedMontyForm::new(&m, &params);
     m.zeroize();
     let mut c = pow_public(&m_form, e).retrieve();
@@ -357,6 +384,23 @@ fn pow_public<const L: usize>(base: &FixedMontyForm<L>, e: u64) -> FixedMontyFor
         }
     }
     acc
+}
+
+/// `bytes` without its leading zero bytes.
+fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let mut rest = bytes;
+    while let [0, tail @ ..] = rest {
+        rest = tail;
+    }
+    rest
+}
+
+/// `src` right-aligned in a modulus-sized block; `None` if it is longer.
+fn right_aligned(src: &[u8]) -> Option<[u8; MAX_MODULUS_BYTES]> {
+    let mut out = [0u8; MAX_MODULUS_BYTES];
+    let start = MAX_MODULUS_BYTES.checked_sub(src.len())?;
+    out.get_mut(start..)?.copy_from_slice(src);
+    Some(out)
 }
 
 enum PemLabel {
@@ -396,6 +440,8 @@ fn fill_nonzero(ps: &mut [u8], rng: &mut impl Entropy) {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     extern crate std;
     use super::*;
