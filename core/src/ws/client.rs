@@ -1,4 +1,5 @@
 //! The client connection state machine; see the [module docs](super).
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -332,8 +333,13 @@ impl ControlSlot {
         };
         // 131 bytes always hold a control frame; callers check `len <= 125`.
         let at = header.emit(&mut self.buf).unwrap_or(0);
-        let phase = frame::copy_masked(parts[0], &mut self.buf[at..], mask, 0);
-        frame::copy_masked(parts[1], &mut self.buf[at + parts[0].len()..], mask, phase);
+        let body = self.buf.get_mut(at..at + len).unwrap_or_default();
+        let Some((first, second)) = body.split_at_mut_checked(parts[0].len()) else {
+            self.len = 0;
+            return;
+        };
+        let phase = frame::copy_masked(parts[0], first, mask, 0);
+        frame::copy_masked(parts[1], second, mask, phase);
         self.len = (at + len) as u8;
         self.sent = 0;
     }
@@ -532,6 +538,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         self.state = State::Closed;
     }
 
+    /// The control frame payload received so far (at most 125 bytes).
+    fn control_payload(&self) -> &[u8] {
+        span(&self.control, 0..self.control_len)
+    }
+
     fn received_close_code(&self) -> Option<CloseCode> {
         match self.pending {
             Pending::CloseReceived { code } => code,
@@ -543,9 +554,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
     fn handshake_input(&mut self, data: &[u8]) -> usize {
         let room = self.rx.as_ref().len() - self.head_len;
         let take = room.min(data.len());
-        self.rx.as_mut()[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
-        let parsed =
-            handshake::parse_response(&self.rx.as_ref()[..self.head_len + take], &self.accept);
+        // `take` fits the room left after `head_len`.
+        put(self.rx.as_mut(), self.head_len, span(data, 0..take));
+        let parsed = handshake::parse_response(
+            span(self.rx.as_ref(), 0..self.head_len + take),
+            &self.accept,
+        );
         let (rejected, head_len) = match parsed {
             Err(e) => {
                 self.fail_now(Error::Handshake(e));
@@ -585,7 +599,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             && self.outcome.is_none()
             && !self.close_received
         {
-            let rest = &data[used..];
+            let rest = span(data, used..data.len());
             let step = match self.frame {
                 None => self.header_input(now, rest),
                 Some(frame) if frame.opcode.is_control() => self.control_input(now, frame, rest),
@@ -608,10 +622,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         let (parsed, taken) = if self.header_len == 0 {
             (FrameHeader::parse_prefix(rest), 0)
         } else {
+            // A buffered header is partial: `header_len` < 14, `take` fills the rest.
             let take = (MAX_HEADER_LEN - self.header_len).min(rest.len());
-            self.header[self.header_len..self.header_len + take].copy_from_slice(&rest[..take]);
+            put(&mut self.header, self.header_len, span(rest, 0..take));
             (
-                FrameHeader::parse_prefix(&self.header[..self.header_len + take]),
+                FrameHeader::parse_prefix(span(&self.header, 0..self.header_len + take)),
                 take,
             )
         };
@@ -630,7 +645,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
                     taken
                 };
                 if self.header_len == 0 {
-                    self.header[..take].copy_from_slice(rest);
+                    // A partial header is shorter than the 14-byte buffer.
+                    put(&mut self.header, 0, rest);
                 }
                 self.header_len += take;
                 return Some(take);
@@ -640,7 +656,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             // The previous pong is still unwritten: wait for the transmit
             // side rather than drop an answer. The header is kept buffered.
             if self.header_len == 0 {
-                self.header[..header_len].copy_from_slice(&rest[..header_len]);
+                put(&mut self.header, 0, span(rest, 0..header_len));
             }
             let consumed = header_len - self.header_len;
             self.header_len = header_len;
@@ -712,7 +728,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
 
     fn control_input(&mut self, now: Instant, frame: InFrame, rest: &[u8]) -> Option<usize> {
         let take = (frame.remaining as usize).min(rest.len());
-        self.control[self.control_len..self.control_len + take].copy_from_slice(&rest[..take]);
+        // `check_header` refused control payloads over 125 bytes: they fit.
+        if !put(&mut self.control, self.control_len, span(rest, 0..take)) {
+            return self.fail(now, ProtocolError::ControlFrameTooLong(frame.remaining));
+        }
         self.control_len += take;
         self.frame = Some(InFrame {
             remaining: frame.remaining - take as u64,
@@ -744,8 +763,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             return Some(0);
         }
         let take = (frame.remaining.min(rest.len() as u64) as usize).min(space);
-        let dst = &mut self.rx.as_mut()[message.len..message.len + take];
-        dst.copy_from_slice(&rest[..take]);
+        // `take` ≤ `space`, the room after the message so far.
+        let (Some(dst), Some(src)) = (
+            self.rx.as_mut().get_mut(message.len..message.len + take),
+            rest.get(..take),
+        ) else {
+            let capacity = self.rx.as_ref().len();
+            return self.fail(now, ProtocolError::MessageTooBig { capacity });
+        };
+        dst.copy_from_slice(src);
         if message.kind == MessageKind::Text && message.utf8.feed(dst).is_err() {
             return self.fail(now, ProtocolError::InvalidUtf8);
         }
@@ -772,8 +798,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             Opcode::Ping => {
                 if !self.close_queued {
                     let mask = self.mask();
-                    self.pong
-                        .fill(Opcode::Pong, mask, [&self.control[..self.control_len], &[]]);
+                    self.pong.fill(
+                        Opcode::Pong,
+                        mask,
+                        [span(&self.control, 0..self.control_len), &[]],
+                    );
                 }
                 self.pending = Pending::Ping;
             }
@@ -807,7 +836,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
     }
 
     fn close_frame_received(&mut self, now: Instant) -> Option<()> {
-        let payload = &self.control[..self.control_len];
+        let payload = self.control_payload();
         let code = match payload {
             [] => None,
             [_] => {
@@ -908,11 +937,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             }
             Pending::Connected => Event::Connected,
             Pending::Rejected { status, head_len } => {
-                Event::Rejected(Response::new(status, &self.rx.as_ref()[..head_len]))
+                Event::Rejected(Response::new(status, span(self.rx.as_ref(), 0..head_len)))
             }
             Pending::Message { kind, len } => match kind {
-                MessageKind::Text => Event::Text(as_str(&self.rx.as_ref()[..len])),
-                MessageKind::Binary => Event::Binary(&self.rx.as_ref()[..len]),
+                MessageKind::Text => Event::Text(as_str(span(self.rx.as_ref(), 0..len))),
+                MessageKind::Binary => Event::Binary(span(self.rx.as_ref(), 0..len)),
             },
             Pending::Chunk {
                 kind,
@@ -921,18 +950,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
                 last,
             } => match kind {
                 MessageKind::Text => Event::TextChunk {
-                    data: as_str(&self.rx.as_ref()[..len]),
+                    data: as_str(span(self.rx.as_ref(), 0..len)),
                     first,
                     last,
                 },
                 MessageKind::Binary => Event::BinaryChunk {
-                    data: &self.rx.as_ref()[..len],
+                    data: span(self.rx.as_ref(), 0..len),
                     first,
                     last,
                 },
             },
-            Pending::Ping => Event::Ping(&self.control[..self.control_len]),
-            Pending::Pong => Event::Pong(&self.control[..self.control_len]),
+            Pending::Ping => Event::Ping(span(&self.control, 0..self.control_len)),
+            Pending::Pong => Event::Pong(span(&self.control, 0..self.control_len)),
             Pending::CloseReceived { code } => Event::CloseReceived {
                 code,
                 reason: as_str(self.control.get(2..self.control_len).unwrap_or(&[])),
@@ -976,7 +1005,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         }
         if let Some(slot) = self.writing {
             let s = self.slot(slot);
-            return Some(&s.buf[s.sent as usize..s.len as usize]);
+            return Some(span(&s.buf, s.sent as usize..s.len as usize));
         }
         if self.queue_start == self.queue_end {
             return None;
@@ -993,7 +1022,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         } else {
             queued
         };
-        Some(&self.tx.as_ref()[self.queue_start..self.queue_start + n])
+        Some(span(
+            self.tx.as_ref(),
+            self.queue_start..self.queue_start + n,
+        ))
     }
 
     /// Record that `n` bytes from the last [`poll_transmit`] were written.
@@ -1059,7 +1091,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
     /// Length of the frame starting at the head of the queue. Every frame
     /// enters the queue header first and whole, so the header is there.
     fn head_frame_len(&self) -> u64 {
-        match FrameHeader::parse_prefix(&self.tx.as_ref()[self.queue_start..self.queue_end]) {
+        match FrameHeader::parse_prefix(span(self.tx.as_ref(), self.queue_start..self.queue_end)) {
             Ok(Status::Complete((h, header_len))) => header_len as u64 + h.payload_len,
             _ => (self.queue_end - self.queue_start) as u64,
         }
@@ -1142,7 +1174,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             fin,
             mask,
             payload,
-            &mut self.tx.as_mut()[self.queue_end..],
+            self.tx
+                .as_mut()
+                .get_mut(self.queue_end..)
+                .unwrap_or_default(),
         )
         .map_err(SendError::InsufficientSize)?;
         self.queue_end += n;
@@ -1212,7 +1247,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         };
         self.reserve(header.buffer_len())?;
         let n = header
-            .emit(&mut self.tx.as_mut()[self.queue_end..])
+            .emit(
+                self.tx
+                    .as_mut()
+                    .get_mut(self.queue_end..)
+                    .unwrap_or_default(),
+            )
             .map_err(SendError::InsufficientSize)?;
         self.queue_end += n;
         if len > 0 {
@@ -1246,12 +1286,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             let _ = self.reserve(want);
         }
         let take = want.min(self.tx.as_ref().len() - self.queue_end);
-        let phase = frame::copy_masked(
-            &data[..take],
-            &mut self.tx.as_mut()[self.queue_end..],
-            mask,
-            phase,
-        );
+        // `take` ≤ the room after `queue_end` and ≤ `data.len()`.
+        let src = span(data, 0..take);
+        let dst = self
+            .tx
+            .as_mut()
+            .get_mut(self.queue_end..)
+            .unwrap_or_default();
+        let Some(dst) = dst.get_mut(..src.len()) else {
+            return Ok(0);
+        };
+        let phase = frame::copy_masked(src, dst, mask, phase);
         self.queue_end += take;
         let remaining = remaining - take as u64;
         self.sending = if remaining == 0 {
@@ -1322,6 +1367,25 @@ fn opcode_of(kind: MessageKind) -> Opcode {
 }
 
 /// Text the validator already accepted (`""` cannot happen, but no panic).
+/// `buf[range]`, or nothing when the range is not inside `buf`. Every
+/// caller keeps its range inside (the comment at each call says why); the
+/// fallback only keeps a broken invariant from becoming a panic.
+fn span(buf: &[u8], range: core::ops::Range<usize>) -> &[u8] {
+    buf.get(range).unwrap_or_default()
+}
+
+/// Copy `src` into `dst` at `at`; `false`, copying nothing, if it does not fit.
+fn put(dst: &mut [u8], at: usize, src: &[u8]) -> bool {
+    let end = at.saturating_add(src.len());
+    match dst.get_mut(at..end) {
+        Some(d) => {
+            d.copy_from_slice(src);
+            true
+        }
+        None => false,
+    }
+}
+
 fn as_str(bytes: &[u8]) -> &str {
     core::str::from_utf8(bytes).unwrap_or_default()
 }
