@@ -246,6 +246,12 @@ fn main() -> ExitCode {
     // environment without spawning anything.
     let cli = Cli::parse();
     let env_password = take_secrets(&cli);
+    // The password prompt comes before the signal handlers: Ctrl-C there
+    // ends the program the ordinary way.
+    let job = match prepare(cli, env_password) {
+        Ok(job) => job,
+        Err(failure) => return exit(failure),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -253,27 +259,65 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    // The emulators handle Ctrl-C themselves and stop cleanly.
-    let guarded = !matches!(cli.command, Command::Sim(_));
+    let terminal = Terminal::save();
     let outcome = runtime.block_on(async {
-        if !guarded {
-            return run(cli, env_password).await;
+        // The emulators handle Ctrl-C themselves and stop cleanly.
+        if matches!(job, Job::Sim(_)) {
+            return execute(job).await;
         }
-        // Dropping `run` drops the operation in progress: the adapter
+        // Dropping `execute` drops the operation in progress: the adapter
         // removes a transfer's temporary file at drop.
         tokio::select! {
-            outcome = run(cli, env_password) => outcome,
+            outcome = execute(job) => outcome,
             signal = interrupted() => Err(signal),
         }
     });
+    if matches!(outcome, Err(Failure::Interrupted { .. })) {
+        // A two-factor prompt may have turned echo off.
+        terminal.restore();
+    }
     // A blocking file thread may still be finishing a write to a temporary
-    // file that is already unlinked: do not wait for it.
+    // file that is already unlinked, or a prompt waiting for a line: do not
+    // wait for them.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("naslink: {}", failure.message());
-            ExitCode::from(failure.exit_code())
+        Err(failure) => exit(failure),
+    }
+}
+
+fn exit(failure: Failure) -> ExitCode {
+    eprintln!("naslink: {}", failure.message());
+    ExitCode::from(failure.exit_code())
+}
+
+/// The settings of the terminal on standard input at start.
+struct Terminal(#[cfg(unix)] Option<libc::termios>);
+
+impl Terminal {
+    fn save() -> Self {
+        #[cfg(unix)]
+        {
+            if !std::io::stdin().is_terminal() {
+                return Terminal(None);
+            }
+            // SAFETY: termios is plain data for which all-zero bytes are valid.
+            let mut settings: libc::termios = unsafe { std::mem::zeroed() };
+            // SAFETY: fd 0 is open (it is a terminal) and the pointer is
+            // valid for the call.
+            let read = unsafe { libc::tcgetattr(0, &mut settings) } == 0;
+            Terminal(read.then_some(settings))
+        }
+        #[cfg(not(unix))]
+        Terminal()
+    }
+
+    fn restore(&self) {
+        #[cfg(unix)]
+        if let Some(settings) = &self.0 {
+            // SAFETY: fd 0 is the terminal the settings were read from, and
+            // the pointer is valid for the call.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, settings) };
         }
     }
 }
@@ -342,19 +386,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
 
 type EnvPassword = Result<Option<Zeroizing<String>>, Failure>;
 
-async fn run(mut cli: Cli, env_password: EnvPassword) -> Result<(), Failure> {
+/// What to run, with everything asked on the terminal already asked.
+enum Job {
+    Demo { json: bool },
+    Sim(Sim),
+    Fnos(Box<Cli>, FnosOptions),
+    Cfms(Box<Cli>, CfmsOptions),
+}
+
+/// Decide what to run and gather its options (the password prompt
+/// included).
+fn prepare(mut cli: Cli, env_password: EnvPassword) -> Result<Job, Failure> {
     match std::mem::replace(&mut cli.command, Command::Info) {
-        Command::Demo => return demo::run(cli.json).await,
-        Command::Sim(Sim::Fnos(args)) => {
-            return naslink_sim::fnos::run_cli(args)
-                .await
-                .map_err(|e| Failure::Connection(format!("emulator: {e:#}")));
-        }
-        Command::Sim(Sim::Cfms(args)) => {
-            return naslink_sim::cfms::run_cli(args)
-                .await
-                .map_err(|e| Failure::Connection(format!("emulator: {e:#}")));
-        }
+        Command::Demo => return Ok(Job::Demo { json: cli.json }),
+        Command::Sim(sim) => return Ok(Job::Sim(sim)),
         command => cli.command = command,
     }
     let url = cli
@@ -365,15 +410,30 @@ async fn run(mut cli: Cli, env_password: EnvPassword) -> Result<(), Failure> {
         Some(p) => p,
         None => protocol_of(&url)?,
     };
-    match protocol {
+    Ok(match protocol {
         Protocol::Fnos => {
             let options = fnos_options(&cli, &url, env_password)?;
-            fnos_cmd::run(&cli, options).await
+            Job::Fnos(Box::new(cli), options)
         }
         Protocol::Cfms => {
             let options = cfms_options(&cli, &url, env_password)?;
-            cfms_cmd::run(&cli, options).await
+            Job::Cfms(Box::new(cli), options)
         }
+    })
+}
+
+/// An emulator that could not start (`{:#}` shows the causes too).
+fn emulator(e: impl std::fmt::Display) -> Failure {
+    Failure::Connection(format!("emulator: {e:#}"))
+}
+
+async fn execute(job: Job) -> Result<(), Failure> {
+    match job {
+        Job::Demo { json } => demo::run(json).await,
+        Job::Sim(Sim::Fnos(args)) => naslink_sim::fnos::run_cli(args).await.map_err(emulator),
+        Job::Sim(Sim::Cfms(args)) => naslink_sim::cfms::run_cli(args).await.map_err(emulator),
+        Job::Fnos(cli, options) => fnos_cmd::run(&cli, options).await,
+        Job::Cfms(cli, options) => cfms_cmd::run(&cli, options).await,
     }
 }
 
