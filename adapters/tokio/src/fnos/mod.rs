@@ -55,7 +55,7 @@ use naslink_core::fnos::{self, Errno, LoginFailure, LoginMethod, Request, Sessio
 use naslink_core::time::Duration;
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 mod transfer;
 
@@ -390,6 +390,30 @@ pub(crate) struct HttpTarget {
     pub idle_timeout: StdDuration,
 }
 
+impl Drop for HttpTarget {
+    fn drop(&mut self) {
+        wipe_access_code(&mut self.link);
+    }
+}
+
+/// Overwrite the access code's bytes before its memory is freed (the
+/// public field is a plain `String`).
+fn wipe_access_code(link: &mut LinkOptions) {
+    if let Some(code) = link.access_code.as_mut() {
+        code.zeroize();
+    }
+}
+
+/// The driver's own copy of the options, whose access code is wiped when
+/// the task ends (the password is a `Zeroizing` already).
+struct OwnedOptions(FnosOptions);
+
+impl Drop for OwnedOptions {
+    fn drop(&mut self) {
+        wipe_access_code(&mut self.0.link);
+    }
+}
+
 /// A handle to an fnOS session running in the background.
 #[derive(Debug, Clone)]
 pub struct FnosClient {
@@ -604,6 +628,8 @@ async fn drive(
     events: broadcast::Sender<FnosEvent>,
     first: oneshot::Sender<Result<(), FnosError>>,
 ) {
+    let owned = OwnedOptions(options);
+    let options = &owned.0;
     let mut config = fnos::Config::new(&options.user, &options.password);
     // The handles enforce per-request deadlines; the core's is a backstop.
     config.request_timeout = millis(options.request_timeout);
@@ -631,7 +657,7 @@ async fn drive(
     let mut attempt: u32 = 0;
     let mut tried: u32 = 0;
     loop {
-        let cause = match driver.open(&options).await {
+        let cause = match driver.open(options).await {
             Ok(link) => {
                 tracing::info!(url = %options.url, "connected");
                 driver.session.set_unix_time(now(), unix_secs());
