@@ -402,7 +402,7 @@ impl Driver<'_> {
         link.flush().await;
         self.session.handle_disconnect(now());
         while let Some(event) = self.session.poll_event() {
-            let _ = self.on_event(event, &mut None, options);
+            let _ = self.on_event(event, &mut false, options);
         }
         for (_, request) in std::mem::take(&mut self.in_flight) {
             self.lost(request);
@@ -703,14 +703,8 @@ impl Driver<'_> {
             Err(cfms::Error::Broken) => return Some(Ended::Lost("answers out of step".into())),
             Err(e) => tracing::warn!(error = ?e, "message not accepted"),
         }
-        // The body of a reply is only valid until the next message: take
-        // it now.
-        let body = self
-            .session
-            .response()
-            .and_then(|r| serde_json::from_slice(r.root().raw()).ok())
-            .unwrap_or(serde_json::Value::Null);
-        let mut pending_body = Some(body);
+        // The reply's body is parsed only for a taker (see `take_body`).
+        let mut pending_body = true;
         while let Some(event) = self.session.poll_event() {
             if let Some(ended) = self.on_event(event, &mut pending_body, options) {
                 return Some(ended);
@@ -719,8 +713,23 @@ impl Driver<'_> {
         None
     }
 
+    /// The current message's body as JSON, for the one event that answers
+    /// it (`available` is then cleared). Parsed only on demand: the answers
+    /// the session consumes itself (the login's and the refresh's, which
+    /// carry the token) are never copied into memory that is not wiped.
+    /// The session keeps the message until the next one.
+    fn take_body(&self, available: &mut bool) -> serde_json::Value {
+        if !std::mem::take(available) {
+            return serde_json::Value::Null;
+        }
+        self.session
+            .response()
+            .and_then(|r| serde_json::from_slice(r.root().raw()).ok())
+            .unwrap_or_default()
+    }
+
     fn drain_events(&mut self, options: &CfmsOptions) -> Option<Ended> {
-        let mut none = None;
+        let mut none = false;
         while let Some(event) = self.session.poll_event() {
             if let Some(ended) = self.on_event(event, &mut none, options) {
                 return Some(ended);
@@ -729,19 +738,14 @@ impl Driver<'_> {
         None
     }
 
-    fn on_event(
-        &mut self,
-        event: Event,
-        body: &mut Option<serde_json::Value>,
-        options: &CfmsOptions,
-    ) -> Option<Ended> {
+    fn on_event(&mut self, event: Event, body: &mut bool, options: &CfmsOptions) -> Option<Ended> {
         match event {
             Event::ServerInfo {
                 seq: Some(_),
                 lockdown,
                 ..
             } if self.phase == Phase::ServerInfo => {
-                self.server = body.take().unwrap_or_default();
+                self.server = self.take_body(body);
                 if self.session.is_logged_in() {
                     self.ready(lockdown);
                 } else {
@@ -785,7 +789,7 @@ impl Driver<'_> {
             }
             Event::Reply { seq, status } => {
                 if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
-                    let body = body.take().unwrap_or_default();
+                    let body = self.take_body(body);
                     let code = status.code();
                     let result = if code == 200 {
                         Ok(body)
@@ -820,7 +824,7 @@ impl Driver<'_> {
                         cfms::UploadError::Disconnected => CfmsError::ConnectionLost,
                         cfms::UploadError::Timeout => CfmsError::TimedOut,
                         cfms::UploadError::Server(status) => {
-                            refusal(status.code(), body.take().unwrap_or_default())
+                            refusal(status.code(), self.take_body(body))
                         }
                         other => CfmsError::Upload(other),
                     }));
@@ -873,7 +877,7 @@ impl Driver<'_> {
                         DownloadError::Disconnected => CfmsError::ConnectionLost,
                         DownloadError::Timeout => CfmsError::TimedOut,
                         DownloadError::Server(status) => {
-                            refusal(status.code(), body.take().unwrap_or_default())
+                            refusal(status.code(), self.take_body(body))
                         }
                         other => CfmsError::Download(other),
                     });
