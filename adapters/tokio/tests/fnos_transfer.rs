@@ -446,3 +446,87 @@ async fn two_downloads_to_one_target_do_not_collide() {
     })
     .await;
 }
+
+/// A relay in front of the emulator that answers `GET /multiple-download`
+/// itself with `head`, then 64 KiB pieces (chunked when `chunked`) until
+/// the client goes away; everything else is relayed.
+async fn lying_relay(upstream: std::net::SocketAddr, head: &'static str, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "ws://{}/websocket?type=main",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut first = vec![0u8; 22];
+                if client.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                if first != b"GET /multiple-download" {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    if server.write_all(&first).await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                    return;
+                }
+                if client.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = vec![7u8; 64 * 1024];
+                loop {
+                    let sent = if chunked {
+                        let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+                        framed.extend_from_slice(&piece);
+                        framed.extend_from_slice(b"\r\n");
+                        client.write_all(&framed).await
+                    } else {
+                        client.write_all(&piece).await
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn downloads_larger_than_the_listing_says_fail_and_leave_nothing() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let remote = format!("{DOCS}/big.bin");
+        sim.put_file(&remote, pattern(1024 * 1024, 4)).unwrap();
+        let lies = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\n\r\n",
+                false,
+                "announces 1099511627776 bytes",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true,
+                "sends more than the 1048576 bytes",
+            ),
+        ];
+        for (head, chunked, named) in lies {
+            let url = lying_relay(sim.addr(), head, chunked).await;
+            let nas = FnosClient::connect(options(&url)).await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("big.bin");
+            std::fs::write(&target, b"the old content").unwrap();
+            match nas.download(&remote, &target, |_, _| {}).await {
+                Err(FnosError::Transfer(why)) => assert!(why.contains(named), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(only_files(dir.path()), ["big.bin"]);
+            assert_eq!(std::fs::read(&target).unwrap(), b"the old content");
+        }
+        sim.shutdown().await;
+    })
+    .await;
+}

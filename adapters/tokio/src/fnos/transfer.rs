@@ -12,8 +12,10 @@
 //!   temporary file beside the target — created exclusively, with an
 //!   unpredictable name (`.NAME.XXXXXX.naslink-part`) — renamed into place
 //!   only when the body's framing (`Content-Length` or chunked) says it is
-//!   complete. A body with neither is refused: its end could not be told
-//!   from a cut. The temporary file is removed on every failure and when
+//!   complete and its size is the one `file.ls` lists for the file (when
+//!   the listing gives one): a server that announces or sends more, or
+//!   less, fails the download at once. A body without framing is refused:
+//!   its end could not be told from a cut. The temporary file is removed on every failure and when
 //!   the download's future is dropped (a guard unlinks it at once), so an
 //!   interrupted download leaves the target as it was and nothing beside.
 //!
@@ -250,6 +252,7 @@ impl FnosClient {
         target: &Path,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<u64, FnosError> {
+        let listed = self.listed_size(remote).await;
         let answer = self
             .request(
                 "file.download",
@@ -295,7 +298,16 @@ impl FnosClient {
                  a cut connection could not be told from the end, so it was not saved",
             ));
         }
-        let total = response.content_length();
+        let announced = response.content_length();
+        if let (Some(listed), Some(announced)) = (listed, announced)
+            && listed != announced
+        {
+            return Err(transfer(format!(
+                "the server announces {announced} bytes for {remote}, but its listing gives \
+                 {listed}: nothing was saved"
+            )));
+        }
+        let total = announced.or(listed);
         // Dropping `part` (an error below, or this future dropped) unlinks
         // the file at once.
         let (file, part) = part_file(target)?.into_parts();
@@ -310,11 +322,23 @@ impl FnosClient {
                 if n == 0 {
                     break;
                 }
+                received += n as u64;
+                if let Some(listed) = listed.filter(|&l| received > l) {
+                    return Err(transfer(format!(
+                        "the server sends more than the {listed} bytes {remote} has in its \
+                         listing: nothing was saved"
+                    )));
+                }
                 file.write_all(&piece)
                     .await
                     .map_err(|e| io_error(&format!("writing {}", part.display()), e))?;
-                received += n as u64;
                 progress(received, total.unwrap_or(0));
+            }
+            if let Some(listed) = listed.filter(|&l| received != l) {
+                return Err(transfer(format!(
+                    "the server sent {received} of the {listed} bytes {remote} has in its \
+                     listing: nothing was saved"
+                )));
             }
             file.flush()
                 .await
@@ -332,6 +356,31 @@ impl FnosClient {
             )
         })?;
         Ok(size)
+    }
+
+    /// The size `file.ls` of the parent folder gives for `remote`, when it
+    /// gives one: the download must match it, so a server that claims or
+    /// sends more (or less) is caught. Without it (no such entry, the
+    /// listing failed or was too large) only the HTTP framing is checked.
+    async fn listed_size(&self, remote: &str) -> Option<u64> {
+        let (folder, name) = remote.rsplit_once('/')?;
+        let listing = self
+            .request_idempotent("file.ls", Some(&serde_json::json!({ "path": folder })))
+            .await;
+        let listing = match listing {
+            Ok(listing) => listing,
+            Err(e) => {
+                tracing::debug!(error = %e, "no listing to check the download's size against");
+                return None;
+            }
+        };
+        listing
+            .merged("files")
+            .iter()
+            .find(|entry| entry.get("name").and_then(|n| n.as_str()) == Some(name))
+            .filter(|entry| entry.get("dir").is_none())
+            .and_then(|entry| entry.get("size"))
+            .and_then(|size| size.as_u64())
     }
 
     /// A connection to `url`'s host and port, its `Host` header value, and
