@@ -599,7 +599,7 @@ fn describe_upgrade_end(closed: Closed) -> String {
     match closed {
         Closed::Failed(ws::Error::Handshake(e)) => e.to_string(),
         Closed::TimedOut => format!(
-            "no answer to the upgrade request within {} s",
+            "the answer to the upgrade request did not complete within {} s",
             ws::Config::default().handshake_timeout.total_millis() as f64 / 1000.0
         ),
         Closed::Abnormal => "the server closed the connection during the upgrade".into(),
