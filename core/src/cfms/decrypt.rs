@@ -7,6 +7,7 @@
 //! and [`FileDecryptor::finish`] checks the size and the whole-file
 //! SHA-256. A mismatch names the chunk, so the caller knows which part of
 //! the file is bad; plaintext must not be trusted before `finish` is `Ok`.
+#![deny(clippy::indexing_slicing)]
 
 use aes::Aes256;
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
@@ -82,6 +83,11 @@ impl Cfb8Decryptor {
     }
 
     /// Decrypt the next bytes of the stream in place; pieces of any size.
+    // Bounds: `n` ≤ BATCH (a `chunks_mut(BATCH)` piece), `window` holds
+    // 16 + BATCH bytes and `blocks` BATCH, and `j` < `n`, so `j + 16` ≤
+    // `n + 16` ≤ `window.len()`. Kept as indexes: this is the download's
+    // inner loop.
+    #[allow(clippy::indexing_slicing)]
     pub(crate) fn decrypt(&mut self, data: &mut [u8]) {
         // The register, then the batch's ciphertext: block j is window[j..j + 16].
         let mut window = [0u8; 16 + BATCH];
@@ -189,6 +195,8 @@ impl<'h> FileDecryptor<'h> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use cfb8::cipher::KeyIvInit;

@@ -17,6 +17,7 @@
 //!    \--other protocol_version--> Refused        \--token rejected--> re-login (stored password)
 //! any --request deadline missed / unknown message--> Broken (reconnect: handle_disconnect)
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use super::auth::{self, Auth, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
@@ -446,16 +447,20 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if !self.rx_valid {
             return None;
         }
-        Response::parse(&self.rx[..self.rx_len]).ok()
+        Response::parse(self.rx.get(..self.rx_len)?).ok()
     }
 
     /// The chunk hashes of the last download, index order.
     pub fn chunk_hashes(&self) -> &[[u8; 32]] {
         match &self.transfer {
             Transfer::Download(d) => {
-                &self.chunk_hashes[..d.hashes_known().min(self.chunk_hashes.len())]
+                let known = d.hashes_known();
+                self.chunk_hashes.get(..known).unwrap_or(self.chunk_hashes)
             }
-            _ => &self.chunk_hashes[..self.last_download_chunks.min(self.chunk_hashes.len())],
+            _ => self
+                .chunk_hashes
+                .get(..self.last_download_chunks)
+                .unwrap_or(self.chunk_hashes),
         }
     }
 
@@ -684,7 +689,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if v.kind() != super::json::Kind::Object {
             return Err(Error::InvalidData(JsonError::UnexpectedByte { offset: 0 }));
         }
-        let inner = &v.raw()[1..v.raw().len() - 1];
+        // An object's raw text starts with `{` and ends with `}`.
+        let raw = v.raw();
+        let inner = raw.get(1..raw.len() - 1).unwrap_or_default();
         self.send(now, buf, action, false, Purpose::App, |w| w.raw(inner))
     }
 
@@ -791,12 +798,12 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
             Transfer::Download(d) => {
                 if let Some(msg) = d.due_message() {
-                    if buf.len() < msg.len() {
+                    let Some(dst) = buf.get_mut(..msg.len()) else {
                         return Err(Error::BufferTooSmall {
                             required: msg.len(),
                         });
-                    }
-                    buf[..msg.len()].copy_from_slice(msg);
+                    };
+                    dst.copy_from_slice(msg);
                     if let Some(outcome) = d.sent_due(now) {
                         self.finish_download(outcome);
                     }
@@ -991,8 +998,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return self.stream_part(now, part, last, sink);
         }
         let end = self.rx_len + part.len();
-        if end <= self.rx.len() {
-            self.rx[self.rx_len..end].copy_from_slice(part);
+        if let Some(dst) = self.rx.get_mut(self.rx_len..end) {
+            dst.copy_from_slice(part);
             self.rx_len = end;
         } else {
             self.rx_overflow = true;
@@ -1004,7 +1011,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return self.on_overflow();
         }
         let rx = core::mem::take(&mut self.rx);
-        let result = match Incoming::parse(self.rx_kind, &rx[..self.rx_len]) {
+        let message = rx.get(..self.rx_len).unwrap_or_default();
+        let result = match Incoming::parse(self.rx_kind, message) {
             Ok(incoming) => self.on_incoming(now, incoming),
             Err(e) => self.on_malformed(e),
         };

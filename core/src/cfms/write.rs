@@ -3,6 +3,7 @@
 //! The writer never truncates: when the buffer is too short it keeps
 //! counting, and [`Writer::finish`] reports the size that would have fit
 //! (rustls' `InsufficientSize { required }` idea).
+#![deny(clippy::indexing_slicing)]
 
 use super::json::InsufficientSize;
 
@@ -26,8 +27,8 @@ impl<'b> Writer<'b> {
 
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.required + bytes.len();
-        if end <= self.buf.len() {
-            self.buf[self.required..end].copy_from_slice(bytes);
+        if let Some(dst) = self.buf.get_mut(self.required..end) {
+            dst.copy_from_slice(bytes);
         }
         self.required = end;
     }
@@ -47,23 +48,15 @@ impl<'b> Writer<'b> {
                 0x00..=0x1F => b"",
                 _ => continue,
             };
-            self.raw(&bytes[start..i]);
+            self.raw(bytes.get(start..i).unwrap_or_default());
             if esc.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                self.raw(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 15) as usize],
-                ]);
+                self.raw(&[b'\\', b'u', b'0', b'0', hex_digit(b >> 4), hex_digit(b)]);
             } else {
                 self.raw(esc);
             }
             start = i + 1;
         }
-        self.raw(&bytes[start..]);
+        self.raw(bytes.get(start..).unwrap_or_default());
         self.raw(b"\"");
     }
 
@@ -104,17 +97,7 @@ impl<'b> Writer<'b> {
     pub(crate) fn field_u64(&mut self, key: &str, value: u64) {
         self.key(key);
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = value;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.raw(&digits[i..]);
+        self.raw(decimal(value, &mut digits));
     }
 
     pub(crate) fn field_bool(&mut self, key: &str, value: bool) {
@@ -141,13 +124,33 @@ impl<'b> Writer<'b> {
 
 /// Lower-case hex of a SHA-256 digest, as CFMS writes hashes.
 pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 15) as usize];
+    for (pair, &b) in out.as_chunks_mut::<2>().0.iter_mut().zip(bytes) {
+        *pair = [hex_digit(b >> 4), hex_digit(b)];
     }
     out
+}
+
+/// The lower-case hex digit of `v`'s low four bits.
+pub(crate) fn hex_digit(v: u8) -> u8 {
+    match v & 15 {
+        n @ 0..=9 => b'0' + n,
+        n => b'a' + n - 10,
+    }
+}
+
+/// `v` in decimal, written at the end of `digits` (20 hold any u64).
+pub(crate) fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+        start -= 1;
+        if v == 0 {
+            break;
+        }
+    }
+    digits.get(start..).unwrap_or_default()
 }
 
 /// Parse 64 hex digits (either case) into a digest.
@@ -156,15 +159,17 @@ pub(crate) fn unhex32(text: &[u8]) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
+    for (o, &[hi, lo]) in out.iter_mut().zip(text.as_chunks::<2>().0) {
+        let hi = (hi as char).to_digit(16)?;
+        let lo = (lo as char).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
     }
     Some(out)
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -3,6 +3,7 @@
 //! The server only echoes the reqid back; the client uses it to match
 //! answers to requests. The counter starts at 1 on every connection and the
 //! `backId` is zeros until a login of this connection returns one.
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -86,7 +87,10 @@ impl fmt::Debug for BackId {
 fn hex_into(out: &mut [u8], mut v: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for slot in out.iter_mut().rev() {
-        *slot = HEX[(v & 15) as usize];
+        // `& 15` is below the 16 digits.
+        #[allow(clippy::indexing_slicing)]
+        let digit = HEX[(v & 15) as usize];
+        *slot = digit;
         v >>= 4;
     }
 }
@@ -137,6 +141,8 @@ impl ReqidGenerator {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

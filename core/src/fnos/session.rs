@@ -64,6 +64,7 @@
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use zeroize::Zeroize;
 
@@ -554,7 +555,7 @@ impl<'c, const N: usize> Session<'c, N> {
                 &self.access_token,
                 device,
                 &self.si,
-                &mut plain[..room],
+                plain.get_mut(..room).unwrap_or_default(),
             ),
             _ => {
                 let Some(password) = self.config.password else {
@@ -566,7 +567,7 @@ impl<'c, const N: usize> Session<'c, N> {
                     password,
                     device,
                     &self.si,
-                    &mut plain[..room],
+                    plain.get_mut(..room).unwrap_or_default(),
                 )
             }
         };

@@ -3,6 +3,7 @@
 //! The key S is the login secret (see [`Secret`]). The HMAC is keyed once per
 //! secret and the keyed state cloned for every message, so signing costs two
 //! SHA-256 compressions plus the message, not four.
+#![deny(clippy::indexing_slicing)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -49,7 +50,7 @@ impl Secret {
             return None;
         }
         let mut bytes = [0u8; SECRET_CAPACITY];
-        bytes[..raw.len()].copy_from_slice(raw);
+        bytes.get_mut(..raw.len())?.copy_from_slice(raw);
         Some(Secret {
             bytes,
             len: raw.len() as u8,
@@ -58,7 +59,7 @@ impl Secret {
 
     /// The raw key bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -107,9 +108,12 @@ impl Signer {
     /// Sign a message already written at `buf[SIGNATURE_LEN..end]` by filling
     /// the prefix; returns the wire length `end`.
     pub fn sign_in_place(&self, buf: &mut [u8], end: usize) -> usize {
-        if let (Some(message), true) = (buf.get(SIGNATURE_LEN..end), end >= SIGNATURE_LEN) {
-            let sig = self.signature(message);
-            buf[..SIGNATURE_LEN].copy_from_slice(&sig);
+        let Some(message) = buf.get(SIGNATURE_LEN..end) else {
+            return end;
+        };
+        let sig = self.signature(message);
+        if let Some(prefix) = buf.get_mut(..SIGNATURE_LEN) {
+            prefix.copy_from_slice(&sig);
         }
         end
     }
@@ -124,6 +128,8 @@ pub fn is_never_signed(command: &str) -> bool {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

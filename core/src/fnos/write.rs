@@ -7,6 +7,7 @@
 //!
 //! A writer that runs out of room keeps counting, so the caller learns the
 //! size it would have needed ([`WriteError::BufferTooSmall`]).
+#![deny(clippy::indexing_slicing)]
 
 /// The buffer was too small for the whole message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,25 +125,15 @@ impl<'b> JsonWriter<'b> {
     /// Write an integer.
     pub fn i64(&mut self, v: i64) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = v.unsigned_abs();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        let text = decimal(v.unsigned_abs(), &mut digits);
         self.separator();
         if v < 0 {
             self.byte(b'-');
         }
-        self.raw(&digits[i..])
+        self.raw(text)
     }
 
     fn string_body(&mut self, s: &str) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         self.byte(b'"');
         let bytes = s.as_bytes();
         let mut run_start = 0;
@@ -158,22 +149,15 @@ impl<'b> JsonWriter<'b> {
                 0x00..=0x1f => 0,
                 _ => continue,
             };
-            self.raw(&bytes[run_start..i]);
+            self.raw(bytes.get(run_start..i).unwrap_or_default());
             run_start = i + 1;
             if short != 0 {
                 self.raw(&[b'\\', short]);
             } else {
-                self.raw(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 15)],
-                ]);
+                self.raw(&[b'\\', b'u', b'0', b'0', hex_digit(b >> 4), hex_digit(b)]);
             }
         }
-        self.raw(&bytes[run_start..]);
+        self.raw(bytes.get(run_start..).unwrap_or_default());
         self.byte(b'"');
     }
 
@@ -198,7 +182,31 @@ impl<'b> JsonWriter<'b> {
     }
 }
 
+/// The lower-case hex digit of `v`'s low four bits.
+fn hex_digit(v: u8) -> u8 {
+    match v & 15 {
+        n @ 0..=9 => b'0' + n,
+        n => b'a' + n - 10,
+    }
+}
+
+/// `v` in decimal, written at the end of `digits` (20 hold any u64).
+fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+        start -= 1;
+        if v == 0 {
+            break;
+        }
+    }
+    digits.get(start..).unwrap_or_default()
+}
+
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
