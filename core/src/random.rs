@@ -4,6 +4,7 @@
 //! session keys, but it must not force a `rand_core` version on anyone: the
 //! embedded TLS stack pins an old one and HALs implement others. So it asks
 //! for this one-method trait, which any RNG can implement in three lines.
+#![deny(clippy::indexing_slicing)]
 
 /// A source of random bytes supplied by the application.
 ///

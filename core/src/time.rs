@@ -4,6 +4,7 @@
 //! it wants to be woken through `poll_timeout()`. Milliseconds in a `u64`
 //! cover half a billion years, which is enough for any uptime counter a
 //! caller may feed us, and keep arithmetic cheap on 32-bit MCUs.
+#![deny(clippy::indexing_slicing)]
 
 use core::ops::{Add, AddAssign, Sub};
 
@@ -101,6 +102,8 @@ impl Add for Duration {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@
 //! ([`Session::set_unix_time`](super::Session::set_unix_time)); without
 //! either it assumes [`Config::assumed_token_lifetime`](super::Config).
 //! The refresh is scheduled at a configurable share of that lifetime.
+#![deny(clippy::indexing_slicing)]
 
 use zeroize::Zeroize;
 
@@ -176,6 +177,8 @@ pub(crate) fn refresh_instant(now: Instant, lifetime: Duration, percent: u8) -> 
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -6,6 +6,7 @@
 //! below ([`Listing`], [`task_id`], [`LoginInfo`], [`ServerInfo`]). The
 //! root folder is `None` (sent as `null`; the public document's `"root"`
 //! answers 404).
+#![deny(clippy::indexing_slicing)]
 
 use super::envelope::Response;
 use super::json::{JsonStr, Value};

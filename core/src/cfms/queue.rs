@@ -5,6 +5,7 @@
 //! gives each response to the oldest entry. Each entry has a deadline; a
 //! missed deadline means a late answer would be matched to the wrong
 //! request, so the session treats it as fatal for the connection.
+#![deny(clippy::indexing_slicing)]
 
 use crate::time::Instant;
 
@@ -70,6 +71,8 @@ impl<P, const N: usize> Pending<P, N> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

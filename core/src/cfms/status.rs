@@ -1,4 +1,5 @@
 //! Response codes of the CFMS envelope.
+#![deny(clippy::indexing_slicing)]
 
 /// The `code` of a CFMS response, typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +66,8 @@ impl Status {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

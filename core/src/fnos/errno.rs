@@ -7,6 +7,7 @@
 //! found … 4386 no space) come from a public client's table, which also
 //! gives the server's Chinese wording: [`Errno::chinese`] has it where it
 //! is known.
+#![deny(clippy::indexing_slicing)]
 
 use core::fmt;
 
@@ -157,6 +158,8 @@ impl fmt::Display for Errno {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

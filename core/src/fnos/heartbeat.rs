@@ -9,6 +9,7 @@
 //! States: stopped (no connection) → running (`start`) → a ping due
 //! (`handle_timeout`) → sent (`on_ping_sent`) → running; `on_pong` clears
 //! the unanswered count; `stop` on disconnect.
+#![deny(clippy::indexing_slicing)]
 
 use crate::time::{Duration, Instant};
 
@@ -123,6 +124,8 @@ impl Heartbeat {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

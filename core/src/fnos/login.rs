@@ -4,6 +4,7 @@
 //! envelope; `user.authToken` and `user.tokenLogin` are ordinary signed
 //! requests. Their answers carry the token, long token, secret and backId
 //! kept in [`Credentials`] and the connection's [`BackId`].
+#![deny(clippy::indexing_slicing)]
 
 use super::envelope::EnvelopeError;
 use super::envelope::LoginKey;
@@ -326,6 +327,8 @@ pub fn write_two_factor_verify(
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     extern crate std;
     use super::*;

@@ -5,6 +5,7 @@
 //! deadline passes, or when the connection drops. The capacity is a const
 //! generic; a full table refuses new requests ([`Busy`]) rather than
 //! forgetting old ones.
+#![deny(clippy::indexing_slicing)]
 
 use super::reqid::Reqid;
 use crate::time::Instant;
@@ -128,6 +129,8 @@ impl<const N: usize> PendingTable<N> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::fnos::reqid::BackId;

@@ -7,6 +7,7 @@
 //! A [`Request`] is a command name and up to [`MAX_PARAMS`] parameters that
 //! borrow the caller's data. [`Request::write`] serializes it once into the
 //! transmit buffer; the session then signs those exact bytes.
+#![deny(clippy::indexing_slicing)]
 
 use super::json::Value;
 use super::reqid::Reqid;
@@ -264,6 +265,8 @@ pub(crate) fn write_param(w: &mut JsonWriter<'_>, value: &Param<'_>) {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::fnos::reqid::BackId;
