@@ -92,3 +92,58 @@ async fn a_mode_for_the_other_emulator_is_refused() {
         .unwrap();
     assert!(err.to_string().contains("Cfms"), "{err}");
 }
+
+#[test]
+fn the_hostile_subcommand_prints_its_url_and_serves_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_naslink-sim"))
+        .args(["hostile", "--mode", "silence", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .map(str::to_owned);
+    let reachable = url.as_deref().map(|u| {
+        let addr = u
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("Silence in front of Fnos"), "{line}");
+    assert_eq!(reachable, Some(true), "{line}");
+}
+
+#[tokio::test]
+async fn a_download_without_length_ends_short_of_the_file() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start(Mode::DownloadNoLength, Upstream::Fnos).await;
+    let mut http = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    http.write_all(b"GET /multiple-download?token=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), http.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        !head.contains("content-length") && !head.contains("chunked"),
+        "{head}"
+    );
+    assert!(answer.len() - end < naslink_sim::hostile::SAMPLE_SIZE);
+    server.shutdown().await;
+}
