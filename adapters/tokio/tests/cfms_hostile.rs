@@ -44,6 +44,8 @@ struct Relay {
     /// Non-zero: the next connection is closed once the client sent this
     /// many bytes after its upgrade (then reset to zero).
     cut_after: Arc<AtomicU64>,
+    /// Set: from now on, connections are closed after the upgrade.
+    refuse: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,7 @@ struct Shared {
     mode: Mode,
     frozen: Arc<AtomicBool>,
     cut_after: Arc<AtomicU64>,
+    refuse: Arc<AtomicBool>,
 }
 
 impl Relay {
@@ -61,11 +64,13 @@ impl Relay {
             connections: Arc::default(),
             frozen: Arc::default(),
             cut_after: Arc::default(),
+            refuse: Arc::default(),
         };
         let shared = Shared {
             mode,
             frozen: relay.frozen.clone(),
             cut_after: relay.cut_after.clone(),
+            refuse: relay.refuse.clone(),
         };
         let connections = relay.connections.clone();
         tokio::spawn(async move {
@@ -113,6 +118,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Shared, d
             break rest;
         }
     };
+    if shared.refuse.load(Ordering::SeqCst) {
+        return;
+    }
     match shared.mode {
         Mode::SilentAfterUpgrade => while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {},
         Mode::CloseAfterUpgrade => {}
@@ -349,6 +357,29 @@ async fn a_server_closing_every_connection_is_given_up_after_first_attempts() {
         assert!(text.contains("closed the connection"), "{text}");
         assert!(matches!(failed, CfmsError::GaveUp { attempts: 3, .. }));
         assert_eq!(relay.connections.load(Ordering::SeqCst), 3);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_backoff_grows_while_connections_never_reach_a_login() {
+    bounded(async {
+        let sim = emulator(3).await;
+        let relay = Relay::start(sim.addr(), Mode::Forward).await;
+        let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
+        let mut events = Box::pin(nas.events());
+        // Every connection from now on is closed after its upgrade.
+        relay.refuse.store(true, Ordering::SeqCst);
+        sim.drop_connections();
+        let mut attempts = Vec::new();
+        while attempts.len() < 4 {
+            if let CfmsEvent::Reconnecting { attempt, .. } = events.next().await.unwrap() {
+                attempts.push(attempt);
+            }
+        }
+        // Counted since the last login, not since the last connection.
+        assert_eq!(attempts, [1, 2, 3, 4]);
         sim.shutdown().await;
     })
     .await;
