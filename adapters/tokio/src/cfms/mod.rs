@@ -194,7 +194,10 @@ pub enum CfmsError {
     Closed,
     /// The request could not be written (too large, `data` not an object).
     Request(String),
-    /// A transfer failed (bad header, chunk out of order, hash mismatch...).
+    /// A transfer could not go on here: no task id in the answer, a
+    /// chunk or the file failing its SHA-256 in the decryption pass, the
+    /// local reader or writer stopped. (What the server got wrong in the
+    /// transfer itself is [`CfmsError::Download`] or [`CfmsError::Upload`].)
     Transfer(String),
     /// A local file could not be read or written.
     Io(std::io::Error),
