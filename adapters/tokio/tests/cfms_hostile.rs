@@ -27,8 +27,8 @@ enum Mode {
     SilentAfterUpgrade,
     /// Close the connection.
     CloseAfterUpgrade,
-    /// Turn the server's `ready …` into `ready 4294967295`.
-    HugeReady,
+    /// Turn the server's `ready …` into this.
+    RewriteReady(&'static str),
     /// Pass the server's first message (the `server_info` answer), then
     /// nothing more from the server.
     SilentAfterFirstMessage,
@@ -124,11 +124,13 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Shared, d
     match shared.mode {
         Mode::SilentAfterUpgrade => while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {},
         Mode::CloseAfterUpgrade => {}
-        Mode::HugeReady if dir == Direction::Down => rewrite_ready(from, to, rest).await,
+        Mode::RewriteReady(ready) if dir == Direction::Down => {
+            rewrite_ready(from, to, rest, ready).await;
+        }
         Mode::SilentAfterFirstMessage if dir == Direction::Down => {
             first_message_only(from, to, rest).await;
         }
-        Mode::Forward | Mode::HugeReady | Mode::SilentAfterFirstMessage => {
+        Mode::Forward | Mode::RewriteReady(_) | Mode::SilentAfterFirstMessage => {
             forward(from, to, rest, &shared, dir).await;
         }
     }
@@ -167,18 +169,21 @@ async fn forward(
     }
 }
 
-/// Server to client, frame by frame: a text `ready…` becomes
-/// `ready 4294967295`.
-async fn rewrite_ready(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, first: Vec<u8>) {
+/// Server to client, frame by frame: a text `ready…` becomes `ready`.
+async fn rewrite_ready(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    first: Vec<u8>,
+    ready: &str,
+) {
     let mut pending = first;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         while let Some((opcode, start, end)) = server_frame(&pending) {
             let payload = &pending[start..end];
             if opcode == 1 && payload.starts_with(b"ready") {
-                let huge = b"ready 4294967295";
-                let mut frame = vec![0x81, huge.len() as u8];
-                frame.extend_from_slice(huge);
+                let mut frame = vec![0x81, ready.len() as u8];
+                frame.extend_from_slice(ready.as_bytes());
                 if to.write_all(&frame).await.is_err() {
                     return;
                 }
@@ -449,7 +454,7 @@ async fn an_upload_frame_larger_than_the_transmit_buffer_is_streamed() {
 async fn a_ready_above_the_announced_frame_size_fails_the_upload_and_removes_its_document() {
     bounded(async {
         let sim = emulator(5).await;
-        let relay = Relay::start(sim.addr(), Mode::HugeReady).await;
+        let relay = Relay::start(sim.addr(), Mode::RewriteReady("ready 4294967295")).await;
         let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("huge.bin");
@@ -461,6 +466,33 @@ async fn a_ready_above_the_announced_frame_size_fails_the_upload_and_removes_its
         assert!(matches!(failed, CfmsError::Upload(_)), "{failed:?}");
         assert!(failed.to_string().contains("4294967295"), "{failed}");
         assert!(sim.find_documents("huge.bin").is_empty());
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_ready_below_the_protocol_minimum_fails_the_upload_and_removes_its_document() {
+    bounded(async {
+        let sim = emulator(5).await;
+        let relay = Relay::start(sim.addr(), Mode::RewriteReady("ready 100")).await;
+        let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("tiny.bin");
+        std::fs::write(&source, pattern(20 * 1024)).unwrap();
+        let failed = nas
+            .upload(&source, None, "tiny.bin", |_, _| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(failed, CfmsError::Upload(_)), "{failed:?}");
+        assert!(sim.find_documents("tiny.bin").is_empty());
+        // The stream is aligned again (the server no longer waits for
+        // frames on this connection).
+        let root = nas
+            .request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        assert_eq!(root["code"], 200);
         sim.shutdown().await;
     })
     .await;

@@ -6,6 +6,7 @@ use std::time::Duration as StdDuration;
 
 use naslink_core::cfms::{
     self, Buffers, DownloadError, Event, LoginError, MessageKind, RequestError, Seq, Session,
+    UploadError,
 };
 use naslink_core::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -821,13 +822,25 @@ impl Driver<'_> {
             Event::UploadFailed { error, .. } => {
                 if let Some(up) = self.upload.take() {
                     let _ = up.reply.send(Err(match error {
-                        cfms::UploadError::Disconnected => CfmsError::ConnectionLost,
-                        cfms::UploadError::Timeout => CfmsError::TimedOut,
-                        cfms::UploadError::Server(status) => {
-                            refusal(status.code(), self.take_body(body))
-                        }
+                        UploadError::Disconnected => CfmsError::ConnectionLost,
+                        UploadError::Timeout => CfmsError::TimedOut,
+                        UploadError::Server(status) => refusal(status.code(), self.take_body(body)),
                         other => CfmsError::Upload(other),
                     }));
+                }
+                // Refused here (a `ready N` out of range, an answer out of
+                // order): the server may still wait for frames, and would
+                // take the next request for one. Start afresh.
+                let server_done = matches!(
+                    error,
+                    UploadError::Server(_)
+                        | UploadError::Timeout
+                        | UploadError::Disconnected
+                        | UploadError::SourceChanged { .. }
+                );
+                if !server_done {
+                    let why = CfmsError::Upload(error).to_string();
+                    return Some(Ended::Lost(why));
                 }
             }
             Event::DownloadStarted { file_size, .. } => {
