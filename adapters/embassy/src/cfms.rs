@@ -22,6 +22,7 @@
 //!
 //! File transfers are not driven here: `file_chunk` payloads are handed to
 //! no sink, so use the core session directly for downloads.
+#![deny(clippy::indexing_slicing)]
 
 use core::cell::RefCell;
 
@@ -121,7 +122,7 @@ where
     {
         let sent = write(self.session, now(), self.message).map_err(Error::Cfms)?;
         self.link
-            .send(ws::MessageKind::Text, &self.message[..sent.len])
+            .send(ws::MessageKind::Text, sent_bytes(self.message, sent.len)?)
             .await?;
         self.link.flush().await?;
         Ok(sent.seq)
@@ -225,7 +226,9 @@ where
                 MessageKind::Text => ws::MessageKind::Text,
                 MessageKind::Binary => ws::MessageKind::Binary,
             };
-            self.link.send(kind, &self.message[..out.len]).await?;
+            self.link
+                .send(kind, sent_bytes(self.message, out.len)?)
+                .await?;
         }
         Ok(())
     }
@@ -241,4 +244,11 @@ impl<T, R, const Q: usize> Drop for Connection<'_, '_, T, R, Q> {
     fn drop(&mut self) {
         self.session.handle_disconnect(now());
     }
+}
+
+/// The `len` bytes the session wrote at the start of `message`.
+fn sent_bytes<E>(message: &[u8], len: usize) -> Result<&[u8], Error<E>> {
+    message
+        .get(..len)
+        .ok_or(Error::Cfms(SessionError::BufferTooSmall { required: len }))
 }

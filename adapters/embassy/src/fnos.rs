@@ -27,6 +27,7 @@
 //! Events borrow the received message, so [`Connection::next_event`] hands
 //! each one to a closure instead of returning it; the closure's result is
 //! returned.
+#![deny(clippy::indexing_slicing)]
 
 use core::cell::RefCell;
 
@@ -138,7 +139,7 @@ where
             .send(now(), request, self.message)
             .map_err(Error::Fnos)?;
         self.link
-            .send(ws::MessageKind::Text, &self.message[..n])
+            .send(ws::MessageKind::Text, sent_bytes(self.message, n)?)
             .await?;
         self.link.flush().await?;
         Ok(reqid)
@@ -258,7 +259,7 @@ where
             match written {
                 Some(n) => {
                     self.link
-                        .send(ws::MessageKind::Text, &self.message[..n])
+                        .send(ws::MessageKind::Text, sent_bytes(self.message, n)?)
                         .await?
                 }
                 None => return Ok(()),
@@ -273,4 +274,11 @@ impl<T, R, const N: usize> Drop for Connection<'_, '_, T, R, N> {
             self.session.handle_disconnect(now());
         }
     }
+}
+
+/// The `len` bytes the session wrote at the start of `message`.
+fn sent_bytes<E>(message: &[u8], len: usize) -> Result<&[u8], Error<E>> {
+    message
+        .get(..len)
+        .ok_or(Error::Fnos(fnos::Error::BufferTooSmall { required: len }))
 }

@@ -1,6 +1,7 @@
 //! The WebSocket under every session: the transport, the core's client,
 //! and the read buffer, with the three moves every driver needs (write out
 //! what is queued, feed what was read, wait for bytes or a deadline).
+#![deny(clippy::indexing_slicing)]
 
 use core::cell::RefCell;
 
@@ -103,9 +104,10 @@ impl<'a, T: Read + Write, R: Entropy> Link<'a, T, R> {
         if self.start >= self.end {
             return false;
         }
-        let used = self
-            .ws
-            .handle_input(now(), &self.read[self.start..self.end]);
+        let used = self.ws.handle_input(
+            now(),
+            self.read.get(self.start..self.end).unwrap_or_default(),
+        );
         self.start += used;
         used > 0
     }

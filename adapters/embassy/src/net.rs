@@ -7,6 +7,7 @@
 //!
 //! An IPv4 literal skips DNS. The socket's buffers come from the caller, so
 //! one pair serves every reconnect.
+#![deny(clippy::indexing_slicing)]
 
 use embassy_net::dns::{self, DnsQueryType};
 use embassy_net::tcp::{self, TcpSocket};

@@ -56,6 +56,7 @@
 //!     tls::open(&mut tls, &config, Trust::Pinned(PIN), rng).await.is_ok()
 //! }
 //! ```
+#![deny(clippy::indexing_slicing)]
 
 use core::marker::PhantomData;
 
@@ -111,6 +112,9 @@ impl CertificatePin {
     /// or as hex without colons; case is ignored (the rules of the host
     /// CLI's `--pin-sha256`). A `const fn`, so a build-time setting can be
     /// checked at compile time.
+    // Indexes, as a `const fn` cannot call `get`: `i < text.len()` is the
+    // loop's guard and `digits < 64` is checked before `pin[digits / 2]`.
+    #[allow(clippy::indexing_slicing)]
     pub const fn from_hex(text: &str) -> Result<Self, InvalidPin> {
         let text = text.as_bytes();
         let mut pin = [0u8; 32];
@@ -340,7 +344,10 @@ impl<CipherSuite: TlsCipherSuite> TlsVerifier<CipherSuite> for PinnedCertificate
                 key,
                 transcript,
                 transcript_len,
-            } => Self::check_signature(key, &transcript[..*transcript_len], &verify),
+            } => match transcript.get(..*transcript_len) {
+                Some(transcript) => Self::check_signature(key, transcript, &verify),
+                None => Err(Refusal::UnreadableCertificate),
+            },
             _ => Err(Refusal::OutOfOrder),
         };
         match checked {
@@ -487,6 +494,8 @@ fn subject_public_key_info(certificate: &[u8]) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+// Tests index fixtures they built themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     //! The verifier driven directly, as embedded-tls drives it: the
     //! transcript (with the Certificate message in it) to
