@@ -2,7 +2,9 @@
 //! small `Copy` enums without text (it runs on devices); the messages live
 //! here, once, instead of `Debug` strings scattered through the driver.
 
-use naslink_core::cfms::{self, Desync, DownloadError, RequestError, UploadError};
+use naslink_core::cfms::{
+    self, Desync, DownloadError, RequestError, UploadError, UploadWriteError,
+};
 use naslink_core::ws::SendError;
 
 /// A session error (a request that could not be written, a message the
@@ -31,7 +33,10 @@ pub(super) fn session_error(e: &cfms::Error) -> String {
         E::EventsNotDrained => "events were not drained (a driver bug)".into(),
         E::Malformed(m) => format!("the server sent a message that is not CFMS 3-5: {m}"),
         E::Unsolicited => "the server sent a message nobody asked for".into(),
-        E::Upload(w) => format!("the file does not fit its announced size ({w:?})"),
+        E::Upload(UploadWriteError::NotSending) => "no upload is sending now".into(),
+        E::Upload(UploadWriteError::BeyondAnnouncedSize) => {
+            "the file grew beyond the size announced to the server".into()
+        }
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
     }
