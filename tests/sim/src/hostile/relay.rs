@@ -26,6 +26,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CLIENT_QUEUE: usize = 64;
 /// Pause between two bytes of [`Mode::SlowHandshake`].
 const TRICKLE: Duration = Duration::from_millis(200);
+/// How long the last frames of a closing relay may take.
+const GRACE: Duration = Duration::from_secs(2);
 /// Pieces of plain relays and of throttled writes.
 const PIECE: usize = 16 * 1024;
 
@@ -236,21 +238,26 @@ async fn relay_frames(
     let throttle = context.throttle;
     let mut tasks = JoinSet::new();
     tasks.spawn(write_client(rx, cw, throttle));
-    tasks.spawn(upstream_to_client(
+    let flood = (mode == Mode::PingFlood).then(|| tasks.spawn(ping_flood(tx.clone())));
+    let mut downstream = Box::pin(upstream_to_client(
         Cursor::new(early).chain(ur),
         tx.clone(),
         mode,
     ));
-    if mode == Mode::PingFlood {
-        tasks.spawn(ping_flood(tx.clone()));
+    tokio::select! {
+        _ = client_to_upstream(cr, uw, tx, context) => {
+            // The client is done sending; let the emulator's last frames through.
+            let _ = timeout(GRACE, &mut downstream).await;
+        }
+        // The emulator closed: so does the client's side, as a cut would.
+        _ = &mut downstream => {}
     }
-    let from_client = client_to_upstream(cr, uw, tx, context);
-    let _ = from_client.await;
-    // The client is done sending; let the rest drain briefly.
-    let _ = timeout(Duration::from_secs(2), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    drop(downstream);
+    if let Some(flood) = flood {
+        flood.abort();
+    }
+    // No sender is left: the writer sends what is queued and closes.
+    let _ = timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     Ok(())
 }
 
