@@ -246,6 +246,10 @@ impl FnosClient {
     /// temporary file beside `target`, renamed to `target` only when the
     /// whole framed body arrived; on any failure, and when this future is
     /// dropped, the temporary file is removed and `target` is untouched.
+    ///
+    /// The size is checked against the one `file.ls` of the parent folder
+    /// lists for `remote` (one request before the download): a server that
+    /// announces or sends a different size fails the download.
     pub async fn download(
         &self,
         remote: &str,
