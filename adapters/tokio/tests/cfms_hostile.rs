@@ -411,11 +411,11 @@ async fn an_idle_client_notices_a_dead_link_by_its_keepalive() {
         let sim = emulator(3).await;
         let relay = Relay::start(sim.addr(), Mode::Forward).await;
         let mut options = options(&relay.url());
-        options.keepalive = Some(Duration::from_millis(300));
+        options.keepalive = Some(Duration::from_millis(700));
         let nas = CfmsClient::connect(options).await.unwrap();
         let mut events = Box::pin(nas.events());
         // Alive and idle: the pings are answered, nothing is reported.
-        let quiet = tokio::time::timeout(Duration::from_millis(1000), events.next()).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(2500), events.next()).await;
         assert!(quiet.is_err(), "{quiet:?}");
         relay.frozen.store(true, Ordering::SeqCst);
         let reason = match events.next().await.unwrap() {
