@@ -337,12 +337,7 @@ impl Driver<'_> {
             && let Some(until) = self.clock.step_until
             && until <= at
         {
-            let step = match self.phase {
-                Phase::ServerInfo => SetupStep::ServerInfo,
-                _ => SetupStep::Login,
-            };
-            let waited = self.clock.step_limit;
-            return Some(Ended::Setup(CfmsError::NoAnswer { step, waited }));
+            return Some(self.step_expired());
         }
         let (Some(ping_at), Some(every)) = (self.clock.ping_at, self.keepalive) else {
             return None;
@@ -365,10 +360,29 @@ impl Driver<'_> {
     }
 
     /// How long one flush may wait for the server to take bytes: two
-    /// keep-alive intervals, and never less than a request's deadline.
+    /// keep-alive intervals, and never less than a request's deadline
+    /// (before the login: what is left of the step's deadline).
     fn write_limit(&self) -> StdDuration {
         let keepalive = self.keepalive.map_or(StdDuration::ZERO, |k| k * 2);
-        keepalive.max(self.request_timeout)
+        let limit = keepalive.max(self.request_timeout);
+        // Before the login, the step's deadline rules (the first connect
+        // must end in time).
+        match self.clock.step_until {
+            Some(until) if self.clock.code_since.is_none() => {
+                limit.min(until.saturating_duration_since(tokio::time::Instant::now()))
+            }
+            _ => limit,
+        }
+    }
+
+    /// The current setup step ran out of time.
+    fn step_expired(&self) -> Ended {
+        let step = match self.phase {
+            Phase::ServerInfo => SetupStep::ServerInfo,
+            _ => SetupStep::Login,
+        };
+        let waited = self.clock.step_limit;
+        Ended::Setup(CfmsError::NoAnswer { step, waited })
     }
 
     /// Bytes arrived: the link lives (any byte answers the keep-alive).
@@ -436,6 +450,9 @@ impl Driver<'_> {
             // A server that stops reading would block the write forever.
             let limit = self.write_limit();
             if tokio::time::timeout(limit, link.flush()).await.is_err() {
+                if self.clock.step_until.is_some() && self.clock.code_since.is_none() {
+                    return self.step_expired();
+                }
                 let secs = limit.as_secs();
                 return Ended::Lost(format!("the server took nothing for {secs} s"));
             }
