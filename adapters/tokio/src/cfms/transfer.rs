@@ -521,7 +521,10 @@ impl Driver<'_> {
         };
         let up = self.upload.as_mut()?;
         if frame_size > allowed {
-            let error = CfmsError::Upload(cfms::UploadError::BadThreshold(frame_size));
+            let error = CfmsError::Upload(cfms::UploadError::ThresholdAboveAnnounced {
+                announced: allowed,
+                got: frame_size,
+            });
             return self.upload_broken(error);
         }
         up.frame_size = frame_size;

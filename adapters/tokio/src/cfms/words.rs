@@ -117,8 +117,11 @@ pub(super) fn upload_error(e: &UploadError) -> String {
         }
         UploadError::Unexpected => "the server answered out of the upload's order".into(),
         UploadError::BadThreshold(n) => {
-            format!("the server asked for frames of {n} bytes, outside what this client allows")
+            format!("the server asked for frames of {n} bytes, below the protocol's 512")
         }
+        UploadError::ThresholdAboveAnnounced { announced, got } => format!(
+            "the server asked for frames of {got} bytes, above the {announced} this client announced"
+        ),
         UploadError::Timeout => "no answer in time".into(),
         UploadError::Disconnected => "the connection closed".into(),
         #[allow(unreachable_patterns)]
