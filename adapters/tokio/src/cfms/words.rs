@@ -3,7 +3,7 @@
 //! here, once, instead of `Debug` strings scattered through the driver.
 
 use naslink_core::cfms::{
-    self, Desync, DownloadError, RequestError, UploadError, UploadWriteError,
+    self, Desync, DownloadError, RequestError, TransferField, UploadError, UploadWriteError,
 };
 use naslink_core::ws::SendError;
 
@@ -95,9 +95,10 @@ pub(super) fn download_error(e: &DownloadError) -> String {
             format!("chunk {index} lacks a valid hash (or chunk 0 a valid iv)")
         }
         DownloadError::BadKey => "the AES key is missing, not 32 bytes, or early".into(),
-        DownloadError::FieldTooLong { field, chunk } => {
-            format!("field {field:?} of the message after chunk {chunk} is too long to be valid")
-        }
+        DownloadError::FieldTooLong { field, chunk } => format!(
+            "{} in the message for chunk {chunk} is too long to be valid",
+            transfer_field(field)
+        ),
         DownloadError::Malformed => "a transfer message is not JSON or not base64".into(),
         DownloadError::MessageTooLarge => "a transfer message is too large".into(),
         DownloadError::Unexpected => "a message that has no place in a download".into(),
@@ -105,6 +106,21 @@ pub(super) fn download_error(e: &DownloadError) -> String {
         DownloadError::Disconnected => "the connection closed".into(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
+    }
+}
+
+/// A transfer message's member, as the protocol names it.
+fn transfer_field(field: &TransferField) -> &'static str {
+    match field {
+        TransferField::Action => "action",
+        TransferField::Code => "code",
+        TransferField::Index => "data.index",
+        TransferField::Hash => "data.hash",
+        TransferField::Iv => "data.iv",
+        TransferField::Key => "data.key",
+        TransferField::Other => "a number or literal",
+        #[allow(unreachable_patterns)]
+        _ => "a member",
     }
 }
 
@@ -126,5 +142,34 @@ pub(super) fn upload_error(e: &UploadError) -> String {
         UploadError::Disconnected => "the connection closed".into(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_field_names_the_member_and_the_chunk() {
+        let e = DownloadError::FieldTooLong {
+            field: TransferField::Key,
+            chunk: 4,
+        };
+        assert_eq!(
+            download_error(&e),
+            "data.key in the message for chunk 4 is too long to be valid"
+        );
+    }
+
+    #[test]
+    fn a_frame_size_above_the_announced_one_names_both() {
+        let e = UploadError::ThresholdAboveAnnounced {
+            announced: 8192,
+            got: u32::MAX,
+        };
+        assert_eq!(
+            upload_error(&e),
+            "the server asked for frames of 4294967295 bytes, above the 8192 this client announced"
+        );
     }
 }
