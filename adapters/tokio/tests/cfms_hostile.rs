@@ -27,8 +27,8 @@ enum Mode {
     SilentAfterUpgrade,
     /// Close the connection.
     CloseAfterUpgrade,
-    /// Turn the server's `ready …` into this.
-    RewriteReady(&'static str),
+    /// Pass the server's text frames through this edit (`None`: as is).
+    RewriteText(fn(&[u8]) -> Option<Vec<u8>>),
     /// Pass the server's first message (the `server_info` answer), then
     /// nothing more from the server.
     SilentAfterFirstMessage,
@@ -124,13 +124,13 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Shared, d
     match shared.mode {
         Mode::SilentAfterUpgrade => while matches!(from.read(&mut buf).await, Ok(n) if n > 0) {},
         Mode::CloseAfterUpgrade => {}
-        Mode::RewriteReady(ready) if dir == Direction::Down => {
-            rewrite_ready(from, to, rest, ready).await;
+        Mode::RewriteText(edit) if dir == Direction::Down => {
+            rewrite_text(from, to, rest, edit).await;
         }
         Mode::SilentAfterFirstMessage if dir == Direction::Down => {
             first_message_only(from, to, rest).await;
         }
-        Mode::Forward | Mode::RewriteReady(_) | Mode::SilentAfterFirstMessage => {
+        Mode::Forward | Mode::RewriteText(_) | Mode::SilentAfterFirstMessage => {
             forward(from, to, rest, &shared, dir).await;
         }
     }
@@ -169,25 +169,23 @@ async fn forward(
     }
 }
 
-/// Server to client, frame by frame: a text `ready…` becomes `ready`.
-async fn rewrite_ready(
+/// Server to client, frame by frame: text frames edited by `edit`.
+async fn rewrite_text(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     first: Vec<u8>,
-    ready: &str,
+    edit: fn(&[u8]) -> Option<Vec<u8>>,
 ) {
     let mut pending = first;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         while let Some((opcode, start, end)) = server_frame(&pending) {
-            let payload = &pending[start..end];
-            if opcode == 1 && payload.starts_with(b"ready") {
-                let mut frame = vec![0x81, ready.len() as u8];
-                frame.extend_from_slice(ready.as_bytes());
-                if to.write_all(&frame).await.is_err() {
-                    return;
-                }
-            } else if to.write_all(&pending[..end]).await.is_err() {
+            let edited = (opcode == 1).then(|| edit(&pending[start..end])).flatten();
+            let frame = match edited {
+                Some(payload) => text_frame(&payload),
+                None => pending[..end].to_vec(),
+            };
+            if to.write_all(&frame).await.is_err() {
                 return;
             }
             pending.drain(..end);
@@ -197,6 +195,47 @@ async fn rewrite_ready(
             Ok(n) => pending.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// An unmasked, final text frame.
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n @ 0..=125 => frame.push(n as u8),
+        n @ 126..=0xffff => {
+            frame.push(126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn huge_ready(payload: &[u8]) -> Option<Vec<u8>> {
+    payload
+        .starts_with(b"ready")
+        .then(|| b"ready 4294967295".to_vec())
+}
+
+fn tiny_ready(payload: &[u8]) -> Option<Vec<u8>> {
+    payload.starts_with(b"ready").then(|| b"ready 100".to_vec())
+}
+
+/// Chunk 1's `"index":1` becomes a number of 100 digits.
+fn hundred_digit_index(payload: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(payload).ok()?;
+    if !text.contains("file_chunk") {
+        return None;
+    }
+    let at = text.find("\"index\":1")? + "\"index\":1".len();
+    if text[at..].starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{}{}{}", &text[..at], "0".repeat(99), &text[at..]).into_bytes())
 }
 
 /// Server to client: one frame, then silence (the connection stays open).
@@ -454,7 +493,7 @@ async fn an_upload_frame_larger_than_the_transmit_buffer_is_streamed() {
 async fn a_ready_above_the_announced_frame_size_fails_the_upload_and_removes_its_document() {
     bounded(async {
         let sim = emulator(5).await;
-        let relay = Relay::start(sim.addr(), Mode::RewriteReady("ready 4294967295")).await;
+        let relay = Relay::start(sim.addr(), Mode::RewriteText(huge_ready)).await;
         let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("huge.bin");
@@ -475,7 +514,7 @@ async fn a_ready_above_the_announced_frame_size_fails_the_upload_and_removes_its
 async fn a_ready_below_the_protocol_minimum_fails_the_upload_and_removes_its_document() {
     bounded(async {
         let sim = emulator(5).await;
-        let relay = Relay::start(sim.addr(), Mode::RewriteReady("ready 100")).await;
+        let relay = Relay::start(sim.addr(), Mode::RewriteText(tiny_ready)).await;
         let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("tiny.bin");
@@ -490,6 +529,33 @@ async fn a_ready_below_the_protocol_minimum_fails_the_upload_and_removes_its_doc
         // frames on this connection).
         let root = nas
             .request("list_directory", &json!({"folder_id": null}))
+            .await
+            .unwrap();
+        assert_eq!(root["code"], 200);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hundred_digit_chunk_index_fails_the_download_by_name_and_the_session_goes_on() {
+    bounded(async {
+        let sim = emulator(3).await;
+        let id = sim.put_document(None, "big.bin", pattern(200 * 1024));
+        let relay = Relay::start(sim.addr(), Mode::RewriteText(hundred_digit_index)).await;
+        let nas = CfmsClient::connect(options(&relay.url())).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big.bin");
+        let failed = nas.download(&id, &target, |_, _| {}).await.unwrap_err();
+        assert!(matches!(failed, CfmsError::Download(_)), "{failed:?}");
+        assert!(failed.to_string().contains("data.index"), "{failed}");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+        let root = nas
+            .request_idempotent("list_directory", &json!({"folder_id": null}))
             .await
             .unwrap();
         assert_eq!(root["code"], 200);
