@@ -147,3 +147,34 @@ async fn a_download_without_length_ends_short_of_the_file() {
     assert!(answer.len() - end < naslink_sim::hostile::SAMPLE_SIZE);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn under_the_ping_flood_the_relay_still_answers() {
+    answers_among_pings(Mode::PingFlood).await;
+}
+
+#[tokio::test]
+async fn after_the_ping_burst_the_relay_still_answers() {
+    answers_among_pings(Mode::PingBurst).await;
+}
+
+async fn answers_among_pings(mode: Mode) {
+    let server = start(mode, Upstream::Cfms).await;
+    let (mut ws, _) = connect_async(server.url()).await.unwrap();
+    let request = json!({"action": "server_info", "data": {}}).to_string();
+    ws.send(Message::Text(request.into())).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => {}
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["code"], 200);
+    server.shutdown().await;
+}

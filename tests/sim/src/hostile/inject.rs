@@ -15,6 +15,8 @@ pub(crate) const CONTINUATION_PIECE: usize = 64 * 1024;
 pub(crate) const CONTINUATION_FRAMES: usize = 160;
 /// PINGs of the flood at most.
 pub(crate) const FLOOD_PINGS: u32 = 200_000;
+/// PINGs of the burst ([`Mode::PingBurst`]).
+pub(crate) const BURST_PINGS: u32 = 100;
 /// Partial answer frames of the endless fnOS answer at most (16 GiB, so
 /// [`super::HOLD`] is what ends it).
 pub(crate) const ENDLESS_FRAMES: u32 = 262_144;

@@ -104,6 +104,9 @@ pub enum Mode {
     /// A faithful relay while PINGs of 125 bytes flood the client (at most
     /// 200 000, or [`HOLD`]); the client's PONGs are swallowed.
     PingFlood,
+    /// 100 PINGs right after the 101 (they may share its TCP segment),
+    /// then a faithful relay: a client must answer them and go on.
+    PingBurst,
     /// After the upgrade, nothing: not one frame is relayed.
     Silence,
     /// Every connection is closed (TCP FIN) right after its 101 response.

@@ -238,7 +238,11 @@ async fn relay_frames(
     let throttle = context.throttle;
     let mut tasks = JoinSet::new();
     tasks.spawn(write_client(rx, cw, throttle));
-    let flood = (mode == Mode::PingFlood).then(|| tasks.spawn(ping_flood(tx.clone())));
+    let flood = match mode {
+        Mode::PingFlood => Some(tasks.spawn(ping_flood(tx.clone(), inject::FLOOD_PINGS))),
+        Mode::PingBurst => Some(tasks.spawn(ping_flood(tx.clone(), inject::BURST_PINGS))),
+        _ => None,
+    };
     let mut downstream = Box::pin(upstream_to_client(
         Cursor::new(early).chain(ur),
         tx.clone(),
@@ -310,7 +314,8 @@ async fn client_to_upstream(
 ) -> std::io::Result<()> {
     while let Some(frame) = read_frame(&mut cr).await? {
         count(context, frame.raw.len());
-        if context.mode == Mode::PingFlood && frame.opcode == OP_PONG {
+        let flooding = matches!(context.mode, Mode::PingFlood | Mode::PingBurst);
+        if flooding && frame.opcode == OP_PONG {
             continue;
         }
         if context.mode == Mode::EndlessAnswer && frame.opcode == OP_TEXT {
@@ -341,10 +346,11 @@ async fn endless_answer(
     Ok(())
 }
 
-async fn ping_flood(tx: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
+/// `count` PINGs, or as many as [`HOLD`] allows.
+async fn ping_flood(tx: mpsc::Sender<Vec<u8>>, count: u32) -> std::io::Result<()> {
     let ping = inject::ping();
     let until = Instant::now() + HOLD;
-    for _ in 0..inject::FLOOD_PINGS {
+    for _ in 0..count {
         if Instant::now() > until || tx.send(ping.clone()).await.is_err() {
             break;
         }
