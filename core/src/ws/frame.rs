@@ -596,6 +596,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unchecked_view_of_a_short_buffer_reads_zeros_instead_of_panicking() {
+        // A 127-length header with a mask announced but only three bytes there.
+        let frame = Frame::new_unchecked(&[0x82u8, 0xFF, 0x01][..]);
+        assert!(frame.fin() && frame.masked());
+        assert_eq!(frame.header_len(), 14);
+        assert_eq!(frame.payload_len(), 0x0100_0000_0000_0000);
+        assert_eq!(frame.mask(), Some([0; 4]));
+        assert!(frame.payload().is_empty());
+        let empty = Frame::new_unchecked(&[][..]);
+        assert_eq!((empty.opcode_raw(), empty.header_len()), (0, 2));
+    }
+
+    #[test]
     fn minimal_length_encoding_at_each_boundary() {
         let cases: [(u64, usize, u8); 5] = [
             (0, 2, 0),
