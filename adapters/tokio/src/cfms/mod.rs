@@ -239,12 +239,13 @@ impl std::fmt::Display for CfmsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CfmsError::Connect(e) => e.fmt(f),
-            CfmsError::ProtocolUnsupported(v) => {
-                write!(
-                    f,
-                    "the server speaks CFMS protocol {v:?}, this client 3 to 5"
-                )
+            CfmsError::ProtocolUnsupported(Some(v)) => {
+                write!(f, "the server speaks CFMS protocol {v}, this client 3 to 5")
             }
+            CfmsError::ProtocolUnsupported(None) => f.write_str(
+                "the server frames its messages as CFMS protocol 13 or later; \
+                 this client speaks 3 to 5",
+            ),
             CfmsError::LoginRefused(e) => write!(f, "login refused: {e}"),
             CfmsError::TwoFactorRequired => {
                 f.write_str("the account needs a two-factor code and none was given")
