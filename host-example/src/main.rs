@@ -16,7 +16,9 @@
 //! comes from the server is printed with control characters escaped
 //! ([`output::term`]).
 //!
-//! `naslink-bench` (src/bin) measures the clients against the emulators.
+//! `naslink-bench` (src/bin) measures the clients against the emulators;
+//! `naslink-peak` (src/bin) runs a command and reports its exit status and
+//! peak memory, for the end-to-end tests against the hostile server.
 //!
 //! Two-factor logins take the code from `--2fa-code` / `NASLINK_2FA_CODE`,
 //! or ask for it on the terminal.
