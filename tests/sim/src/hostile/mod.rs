@@ -56,8 +56,9 @@ pub const HOLD: Duration = Duration::from_secs(30);
 pub const FNOS_SAMPLE_PATH: &str = "vol1/1000/hostile.bin";
 /// The CFMS document title (in the root folder) of the sample file.
 pub const CFMS_SAMPLE_TITLE: &str = "hostile.bin";
-/// Size of the sample file: 1 MiB (several CFMS chunks need a smaller
-/// chunk size; one is enough to carry every hostile download message).
+/// Size of the sample file: 1 MiB, which the CFMS emulator behind the
+/// proxy sends in four chunks of 256 KiB (so a rewritten first chunk is
+/// not also the last).
 pub const SAMPLE_SIZE: usize = 1 << 20;
 
 /// Byte `i` of the sample file.
@@ -129,7 +130,8 @@ pub enum Mode {
     ChunkIndexDigits,
     /// CFMS: the `aes_key` message carries a `key` that is a 200-digit number.
     AesKeyDigits,
-    /// CFMS: the first `file_chunk` has a 26-byte key with an escape in it.
+    /// CFMS: the first `file_chunk` starts with an unknown key of 27 bytes
+    /// as sent (22 decoded) with an escape in it.
     LongKeyEscape,
     /// CFMS: the first `file_chunk` has a 100-byte `hash` ending in an escape.
     LongHashEscape,
