@@ -549,7 +549,14 @@ impl Link {
     pub async fn flush(&mut self) {
         while let Some(bytes) = self.ws.poll_transmit() {
             match tokio::time::timeout(WRITE_STALL, self.stream.write(bytes)).await {
-                Ok(Ok(n)) if n > 0 => self.ws.advance_transmit(n),
+                Ok(Ok(n)) if n > 0 => {
+                    self.ws.advance_transmit(n);
+                    // The core stops taking input while a pong is unwritten
+                    // (it never drops an answer): input it left buffered is
+                    // fed again by the next `read`, which must not wait for
+                    // the server's next byte (a burst of pings would stall).
+                    self.leftover |= !self.input.is_empty();
+                }
                 Ok(Ok(_)) => return self.write_failed("the connection accepts no more bytes"),
                 Ok(Err(e)) => return self.write_failed(&e.to_string()),
                 Err(_) => return self.write_failed("the server stopped reading"),
