@@ -495,3 +495,18 @@ proptest::proptest! {
         proptest::prop_assert!(h.events.contains(&want), "{:?}", h.events);
     }
 }
+
+#[test]
+fn debug_of_a_download_key_hides_the_key_and_iv() {
+    let key = naslink_core::cfms::DownloadKey {
+        key: [0xAB; 32],
+        iv: [0xCD; 16],
+        sha256: None,
+        file_size: 10,
+        chunk_size: 2,
+        total_chunks: 5,
+    };
+    let shown = format!("{key:?}");
+    assert!(!shown.contains("171") && !shown.contains("205"), "{shown}");
+    assert!(shown.contains("file_size: 10"), "{shown}");
+}

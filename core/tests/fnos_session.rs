@@ -681,3 +681,16 @@ fn cancelled_request_frees_its_slot_and_a_late_answer_is_unmatched() {
         Some(Event::UnmatchedReply(_))
     ));
 }
+
+#[test]
+fn debug_of_config_and_credentials_hides_secrets() {
+    let config = naslink_core::fnos::Config::new("admin", "hunter2-password");
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("admin"), "{shown}");
+    let mut creds = naslink_core::fnos::Credentials::default();
+    creds.token.push_str("tok-SECRET-123").unwrap();
+    creds.long_token.push_str("long-SECRET-456").unwrap();
+    let shown = format!("{creds:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}

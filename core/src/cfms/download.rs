@@ -24,7 +24,8 @@ use super::write::unhex32;
 use crate::time::Instant;
 
 /// What the decryption pass needs, from the header and the `aes_key` message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Debug` hides the key and the IV.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct DownloadKey {
     /// AES-256 key.
     pub key: [u8; 32],
@@ -38,6 +39,19 @@ pub struct DownloadKey {
     pub chunk_size: u32,
     /// Number of chunks.
     pub total_chunks: u32,
+}
+
+impl core::fmt::Debug for DownloadKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DownloadKey")
+            .field("key", &"<redacted>")
+            .field("iv", &"<redacted>")
+            .field("sha256", &self.sha256)
+            .field("file_size", &self.file_size)
+            .field("chunk_size", &self.chunk_size)
+            .field("total_chunks", &self.total_chunks)
+            .finish()
+    }
 }
 
 /// Why a download failed.

@@ -75,7 +75,7 @@ pub enum LoginFailure {
 
 /// What survives a connection: the tokens and the signing secret (all
 /// wiped from memory on drop).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials {
     /// `token` for `user.authToken`.
     pub token: heapless::String<TOKEN_CAPACITY>,
@@ -83,6 +83,30 @@ pub struct Credentials {
     pub long_token: heapless::String<LONG_TOKEN_CAPACITY>,
     /// The signing secret S.
     pub secret: Option<Secret>,
+}
+
+/// Says which credentials are held, never their text.
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &Redacted(self.token.len()))
+            .field("long_token", &Redacted(self.long_token.len()))
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// A secret's length in place of its text, for `Debug`.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl core::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == 0 {
+            f.write_str("<none>")
+        } else {
+            write!(f, "<redacted, {} bytes>", self.0)
+        }
+    }
 }
 
 impl Drop for Credentials {

@@ -74,8 +74,8 @@ use super::heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig};
 use super::json::Object;
 use super::login::{
     ACCESS_TOKEN_CAPACITY, Credentials, Device, Granted, LOGIN_PLAINTEXT_CAPACITY, LoginFailure,
-    LoginMethod, SI_CAPACITY, TWO_FACTOR_CODE_CAPACITY, read_granted, read_server_key, wipe,
-    write_password_login, write_two_factor_verify,
+    LoginMethod, Redacted, SI_CAPACITY, TWO_FACTOR_CODE_CAPACITY, read_granted, read_server_key,
+    wipe, write_password_login, write_two_factor_verify,
 };
 use super::pending::{Busy, PendingTable};
 use super::reqid::{BackId, Reqid, ReqidGenerator};
@@ -95,8 +95,9 @@ pub const DEFAULT_PENDING: usize = 16;
 /// login plaintext under a 4096-bit key), about 2 KB.
 pub const TRANSMIT_CAPACITY: usize = envelope_len(LOGIN_PLAINTEXT_CAPACITY - 16, MAX_MODULUS_BYTES);
 
-/// What the session needs to know about the user and device.
-#[derive(Debug, Clone, Copy)]
+/// What the session needs to know about the user and device. `Debug`
+/// shows the password's length only.
+#[derive(Clone, Copy)]
 pub struct Config<'c> {
     /// User name.
     pub user: &'c str,
@@ -110,6 +111,19 @@ pub struct Config<'c> {
     pub login_timeout: Duration,
     /// Heartbeat settings.
     pub heartbeat: HeartbeatConfig,
+}
+
+impl core::fmt::Debug for Config<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Config")
+            .field("user", &self.user)
+            .field("password", &Redacted(self.password.map_or(0, str::len)))
+            .field("device", &self.device)
+            .field("request_timeout", &self.request_timeout)
+            .field("login_timeout", &self.login_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 impl<'c> Config<'c> {
