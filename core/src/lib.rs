@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cfms;
+mod decimal;
 pub mod fnos;
 pub mod random;
 pub mod time;

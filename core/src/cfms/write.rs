@@ -6,6 +6,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::json::InsufficientSize;
+use crate::decimal::decimal;
 
 /// Serialises JSON into a fixed buffer, object members comma-separated
 /// automatically.
@@ -137,20 +138,6 @@ pub(crate) fn hex_digit(v: u8) -> u8 {
         n @ 0..=9 => b'0' + n,
         n => b'a' + n - 10,
     }
-}
-
-/// `v` in decimal, written at the end of `digits` (20 hold any u64).
-pub(crate) fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut start = digits.len();
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-        start -= 1;
-        if v == 0 {
-            break;
-        }
-    }
-    digits.get(start..).unwrap_or_default()
 }
 
 /// Parse 64 hex digits (either case) into a digest.

@@ -9,6 +9,8 @@
 //! size it would have needed ([`WriteError::BufferTooSmall`]).
 #![deny(clippy::indexing_slicing)]
 
+use crate::decimal::decimal;
+
 /// The buffer was too small for the whole message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteError {
@@ -188,20 +190,6 @@ fn hex_digit(v: u8) -> u8 {
         n @ 0..=9 => b'0' + n,
         n => b'a' + n - 10,
     }
-}
-
-/// `v` in decimal, written at the end of `digits` (20 hold any u64).
-fn decimal(mut v: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut start = digits.len();
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-        start -= 1;
-        if v == 0 {
-            break;
-        }
-    }
-    digits.get(start..).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 use super::frame::{InsufficientSize, Status};
+use crate::decimal::{U64_DIGITS, decimal};
 
 /// RFC 6455 §1.3: the GUID appended to the key before hashing.
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -227,18 +228,8 @@ impl Writer<'_> {
     }
 
     fn put_port(&mut self, port: u16) {
-        // Five digits hold any u16; leading zeros are skipped.
-        let mut digits = [0u8; 5];
-        let mut n = port;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        let first = digits
-            .iter()
-            .position(|&d| d != b'0')
-            .unwrap_or(digits.len() - 1);
-        self.put(digits.get(first..).unwrap_or_default());
+        let mut digits = [0u8; U64_DIGITS];
+        self.put(decimal(u64::from(port), &mut digits));
     }
 }
 
