@@ -13,23 +13,28 @@
 //! single-threaded runtime on the main thread, so that thread's CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`) is the client's CPU cost per request.
 //!
-//! In the same run, against the same emulator, it starts the PyPI `fnos`
-//! client (pyfnos, an independent Python client) through
-//! `scripts/fnos_python_bench.py`, which times the same signed request with
-//! 1 and with 64 in flight and reports its process CPU time, and prints
-//! both rates, both CPU costs and their ratios.
-//! `scripts/bench-host.sh` creates the Python environment (`.venv-fnos`,
-//! pinned `fnos`) and runs this binary; `--python` names another
-//! interpreter. Without the interpreter the Python rows are reported as
-//! skipped, with the command that creates it.
+//! In the same run, against the same emulator, it measures two other
+//! clients doing the same signed request with 1 and with 64 in flight:
 //!
-//! Measured here (release build, 2 shared cores, 2026-12-01, three runs of
-//! 2 s per figure): naslink 21 000 to 26 000 round trips/s with 1 in
-//! flight and about 100 000 with 64, at 19 to 25 and 9 to 10 us of client
-//! CPU per request; pyfnos 0.13.0 2 800 to 6 600 and 7 100 to 15 800 per
-//! second at 147 to 353 and 63 to 141 us. Ratios 3x to 14x: short of the
-//! 20x target. CFMS 64 MiB download at 28 MB/s (15 to 20 before the
-//! batched CFB8 decryption), bound by the emulator's encryption.
+//! - `handwritten` ([`handwritten`]): the baseline of issue 10, an fnOS
+//!   client a Rust programmer would write by hand with tokio-tungstenite,
+//!   `serde_json`, RustCrypto and `base64` (its own password login, no
+//!   naslink-core), on the same single-threaded runtime and measured the
+//!   same way;
+//! - the PyPI `fnos` client (pyfnos, an independent Python client) through
+//!   `scripts/fnos_python_bench.py`, which reports its process CPU time.
+//!   `scripts/bench-host.sh` creates the Python environment (`.venv-fnos`,
+//!   pinned `fnos`) and runs this binary; `--python` names another
+//!   interpreter. Without the interpreter the Python rows are reported as
+//!   skipped, with the command that creates it.
+//!
+//! It prints every client's rate and CPU per request, then naslink's
+//! ratios to each (rate and CPU per request, naslink / other). Figures
+//! measured on this machine are in the README's "Speed" section (the
+//! CFMS download of 64 MiB ran at 28 MB/s there, bound by the emulator's
+//! encryption).
+
+mod handwritten;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -108,6 +113,9 @@ fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<Rate>), Stri
     Ok((client, rates))
 }
 
+/// A request's failure, from either Rust client.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// CPU time this thread has used.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -123,7 +131,7 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// One fnOS measurement of naslink.
+/// One fnOS measurement of a client.
 struct Rate {
     in_flight: u64,
     per_second: f64,
@@ -131,7 +139,96 @@ struct Rate {
     cpu_per_request: Duration,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Run `request` on the client runtime from `in_flight` tasks, each
+/// looping until `seconds` have passed, and measure the rate and this
+/// thread's CPU time per request.
+fn measure<C, F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    client: &C,
+    in_flight: u64,
+    seconds: f64,
+    request: F,
+) -> Result<Rate, BoxError>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send,
+{
+    let cpu_before = thread_cpu();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(seconds);
+    let done = runtime.block_on(async {
+        let tasks: Vec<_> = (0..in_flight)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        request(client.clone()).await?;
+                        done += 1;
+                    }
+                    Ok::<_, BoxError>(done)
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            done += task.await??;
+        }
+        Ok::<_, BoxError>(done)
+    })?;
+    Ok(Rate {
+        in_flight,
+        per_second: done as f64 / start.elapsed().as_secs_f64(),
+        cpu_per_request: (thread_cpu() - cpu_before) / done.max(1) as u32,
+    })
+}
+
+/// Print every client's rows, then naslink's ratios to each other client
+/// (rate: naslink / other, higher is better; CPU per request: naslink /
+/// other, lower is better), with issue 10's targets against the
+/// handwritten baseline.
+fn print_table(clients: &[(String, Vec<Rate>)]) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!();
+    println!("fnOS getHostName  client          in flight       req/s   client CPU/request");
+    for in_flight in [1, 64] {
+        for (name, rates) in clients {
+            if let Some(r) = rates.iter().find(|r| r.in_flight == in_flight) {
+                println!(
+                    "                  {name:<14}  {in_flight:>9}  {:>10.0}   {:>11.1} us",
+                    r.per_second,
+                    us(r.cpu_per_request)
+                );
+            }
+        }
+    }
+    println!();
+    let Some((_, ours)) = clients.first() else {
+        return;
+    };
+    for (name, theirs) in &clients[1..] {
+        for rate in ours {
+            let Some(other) = theirs.iter().find(|o| o.in_flight == rate.in_flight) else {
+                continue;
+            };
+            let target = match (name.as_str(), rate.in_flight) {
+                ("handwritten", 1) => "   (targets >= 1.0x, <= 0.6x)",
+                ("handwritten", _) => "   (targets >= 1.5x, <= 0.6x)",
+                _ => "",
+            };
+            println!(
+                "naslink / {name:<14} {:>2} in flight: rate {:>6.2}x   CPU/request {:>5.2}x{target}",
+                rate.in_flight,
+                rate.per_second / other.per_second,
+                us(rate.cpu_per_request) / us(other.cpu_per_request).max(f64::MIN_POSITIVE),
+            );
+        }
+    }
+    println!();
+}
+
+fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     // The emulators run on a runtime of their own, on other threads; the
     // client runs on a single-threaded runtime on this thread (as the
@@ -153,44 +250,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "admin",
         "admin",
     )))?;
-    let mut rates = Vec::new();
-    for in_flight in [1usize, 64] {
-        let cpu_before = thread_cpu();
-        let start = Instant::now();
-        let done = client.block_on(async {
-            let deadline = start + Duration::from_secs_f64(args.seconds);
-            let mut tasks = Vec::new();
-            for _ in 0..in_flight {
-                let nas = nas.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        nas.request("appcgi.sysinfo.getHostName", None).await?;
-                        done += 1;
-                    }
-                    Ok::<_, naslink_tokio::FnosError>(done)
-                }));
-            }
-            let mut done = 0;
-            for task in tasks {
-                done += task.await??;
-            }
-            Ok::<_, Box<dyn std::error::Error>>(done)
-        })?;
-        let per_second = done as f64 / start.elapsed().as_secs_f64();
-        let cpu_per_request = (thread_cpu() - cpu_before) / done.max(1) as u32;
-        println!(
-            "fnos   {done:>7} requests, {in_flight:>2} in flight: {per_second:>9.0} round trips/s, \
-             client CPU {:.1} us/request",
-            cpu_per_request.as_secs_f64() * 1e6
-        );
-        rates.push(Rate {
-            in_flight: in_flight as u64,
-            per_second,
-            cpu_per_request,
-        });
+    let mut naslink = Vec::new();
+    for in_flight in [1, 64] {
+        naslink.push(measure(
+            &client,
+            &nas,
+            in_flight,
+            args.seconds,
+            |nas| async move {
+                nas.request("appcgi.sysinfo.getHostName", None).await?;
+                Ok::<_, BoxError>(())
+            },
+        )?);
     }
     drop(nas);
+    let baseline = client.block_on(handwritten::Client::connect(&sim.url(), "admin", "admin"))?;
+    let mut baseline_rates = Vec::new();
+    for in_flight in [1, 64] {
+        baseline_rates.push(measure(
+            &client,
+            &baseline,
+            in_flight,
+            args.seconds,
+            |c| async move {
+                c.request("appcgi.sysinfo.getHostName").await?;
+                Ok::<_, BoxError>(())
+            },
+        )?);
+    }
+    drop(baseline);
     // The Python client talks to the same emulator from its own process.
     let endpoint = sim.url();
     let endpoint = endpoint
@@ -198,36 +286,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()
         .to_owned();
+    let mut clients = vec![
+        ("naslink".to_owned(), naslink),
+        ("handwritten".to_owned(), baseline_rates),
+    ];
     match python_rates(&args, &endpoint) {
-        Ok((name, python)) => {
-            println!();
-            println!(
-                "fnOS getHostName  in flight   naslink req/s   {name} req/s   rate ratio   \
-                 naslink CPU/req   {name} CPU/req   CPU ratio"
-            );
-            for rate in &rates {
-                let Some(py) = python.iter().find(|p| p.in_flight == rate.in_flight) else {
-                    continue;
-                };
-                let ours = rate.cpu_per_request.as_secs_f64() * 1e6;
-                let theirs = py.cpu_per_request.as_secs_f64() * 1e6;
-                println!(
-                    "                  {:>9}   {:>13.0}   {:>w$.0}   {:>9.1}x   {:>12.1} us   {:>w2$.1} us   {:>8.1}x",
-                    rate.in_flight,
-                    rate.per_second,
-                    py.per_second,
-                    rate.per_second / py.per_second,
-                    ours,
-                    theirs,
-                    theirs / ours.max(f64::MIN_POSITIVE),
-                    w = name.len() + 6,
-                    w2 = name.len() + 5,
-                );
-            }
-            println!();
-        }
+        Ok((name, python)) => clients.push((name, python)),
         Err(why) => println!("python client skipped: {why}"),
     }
+    print_table(&clients);
     servers.block_on(sim.shutdown());
 
     let sim = servers.block_on(cfms::Server::start(cfms::Config::default()))?;
@@ -244,7 +311,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let nas = CfmsClient::connect(options).await?;
         let start = Instant::now();
         let size = nas.download(&id, &target, |_, _| {}).await?;
-        Ok::<_, Box<dyn std::error::Error>>((size, start.elapsed().as_secs_f64()))
+        Ok::<_, BoxError>((size, start.elapsed().as_secs_f64()))
     })?;
     println!(
         "cfms   download of {} MiB: {:.1} MB/s (stream to disk, decrypt, verify)",
