@@ -107,6 +107,7 @@ fn python_rates(args: &Args, endpoint: &str) -> Result<(String, Vec<Rate>), Stri
                 cpu_per_request: Duration::from_secs_f64(
                     r["cpu_seconds"].as_f64()? / requests as f64,
                 ),
+                user_kernel: None,
             })
         })
         .collect();
@@ -131,12 +132,28 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// User and kernel CPU time this thread has used (`RUSAGE_THREAD`), to
+/// tell a client's own work from its system calls' and the loopback TCP
+/// stack's.
+fn thread_user_kernel() -> (Duration, Duration) {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable; the call only writes into it.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (time(usage.ru_utime), time(usage.ru_stime))
+}
+
 /// One fnOS measurement of a client.
 struct Rate {
     in_flight: u64,
     per_second: f64,
     /// Client CPU time per request.
     cpu_per_request: Duration,
+    /// That time split into user and kernel time (Rust clients only).
+    user_kernel: Option<(Duration, Duration)>,
 }
 
 /// Run `request` on the client runtime from `in_flight` tasks, each
@@ -154,6 +171,7 @@ where
     F: Fn(C) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send,
 {
+    let (user_before, kernel_before) = thread_user_kernel();
     let cpu_before = thread_cpu();
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
@@ -181,6 +199,14 @@ where
         in_flight,
         per_second: done as f64 / start.elapsed().as_secs_f64(),
         cpu_per_request: (thread_cpu() - cpu_before) / done.max(1) as u32,
+        user_kernel: {
+            let (user, kernel) = thread_user_kernel();
+            let per_request = |d: Duration| d / done.max(1) as u32;
+            Some((
+                per_request(user - user_before),
+                per_request(kernel - kernel_before),
+            ))
+        },
     })
 }
 
@@ -191,12 +217,17 @@ where
 fn print_table(clients: &[(String, Vec<Rate>)]) {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!();
-    println!("fnOS getHostName  client          in flight       req/s   client CPU/request");
+    println!(
+        "fnOS getHostName  client          in flight       req/s   client CPU/request   (user + kernel)"
+    );
     for in_flight in [1, 64] {
         for (name, rates) in clients {
             if let Some(r) = rates.iter().find(|r| r.in_flight == in_flight) {
+                let split = r.user_kernel.map_or(String::new(), |(user, kernel)| {
+                    format!("   ({:.1} + {:.1} us)", us(user), us(kernel))
+                });
                 println!(
-                    "                  {name:<14}  {in_flight:>9}  {:>10.0}   {:>11.1} us",
+                    "                  {name:<14}  {in_flight:>9}  {:>10.0}   {:>15.1} us{split}",
                     r.per_second,
                     us(r.cpu_per_request)
                 );
@@ -250,7 +281,11 @@ fn main() -> Result<(), BoxError> {
         "admin",
         "admin",
     )))?;
+    let baseline = client.block_on(handwritten::Client::connect(&sim.url(), "admin", "admin"))?;
+    // Each baseline measurement right after naslink's with the same number
+    // in flight, so that both see the same load on this shared machine.
     let mut naslink = Vec::new();
+    let mut baseline_rates = Vec::new();
     for in_flight in [1, 64] {
         naslink.push(measure(
             &client,
@@ -262,11 +297,6 @@ fn main() -> Result<(), BoxError> {
                 Ok::<_, BoxError>(())
             },
         )?);
-    }
-    drop(nas);
-    let baseline = client.block_on(handwritten::Client::connect(&sim.url(), "admin", "admin"))?;
-    let mut baseline_rates = Vec::new();
-    for in_flight in [1, 64] {
         baseline_rates.push(measure(
             &client,
             &baseline,
@@ -278,6 +308,7 @@ fn main() -> Result<(), BoxError> {
             },
         )?);
     }
+    drop(nas);
     drop(baseline);
     // The Python client talks to the same emulator from its own process.
     let endpoint = sim.url();
