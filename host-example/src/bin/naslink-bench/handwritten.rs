@@ -184,6 +184,7 @@ impl Client {
             inner: Arc::new(Inner {
                 mac,
                 back_id,
+                // 1 and 2 went to getRSAPub and user.login.
                 counter: AtomicU32::new(3),
                 outbox,
                 pending,
