@@ -324,7 +324,7 @@ fn a_server_that_stops_answering_pings_is_declared_dead() {
 
 mod cfms {
     use naslink_core::cfms::session::{self, Event, Session};
-    use naslink_core::cfms::{DecryptError, ops};
+    use naslink_core::cfms::{DecryptError, DownloadError, ops};
     use naslink_embassy::cfms::download::{DownloadFailure, Downloaded};
     use naslink_embassy::cfms::{Buffers, Connection};
     use naslink_sim::cfms::{self as sim, Server};
@@ -615,6 +615,46 @@ mod cfms {
             let done = fetch(&mut conn, &id, &mut store).await.unwrap();
             assert_eq!(done.size, data.len() as u64);
             assert_eq!(&store.bytes[..data.len()], &data[..]);
+        });
+        std::mem::forget(handle);
+        drop(runtime);
+    }
+
+    #[test]
+    fn an_unknown_task_is_refused_by_the_server_and_the_connection_goes_on() {
+        let (runtime, handle) = file_server();
+        let url = handle.url();
+        let url = Url::parse(&url).unwrap();
+        let data = content(5);
+        let id = handle.put_document(None, "f", data.clone());
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = FileBuffers::new();
+            let io = connect(&handle.addr().to_string()).await;
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            logged_in(&mut conn).await;
+            let mut store = MemStore::new(64);
+            let failure = conn
+                .download("no-such-task", &mut store, &mut [0u8; 512])
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(failure, DownloadFailure::Transfer(DownloadError::Server(s)) if s.code() == 404),
+                "{failure:?}"
+            );
+            assert!(!failure.ends_connection());
+            let done = fetch(&mut conn, &id, &mut store).await.unwrap();
+            assert_eq!(&store.bytes[..done.size as usize], &data[..]);
         });
         std::mem::forget(handle);
         drop(runtime);
