@@ -20,9 +20,15 @@
 //! Answer bodies stay readable through [`Connection::session`]`().response()`
 //! until the next message arrives.
 //!
-//! File transfers are not driven here: `file_chunk` payloads are handed to
-//! no sink, so use the core session directly for downloads.
+//! The WebSocket streams: a message larger than `RX` reaches the session
+//! in pieces (the session collects answers in its own receive buffer and
+//! decodes `file_chunk` messages as they stream in). Downloads run through
+//! [`Connection::download`] into a caller's store ([`download`]); a
+//! `download_file` sent through [`Connection::request`] hands its
+//! ciphertext to no sink.
 #![deny(clippy::indexing_slicing)]
+
+pub mod download;
 
 use core::cell::RefCell;
 
@@ -41,10 +47,20 @@ use crate::time::now;
 /// Bytes read from the transport at a time: one TCP segment on Ethernet.
 pub const READ_CHUNK: usize = 536;
 
+/// `file_chunk` messages are about 2.8 MB: the WebSocket hands every message
+/// larger than its receive buffer on in pieces instead of refusing it.
+fn streaming() -> ws::Config {
+    ws::Config {
+        streaming: true,
+        ..ws::Config::default()
+    }
+}
+
 /// The buffers of one connection, sized by the application.
 ///
-/// - `RX`: the handshake answer, then one whole received message (the
-///   largest answer asked for).
+/// - `RX`: the handshake answer, then received messages; a larger one
+///   arrives in pieces of `RX` bytes (whole answers must fit the session's
+///   own receive buffer).
 /// - `TX`: queued outgoing frames; the largest request plus 8 bytes.
 /// - `MESSAGE`: where the session writes each request (the largest one).
 pub struct Buffers<const RX: usize, const TX: usize, const MESSAGE: usize> {
@@ -99,7 +115,7 @@ where
             message,
             read,
         } = buffers;
-        let link = Link::open(io, url, rng, ws_rx, ws_tx, read).await?;
+        let link = Link::open(io, url, streaming(), rng, ws_rx, ws_tx, read).await?;
         debug!("CFMS connection open");
         Ok(Connection {
             link,
@@ -175,25 +191,10 @@ where
             // before the session may take the next one.
             if let Some(event) = self.link.ws.poll_event() {
                 progressed = true;
-                let t = now();
-                let handled = match event {
-                    ws::Event::Text(text) => Some(self.session.handle_message(
-                        t,
-                        MessageKind::Text,
-                        text.as_bytes(),
-                        &mut |_| {},
-                    )),
-                    ws::Event::Binary(data) => {
-                        Some(
-                            self.session
-                                .handle_message(t, MessageKind::Binary, data, &mut |_| {}),
-                        )
-                    }
-                    ws::Event::Closed(closed) => return Err(Error::Closed(closed)),
-                    _ => None,
-                };
-                if let Some(Err(e)) = handled {
-                    return Err(Error::Cfms(e));
+                if let Some(p) = Piece::of(event)? {
+                    self.session
+                        .handle_message_part(now(), p.kind, p.data, p.first, p.last, &mut |_| {})
+                        .map_err(Error::Cfms)?;
                 }
             }
             if progressed || self.link.has_input() {
@@ -251,4 +252,37 @@ fn sent_bytes<E>(message: &[u8], len: usize) -> Result<&[u8], Error<E>> {
     message
         .get(..len)
         .ok_or(Error::Cfms(SessionError::BufferTooSmall { required: len }))
+}
+
+/// A received message, or a piece of one, on its way to the session.
+struct Piece<'d> {
+    kind: MessageKind,
+    data: &'d [u8],
+    first: bool,
+    last: bool,
+}
+
+impl<'d> Piece<'d> {
+    /// The message (piece) a WebSocket event carries; `Closed` ends the
+    /// connection, other events carry none.
+    fn of<E>(event: ws::Event<'d>) -> Result<Option<Self>, Error<E>> {
+        let (kind, data, first, last) = match event {
+            ws::Event::Text(text) => (MessageKind::Text, text.as_bytes(), true, true),
+            ws::Event::Binary(data) => (MessageKind::Binary, data, true, true),
+            ws::Event::TextChunk { data, first, last } => {
+                (MessageKind::Text, data.as_bytes(), first, last)
+            }
+            ws::Event::BinaryChunk { data, first, last } => {
+                (MessageKind::Binary, data, first, last)
+            }
+            ws::Event::Closed(closed) => return Err(Error::Closed(closed)),
+            _ => return Ok(None),
+        };
+        Ok(Some(Piece {
+            kind,
+            data,
+            first,
+            last,
+        }))
+    }
 }

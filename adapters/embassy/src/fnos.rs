@@ -113,7 +113,7 @@ where
             message,
             read,
         } = buffers;
-        let link = Link::open(io, url, rng, ws_rx, ws_tx, read).await?;
+        let link = Link::open(io, url, ws::Config::default(), rng, ws_rx, ws_tx, read).await?;
         session.handle_connect(now());
         debug!("fnOS session started");
         Ok(Connection {

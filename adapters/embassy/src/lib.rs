@@ -14,7 +14,8 @@
 //! - [`cfms`]: one CFMS connection ([`cfms::Connection`]): WebSocket
 //!   handshake, requests written by the core's CFMS session, its own
 //!   messages (token refresh, re-login, keep-alive), events and lockdown
-//!   pushes handed to the application.
+//!   pushes handed to the application, and downloads into a caller's
+//!   `Read + Write + Seek` store ([`cfms::download`]).
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
 //! - `tls` (feature `embedded-tls`): `wss://` through embedded-tls with

@@ -43,21 +43,14 @@ impl<'a, T: Read + Write, R: Entropy> Link<'a, T, R> {
     pub(crate) async fn open(
         io: T,
         url: &Url<'_>,
+        config: ws::Config,
         rng: &'a RefCell<R>,
         rx: &'a mut [u8],
         tx: &'a mut [u8],
         read: &'a mut [u8],
     ) -> Result<Self, Error<T::Error>> {
-        let ws = ws::Client::connect(
-            now(),
-            url,
-            NO_HEADERS,
-            ws::Config::default(),
-            SharedEntropy(rng),
-            rx,
-            tx,
-        )
-        .map_err(Error::Connect)?;
+        let ws = ws::Client::connect(now(), url, NO_HEADERS, config, SharedEntropy(rng), rx, tx)
+            .map_err(Error::Connect)?;
         let mut link = Link {
             io,
             ws,

@@ -1,6 +1,7 @@
-//! The driver against the fnOS emulator over real loopback TCP: login,
-//! requests, re-authentication after a dropped connection, refused
-//! upgrades and logins, a dead heartbeat, and no heap use while the driver
+//! The drivers against the fnOS and CFMS emulators over real loopback TCP:
+//! login, requests, re-authentication after a dropped connection, refused
+//! upgrades and logins, a dead heartbeat, CFMS downloads into a store
+//! (a corrupted chunk refused by index), and no heap use while the driver
 //! runs.
 //!
 //! The emulator runs on its own multi-threaded runtime; the driver runs on
@@ -323,6 +324,8 @@ fn a_server_that_stops_answering_pings_is_declared_dead() {
 
 mod cfms {
     use naslink_core::cfms::session::{self, Event, Session};
+    use naslink_core::cfms::{DecryptError, DownloadError, ops};
+    use naslink_embassy::cfms::download::{DownloadFailure, Downloaded};
     use naslink_embassy::cfms::{Buffers, Connection};
     use naslink_sim::cfms::{self as sim, Server};
 
@@ -396,6 +399,264 @@ mod cfms {
             assert!(name_ok);
             assert!(matches!(login, Event::LoggedIn { .. }), "{login:?}");
         });
+        drop(runtime);
+    }
+
+    /// An in-memory store of fixed capacity, allocated before the download.
+    struct MemStore {
+        bytes: Vec<u8>,
+        at: usize,
+    }
+
+    impl MemStore {
+        fn new(capacity: usize) -> Self {
+            MemStore {
+                bytes: vec![0xA5; capacity],
+                at: 0,
+            }
+        }
+    }
+
+    impl embedded_io_async::ErrorType for MemStore {
+        type Error = IoError;
+    }
+
+    impl embedded_io_async::Read for MemStore {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+            let src = self.bytes.get(self.at..).unwrap_or_default();
+            let n = src.len().min(buf.len());
+            buf[..n].copy_from_slice(&src[..n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl embedded_io_async::Write for MemStore {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, IoError> {
+            let dst = self.bytes.get_mut(self.at..).unwrap_or_default();
+            let n = dst.len().min(buf.len());
+            dst[..n].copy_from_slice(&buf[..n]);
+            self.at += n;
+            Ok(n)
+        }
+
+        async fn flush(&mut self) -> Result<(), IoError> {
+            Ok(())
+        }
+    }
+
+    impl embedded_io_async::Seek for MemStore {
+        async fn seek(&mut self, pos: embedded_io_async::SeekFrom) -> Result<u64, IoError> {
+            use embedded_io_async::SeekFrom;
+            let at = match pos {
+                SeekFrom::Start(n) => Some(n),
+                SeekFrom::Current(d) => (self.at as u64).checked_add_signed(d),
+                SeekFrom::End(d) => (self.bytes.len() as u64).checked_add_signed(d),
+            };
+            self.at = at.ok_or(IoError)? as usize;
+            Ok(self.at as u64)
+        }
+    }
+
+    /// Plaintext bytes per `file_chunk` on the emulator: chunk messages
+    /// (about 4 KB of base64) outgrow the WebSocket's 2 KB receive buffer
+    /// and stream in pieces.
+    const CHUNK: usize = 3000;
+
+    type FileBuffers = Buffers<2048, 1024, 1024>;
+
+    fn file_server() -> (tokio::runtime::Runtime, sim::Handle) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = sim::Config {
+            chunk_size: CHUNK,
+            ..sim::Config::default()
+        };
+        let handle = runtime.block_on(Server::start(config)).unwrap();
+        (runtime, handle)
+    }
+
+    fn content(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+    }
+
+    /// Log in on a fresh connection.
+    async fn logged_in<R: naslink_core::random::Entropy, const Q: usize>(
+        conn: &mut Connection<'_, '_, Tcp, R, Q>,
+    ) {
+        conn.request(|s, now, buf| s.server_info(now, buf))
+            .await
+            .unwrap();
+        conn.next_event().await.unwrap();
+        conn.request(|s, now, buf| s.login(now, "admin", "admin", buf))
+            .await
+            .unwrap();
+        let login = conn.next_event().await.unwrap();
+        assert!(matches!(login, Event::LoggedIn { .. }), "{login:?}");
+    }
+
+    type Outcome = Result<Downloaded, DownloadFailure<IoError, IoError>>;
+
+    /// `get_document`, then the download into `store`.
+    async fn fetch<R: naslink_core::random::Entropy, const Q: usize>(
+        conn: &mut Connection<'_, '_, Tcp, R, Q>,
+        document_id: &str,
+        store: &mut MemStore,
+    ) -> Outcome {
+        conn.request(|s, now, buf| s.get_document(now, document_id, buf))
+            .await
+            .unwrap();
+        let reply = conn.next_event().await.unwrap();
+        assert!(matches!(reply, Event::Reply { .. }), "{reply:?}");
+        let mut id = [0u8; 128];
+        let task_id = conn
+            .session()
+            .response()
+            .and_then(|r| ops::task_id(&r))
+            .and_then(|t| t.decode_into(&mut id).ok().map(str::len))
+            .unwrap();
+        let task_id = std::str::from_utf8(&id[..task_id]).unwrap();
+        let mut block = [0u8; 512];
+        conn.download(task_id, store, &mut block).await
+    }
+
+    #[test]
+    fn downloads_land_in_the_store_byte_for_byte_without_heap() {
+        let (runtime, handle) = file_server();
+        let url = handle.url();
+        let url = Url::parse(&url).unwrap();
+        // Empty, a few bytes, whole chunks, and a short last chunk.
+        let files: Vec<(String, Vec<u8>)> = [0, 5, 3 * CHUNK, 3 * CHUNK + 1007]
+            .into_iter()
+            .map(|len| (handle.put_document(None, "f", content(len)), content(len)))
+            .collect();
+        let mut stores: Vec<MemStore> = files.iter().map(|_| MemStore::new(16 * 1024)).collect();
+        let mut outcomes: [Option<Outcome>; 4] = [None, None, None, None];
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = FileBuffers::new();
+            let io = connect(&handle.addr().to_string()).await;
+            let before = allocations();
+            counting(true, async {
+                let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                    .await
+                    .unwrap();
+                logged_in(&mut conn).await;
+                for ((file, store), outcome) in files.iter().zip(&mut stores).zip(&mut outcomes) {
+                    *outcome = Some(fetch(&mut conn, &file.0, store).await);
+                }
+                conn.close().await;
+            })
+            .await;
+            assert_eq!(allocations() - before, 0, "heap allocations in the driver");
+        });
+        for (((id, data), store), outcome) in files.iter().zip(&stores).zip(outcomes) {
+            let done = outcome.unwrap().unwrap();
+            assert_eq!(done.size, data.len() as u64);
+            assert_eq!(
+                &store.bytes[..data.len()],
+                &data[..],
+                "{} bytes",
+                data.len()
+            );
+            assert_eq!(
+                &store.bytes[..data.len()],
+                handle.document_content(id).unwrap()
+            );
+            assert_eq!(done.sha256, naslink_core::cfms::sha256_of(data));
+        }
+        std::mem::forget(handle);
+        drop(runtime);
+    }
+
+    #[test]
+    fn a_corrupted_chunk_fails_by_its_index_and_the_connection_goes_on() {
+        let (runtime, handle) = file_server();
+        let url = handle.url();
+        let url = Url::parse(&url).unwrap();
+        let data = content(3 * CHUNK + 1007);
+        let id = handle.put_document(None, "f", data.clone());
+        handle.set_download_fault(Some(sim::DownloadFault::FlipCiphertext { index: 1 }));
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = FileBuffers::new();
+            let io = connect(&handle.addr().to_string()).await;
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            logged_in(&mut conn).await;
+            let mut store = MemStore::new(16 * 1024);
+            let failure = fetch(&mut conn, &id, &mut store).await.unwrap_err();
+            assert_eq!(
+                failure,
+                DownloadFailure::Decrypt(DecryptError::ChunkHashMismatch { index: 1 })
+            );
+            assert!(!failure.ends_connection());
+            handle.set_download_fault(None);
+            let done = fetch(&mut conn, &id, &mut store).await.unwrap();
+            assert_eq!(done.size, data.len() as u64);
+            assert_eq!(&store.bytes[..data.len()], &data[..]);
+        });
+        std::mem::forget(handle);
+        drop(runtime);
+    }
+
+    #[test]
+    fn an_unknown_task_is_refused_by_the_server_and_the_connection_goes_on() {
+        let (runtime, handle) = file_server();
+        let url = handle.url();
+        let url = Url::parse(&url).unwrap();
+        let data = content(5);
+        let id = handle.put_document(None, "f", data.clone());
+        client(async {
+            let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
+            let mut session: Session<'_, 4> = Session::new(
+                session::Config::default(),
+                session::Buffers {
+                    rx: &mut rx,
+                    chunk_hashes: &mut hashes,
+                },
+            );
+            let rng = rng();
+            let mut buffers = FileBuffers::new();
+            let io = connect(&handle.addr().to_string()).await;
+            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                .await
+                .unwrap();
+            logged_in(&mut conn).await;
+            let mut store = MemStore::new(64);
+            let failure = conn
+                .download("no-such-task", &mut store, &mut [0u8; 512])
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(failure, DownloadFailure::Transfer(DownloadError::Server(s)) if s.code() == 404),
+                "{failure:?}"
+            );
+            assert!(!failure.ends_connection());
+            let done = fetch(&mut conn, &id, &mut store).await.unwrap();
+            assert_eq!(&store.bytes[..done.size as usize], &data[..]);
+        });
+        std::mem::forget(handle);
         drop(runtime);
     }
 
