@@ -26,8 +26,13 @@
 #![forbid(unsafe_code)]
 
 pub mod cfms;
+pub mod connection;
 mod decimal;
+mod error;
 pub mod fnos;
 pub mod random;
 pub mod time;
 pub mod ws;
+
+pub use connection::Connection;
+pub use error::InsufficientSize;

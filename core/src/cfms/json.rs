@@ -70,12 +70,7 @@ impl core::fmt::Display for JsonError {
     }
 }
 
-/// The output buffer cannot hold the result; `required` bytes would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InsufficientSize {
-    /// Bytes the output needs.
-    pub required: usize,
-}
+pub use crate::InsufficientSize;
 
 /// Validate `input` as one JSON value (surrounding whitespace allowed).
 pub fn parse(input: &[u8]) -> Result<Value<'_>, JsonError> {

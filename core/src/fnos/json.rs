@@ -259,13 +259,13 @@ impl<'a> Iterator for ObjectIter<'a> {
             self.pos = raw.len();
             return None;
         }
-        let key_end = check_string(raw, pos).ok()?;
+        let key_end = skip_string(raw, pos)?;
         let key = JsonStr {
             raw: raw.get(pos + 1..key_end - 1)?,
         };
         let colon = skip_ws(raw, key_end);
         let start = skip_ws(raw, colon + 1);
-        let end = check_value(raw, start, 0).ok()?;
+        let end = skip_value(raw, start)?;
         self.pos = end;
         Some((
             key,
@@ -325,7 +325,7 @@ impl<'a> Iterator for ArrayIter<'a> {
             self.pos = raw.len();
             return None;
         }
-        let end = check_value(raw, pos, 0).ok()?;
+        let end = skip_value(raw, pos)?;
         self.pos = end;
         Some(Value {
             raw: raw.get(pos..end)?,
@@ -507,6 +507,66 @@ fn skip_ws(text: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+// The views below only ever walk text that `Value::parse` already checked,
+// so they skip values instead of checking them again (checking on every
+// lookup made the checker the hottest code of a request round trip). The
+// skippers still never index out of bounds: on text that was not checked
+// they stop with `None` or at the end.
+
+/// Skip the checked value at `pos`; return the offset just past it.
+fn skip_value(text: &[u8], pos: usize) -> Option<usize> {
+    match text.get(pos)? {
+        b'"' => skip_string(text, pos),
+        b'{' | b'[' => skip_container(text, pos),
+        _ => {
+            let rest = text.get(pos..)?;
+            let len = rest
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(rest.len());
+            Some(pos + len)
+        }
+    }
+}
+
+/// Skip the checked string whose opening quote is at `pos`.
+fn skip_string(text: &[u8], pos: usize) -> Option<usize> {
+    let mut i = pos + 1;
+    loop {
+        let rest = text.get(i..)?;
+        let at = rest.iter().position(|b| matches!(b, b'"' | b'\\'))?;
+        i += at;
+        match text.get(i)? {
+            b'"' => return Some(i + 1),
+            _ => i += 2,
+        }
+    }
+}
+
+/// Skip the checked object or array opening at `pos` by counting brackets
+/// outside strings.
+fn skip_container(text: &[u8], pos: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = pos;
+    loop {
+        match text.get(i)? {
+            b'"' => {
+                i = skip_string(text, i)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 /// Check the value starting at `pos`; return the offset just past it.

@@ -199,6 +199,15 @@ pub enum SendError {
     InvalidCloseCode,
 }
 
+/// Why [`Client::send_with`] queued nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendWithError<X> {
+    /// The client refused the message (see [`SendError`]).
+    Send(SendError),
+    /// The writer failed with its own error.
+    Write(X),
+}
+
 /// Kind of data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -927,14 +936,36 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
     /// The next event, if any. Call until `None` after every input.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         self.release();
-        let event = match self.pending {
-            Pending::None => {
-                if self.state == State::Closed && !self.closed_reported {
-                    self.closed_reported = true;
-                    return Some(Event::Closed(self.outcome.unwrap_or(Closed::Abnormal)));
-                }
-                return None;
+        if self.pending == Pending::None {
+            if self.state == State::Closed && !self.closed_reported {
+                self.closed_reported = true;
+                return Some(Event::Closed(self.outcome.unwrap_or(Closed::Abnormal)));
             }
+            return None;
+        }
+        self.delivered = true;
+        self.pending_event()
+    }
+
+    /// The event [`poll_event`](Client::poll_event) handed out last, again,
+    /// while its data is still held (until the next call that takes
+    /// `&mut self`). `None` once released, and for [`Event::Closed`].
+    ///
+    /// A composition uses this to look at a message twice without keeping a
+    /// borrow alive across its own loop: once to update state, once to hand
+    /// a view of it to the application.
+    pub fn last_event(&self) -> Option<Event<'_>> {
+        if self.delivered {
+            self.pending_event()
+        } else {
+            None
+        }
+    }
+
+    /// `pending` as an event borrowing `rx` or `control`.
+    fn pending_event(&self) -> Option<Event<'_>> {
+        Some(match self.pending {
+            Pending::None => return None,
             Pending::Connected => Event::Connected,
             Pending::Rejected { status, head_len } => {
                 Event::Rejected(Response::new(status, span(self.rx.as_ref(), 0..head_len)))
@@ -966,9 +997,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
                 code,
                 reason: as_str(self.control.get(2..self.control_len).unwrap_or(&[])),
             },
-        };
-        self.delivered = true;
-        Some(event)
+        })
     }
 
     /// Free what the last handed-out event borrowed.
@@ -1194,6 +1223,82 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         self.send_message(MessageKind::Binary, data)
     }
 
+    /// Queue one whole message that `write` produces straight into the
+    /// transmit buffer (no intermediate copy), smoltcp's `send_with`.
+    ///
+    /// `write` gets at most `max` bytes of buffer (fewer when the buffer
+    /// has less room) and the client's entropy source (for login keys and
+    /// padding), and returns how many bytes it wrote, or its own error (then
+    /// nothing is queued). Text must be UTF-8 (not checked here).
+    pub fn send_with<X>(
+        &mut self,
+        kind: MessageKind,
+        max: usize,
+        write: impl FnOnce(&mut [u8], &mut E) -> Result<usize, X>,
+    ) -> Result<usize, SendWithError<X>> {
+        let queued =
+            self.transmit_with(max, |buf, rng| write(buf, rng).map(|n| Some((kind, n))))?;
+        Ok(queued.unwrap_or(0))
+    }
+
+    /// [`send_with`](Client::send_with) where the writer also chooses the
+    /// message kind, or declines to send anything (`Ok(None)`). This is the
+    /// hook a session's own output goes through.
+    ///
+    /// The frame header is sized for `max`; when the message turns out
+    /// shorter than that size class, the payload moves down the header's
+    /// spare bytes (at most 8) before it is masked in place.
+    pub fn transmit_with<X>(
+        &mut self,
+        max: usize,
+        write: impl FnOnce(&mut [u8], &mut E) -> Result<Option<(MessageKind, usize)>, X>,
+    ) -> Result<Option<usize>, SendWithError<X>> {
+        self.check_open().map_err(SendWithError::Send)?;
+        if self.sending != Sending::Idle {
+            return Err(SendWithError::Send(SendError::MessageInProgress));
+        }
+        let len = self.tx.as_ref().len();
+        let free = len - (self.queue_end - self.queue_start);
+        let max = max.min(free.saturating_sub(header_len_for(max.min(free))));
+        let reserved = header_len_for(max);
+        self.reserve(reserved + max).map_err(SendWithError::Send)?;
+        let at = self.queue_end;
+        // `reserve` made `reserved + max` bytes free after `queue_end`.
+        let body = self
+            .tx
+            .as_mut()
+            .get_mut(at + reserved..at + reserved + max)
+            .unwrap_or_default();
+        let Some((kind, n)) = write(body, &mut self.entropy).map_err(SendWithError::Write)? else {
+            return Ok(None);
+        };
+        let n = n.min(max);
+        let mask = self.mask();
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: opcode_of(kind),
+            mask: Some(mask),
+            payload_len: n as u64,
+        };
+        // `n ≤ max`, so this header is no longer than the one reserved.
+        let used = header.buffer_len();
+        let frame = self
+            .tx
+            .as_mut()
+            .get_mut(at..at + reserved + n)
+            .unwrap_or_default();
+        if used < reserved {
+            frame.copy_within(reserved..reserved + n, used);
+        }
+        frame::apply_mask(frame.get_mut(used..used + n).unwrap_or_default(), mask, 0);
+        header
+            .emit(frame.get_mut(..used).unwrap_or_default())
+            .map_err(|e| SendWithError::Send(SendError::InsufficientSize(e)))?;
+        self.queue_end = at + used + n;
+        Ok(Some(n))
+    }
+
     fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
         self.check_open()?;
         if self.sending != Sending::Idle {
@@ -1357,6 +1462,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         self.state = State::Closing;
         self.deadline = Some(now + self.config.close_timeout);
     }
+}
+
+/// The header of a masked frame carrying `len` payload bytes.
+fn header_len_for(len: usize) -> usize {
+    FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode: Opcode::Text,
+        mask: Some([0; 4]),
+        payload_len: len as u64,
+    }
+    .buffer_len()
 }
 
 fn opcode_of(kind: MessageKind) -> Opcode {

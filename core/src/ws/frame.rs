@@ -97,22 +97,7 @@ impl fmt::Display for FrameError {
     }
 }
 
-/// The output slice is too short; `required` bytes would have been needed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InsufficientSize {
-    /// Bytes the output needs to hold.
-    pub required: usize,
-}
-
-impl fmt::Display for InsufficientSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "output buffer too small: {} bytes required",
-            self.required
-        )
-    }
-}
+pub use crate::InsufficientSize;
 
 /// The result of parsing input that may be cut short: either a value, or
 /// "give me more bytes" (nothing is guessed from a prefix).

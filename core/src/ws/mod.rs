@@ -115,7 +115,7 @@ mod utf8;
 
 pub use client::{
     Client, Closed, Config, ConnectError, Error, Event, MIN_RECEIVE_BUFFER, MessageKind,
-    ProtocolError, SendError, State,
+    ProtocolError, SendError, SendWithError, State,
 };
 pub use close::CloseCode;
 pub use handshake::{HandshakeError, Response, Url, UrlError};
