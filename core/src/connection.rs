@@ -14,11 +14,13 @@
 //! ```
 //!
 //! The drain rule is the same at every layer: after any input (bytes, a
-//! timeout, a command), drain [`poll_transmit`](Connection::poll_transmit)
-//! until `None`, then [`poll_event`](Connection::poll_event) until `None`,
-//! then arm a timer for [`poll_timeout`](Connection::poll_timeout). An
-//! event borrows the connection (a reply body points into the receive
-//! buffer) until the next call.
+//! timeout, a command), drain [`poll_event`](Connection::poll_event) until
+//! `None`, then [`poll_transmit`](Connection::poll_transmit) until `None`
+//! (handling a message may queue output, such as the next login step;
+//! transmitting never raises an event), then arm a timer for
+//! [`poll_timeout`](Connection::poll_timeout). An event borrows the
+//! connection (a reply body points into the receive buffer) until the next
+//! call.
 //!
 //! Session output (login steps, pings, transfer headers) is written by the
 //! session straight into the WebSocket transmit buffer through
@@ -110,6 +112,11 @@ pub trait Session {
     /// it to the next [`poll_event`](Session::poll_event).
     fn handle_message(&mut self, now: Instant, message: Message<'_>) -> bool;
 
+    /// Whether [`poll_event`](Session::poll_event) with `None` would return
+    /// an event (one not about a received message: a timeout, a failed
+    /// request, a login failure found while sending).
+    fn has_event(&self) -> bool;
+
     /// The next event. `message` is the message the last
     /// [`handle_message`](Session::handle_message) returned `true` for, if
     /// that event has not been handed out yet; otherwise `None`.
@@ -137,6 +144,9 @@ impl<T: Session + ?Sized> Session for &mut T {
     fn can_send(&self) -> bool {
         (**self).can_send()
     }
+    fn has_event(&self) -> bool {
+        (**self).has_event()
+    }
     fn poll_transmit<R: Entropy>(
         &mut self,
         now: Instant,
@@ -151,6 +161,27 @@ impl<T: Session + ?Sized> Session for &mut T {
     fn poll_event<'a>(&'a mut self, message: Option<Message<'a>>) -> Option<Self::Event<'a>> {
         (**self).poll_event(message)
     }
+}
+
+/// A command a session turns into one message: an fnOS
+/// [`Request`](crate::fnos::Request), a CFMS action. [`Connection::send`]
+/// has the session write it straight into the WebSocket transmit buffer and
+/// returns its handle (an fnOS reqid, a CFMS sequence number).
+pub trait Command<S> {
+    /// What the answer will be matched by.
+    type Handle;
+    /// Why the session refused it; also carries the WebSocket's refusal.
+    type Error: From<ws::SendError>;
+
+    /// Write the message into `out` (at most `out.len()` bytes) and register
+    /// it with `session`; return its kind, length and handle.
+    fn write<R: Entropy>(
+        &self,
+        session: &mut S,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<(Transmit, Self::Handle), Self::Error>;
 }
 
 /// Something for the application, from [`Connection::poll_event`].
@@ -273,6 +304,32 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
         self.ws.can_send() && self.session.can_send()
     }
 
+    /// Queue `command`: the session writes it straight into the transmit
+    /// buffer (nothing is queued if it fails). Returns the handle its answer
+    /// will carry. Drain [`poll_transmit`](Self::poll_transmit) afterwards.
+    pub fn send<C: Command<S>>(
+        &mut self,
+        now: Instant,
+        command: &C,
+    ) -> Result<C::Handle, C::Error> {
+        self.now = self.now.max(now);
+        // The session's own pending output (a login step, a ping) goes
+        // first, so the server sees messages in the order they were made.
+        self.queue_session_output();
+        let session = &mut self.session;
+        let mut handle = None;
+        let written = self.ws.transmit_with(usize::MAX, |buf, rng| {
+            let (t, h) = command.write(session, now, rng, buf)?;
+            handle = Some(h);
+            Ok::<_, C::Error>(Some((t.kind, t.len)))
+        });
+        match written {
+            Ok(_) => handle.ok_or_else(|| ws::SendError::NotOpen.into()),
+            Err(ws::SendWithError::Send(e)) => Err(e.into()),
+            Err(ws::SendWithError::Write(e)) => Err(e),
+        }
+    }
+
     /// Feed bytes read from the transport; returns how many were consumed.
     /// Fewer than `data.len()` means events wait: drain
     /// [`poll_event`](Self::poll_event) and
@@ -352,6 +409,21 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
                 Err(ws::SendWithError::Send(_)) => return,
             }
         }
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has an event now. It looks
+    /// at received messages to find out, so a runtime that cannot keep a
+    /// borrowed event across its own `await`s (or loops) asks this first,
+    /// waits for input while it is `false`, and calls `poll_event` once it
+    /// is `true`.
+    pub fn has_event(&mut self) -> bool {
+        if self.held == Held::Nothing {
+            self.held = self.pump();
+        }
+        self.held != Held::Nothing
+            || self.too_small.is_some()
+            || self.session.has_event()
+            || (self.closed.is_some() && !self.closed_reported)
     }
 
     /// The next event, or `None`: drain after every input. It borrows the

@@ -26,7 +26,6 @@
 //! between the socket and the core's state machines.
 //!
 //! ```no_run
-//! use core::cell::RefCell;
 //! use embedded_io_async::{Read, Write};
 //! use naslink_embassy::core::fnos::{Config, Event, Request, Session};
 //! use naslink_embassy::core::{random, ws::Url};
@@ -35,9 +34,9 @@
 //! async fn host_name(socket: impl Read + Write) -> bool {
 //!     let url = Url::parse("ws://nas.local:5666/websocket?type=main").unwrap();
 //!     let mut session: Session<'_, 4> = Session::new(Config::new("admin", "secret"));
-//!     let rng = RefCell::new(random::from_fn(|b: &mut [u8]| b.fill(0))); // use a CSPRNG
+//!     let mut rng = random::from_fn(|b: &mut [u8]| b.fill(0)); // use a CSPRNG
 //!     let mut buffers = Buffers::<2048, 2200>::new();
-//!     let Ok(mut conn) = Connection::open(socket, &url, &mut session, &rng, &mut buffers).await
+//!     let Ok(mut conn) = Connection::open(socket, &url, &mut session, &mut rng, &mut buffers).await
 //!     else {
 //!         return false;
 //!     };
@@ -73,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cfms;
+pub mod driver;
 pub(crate) mod fmt;
 pub mod fnos;
 mod link;
@@ -107,6 +107,12 @@ pub enum Error<E> {
     Send(ws::SendError),
     /// A session wrote a text message that is not UTF-8.
     NotText,
+    /// The transmit buffer cannot hold a message the session must send
+    /// (the fnOS login envelope needs about 2 KiB): use a larger one.
+    TransmitTooSmall {
+        /// Bytes the message needs.
+        required: usize,
+    },
     /// The fnOS session refused a request or could not write its output.
     Fnos(naslink_core::fnos::Error),
     /// The CFMS session refused a request, an input, or could not write.

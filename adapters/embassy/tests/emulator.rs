@@ -183,12 +183,12 @@ fn password_login_then_a_request_is_answered_without_heap() {
     let addr = emu.handle.addr().to_string();
     client(async {
         let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
-        let rng = rng();
+        let mut rng = rng().into_inner();
         let mut buffers = Buf::new();
         let io = connect(&addr).await;
         let before = allocations();
         let (login, reply) = counting(true, async {
-            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                 .await
                 .unwrap();
             let login = conn.next_event(seen).await.unwrap();
@@ -212,11 +212,11 @@ fn after_a_dropped_connection_the_token_logs_in_again() {
     let addr = emu.handle.addr().to_string();
     client(async {
         let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
-        let rng = rng();
+        let mut rng = rng().into_inner();
         let mut buffers = Buf::new();
         {
             let io = connect(&addr).await;
-            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                 .await
                 .unwrap();
             assert_eq!(
@@ -232,7 +232,7 @@ fn after_a_dropped_connection_the_token_logs_in_again() {
         }
         assert_eq!(session.state(), fnos::State::Disconnected);
         let io = connect(&addr).await;
-        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+        let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
             .await
             .unwrap();
         assert_eq!(
@@ -253,10 +253,10 @@ fn an_upgrade_answered_with_a_redirect_is_rejected_with_its_status() {
     let addr = emu.handle.addr().to_string();
     client(async {
         let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
-        let rng = rng();
+        let mut rng = rng().into_inner();
         let mut buffers = Buf::new();
         let io = connect(&addr).await;
-        let err = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+        let err = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
             .await
             .err()
             .unwrap();
@@ -272,10 +272,10 @@ fn a_wrong_password_is_a_login_failure_event() {
     let addr = emu.handle.addr().to_string();
     client(async {
         let mut session: Session<'_, 4> = Session::new(Config::new("admin", "wrong"));
-        let rng = rng();
+        let mut rng = rng().into_inner();
         let mut buffers = Buf::new();
         let io = connect(&addr).await;
-        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+        let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
             .await
             .unwrap();
         match conn.next_event(seen).await.unwrap() {
@@ -302,10 +302,10 @@ fn a_server_that_stops_answering_pings_is_declared_dead() {
         config.heartbeat.interval = Duration::from_millis(100);
         config.heartbeat.missed_pong_limit = 2;
         let mut session: Session<'_, 4> = Session::new(config);
-        let rng = rng();
+        let mut rng = rng().into_inner();
         let mut buffers = Buf::new();
         let io = connect(&addr).await;
-        let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+        let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
             .await
             .unwrap();
         let err = loop {

@@ -119,6 +119,15 @@ impl<const N: usize> PendingTable<N> {
         }
     }
 
+    /// Whether [`take_aborted`](Self::take_aborted) or
+    /// [`take_expired`](Self::take_expired) with `now` would return one.
+    pub fn has_finished(&self, now: Instant) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|p| p.aborted || p.deadline <= now)
+    }
+
     /// Remove and return one aborted request.
     pub fn take_aborted(&mut self) -> Option<Pending> {
         self.slots

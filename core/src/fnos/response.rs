@@ -38,6 +38,10 @@ pub enum ResponseError {
     Json(JsonError),
     /// Valid JSON, but not an object.
     NotAnObject,
+    /// A binary message: fnOS speaks text.
+    Binary,
+    /// A piece of a message too large for the receive buffer.
+    Fragment,
 }
 
 impl From<JsonError> for ResponseError {
@@ -52,20 +56,33 @@ impl<'a> Message<'a> {
         let body = Value::parse(payload)?
             .as_object()
             .ok_or(ResponseError::NotAnObject)?;
+        Ok(Self::classify(body))
+    }
+
+    /// [`parse`](Self::parse) again, without checking the JSON: for a
+    /// payload `parse` already accepted.
+    pub(crate) fn parse_trusted(payload: &'a [u8]) -> Result<Message<'a>, ResponseError> {
+        let body = Value::trusted(payload)
+            .as_object()
+            .ok_or(ResponseError::NotAnObject)?;
+        Ok(Self::classify(body))
+    }
+
+    fn classify(body: Object<'a>) -> Message<'a> {
         if let Some(kind) = body.get("sysNotify").and_then(|v| v.as_str()) {
-            return Ok(Message::Push(Push::from_object(kind, body)));
+            return Message::Push(Push::from_object(kind, body));
         }
         if let Some(reqid) = body.get("reqid").and_then(|v| v.as_str()) {
-            return Ok(Message::Reply(Reply::from_object(reqid, body)));
+            return Message::Reply(Reply::from_object(reqid, body));
         }
         if body
             .get("res")
             .and_then(|v| v.as_str())
             .is_some_and(|s| s.eq_str("pong"))
         {
-            return Ok(Message::Pong);
+            return Message::Pong;
         }
-        Ok(Message::Other(body))
+        Message::Other(body)
     }
 }
 

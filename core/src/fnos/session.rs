@@ -84,8 +84,11 @@ use super::response::{Message, Push, Reply, ResponseError, Status};
 use super::rsa::{MAX_MODULUS_BYTES, RsaPublicKey};
 use super::sign::{SIGNATURE_LEN, Signer, is_never_signed};
 use super::write::WriteError;
+use crate::InsufficientSize;
+use crate::connection::{self, Message as WsMessage, Transmit};
 use crate::random::Entropy;
 use crate::time::{Duration, Instant};
+use crate::ws::MessageKind;
 
 /// Requests in flight by default.
 pub const DEFAULT_PENDING: usize = 16;
@@ -195,6 +198,11 @@ pub enum Event<'b> {
     RequestTimedOut(Reqid),
     /// The connection dropped before a request was answered.
     RequestAborted(Reqid),
+    /// A received message could not be read (not JSON, not an object,
+    /// binary); the connection stays usable. Only through
+    /// [`Connection`](crate::Connection): [`Session::handle_text`] returns
+    /// the error instead.
+    Malformed(ResponseError),
     /// Too many pongs missed: close the connection and reconnect.
     ConnectionDead {
         /// Pings that went unanswered.
@@ -248,6 +256,59 @@ impl From<Busy> for Error {
     }
 }
 
+/// What a received message left for the application, kept between
+/// [`connection::Session::handle_message`] and the `poll_event` that reads
+/// the message again to build the borrowed event.
+#[derive(Debug, Clone, Copy)]
+enum Staged {
+    /// A reply, push or other object; `known`: the reply's reqid is in flight.
+    Borrowed { known: bool },
+    /// A login outcome, which borrows nothing.
+    Owned(Event<'static>),
+    /// The message could not be read.
+    Malformed(ResponseError),
+}
+
+impl<'b> Event<'b> {
+    /// This event as it will be rebuilt from its message.
+    fn stage(self) -> Staged {
+        match self {
+            Event::Reply(_) | Event::Push(_) | Event::Unsolicited(_) => {
+                Staged::Borrowed { known: true }
+            }
+            Event::UnmatchedReply(_) => Staged::Borrowed { known: false },
+            Event::LoggedIn { method, uid, admin } => {
+                Staged::Owned(Event::LoggedIn { method, uid, admin })
+            }
+            Event::TwoFactorRequired => Staged::Owned(Event::TwoFactorRequired),
+            Event::TwoFactorRejected(e) => Staged::Owned(Event::TwoFactorRejected(e)),
+            Event::LoginFailed(f) => Staged::Owned(Event::LoginFailed(f)),
+            Event::Malformed(e) => Staged::Malformed(e),
+            Event::RequestTimedOut(r) => Staged::Owned(Event::RequestTimedOut(r)),
+            Event::RequestAborted(r) => Staged::Owned(Event::RequestAborted(r)),
+            Event::ConnectionDead { missed_pongs } => {
+                Staged::Owned(Event::ConnectionDead { missed_pongs })
+            }
+        }
+    }
+}
+
+/// `staged` built again from the message it was staged for.
+fn rebuild(staged: Staged, payload: &[u8]) -> Event<'_> {
+    match staged {
+        Staged::Owned(e) => e,
+        Staged::Malformed(e) => Event::Malformed(e),
+        Staged::Borrowed { known } => match Message::parse_trusted(payload) {
+            Ok(Message::Push(p)) => Event::Push(p),
+            Ok(Message::Reply(r)) if known => Event::Reply(r),
+            Ok(Message::Reply(r)) => Event::UnmatchedReply(r),
+            Ok(Message::Other(o)) => Event::Unsolicited(o),
+            // `parse` accepted this payload as one of the above before.
+            Ok(Message::Pong) | Err(_) => Event::Malformed(ResponseError::NotAnObject),
+        },
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Notice {
     Dead(u8),
@@ -276,6 +337,9 @@ pub struct Session<'c, const N: usize = DEFAULT_PENDING> {
     uid: Option<u64>,
     admin: Option<bool>,
     notices: heapless::Deque<Notice, 4>,
+    /// The event about the message the last `handle_message` took, not yet
+    /// handed out.
+    staged: Option<Staged>,
     last_timeout: Instant,
 }
 
@@ -320,6 +384,7 @@ impl<'c, const N: usize> Session<'c, N> {
             uid: None,
             admin: None,
             notices: heapless::Deque::new(),
+            staged: None,
             last_timeout: Instant::ZERO,
         }
     }
@@ -389,6 +454,12 @@ impl<'c, const N: usize> Session<'c, N> {
         self.pending.has_room()
     }
 
+    /// Whether a request can be sent now: connected, with room in the
+    /// table of requests in flight.
+    pub fn can_send(&self) -> bool {
+        self.state != State::Disconnected && self.pending.has_room()
+    }
+
     /// Stop waiting for `reqid`: its slot is freed at once and any frame
     /// that still arrives for it is reported as
     /// [`Event::UnmatchedReply`]. This is what an adapter calls when the
@@ -414,6 +485,7 @@ impl<'c, const N: usize> Session<'c, N> {
     /// The connection is gone. Requests in flight are reported as aborted
     /// by [`poll_event`](Self::poll_event); tokens and secret are kept.
     pub fn handle_disconnect(&mut self, now: Instant) {
+        self.staged = None;
         self.pending.abort_all();
         self.heartbeat.stop();
         self.reqids.reset();
@@ -836,4 +908,163 @@ fn write_request(
         Some(s) => s.sign_in_place(out, end),
         None => end,
     })
+}
+
+impl<const N: usize> connection::Session for Session<'_, N> {
+    type Event<'a>
+        = Event<'a>
+    where
+        Self: 'a;
+
+    fn handle_connect(&mut self, now: Instant) {
+        Session::handle_connect(self, now)
+    }
+
+    fn handle_disconnect(&mut self, now: Instant) {
+        Session::handle_disconnect(self, now)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Session::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now)
+    }
+
+    fn can_send(&self) -> bool {
+        Session::can_send(self)
+    }
+
+    fn poll_transmit<R: Entropy>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<Transmit>, InsufficientSize> {
+        match Session::poll_transmit(self, now, rng, out) {
+            Ok(n) => Ok(n.map(|len| Transmit {
+                kind: MessageKind::Text,
+                len,
+            })),
+            Err(Error::BufferTooSmall { required }) => Err(InsufficientSize { required }),
+            // The session's own messages have no caller parameters, so no
+            // other error can occur; were one to, nothing is sent.
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, message: WsMessage<'_>) -> bool {
+        let event = match message {
+            WsMessage {
+                kind: MessageKind::Binary,
+                ..
+            } => Event::Malformed(ResponseError::Binary),
+            WsMessage {
+                first: true,
+                last: true,
+                data,
+                ..
+            } => match self.handle_text(now, data) {
+                Ok(Some(event)) => event,
+                Ok(None) => return false,
+                Err(Error::Malformed(e)) => Event::Malformed(e),
+                Err(_) => return false,
+            },
+            _ => Event::Malformed(ResponseError::Fragment),
+        };
+        self.staged = Some(event.stage());
+        true
+    }
+
+    fn has_event(&self) -> bool {
+        !self.notices.is_empty() || self.pending.has_finished(self.last_timeout)
+    }
+
+    fn poll_event<'a>(&'a mut self, message: Option<WsMessage<'a>>) -> Option<Event<'a>> {
+        if let (Some(staged), Some(message)) = (self.staged, message) {
+            self.staged = None;
+            return Some(rebuild(staged, message.data));
+        }
+        self.staged = None;
+        Session::poll_event(self)
+    }
+}
+
+impl From<crate::ws::SendError> for Error {
+    fn from(e: crate::ws::SendError) -> Self {
+        use crate::ws::SendError;
+        match e {
+            SendError::InsufficientSize(InsufficientSize { required }) => {
+                Error::BufferTooSmall { required }
+            }
+            SendError::MessageInProgress => Error::Busy,
+            _ => Error::NotConnected,
+        }
+    }
+}
+
+/// An fnOS request with its own deadline, for [`Connection::send`](crate::Connection::send).
+#[derive(Debug, Clone, Copy)]
+pub struct Timed<'r, 'p> {
+    /// The request.
+    pub request: &'r Request<'p>,
+    /// How long to wait for its final frame.
+    pub timeout: Duration,
+}
+
+impl<const N: usize> Session<'_, N> {
+    /// [`connection::Command::write`] for both command types.
+    fn write_command(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        timeout: Option<Duration>,
+        out: &mut [u8],
+    ) -> Result<(Transmit, Reqid), Error> {
+        let timeout = timeout.unwrap_or(self.config.request_timeout);
+        let (reqid, len) = self.send_with_timeout(now, request, timeout, out)?;
+        Ok((text(len), reqid))
+    }
+}
+
+/// `Command` for a request and a timed request, sent through a connection
+/// that owns its session or borrows it.
+macro_rules! fnos_command {
+    ($session:ty, $command:ty, |$me:ident| $parts:expr) => {
+        impl<'s, 'c, const N: usize> connection::Command<$session> for $command {
+            type Handle = Reqid;
+            type Error = Error;
+
+            fn write<R: Entropy>(
+                &self,
+                session: &mut $session,
+                now: Instant,
+                _rng: &mut R,
+                out: &mut [u8],
+            ) -> Result<(Transmit, Reqid), Error> {
+                let $me = self;
+                let (request, timeout) = $parts;
+                session.write_command(now, request, timeout, out)
+            }
+        }
+    };
+}
+
+fnos_command!(Session<'c, N>, Request<'_>, |r| (r, None));
+fnos_command!(&'s mut Session<'c, N>, Request<'_>, |r| (r, None));
+fnos_command!(Session<'c, N>, Timed<'_, '_>, |t| (
+    t.request,
+    Some(t.timeout)
+));
+fnos_command!(&'s mut Session<'c, N>, Timed<'_, '_>, |t| (
+    t.request,
+    Some(t.timeout)
+));
+
+fn text(len: usize) -> Transmit {
+    Transmit {
+        kind: MessageKind::Text,
+        len,
+    }
 }
