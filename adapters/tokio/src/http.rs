@@ -6,11 +6,14 @@
 //! server closing the connection is accepted for small answers
 //! ([`Response::body`]) but never streamed as a file
 //! ([`Response::next`] fails at its end): a cut could not be told from the
-//! end.
+//! end. Request heads are the core's (`naslink_core::fnos::http` writes
+//! them): this module only sizes their buffer and moves the bytes.
 
 use std::io;
 
+use naslink_core::fnos::http::HeadError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zeroize::Zeroizing;
 
 use crate::link::Io;
 
@@ -272,58 +275,38 @@ fn truncated() -> io::Error {
     )
 }
 
-/// The `Host` header for `url`: the port only when the URL names one.
-pub(crate) fn host_header(url: &naslink_core::ws::Url<'_>) -> String {
-    if url.explicit_port {
-        format!("{}:{}", url.host, url.port)
-    } else {
-        url.host.to_owned()
+/// A request head (or framing) from one of the core's writers
+/// (`naslink_core::fnos::http`), in a buffer sized to it and wiped when
+/// dropped: heads carry tokens, cookies and the access code.
+pub(crate) fn written(
+    write: impl Fn(&mut [u8]) -> Result<usize, HeadError>,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; 1024]);
+    let mut result = write(&mut buf);
+    if let Err(HeadError::BufferTooSmall { required }) = result {
+        buf = Zeroizing::new(vec![0u8; required]);
+        result = write(&mut buf);
+    }
+    match result {
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(buf)
+        }
+        Err(HeadError::InvalidHeader) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a request header would contain a line break or a control character",
+        )),
+        Err(HeadError::BufferTooSmall { required }) => Err(io::Error::other(format!(
+            "the request head needs {required} bytes and its writer asked for less"
+        ))),
     }
 }
 
-/// Write a request head and flush it: `METHOD target`, `Host`, the given
-/// headers, `Connection: close`.
-pub(crate) async fn write_head(
-    stream: &mut Box<dyn Io>,
-    method: &str,
-    target: &str,
-    host: &str,
-    headers: &[(&str, &str)],
-) -> io::Result<()> {
-    // The head carries tokens and cookies: wiped once written.
-    let mut text =
-        zeroize::Zeroizing::new(format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n"));
-    for (name, value) in headers {
-        if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("header `{name}` contains a line break"),
-            ));
-        }
-        text.push_str(name);
-        text.push_str(": ");
-        text.push_str(value);
-        text.push_str("\r\n");
-    }
-    text.push_str("Connection: close\r\n\r\n");
-    stream.write_all(text.as_bytes()).await?;
-    // A TLS stream may hold the bytes back until flushed.
+/// Write `bytes` and flush them (a TLS stream may hold bytes back until
+/// flushed).
+pub(crate) async fn send(stream: &mut Box<dyn Io>, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
     stream.flush().await
-}
-
-/// Percent-encode a path as JavaScript's `encodeURI` does (the fnOS web UI
-/// encodes `Trim-Path` with it): letters, digits and `;,/?:@&=+$-_.!~*'()#`
-/// stay, everything else (UTF-8 bytes) becomes `%XX`.
-pub(crate) fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b";,/?:@&=+$-_.!~*'()#".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -442,13 +425,15 @@ mod tests {
         assert!(e.to_string().contains("bad Content-Length"), "{e}");
     }
 
-    #[tokio::test]
-    async fn header_injection_is_refused() {
-        let (client, _server) = tokio::io::duplex(64);
-        let mut stream: Box<dyn Io> = Box::new(client);
-        let e = write_head(&mut stream, "GET", "/", "h", &[("X", "a\r\nEvil: 1")])
-            .await
-            .unwrap_err();
+    #[test]
+    fn core_heads_get_a_buffer_of_their_size_and_forged_headers_are_refused() {
+        let long = "x".repeat(5000);
+        let head =
+            written(|out| naslink_core::fnos::http::write_trim_path("vol1", &long, out)).unwrap();
+        assert_eq!(head.len(), 5005);
+        let origin = naslink_core::ws::Url::parse("ws://nas:5666/").unwrap();
+        let url = naslink_core::fnos::http::check_download_url(&origin, "/d").unwrap();
+        let e = written(|out| url.write_request(Some("a\r\nEvil: 1"), out)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -531,22 +516,5 @@ mod tests {
             bytes.extend_from_slice(&body[..keep]);
             proptest::prop_assert_eq!(parse_all(bytes, cuts), None);
         }
-    }
-
-    #[test]
-    fn paths_are_percent_encoded_as_encode_uri_does() {
-        assert_eq!(
-            encode_path("vol1/1000/a b/报告.txt"),
-            "vol1/1000/a%20b/%E6%8A%A5%E5%91%8A.txt"
-        );
-        assert_eq!(encode_path("report (1).pdf"), "report%20(1).pdf");
-        assert_eq!(
-            encode_path("x~y-z_.w;,?:@&=+$!*'#"),
-            "x~y-z_.w;,?:@&=+$!*'#"
-        );
-        assert_eq!(
-            encode_path("100%\"<>[]{}|^`\\"),
-            "100%25%22%3C%3E%5B%5D%7B%7D%7C%5E%60%5C"
-        );
     }
 }

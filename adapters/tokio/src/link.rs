@@ -28,7 +28,7 @@
 use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 
-use base64::Engine;
+use naslink_core::fnos::http as fnos_http;
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
 use naslink_core::ws::{self, Client, Closed, Event, ProtocolError, State};
@@ -277,7 +277,8 @@ impl Link {
                         (Some(code), None) => code,
                         _ => return Err(ConnectError::AccessCodeRequired),
                     };
-                    cookie = Some(Self::verify_access_code(&url, options, code).await?);
+                    let origin = ws::Url::parse(&url).map_err(ConnectError::Url)?;
+                    cookie = Some(Self::verify_access_code(&origin, options, code).await?);
                 }
                 Err(Refusal::Status(status)) => return Err(ConnectError::Rejected(status)),
             }
@@ -365,7 +366,9 @@ impl Link {
                 if response.is_redirect() {
                     let location = response.location().unwrap_or_default().to_owned();
                     Some(Err(Ok(Refusal::Redirect(status, location))))
-                } else if status == 401 && response.header("X-Trim-Safe-Code-Challenge").is_some() {
+                } else if fnos_http::is_access_challenge(status, |name| {
+                    response.header(name).is_some()
+                }) {
                     Some(Err(Ok(Refusal::AccessGate)))
                 } else {
                     Some(Err(Ok(Refusal::Status(status))))
@@ -376,30 +379,21 @@ impl Link {
         }
     }
 
-    /// `GET /access_code_verify` on the same host; returns the cookie pair
-    /// (wiped from memory when dropped, as is the encoded code).
+    /// Trade the access code for its cookie on `url`'s own host (the
+    /// request and the answer's rules are the core's, `fnos::http`);
+    /// returns the cookie pair (wiped from memory when dropped, as is the
+    /// request carrying the encoded code).
     pub(crate) async fn verify_access_code(
-        url_text: &str,
+        url: &ws::Url<'_>,
         options: &LinkOptions,
         code: &str,
     ) -> Result<Zeroizing<String>, ConnectError> {
-        let url = ws::Url::parse(url_text).map_err(ConnectError::Url)?;
-        let mut stream = Self::stream(&url, options).await?;
-        let encoded =
-            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(code.as_bytes()));
-        let headers = [
-            ("x-access-code", encoded.as_str()),
-            ("x-access-source", "web"),
-        ];
-        http::write_head(
-            &mut stream,
-            "GET",
-            "/access_code_verify",
-            &http::host_header(&url),
-            &headers,
-        )
-        .await
-        .map_err(ConnectError::Tcp)?;
+        let request = http::written(|out| fnos_http::write_access_code_request(url, code, out))
+            .map_err(ConnectError::Tcp)?;
+        let mut stream = Self::stream(url, options).await?;
+        http::send(&mut stream, &request)
+            .await
+            .map_err(ConnectError::Tcp)?;
         // A garbled or missing answer is a refusal; a broken socket is not.
         let response = http::Response::read(stream)
             .await
@@ -409,17 +403,10 @@ impl Link {
                 }
                 _ => ConnectError::Tcp(e),
             })?;
-        let cookie = response
-            .head
-            .header("set-cookie")
-            .and_then(|v| v.split(';').next())
-            .map(str::trim);
-        match cookie {
-            Some(c) if response.head.status == 200 && !c.is_empty() => {
-                Ok(Zeroizing::new(c.to_owned()))
-            }
-            _ => Err(ConnectError::AccessCodeRequired),
-        }
+        let set_cookie = response.head.header("set-cookie").map(str::as_bytes);
+        fnos_http::access_cookie(response.head.status, set_cookie)
+            .map(|cookie| Zeroizing::new(cookie.as_str().to_owned()))
+            .map_err(|_| ConnectError::AccessCodeRequired)
     }
 
     /// Wait for bytes from the server and buffer them; returns how many
@@ -668,21 +655,12 @@ fn describe_request_error(e: ws::ConnectError) -> String {
 }
 
 /// Whether a credential may follow from `current` to `next` (both
-/// WebSocket URLs): the same host, never `wss` to `ws`, and the same port
-/// unless the scheme steps up from `ws` to `wss` (fnOS moves from 5666 to
-/// 5667 when it forces HTTPS).
+/// WebSocket URLs): the core's rule (`fnos::http::check_redirect`), the
+/// refusal in words.
 pub(crate) fn may_follow(current: &str, next: &str) -> Result<(), &'static str> {
     let from = ws::Url::parse(current).map_err(|_| "the current address is not a WebSocket URL")?;
     let to = ws::Url::parse(next).map_err(|_| "it is not a usable http(s) or ws(s) URL")?;
-    if !from.host.eq_ignore_ascii_case(to.host) {
-        return Err("it names another host");
-    }
-    match (from.secure, to.secure) {
-        (true, false) => Err("it goes from TLS down to plain text"),
-        (false, true) => Ok(()),
-        _ if from.port != to.port => Err("it names another port on the same scheme"),
-        _ => Ok(()),
-    }
+    fnos_http::check_redirect(&from, &to).map_err(|why| why.why())
 }
 
 /// Map a redirect's `Location` (`https://host:5667/websocket?type=main`)

@@ -17,10 +17,12 @@
 //! - [`login`]: login messages, credentials kept across connections.
 //! - [`pending`]: the table of requests in flight.
 //! - [`heartbeat`]: ping timer and missed-pong count.
+//! - [`http`]: the HTTP side (access-code gate, upload, download checks).
 
 pub mod envelope;
 pub mod errno;
 pub mod heartbeat;
+pub mod http;
 pub mod json;
 pub mod login;
 pub mod pending;

@@ -1,5 +1,9 @@
 //! fnOS file transfers over its HTTP endpoints, beside the WebSocket.
 //!
+//! The protocol rules below (request heads, multipart framing, the URL and
+//! size checks) are the core's, `naslink_core::fnos::http`; this module
+//! owns the sockets, the files and the timers.
+//!
 //! - Upload: `file.checkUpload {path, size, overwrite}` names the file to
 //!   write (`uploadName`), then `POST /upload` carries it as the multipart
 //!   field `trim-upload-file`, with `Trim-Path` (folder + `/` + uploadName,
@@ -30,7 +34,9 @@
 use std::future::Future;
 use std::path::Path;
 
-use naslink_core::fnos::Errno;
+use naslink_core::fnos::http::{self as fnos_http, DownloadError, DownloadSize, Multipart};
+use naslink_core::fnos::http::{UploadHead, UrlRefused};
+use naslink_core::fnos::{Errno, Param, Request};
 use naslink_core::ws;
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,28 +46,8 @@ use super::{FnosClient, FnosError};
 use crate::http::{self, Response};
 use crate::link::{Io, Link};
 
-/// What `file.checkUpload` should do when the target already exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overwrite {
-    /// Refuse the upload (the server answers an error).
-    Skip,
-    /// Replace the existing file.
-    Replace,
-    /// Keep both: the server picks a new name for the upload.
-    #[default]
-    KeepBoth,
-}
-
-impl Overwrite {
-    /// The protocol's number (0, 1, 2).
-    pub fn code(self) -> u8 {
-        match self {
-            Overwrite::Skip => 0,
-            Overwrite::Replace => 1,
-            Overwrite::KeepBoth => 2,
-        }
-    }
-}
+/// What the upload does when the target already exists (the core's).
+pub use naslink_core::fnos::http::Overwrite;
 
 /// Piece size for reading and writing file bodies.
 const PIECE: usize = 64 * 1024;
@@ -94,14 +80,11 @@ impl FnosClient {
         overwrite: Overwrite,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<String, FnosError> {
-        let (folder, name) = remote
-            .rsplit_once('/')
-            .filter(|(folder, name)| !folder.is_empty() && !name.is_empty())
-            .ok_or_else(|| {
-                transfer(format!(
-                    "`{remote}` is not a full remote path to a file (vol1/1000/…/name)"
-                ))
-            })?;
+        let (folder, _) = fnos_http::split_remote_path(remote).ok_or_else(|| {
+            transfer(format!(
+                "`{remote}` is not a full remote path to a file (vol1/1000/…/name)"
+            ))
+        })?;
         let mut file = tokio::fs::File::open(source)
             .await
             .map_err(|e| io_error(&format!("cannot open {}", source.display()), e))?;
@@ -119,61 +102,55 @@ impl FnosClient {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
 
+        let check = fnos_http::check_upload_request(remote, size, overwrite);
         let checked = self
-            .request(
-                "file.checkUpload",
-                Some(&serde_json::json!({
-                    "path": format!("{folder}/{name}"),
-                    "size": size,
-                    "overwrite": overwrite.code(),
-                })),
-            )
+            .request(check.command(), Some(&params_json(&check)))
             .await?;
         let upload_name = checked
             .get("uploadName")
             .and_then(|v| v.as_str())
-            .filter(|n| !n.is_empty() && !n.contains('/'))
-            .ok_or_else(|| transfer("file.checkUpload answered without a usable uploadName"))?
+            .filter(|n| fnos_http::is_usable_upload_name(n))
+            .ok_or_else(|| {
+                transfer(format!(
+                    "{} answered without a usable uploadName",
+                    check.command()
+                ))
+            })?
             .to_owned();
         let stored = format!("{folder}/{upload_name}");
-        let trim_path = http::encode_path(&stored);
+        let trim_path = http::written(|out| fnos_http::write_trim_path(folder, &upload_name, out))
+            .map_err(|e| io_error("the upload's path", e))?;
+        // Only unreserved ASCII and `%XX` are written.
+        let trim_path = String::from_utf8_lossy(&trim_path).into_owned();
         let auth = self.http_auth(&trim_path).await?;
 
-        let boundary = format!("naslink-{:032x}", rand::thread_rng().r#gen::<u128>());
-        let preamble = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"trim-upload-file\"; \
-             filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-            quoted_file_name(&upload_name)
-        );
-        let epilogue = format!("\r\n--{boundary}--\r\n");
-        let length = preamble.len() as u64 + size + epilogue.len() as u64;
+        let part = Multipart::new(rand::thread_rng().r#gen(), &upload_name);
+        let preamble = http::written(|out| part.write_head(out))
+            .map_err(|e| io_error("the upload's framing", e))?;
+        let epilogue = http::written(|out| part.write_tail(out))
+            .map_err(|e| io_error("the upload's framing", e))?;
 
         let idle = self.http_target().idle_timeout;
-        let (mut stream, host, cookie) = self.http_stream(&self.http_target().url).await?;
-        let content_type = format!("multipart/form-data; boundary={boundary}");
-        let length_text = length.to_string();
-        let overwrite_text = overwrite.code().to_string();
-        let mtime_text = mtime.to_string();
-        let mut headers = vec![
-            ("Content-Type", content_type.as_str()),
-            ("Content-Length", length_text.as_str()),
-            ("Trim-Path", trim_path.as_str()),
-            ("Trim-Sign", auth.sign.as_str()),
-            ("Trim-Token", auth.token.as_str()),
-            ("Trim-Overwrite", overwrite_text.as_str()),
-            ("Trim-Mtim", mtime_text.as_str()),
-        ];
-        if let Some(cookie) = &cookie {
-            headers.push(("Cookie", cookie.as_str()));
-        }
+        let origin = self.websocket_url()?;
+        let (mut stream, cookie) = self.http_stream(&origin).await?;
+        let head = UploadHead {
+            trim_path: &trim_path,
+            token: &auth.token,
+            sign: &auth.sign,
+            overwrite,
+            mtime,
+            cookie: cookie.as_deref().map(String::as_str),
+        };
+        let head = http::written(|out| head.write(&origin, &part, size, out))
+            .map_err(|e| io_error("sending the upload request", e))?;
         let mut piece = vec![0u8; PIECE];
         let mut sent = 0u64;
         // Whether the failure, if any, was the connection's (not the file's).
         let mut on_the_wire = true;
         let sending = async {
             let writing = async {
-                http::write_head(&mut stream, "POST", "/upload", &host, &headers).await?;
-                stream.write_all(preamble.as_bytes()).await
+                http::send(&mut stream, &head).await?;
+                stream.write_all(&preamble).await
             };
             bounded(idle, "sending the upload request", writing).await?;
             progress(0, size);
@@ -202,7 +179,7 @@ impl FnosClient {
                 )));
             }
             let finishing = async {
-                stream.write_all(epilogue.as_bytes()).await?;
+                stream.write_all(&epilogue).await?;
                 stream.flush().await
             };
             bounded(idle, "finishing the upload", finishing).await
@@ -268,21 +245,21 @@ impl FnosClient {
             .and_then(|v| v.as_str())
             .ok_or_else(|| transfer("file.download answered without a url"))?
             .to_owned();
-        let (origin, resource) = resolve(&self.http_target().url, &location)?;
-        if let Err(why) = crate::link::may_follow(&self.http_target().url, &origin) {
-            return Err(FnosError::DownloadUrlRefused {
-                origin: origin_of(&origin),
-                why,
-            });
-        }
+        let websocket = self.websocket_url()?;
+        let url = fnos_http::check_download_url(&websocket, &location).map_err(|e| match e {
+            UrlRefused::Unusable => transfer("file.download answered an unusable url"),
+            UrlRefused::Origin { url, why } => FnosError::DownloadUrlRefused {
+                origin: origin_of(&url),
+                why: why.why(),
+            },
+        })?;
         let idle = self.http_target().idle_timeout;
-        let (mut stream, host, cookie) = self.http_stream(&origin).await?;
-        let mut headers = vec![("Accept", "*/*")];
-        if let Some(cookie) = &cookie {
-            headers.push(("Cookie", cookie.as_str()));
-        }
+        let (mut stream, cookie) = self.http_stream(&url.origin()).await?;
+        let request =
+            http::written(|out| url.write_request(cookie.as_deref().map(String::as_str), out))
+                .map_err(|e| io_error("asking for the download", e))?;
         let asking = async {
-            http::write_head(&mut stream, "GET", &resource, &host, &headers).await?;
+            http::send(&mut stream, &request).await?;
             Response::read(stream).await
         };
         let mut response = bounded(idle, "waiting for the download", asking).await?;
@@ -296,22 +273,11 @@ impl FnosClient {
                 response.head.status
             )));
         }
-        if !response.is_delimited() {
-            return Err(transfer(
-                "the server sent the file without a Content-Length or chunked framing: \
-                 a cut connection could not be told from the end, so it was not saved",
-            ));
-        }
-        let announced = response.content_length();
-        if let (Some(listed), Some(announced)) = (listed, announced)
-            && listed != announced
-        {
-            return Err(transfer(format!(
-                "the server announces {announced} bytes for {remote}, but its listing gives \
-                 {listed}: nothing was saved"
-            )));
-        }
-        let total = announced.or(listed);
+        let mut size_check = DownloadSize::new(listed);
+        let total = size_check
+            .check_head(response.is_delimited(), response.content_length())
+            .map_err(|e| refused_download(e, remote))?;
+
         // Dropping `part` (an error below, or this future dropped) unlinks
         // the file at once.
         let (file, part) = part_file(target)?.into_parts();
@@ -326,24 +292,17 @@ impl FnosClient {
                 if n == 0 {
                     break;
                 }
-                received += n as u64;
-                if let Some(listed) = listed.filter(|&l| received > l) {
-                    return Err(transfer(format!(
-                        "the server sends more than the {listed} bytes {remote} has in its \
-                         listing: nothing was saved"
-                    )));
-                }
+                received = size_check
+                    .received(n)
+                    .map_err(|e| refused_download(e, remote))?;
                 file.write_all(&piece)
                     .await
                     .map_err(|e| io_error(&format!("writing {}", part.display()), e))?;
                 progress(received, total.unwrap_or(0));
             }
-            if let Some(listed) = listed.filter(|&l| received != l) {
-                return Err(transfer(format!(
-                    "the server sent {received} of the {listed} bytes {remote} has in its \
-                     listing: nothing was saved"
-                )));
-            }
+            size_check
+                .finish()
+                .map_err(|e| refused_download(e, remote))?;
             file.flush()
                 .await
                 .and(file.sync_all().await)
@@ -387,22 +346,25 @@ impl FnosClient {
             .and_then(|size| size.as_u64())
     }
 
-    /// A connection to `url`'s host and port, its `Host` header value, and
-    /// the access-code cookie when one is configured.
+    /// The WebSocket's URL: the HTTP endpoints' origin.
+    fn websocket_url(&self) -> Result<ws::Url<'_>, FnosError> {
+        let url = &self.http_target().url;
+        ws::Url::parse(url).map_err(|_| transfer("the WebSocket URL is not usable for transfers"))
+    }
+
+    /// A connection to `url`'s host and port, and the access-code cookie
+    /// when one is configured.
     async fn http_stream(
         &self,
-        url: &str,
-    ) -> Result<(Box<dyn Io>, String, Option<Zeroizing<String>>), FnosError> {
+        url: &ws::Url<'_>,
+    ) -> Result<(Box<dyn Io>, Option<Zeroizing<String>>), FnosError> {
         let target = self.http_target();
-        let parsed = ws::Url::parse(url)
-            .map_err(|_| transfer(format!("invalid address {}", origin_of(url))))?;
-        let host = http::host_header(&parsed);
         let connecting = async {
             let cookie = match &target.link.access_code {
                 Some(code) => Some(Link::verify_access_code(url, &target.link, code).await?),
                 None => None,
             };
-            let stream = Link::stream(&parsed, &target.link).await?;
+            let stream = Link::stream(url, &target.link).await?;
             Ok((stream, cookie))
         };
         let limit = target
@@ -413,7 +375,7 @@ impl FnosClient {
             .await
             .map_err(|_| FnosError::Connect(crate::link::ConnectError::TimedOut))?
             .map_err(FnosError::Connect)?;
-        Ok((stream, host, cookie))
+        Ok((stream, cookie))
     }
 }
 
@@ -442,16 +404,48 @@ fn part_file(target: &Path) -> Result<tempfile::NamedTempFile, FnosError> {
 
 /// `scheme://host:port` of a URL, without its path and query (which may
 /// carry a token).
-fn origin_of(url: &str) -> String {
-    match ws::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}:{}",
-            if u.secure { "https" } else { "http" },
-            u.host,
-            u.port
+fn origin_of(url: &ws::Url<'_>) -> String {
+    let scheme = if url.secure { "https" } else { "http" };
+    format!("{scheme}://{}:{}", url.host, url.port)
+}
+
+/// A download the core's size checks refused, in words.
+fn refused_download(e: DownloadError, remote: &str) -> FnosError {
+    transfer(match e {
+        DownloadError::Unframed => "the server sent the file without a Content-Length or \
+                                    chunked framing: a cut connection could not be told from \
+                                    the end, so it was not saved"
+            .to_owned(),
+        DownloadError::AnnouncedOtherSize { announced, listed } => format!(
+            "the server announces {announced} bytes for {remote}, but its listing gives \
+             {listed}: nothing was saved"
         ),
-        Err(_) => "an unusable address".into(),
-    }
+        DownloadError::TooLong { listed } => format!(
+            "the server sends more than the {listed} bytes {remote} has in its listing: \
+             nothing was saved"
+        ),
+        DownloadError::TooShort { received, listed } => format!(
+            "the server sent {received} of the {listed} bytes {remote} has in its listing: \
+             nothing was saved"
+        ),
+    })
+}
+
+/// A core request's parameters as the JSON object [`FnosClient::request`]
+/// takes.
+fn params_json(request: &Request<'_>) -> serde_json::Value {
+    let params = request.params().iter().map(|(name, value)| {
+        let value = match *value {
+            Param::Str(s) => serde_json::Value::from(s),
+            Param::Int(i) => serde_json::Value::from(i),
+            Param::Bool(b) => serde_json::Value::from(b),
+            Param::Null => serde_json::Value::Null,
+            Param::StrList(list) => serde_json::Value::from(list.to_vec()),
+            Param::Json(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+        };
+        ((*name).to_owned(), value)
+    });
+    serde_json::Value::Object(params.collect())
 }
 
 /// Run one step of a transfer, failing it when the server stalls.
@@ -497,78 +491,39 @@ fn check_answer(what: &str, status: u16, body: &[u8]) -> Result<(), FnosError> {
     })
 }
 
-/// The WebSocket-style origin and the request target for a download
-/// location: an absolute `http(s)://` URL, or a path on the WebSocket's
-/// own host.
-fn resolve(ws_url: &str, location: &str) -> Result<(String, String), FnosError> {
-    let absolute = if let Some(rest) = location.strip_prefix("https://") {
-        Some(format!("wss://{rest}"))
-    } else {
-        location
-            .strip_prefix("http://")
-            .map(|rest| format!("ws://{rest}"))
-    };
-    match absolute {
-        Some(url) => {
-            let parsed = ws::Url::parse(&url)
-                .map_err(|_| transfer("file.download answered an unusable url"))?;
-            let resource = parsed.resource.to_owned();
-            Ok((url, resource))
-        }
-        None if location.starts_with('/') => Ok((ws_url.to_owned(), location.to_owned())),
-        None => Ok((ws_url.to_owned(), format!("/{location}"))),
-    }
-}
-
-/// A file name inside a quoted multipart parameter: quotes and line breaks
-/// percent-encoded, as browsers do.
-fn quoted_file_name(name: &str) -> String {
-    name.replace('"', "%22")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn download_locations_resolve_against_the_websocket_origin() {
-        let ws = "ws://nas:5666/websocket?type=main";
-        assert_eq!(
-            resolve(ws, "/multiple-download?token=ab").unwrap(),
-            (ws.to_owned(), "/multiple-download?token=ab".to_owned())
-        );
-        assert_eq!(
-            resolve(ws, "multiple-download?token=ab").unwrap().1,
-            "/multiple-download?token=ab"
-        );
-        assert_eq!(
-            resolve(ws, "https://nas:5667/multiple-download?token=x").unwrap(),
-            (
-                "wss://nas:5667/multiple-download?token=x".to_owned(),
-                "/multiple-download?token=x".to_owned()
-            )
-        );
+    fn refused_download_urls_are_named_by_their_origin_only() {
+        let wss = ws::Url::parse("wss://nas:5667/websocket?type=main").unwrap();
+        let location = "http://nas:5667/multiple-download?token=secret";
+        match fnos_http::check_download_url(&wss, location) {
+            Err(UrlRefused::Origin { url, why }) => {
+                assert_eq!(origin_of(&url), "http://nas:5667");
+                assert_eq!(why.why(), "it goes from TLS down to plain text");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn download_urls_stay_on_the_websockets_host_and_never_drop_tls() {
-        let wss = "wss://nas:5667/websocket?type=main";
-        for (location, allowed) in [
-            ("/multiple-download?token=a", true),
-            ("https://nas:5667/multiple-download?token=a", true),
-            ("http://nas:5667/multiple-download?token=a", false),
-            ("https://evil:5667/multiple-download?token=a", false),
-            ("https://nas:8443/multiple-download?token=a", false),
-        ] {
-            let (origin, _) = resolve(wss, location).unwrap();
-            let verdict = crate::link::may_follow(wss, &origin);
-            assert_eq!(verdict.is_ok(), allowed, "{location}: {verdict:?}");
-        }
+    fn core_requests_become_the_json_parameters_the_session_sends() {
+        let check = fnos_http::check_upload_request("vol1/1000/a.txt", 42, Overwrite::Replace);
         assert_eq!(
-            origin_of("wss://nas:5667/multiple-download?token=secret"),
-            "https://nas:5667"
+            params_json(&check),
+            serde_json::json!({"path": "vol1/1000/a.txt", "size": 42, "overwrite": 1})
+        );
+        let list = ["a", "b"];
+        let other = Request::new("x")
+            .param("l", Param::StrList(&list))
+            .param("n", Param::Null)
+            .param("b", Param::Bool(true))
+            .param("j", Param::Json("{\"k\":[1]}"));
+        assert_eq!(
+            params_json(&other),
+            serde_json::json!({"l": ["a", "b"], "n": null, "b": true, "j": {"k": [1]}})
         );
     }
 
@@ -608,10 +563,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn multipart_file_names_cannot_break_the_part_header() {
-        assert_eq!(quoted_file_name("a\"b\r\nc.txt"), "a%22b%0D%0Ac.txt");
     }
 }
