@@ -14,8 +14,6 @@
 //! online. The session survives reconnects, so the next login uses the
 //! token the last one earned.
 
-use core::cell::RefCell;
-
 use embassy_net::Stack;
 use embassy_time::{Duration, Timer};
 use naslink_core::random::Entropy;
@@ -128,13 +126,13 @@ pub async fn run<R: Entropy>(
         #[cfg(feature = "tls")]
         tls,
     };
-    let rng = RefCell::new(rng);
+    let mut rng = rng;
     let mut backoff = BACKOFF_MIN;
     loop {
         stack.wait_config_up().await;
         snap.link = Some(Link::Connecting);
         panel.show(&render(&snap));
-        match connect(stack, &url, &mut session, &rng, &mut net, &mut snap, panel).await {
+        match connect(stack, &url, &mut session, &mut rng, &mut net, &mut snap, panel).await {
             Ended::WasOnline => backoff = BACKOFF_MIN,
             Ended::Failed => {}
         }
@@ -162,7 +160,7 @@ async fn connect<R: Entropy>(
     stack: Stack<'_>,
     url: &Url<'_>,
     session: &mut watch::Session,
-    rng: &RefCell<R>,
+    rng: &mut R,
     res: &mut Net,
     snap: &mut Snapshot,
     panel: &mut impl Panel,

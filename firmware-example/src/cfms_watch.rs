@@ -93,12 +93,14 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     io: T,
     url: &Url<'_>,
     session: &mut Session,
-    rng: &RefCell<R>,
+    rng: &mut R,
     buffers: &mut WsBuffers,
     snap: &mut Snapshot,
     panel: &mut impl Panel,
 ) -> Ended {
-    let mut conn = match Connection::open(io, url, session, rng, buffers).await {
+    // The CFMS driver still shares its generator through a cell.
+    let rng = RefCell::new(rng);
+    let mut conn = match Connection::open(io, url, session, &rng, buffers).await {
         Ok(conn) => conn,
         Err(_) => {
             panel.note("websocket handshake failed");

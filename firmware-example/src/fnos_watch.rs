@@ -2,7 +2,6 @@
 //! ask for the host name, uptime, `appcgi.resmon.gen` (CPU, memory,
 //! network) and `stor.calcSpace`, and copy the answers into the snapshot.
 
-use core::cell::RefCell;
 
 use embedded_io_async::{Read, Write};
 use naslink_core::fnos::request::RESMON_GEN_ITEMS;
@@ -69,7 +68,7 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     io: T,
     url: &Url<'_>,
     session: &mut Session,
-    rng: &RefCell<R>,
+    rng: &mut R,
     buffers: &mut WsBuffers,
     snap: &mut Snapshot,
     panel: &mut impl Panel,

@@ -11,7 +11,6 @@
 //!   NAS. Said at startup.
 //! - `None`: [`check`] refuses `wss://` at startup.
 
-use core::cell::RefCell;
 
 use embassy_net::tcp::TcpSocket;
 use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection};
@@ -80,7 +79,7 @@ impl Default for Buffers {
 }
 
 /// The application's CSPRNG as the `rand_core` 0.6 generator embedded-tls asks for.
-struct TlsRng<'r, R>(&'r RefCell<R>);
+struct TlsRng<'r, R>(&'r mut R);
 
 impl<R: Entropy> rand_core::RngCore for TlsRng<'_, R> {
     fn next_u32(&mut self) -> u32 {
@@ -94,7 +93,7 @@ impl<R: Entropy> rand_core::RngCore for TlsRng<'_, R> {
         u64::from_le_bytes(b)
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.borrow_mut().fill_bytes(dest);
+        self.0.fill_bytes(dest);
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
         self.fill_bytes(dest);
@@ -110,7 +109,7 @@ pub(crate) async fn serve<R: Entropy>(
     socket: &mut TcpSocket<'_>,
     url: &Url<'_>,
     session: &mut Session,
-    rng: &RefCell<R>,
+    rng: &mut R,
     ws: &mut WsBuffers,
     buffers: &mut Buffers,
     snap: &mut Snapshot,
@@ -131,7 +130,7 @@ pub(crate) async fn serve<R: Entropy>(
     // Both settings go through the same provider type: embedded-tls's
     // handshake is generic over it, and a second type (its own
     // `UnsecureProvider`) would put a second copy of it in flash.
-    if let Err(e) = pinning::open(&mut tls, &config, trust, TlsRng(rng)).await {
+    if let Err(e) = pinning::open(&mut tls, &config, trust, TlsRng(&mut *rng)).await {
         note_refusal(&e, panel);
         return Ended::Failed;
     }
