@@ -1,7 +1,8 @@
 //! fnOS request cost: build + sign one `file.ls` request through a logged-in
-//! `Session`, and parse + match one reply, beside a bare HMAC-SHA256 of the
-//! same request bytes (keyed from scratch, as a plain signing call does) in
-//! the same run.
+//! `Session`, the same through a `Connection` up to the framed, masked bytes
+//! an adapter writes, and parse + match one reply, beside a bare HMAC-SHA256
+//! of the same request bytes (keyed from scratch, as a plain signing call
+//! does) in the same run.
 //!
 //! The session logs in once during setup: the benchmark plays the server
 //! with the shared vectors' throwaway RSA key (decrypting the envelope with
@@ -17,8 +18,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use naslink_core::fnos::envelope::LoginKey;
 use naslink_core::fnos::{Config, Event, Request, Session};
-use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
+use naslink_core::{Connection, random, ws};
 use rsa::pkcs8::DecodePrivateKey;
 
 const VECTORS: &str = include_str!(concat!(
@@ -117,6 +118,43 @@ fn logged_in() -> Session<'static, 64> {
     }
 }
 
+/// A WebSocket client past its handshake (the session, already logged
+/// in, is composed with it afterwards, so it is not restarted).
+fn open_ws<'a>(
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+) -> ws::Client<&'a mut [u8], impl random::Entropy> {
+    let url = ws::Url::parse("ws://127.0.0.1:9/websocket").expect("url");
+    let mut client = ws::Client::connect(
+        Instant::ZERO,
+        &url,
+        &[],
+        ws::Config::default(),
+        rng(),
+        rx,
+        tx,
+    )
+    .expect("client");
+    let request =
+        String::from_utf8(client.poll_transmit().expect("upgrade").to_vec()).expect("ascii");
+    client.advance_transmit(request.len());
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .expect("key header");
+    let accept = ws::handshake::accept_for_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        std::str::from_utf8(&accept).expect("base64")
+    );
+    assert_eq!(
+        client.handle_input(Instant::ZERO, response.as_bytes()),
+        response.len()
+    );
+    assert_eq!(client.poll_event(), Some(ws::Event::Connected));
+    client
+}
+
 fn build_and_sign(c: &mut Criterion) {
     let mut group = c.benchmark_group("fnos file.ls");
     let mut session = logged_in();
@@ -152,6 +190,23 @@ fn build_and_sign(c: &mut Criterion) {
             session.cancel(&reqid)
         });
     });
+
+    // The same request through the composition: written by the session
+    // straight into the WebSocket transmit buffer, framed and masked, up to
+    // the bytes an adapter writes to its socket.
+    let mut rx = vec![0u8; 4096];
+    let mut ws_tx = vec![0u8; 4096];
+    let mut conn = Connection::new(open_ws(&mut rx, &mut ws_tx), &mut session);
+    group.bench_function("send to frame bytes (Connection::send)", |b| {
+        b.iter(|| {
+            let reqid = conn.send(now, black_box(&request)).expect("send");
+            let frame = conn.poll_transmit().expect("queued");
+            let n = black_box(frame).len();
+            conn.advance_transmit(n);
+            conn.session_mut().cancel(&reqid)
+        });
+    });
+    drop(conn);
 
     // Each iteration sends one request and answers it: parse + match.
     let replies: Vec<u8> = reply.into_bytes();

@@ -1223,6 +1223,7 @@ fn event_kind(event: &fnos::Event<'_>) -> &'static str {
         fnos::Event::RequestTimedOut(_) => "request timed out",
         fnos::Event::RequestAborted(_) => "request aborted",
         fnos::Event::ConnectionDead { .. } => "connection dead",
+        fnos::Event::Malformed(_) => "unreadable message",
     }
 }
 
