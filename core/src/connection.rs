@@ -266,6 +266,17 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
         }
     }
 
+    /// Compose a client whose upgrade already succeeded (a runtime that ran
+    /// the upgrade itself, following redirects or an access-code gate) with
+    /// a session, which starts at once: its first messages are ready for
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn from_open(ws: ws::Client<B, E>, mut session: S, now: Instant) -> Self {
+        session.handle_connect(now);
+        let mut conn = Self::new(ws, session);
+        conn.now = now;
+        conn
+    }
+
     /// Take the session and the buffers back (to reconnect with the same
     /// session, which keeps its tokens).
     pub fn into_parts(self) -> (S, B, B) {
@@ -429,18 +440,25 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
     /// The next event, or `None`: drain after every input. It borrows the
     /// connection until the next call.
     pub fn poll_event(&mut self) -> Option<Event<'_, S>> {
+        self.poll_event_with_message().map(|(event, _)| event)
+    }
+
+    /// [`poll_event`](Self::poll_event), with the received message the
+    /// event is about (for a session event about a message): for runtimes
+    /// that hand the raw text on as well, such as a binding.
+    pub fn poll_event_with_message(&mut self) -> Option<(Event<'_, S>, Option<Message<'_>>)> {
         if self.held == Held::Nothing {
             self.held = self.pump();
         }
         let held = core::mem::replace(&mut self.held, Held::Nothing);
         if held == Held::Upgrade {
             return match self.ws.last_event() {
-                Some(ws::Event::Rejected(r)) => Some(Event::Rejected(r)),
-                _ => Some(Event::Connected),
+                Some(ws::Event::Rejected(r)) => Some((Event::Rejected(r), None)),
+                _ => Some((Event::Connected, None)),
             };
         }
         if let Some(e) = self.too_small.take() {
-            return Some(Event::TransmitTooSmall(e));
+            return Some((Event::TransmitTooSmall(e), None));
         }
         // The message's event first, then those the session raised without
         // a message (timeouts, failed requests, login failures found while
@@ -450,12 +468,12 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
             _ => None,
         };
         if let Some(e) = self.session.poll_event(message) {
-            return Some(Event::Session(e));
+            return Some((Event::Session(e), message));
         }
         match self.closed {
             Some(c) if !self.closed_reported => {
                 self.closed_reported = true;
-                Some(Event::Closed(c))
+                Some((Event::Closed(c), None))
             }
             _ => None,
         }

@@ -62,6 +62,7 @@ pub mod cfms;
 pub mod fnos;
 mod http;
 pub mod link;
+mod pump;
 pub mod tls;
 pub mod two_factor;
 

@@ -199,9 +199,16 @@ pub enum Incoming {
     Closed(Closed),
 }
 
+/// The WebSocket transmit buffer: requests and upload frames are queued
+/// (and written by the sessions straight into) it.
+pub(crate) const TRANSMIT_BUFFER: usize = 256 * 1024;
+
 /// How long one write may make no progress before the connection counts
 /// as dead (a server that stops reading must not hold the driver forever).
 const WRITE_STALL: StdDuration = StdDuration::from_secs(30);
+
+/// The core's WebSocket client as this runtime holds it.
+pub(crate) type WsClient = Client<Vec<u8>, OsEntropy>;
 
 /// An open WebSocket connection.
 pub struct Link {
@@ -323,7 +330,7 @@ impl Link {
             ws::Config::default(),
             OsEntropy,
             vec![0; rx],
-            vec![0; 256 * 1024],
+            vec![0; TRANSMIT_BUFFER],
         )
         .map_err(|e| ConnectError::Handshake(describe_request_error(e)))?;
         let mut link = Link {
@@ -437,6 +444,12 @@ impl Link {
                 0
             }
         }
+    }
+
+    /// The stream, the open client and the bytes already read after the
+    /// 101, for a [`Pump`](crate::pump::Pump) to carry on with.
+    pub(crate) fn into_parts(self) -> (Box<dyn Io>, WsClient, Vec<u8>) {
+        (self.stream, self.ws, self.input)
     }
 
     /// Note an end of stream from [`read`](Self::read).
@@ -602,7 +615,7 @@ fn describe_upgrade_end(closed: Closed) -> String {
 }
 
 /// Server text made safe for a terminal: control characters escaped.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .flat_map(char::escape_default)
         .collect::<String>()

@@ -500,6 +500,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         self.state
     }
 
+    /// The server's Close frame, once received: its code and reason text
+    /// (kept after [`Event::CloseReceived`] was handed out, for the
+    /// application's account of how the connection ended).
+    pub fn peer_close(&self) -> Option<(Option<CloseCode>, &str)> {
+        if !self.close_received {
+            return None;
+        }
+        Some((
+            self.received_close_code(),
+            as_str(self.control.get(2..self.control_len).unwrap_or(&[])),
+        ))
+    }
+
     /// Whether a new message may be sent now.
     pub fn can_send(&self) -> bool {
         self.state == State::Open && !self.close_queued && self.sending == Sending::Idle
