@@ -9,13 +9,14 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use naslink_core::connection::Event;
 use naslink_core::fnos::heartbeat::HeartbeatConfig;
 use naslink_core::fnos::{self, LoginMethod, Request, Session, Status};
 use naslink_core::random::Entropy;
 use naslink_core::time::Duration;
 use naslink_core::ws;
 use naslink_sim::fnos::{Config as SimConfig, Handle, KeySource, Push as SimPush, Server};
-use support::{Clock, Incoming, WsLink, os_entropy, unix_secs};
+use support::{Clock, ConnLink, os_entropy, unix_secs};
 
 /// What the session reported, owned so tests can keep it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,10 +38,10 @@ enum Seen {
 struct FnosLink<E: Entropy + Clone> {
     clock: Clock,
     url: String,
-    link: Option<WsLink<E>>,
-    session: Session<'static>,
+    link: Option<ConnLink<Session<'static>, E>>,
+    /// The session between connections (a connection holds it while open).
+    session: Option<Session<'static>>,
     entropy: E,
-    tx: Vec<u8>,
 }
 
 impl<E: Entropy + Clone> FnosLink<E> {
@@ -52,83 +53,56 @@ impl<E: Entropy + Clone> FnosLink<E> {
             clock,
             url: url.to_owned(),
             link: None,
-            session,
+            session: Some(session),
             entropy,
-            tx: vec![0; fnos::session::TRANSMIT_CAPACITY.max(8 * 1024)],
         };
         me.reconnect();
         me
     }
 
     fn reconnect(&mut self) {
-        let link = WsLink::connect(
+        let session = self.session.take().expect("not connected");
+        let link = ConnLink::connect(
             &self.clock,
             &self.url,
             ws::Config::default(),
             self.entropy.clone(),
             64 * 1024,
+            session,
         );
         self.link = Some(link);
-        self.session.handle_connect(self.clock.now());
+    }
+
+    /// The session, connected or not.
+    fn session(&self) -> &Session<'static> {
+        match &self.link {
+            Some(link) => link.conn.session(),
+            None => self.session.as_ref().expect("session"),
+        }
     }
 
     fn send(&mut self, request: &Request<'_>) -> String {
-        let now = self.clock.now();
-        let (reqid, n) = self
-            .session
-            .send(now, request, &mut self.tx)
-            .expect("request fits");
-        let text = std::str::from_utf8(&self.tx[..n]).expect("requests are UTF-8");
-        self.link
-            .as_mut()
-            .expect("connected")
-            .ws
-            .send_text(text)
-            .expect("ws send");
+        let link = self.link.as_mut().expect("connected");
+        let reqid = link.send(&self.clock, request).expect("request fits");
         reqid.to_string()
     }
 
     /// One round of I/O and timers; returns what the session reported.
     fn pump(&mut self, wait: StdDuration) -> Vec<Seen> {
         let mut seen = Vec::new();
-        let now = self.clock.now();
-        while let Some(n) = self
-            .session
-            .poll_transmit(now, &mut self.entropy, &mut self.tx)
-            .expect("transmit fits")
+        let Some(link) = self.link.as_mut() else {
+            return seen;
+        };
+        link.poll_once(&self.clock, wait, |event, text| match event {
+            Event::Session(event) => seen.push(describe(event, text.unwrap_or_default())),
+            Event::Closed(_) => seen.push(Seen::Disconnected),
+            Event::Connected => {}
+            other => seen.push(Seen::Other(format!("{other:?}"))),
+        });
+        if link.is_closed()
+            && let Some(link) = self.link.take()
         {
-            let text = std::str::from_utf8(&self.tx[..n]).expect("UTF-8");
-            if let Some(link) = self.link.as_mut() {
-                link.ws.send_text(text).expect("ws send");
-            }
-        }
-        if let Some(link) = self.link.as_mut() {
-            for incoming in link.poll_once(&self.clock, wait) {
-                match incoming {
-                    Incoming::Text(t) => {
-                        match self.session.handle_text(self.clock.now(), t.as_bytes()) {
-                            Ok(Some(event)) => seen.push(describe(event, &t)),
-                            Ok(None) => {}
-                            Err(e) => seen.push(Seen::Other(format!("bad message: {e:?}"))),
-                        }
-                    }
-                    Incoming::Closed(_) => {
-                        self.session.handle_disconnect(self.clock.now());
-                        seen.push(Seen::Disconnected);
-                    }
-                    other => seen.push(Seen::Other(format!("{other:?}"))),
-                }
-            }
-            if link_closed(&self.link) {
-                self.link = None;
-            }
-        }
-        let now = self.clock.now();
-        if self.session.poll_timeout().is_some_and(|at| at <= now) {
-            self.session.handle_timeout(now);
-        }
-        while let Some(event) = self.session.poll_event() {
-            seen.push(describe(event, ""));
+            self.session = Some(link.into_session());
         }
         seen
     }
@@ -171,10 +145,6 @@ impl<E: Entropy + Clone> FnosLink<E> {
             |s| matches!(s, Seen::Reply { reqid: r, last: true, .. } if r == reqid),
         )
     }
-}
-
-fn link_closed<E: Entropy>(link: &Option<WsLink<E>>) -> bool {
-    link.as_ref().is_some_and(|l| l.is_closed())
 }
 
 fn describe(event: fnos::Event<'_>, text: &str) -> Seen {
@@ -237,7 +207,7 @@ async fn password_login_then_signed_front_panel_requests_succeed() {
     client(move || {
         let mut nas = FnosLink::connect(&url, fnos::Config::new("admin", "admin"), os_entropy());
         assert_eq!(nas.login(), LoginMethod::Password);
-        assert_eq!(nas.session.state(), fnos::State::Ready);
+        assert_eq!(nas.session().state(), fnos::State::Ready);
 
         let id = nas.send(&Request::get_host_name());
         let (reply, _) = nas.final_reply(&id);
@@ -407,7 +377,7 @@ async fn forced_disconnect_fails_pending_requests_and_reconnect_uses_the_stored_
             answered ^ aborted,
             "request must be answered or aborted, once: {seen:?}"
         );
-        assert_eq!(nas.session.state(), fnos::State::Disconnected);
+        assert_eq!(nas.session().state(), fnos::State::Disconnected);
 
         nas.reconnect();
         assert_eq!(

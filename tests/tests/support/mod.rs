@@ -1,7 +1,8 @@
-//! Test glue: a blocking std driver for the core's WebSocket client over a
-//! real TCP socket. A few dozen lines on purpose: the adapters are the real
-//! drivers; this only moves bytes so end-to-end tests can exercise the core
-//! against the emulators.
+//! Test glue: blocking std drivers over a real TCP socket: [`ConnLink`]
+//! for the core's `Connection<S>` (a session over the WebSocket client),
+//! and [`WsLink`] for the bare WebSocket client. Short on purpose: the
+//! adapters are the real drivers; this only moves bytes so end-to-end tests
+//! can exercise the core against the emulators.
 
 #![allow(dead_code)] // each test file uses part of the glue
 
@@ -9,6 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration as StdDuration;
 
+use naslink_core::Connection;
+use naslink_core::connection::{Command, Event as ConnEvent, Session};
 use naslink_core::random::{self, Entropy};
 use naslink_core::time::Instant;
 use naslink_core::ws::{self, Client, Closed, Event};
@@ -175,5 +178,140 @@ impl<E: Entropy> WsLink<E> {
             }
         }
         out
+    }
+}
+
+/// One connection carrying a session, driven over blocking TCP: the
+/// tests' one driver loop over the core's [`Connection`].
+pub struct ConnLink<S: Session, E: Entropy> {
+    stream: TcpStream,
+    pub conn: Connection<S, Vec<u8>, E>,
+    pending_input: Vec<u8>,
+    closed: bool,
+    /// A write failed; the end is noted at the next round.
+    closed_by_write: bool,
+}
+
+impl<S: Session, E: Entropy> ConnLink<S, E> {
+    /// Connect to a `ws://` URL, finish the upgrade and start `session`.
+    pub fn connect(
+        clock: &Clock,
+        url: &str,
+        config: ws::Config,
+        entropy: E,
+        rx: usize,
+        session: S,
+    ) -> Self {
+        let parsed = ws::Url::parse(url).expect("valid ws:// URL");
+        let stream = TcpStream::connect((parsed.host, parsed.port)).expect("emulator reachable");
+        stream.set_nodelay(true).expect("nodelay");
+        let ws = Client::connect(
+            clock.now(),
+            &parsed,
+            &[],
+            config,
+            entropy,
+            vec![0; rx],
+            vec![0; 64 * 1024],
+        )
+        .expect("client");
+        let mut link = ConnLink {
+            stream,
+            conn: Connection::new(ws, session),
+            pending_input: Vec::new(),
+            closed: false,
+            closed_by_write: false,
+        };
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        let mut open = false;
+        while !open {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upgrade did not finish"
+            );
+            link.poll_once(
+                clock,
+                StdDuration::from_millis(50),
+                |event, _| match event {
+                    ConnEvent::Connected => open = true,
+                    ConnEvent::Rejected(r) => panic!("upgrade rejected with {}", r.status()),
+                    ConnEvent::Closed(c) => panic!("upgrade failed: {c:?}"),
+                    _ => {}
+                },
+            );
+        }
+        link
+    }
+
+    /// The connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Give the session back for the next connection.
+    pub fn into_session(self) -> S {
+        self.conn.into_parts().0
+    }
+
+    /// Queue a command (written by the session into the transmit buffer).
+    pub fn send<C: Command<S>>(
+        &mut self,
+        clock: &Clock,
+        command: &C,
+    ) -> Result<C::Handle, C::Error> {
+        self.conn.send(clock.now(), command)
+    }
+
+    fn flush(&mut self) {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            let n = bytes.len();
+            if self.stream.write_all(bytes).is_err() {
+                self.closed_by_write = true;
+                return;
+            }
+            self.conn.advance_transmit(n);
+        }
+    }
+
+    /// One round: timers, wait up to `wait` for input, then every event to
+    /// `on` (with the text of the message it is about), then flush.
+    pub fn poll_once(
+        &mut self,
+        clock: &Clock,
+        wait: StdDuration,
+        mut on: impl FnMut(ConnEvent<'_, S>, Option<&str>),
+    ) {
+        self.flush();
+        if std::mem::take(&mut self.closed_by_write) {
+            self.conn.handle_eof(clock.now());
+        }
+        if self.conn.poll_timeout().is_some_and(|at| at <= clock.now()) {
+            self.conn.handle_timeout(clock.now());
+        }
+        if self.pending_input.is_empty() && !self.closed {
+            self.stream.set_read_timeout(Some(wait)).expect("timeout");
+            let mut buf = [0u8; 16 * 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.conn.handle_eof(clock.now()),
+                Ok(n) => self.pending_input.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => self.conn.handle_eof(clock.now()),
+            }
+        }
+        loop {
+            let used = self.conn.handle_input(clock.now(), &self.pending_input);
+            self.pending_input.drain(..used);
+            let mut progressed = used > 0;
+            while let Some((event, message)) = self.conn.poll_event_with_message() {
+                progressed = true;
+                self.closed |= matches!(event, ConnEvent::Closed(_));
+                let text = message.and_then(|m| std::str::from_utf8(m.data).ok());
+                on(event, text);
+            }
+            self.flush();
+            if self.pending_input.is_empty() || !progressed {
+                break;
+            }
+        }
     }
 }
