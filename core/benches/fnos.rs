@@ -200,7 +200,7 @@ fn build_and_sign(c: &mut Criterion) {
     group.bench_function("send to frame bytes (Connection::send)", |b| {
         b.iter(|| {
             let reqid = conn.send(now, black_box(&request)).expect("send");
-            let frame = conn.poll_transmit().expect("queued");
+            let frame = conn.poll_transmit(now).expect("queued");
             let n = black_box(frame).len();
             conn.advance_transmit(n);
             conn.session_mut().cancel(&reqid)

@@ -383,8 +383,10 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
 
     /// Bytes to write to the transport, or `None`. After writing `n` of
     /// them call [`advance_transmit`](Self::advance_transmit). The session's
-    /// own output is queued here first.
-    pub fn poll_transmit(&mut self) -> Option<&[u8]> {
+    /// own output is queued here first, stamped with `now` (a login step's
+    /// deadline counts from when it is written).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
+        self.now = self.now.max(now);
         self.queue_session_output();
         self.ws.poll_transmit()
     }

@@ -289,10 +289,10 @@ async fn raw(nas: &FnosClient, req: &str, params: Option<&str>) -> Result<(), Fa
     };
     match nas.request(req, params.as_ref()).await {
         Ok(reply) => {
-            let doc = if reply.frames.len() == 1 {
+            let doc = if reply.frames().len() == 1 {
                 reply.last().clone()
             } else {
-                Value::Array(reply.frames)
+                Value::Array(reply.into_frames())
             };
             println!("{doc}");
             Ok(())

@@ -192,7 +192,7 @@ impl<'a, T: Read + Write, S: Session, R: Entropy> Driver<'a, T, S, R> {
     /// Write every queued byte.
     async fn flush(&mut self) -> Result<(), Error<T::Error>> {
         let mut wrote = false;
-        while let Some(bytes) = self.conn.poll_transmit() {
+        while let Some(bytes) = self.conn.poll_transmit(now()) {
             let n = self.io.write(bytes).await.map_err(Error::Io)?;
             if n == 0 {
                 return Err(Error::WriteZero);

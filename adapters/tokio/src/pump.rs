@@ -158,7 +158,7 @@ impl<S: Session> Pump<S> {
     /// for 30 s, ends the connection.
     pub(crate) async fn flush(&mut self) {
         let mut wrote = false;
-        while let Some(bytes) = self.conn.poll_transmit() {
+        while let Some(bytes) = self.conn.poll_transmit(now()) {
             match tokio::time::timeout(WRITE_STALL, self.stream.write(bytes)).await {
                 Ok(Ok(n)) if n > 0 => {
                     self.conn.advance_transmit(n);

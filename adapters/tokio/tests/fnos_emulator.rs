@@ -98,8 +98,8 @@ async fn multi_frame_listing_is_gathered_until_the_final_frame() {
             .await
             .unwrap();
         let reply = nas.request("file.ls", None).await.unwrap();
-        assert!(reply.frames.len() > 1, "{reply:?}");
-        assert!(reply.merged("files").len() >= reply.frames.len() - 1);
+        assert!(reply.frames().len() > 1, "{reply:?}");
+        assert!(reply.merged("files").len() >= reply.frames().len() - 1);
         sim.shutdown().await;
     })
     .await;

@@ -68,15 +68,41 @@ impl<'a> Message<'a> {
         Ok(Self::classify(body))
     }
 
+    /// Sort a message by its members, read in one pass over the object.
     fn classify(body: Object<'a>) -> Message<'a> {
-        if let Some(kind) = body.get("sysNotify").and_then(|v| v.as_str()) {
+        let mut notify = None;
+        let mut reqid = None;
+        let mut res = None;
+        let mut errno = None;
+        let mut result = None;
+        for (key, value) in body.iter() {
+            // The first of each member counts, as `Object::get` would.
+            let slot = match key.raw() {
+                b"sysNotify" => &mut notify,
+                b"reqid" => &mut reqid,
+                b"res" => &mut res,
+                b"errno" => &mut errno,
+                b"result" => &mut result,
+                // Escaped keys are compared decoded (rare: none of ours).
+                raw if raw.contains(&b'\\') => match key {
+                    k if k.eq_str("sysNotify") => &mut notify,
+                    k if k.eq_str("reqid") => &mut reqid,
+                    k if k.eq_str("res") => &mut res,
+                    k if k.eq_str("errno") => &mut errno,
+                    k if k.eq_str("result") => &mut result,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        if let Some(kind) = notify.and_then(|v: Value<'a>| v.as_str()) {
             return Message::Push(Push::from_object(kind, body));
         }
-        if let Some(reqid) = body.get("reqid").and_then(|v| v.as_str()) {
-            return Message::Reply(Reply::from_object(reqid, body));
+        if let Some(reqid) = reqid.and_then(|v| v.as_str()) {
+            return Message::Reply(Reply::new(reqid, body, errno, result));
         }
-        if body
-            .get("res")
+        if res
             .and_then(|v| v.as_str())
             .is_some_and(|s| s.eq_str("pong"))
         {
@@ -107,13 +133,17 @@ pub struct Reply<'a> {
 }
 
 impl<'a> Reply<'a> {
-    fn from_object(reqid: JsonStr<'a>, body: Object<'a>) -> Self {
-        let errno = body.get("errno").map(|v| {
+    fn new(
+        reqid: JsonStr<'a>,
+        body: Object<'a>,
+        errno: Option<Value<'a>>,
+        result: Option<Value<'a>>,
+    ) -> Self {
+        let errno = errno.map(|v| {
             v.as_u64().map_or(Errno::Other(u32::MAX), |n| {
                 Errno::from_code(u32::try_from(n).unwrap_or(u32::MAX))
             })
         });
-        let result = body.get("result");
         let status = match (errno, result) {
             (Some(Errno::Other(0)), _) => Status::Success,
             (Some(errno), _) => Status::Failure(Some(errno)),

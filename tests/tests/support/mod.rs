@@ -262,8 +262,8 @@ impl<S: Session, E: Entropy> ConnLink<S, E> {
         self.conn.send(clock.now(), command)
     }
 
-    fn flush(&mut self) {
-        while let Some(bytes) = self.conn.poll_transmit() {
+    fn flush(&mut self, clock: &Clock) {
+        while let Some(bytes) = self.conn.poll_transmit(clock.now()) {
             let n = bytes.len();
             if self.stream.write_all(bytes).is_err() {
                 self.closed_by_write = true;
@@ -281,7 +281,7 @@ impl<S: Session, E: Entropy> ConnLink<S, E> {
         wait: StdDuration,
         mut on: impl FnMut(ConnEvent<'_, S>, Option<&str>),
     ) {
-        self.flush();
+        self.flush(clock);
         if std::mem::take(&mut self.closed_by_write) {
             self.conn.handle_eof(clock.now());
         }
@@ -308,7 +308,7 @@ impl<S: Session, E: Entropy> ConnLink<S, E> {
                 let text = message.and_then(|m| std::str::from_utf8(m.data).ok());
                 on(event, text);
             }
-            self.flush();
+            self.flush(clock);
             if self.pending_input.is_empty() || !progressed {
                 break;
             }

@@ -667,9 +667,7 @@ impl Driver<'_> {
             return Step::Nothing;
         };
         let result = if status == Status::Success {
-            Ok(FnosReply {
-                frames: done.frames.iter().map(|t| parse_frame(t)).collect(),
-            })
+            Ok(FnosReply::from_texts(done.frames))
         } else {
             let body = done
                 .frames
@@ -764,7 +762,7 @@ impl AnswerLimits {
 }
 
 /// A frame's text as JSON (the core already checked it is an object).
-fn parse_frame(text: &str) -> serde_json::Value {
+pub(super) fn parse_frame(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 

@@ -282,16 +282,51 @@ impl std::fmt::Display for FnosError {
 impl std::error::Error for FnosError {}
 
 /// A request's answer: every frame with its reqid, the last one final.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The frames are kept as received text; they become `serde_json` values
+/// only when first looked at (the session has matched them already, so a
+/// caller that only needs the outcome never pays for a JSON tree).
+#[derive(Debug, Clone)]
 pub struct FnosReply {
-    /// The frames in arrival order (at least one).
-    pub frames: Vec<serde_json::Value>,
+    texts: Vec<String>,
+    parsed: std::sync::OnceLock<Vec<serde_json::Value>>,
+}
+
+impl PartialEq for FnosReply {
+    fn eq(&self, other: &Self) -> bool {
+        self.frames() == other.frames()
+    }
 }
 
 impl FnosReply {
+    /// An answer made of these frames (JSON text, arrival order).
+    pub(crate) fn from_texts(texts: Vec<String>) -> Self {
+        FnosReply {
+            texts,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The frames in arrival order (at least one), as JSON values.
+    pub fn frames(&self) -> &[serde_json::Value] {
+        self.parsed
+            .get_or_init(|| self.texts.iter().map(|t| driver::parse_frame(t)).collect())
+    }
+
+    /// The frames as received text.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
+    }
+
+    /// The frames as JSON values, owned.
+    pub fn into_frames(self) -> Vec<serde_json::Value> {
+        let _ = self.frames();
+        self.parsed.into_inner().unwrap_or_default()
+    }
+
     /// The final frame.
     pub fn last(&self) -> &serde_json::Value {
-        self.frames.last().unwrap_or(&serde_json::Value::Null)
+        self.frames().last().unwrap_or(&serde_json::Value::Null)
     }
 
     /// `key` from the final frame, or from its `data` object (`appcgi.*`).
@@ -303,7 +338,7 @@ impl FnosReply {
 
     /// The elements of array `key` across all frames (multi-frame listings).
     pub fn merged(&self, key: &str) -> Vec<serde_json::Value> {
-        self.frames
+        self.frames()
             .iter()
             .filter_map(|f| f.get(key).and_then(|v| v.as_array()))
             .flatten()
