@@ -15,6 +15,8 @@
 //!   requests and their answers, pushes, transfers).
 //! - [`connection`]: [`Connection`], a WebSocket client and a session driven
 //!   as one — the byte-level API every adapter uses.
+//! - [`backoff`]: reconnect delays and attempt counting, the same for
+//!   every runtime.
 //! - [`time`]: [`Instant`](time::Instant) and [`Duration`](time::Duration),
 //!   plain integers the caller supplies.
 //! - [`random`]: the [`Entropy`](random::Entropy) trait through which the
@@ -101,6 +103,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod cfms;
 pub mod connection;
 mod decimal;

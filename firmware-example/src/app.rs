@@ -10,13 +10,15 @@
 //! │   LoginFailed ──────────────────┴──────────────► Offline ────────┘
 //! ```
 //!
-//! The backoff doubles from 1 s to 30 s and resets once a connection gets
-//! online. The session survives reconnects, so the next login uses the
+//! The backoff (the core's rule: doubling from 1 s to 30 s, with jitter)
+//! resets once a connection gets online. The session survives reconnects, so the next login uses the
 //! token the last one earned.
 
 use embassy_net::Stack;
 use embassy_time::{Duration, Timer};
+use naslink_core::backoff::{Attempts, Backoff};
 use naslink_core::random::Entropy;
+use naslink_core::time::Duration as CoreDuration;
 use naslink_core::ws::Url;
 use naslink_embassy::Error;
 use naslink_embassy::net::open_tcp;
@@ -35,8 +37,8 @@ pub const PENDING: usize = 8;
 /// segments; smaller than the WebSocket buffers because TCP drains into them.
 pub const TCP_BUFFER: usize = 1536;
 
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Reconnect delays: 1 s doubling to 30 s, with the core's jitter.
+const BACKOFF: Backoff = Backoff::new(CoreDuration::from_secs(1), CoreDuration::from_secs(30));
 const TCP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where the panel lines go (a display driver, RTT, stdout).
@@ -127,23 +129,33 @@ pub async fn run<R: Entropy>(
         tls,
     };
     let mut rng = rng;
-    let mut backoff = BACKOFF_MIN;
+    let mut attempts = Attempts::new();
     loop {
         stack.wait_config_up().await;
         snap.link = Some(Link::Connecting);
         panel.show(&render(&snap));
-        match connect(stack, &url, &mut session, &mut rng, &mut net, &mut snap, panel).await {
-            Ended::WasOnline => backoff = BACKOFF_MIN,
+        match connect(
+            stack,
+            &url,
+            &mut session,
+            &mut rng,
+            &mut net,
+            &mut snap,
+            panel,
+        )
+        .await
+        {
+            Ended::WasOnline => attempts.logged_in(),
             Ended::Failed => {}
         }
+        let wait = BACKOFF.delay(attempts.failed() - 1, &mut rng);
         if snap.link != Some(Link::LoginFailed) {
             snap.link = Some(Link::Offline {
-                retry_in_s: backoff.as_secs() as u32,
+                retry_in_s: (wait.total_millis() / 1000) as u32,
             });
         }
         panel.show(&render(&snap));
-        Timer::after(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        Timer::after(Duration::from_millis(wait.total_millis())).await;
     }
 }
 

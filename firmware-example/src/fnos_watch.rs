@@ -2,7 +2,6 @@
 //! ask for the host name, uptime, `appcgi.resmon.gen` (CPU, memory,
 //! network) and `stor.calcSpace`, and copy the answers into the snapshot.
 
-
 use embedded_io_async::{Read, Write};
 use naslink_core::fnos::request::RESMON_GEN_ITEMS;
 use naslink_core::fnos::session::TRANSMIT_CAPACITY;

@@ -11,7 +11,6 @@
 //!   NAS. Said at startup.
 //! - `None`: [`check`] refuses `wss://` at startup.
 
-
 use embassy_net::tcp::TcpSocket;
 use embedded_tls::{Aes128GcmSha256, TlsConfig, TlsConnection};
 use naslink_core::random::Entropy;

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
+use naslink_core::backoff::Attempts;
 use naslink_core::connection::{Event, Message};
 use naslink_core::fnos::session::Timed;
 use naslink_core::fnos::{self, Errno, LoginFailure, LoginMethod, Request, Session, Status};
@@ -141,8 +142,7 @@ pub(super) async fn drive(
         stalled: false,
     };
     // Delays since the last successful login; connections before the first.
-    let mut attempt: u32 = 0;
-    let mut tried: u32 = 0;
+    let mut attempts = Attempts::new();
     loop {
         let cause = match driver.open(options).await {
             Ok(link) => {
@@ -166,7 +166,7 @@ pub(super) async fn drive(
                         // Only a login proves the server works: a server
                         // that upgrades and then fails must not reset it.
                         if driver.logged_in {
-                            attempt = 0;
+                            attempts.logged_in();
                         }
                         reason
                     }
@@ -181,11 +181,11 @@ pub(super) async fn drive(
                 e.to_string()
             }
         };
-        attempt = attempt.saturating_add(1);
+        let attempt = attempts.failed();
         let delay = options.backoff.delay(attempt - 1);
         let wake = tokio::time::Instant::now() + delay;
         if driver.first.is_some() {
-            tried += 1;
+            let tried = attempts.before_first_login().unwrap_or(attempt);
             if tried >= options.first_attempts.max(1) || wake >= driver.first_deadline {
                 driver.fail_first(FnosError::ConnectFailed {
                     attempts: tried,

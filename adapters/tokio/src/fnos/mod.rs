@@ -50,7 +50,7 @@ use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
 use naslink_core::fnos::{Errno, LoginMethod};
-use rand::Rng;
+
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -61,7 +61,7 @@ pub use transfer::Overwrite;
 
 use crate::two_factor::TwoFactor;
 
-use crate::link::{ConnectError, LinkOptions};
+use crate::link::{ConnectError, LinkOptions, OsEntropy};
 
 /// Requests in flight on one connection (the core's pending table size).
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -87,13 +87,14 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before attempt `n` (0-based), with jitter.
+    /// The delay before attempt `n` (0-based), with jitter: the core's
+    /// [`backoff`](naslink_core::backoff) rule, which every runtime shares.
     pub fn delay(&self, attempt: u32) -> StdDuration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max);
-        base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+        let millis = |d: StdDuration| {
+            naslink_core::time::Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
+        };
+        let rule = naslink_core::backoff::Backoff::new(millis(self.initial), millis(self.max));
+        StdDuration::from_millis(rule.delay(attempt, &mut OsEntropy).total_millis())
     }
 }
 
