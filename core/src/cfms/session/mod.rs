@@ -1,0 +1,490 @@
+//! The CFMS session: one WebSocket connection's request/response state.
+//!
+//! Inputs: request methods (which write a message into the caller's
+//! buffer), [`Session::handle_message_part`] / [`Session::handle_message`],
+//! [`Session::handle_timeout`], [`Session::handle_disconnect`]. Outputs,
+//! drained after every input: [`Session::poll_transmit`] (messages the
+//! session itself must send: transfer headers, `ready`, token refresh,
+//! re-login, keep-alive), [`Session::poll_event`], [`Session::poll_timeout`].
+//! Send messages in the order the session produced them: the server answers
+//! in that order and the session matches answers first-in first-out.
+//!
+//! Connection states:
+//!
+//! ```text
+//! Unknown --server_info 200, protocol 3..=5--> Spoken --login 200--> logged in
+//!    |                                          |   \--202--> awaiting 2FA --login+2fa_token--> logged in
+//!    \--other protocol_version--> Refused        \--token rejected--> re-login (stored password)
+//! any --request deadline missed / unknown message--> Broken (reconnect: handle_disconnect)
+//! ```
+#![deny(clippy::indexing_slicing)]
+
+mod receive;
+mod send;
+mod time;
+
+use super::auth::{self, Auth, LoginError, TwoFactorMethod};
+use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
+use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
+use super::json::{InsufficientSize, JsonError};
+use super::queue::{Pending, Seq};
+use super::status::Status;
+use super::upload::{
+    self, Phase, Upload, UploadError, UploadSource, UploadWrite, UploadWriteError,
+};
+use super::write::Writer;
+use crate::time::{Duration, Instant};
+
+/// Events held between two `poll_event` drains. A message produces at most
+/// three; a timeout or disconnect produces one per pending request plus
+/// one, so with `Q` above 7 the oldest of those may be dropped. A caller
+/// that does not drain loses the oldest events first.
+pub const EVENTS: usize = 8;
+
+/// Lowest and highest `protocol_version` this session speaks.
+pub const PROTOCOLS: core::ops::RangeInclusive<u32> = 3..=5;
+
+/// Tunables. `Config::default()` suits the real server.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// How long a request may wait for its answer. A wrong password is
+    /// answered after 3 s on purpose.
+    pub request_timeout: Duration,
+    /// Longest silence tolerated inside a transfer.
+    pub transfer_timeout: Duration,
+    /// Refresh the token after this share (percent) of its lifetime.
+    pub refresh_at_percent: u8,
+    /// Lifetime assumed when neither the server nor the caller gives a clock.
+    pub assumed_token_lifetime: Duration,
+    /// Send a quiet `server_info` after this much idleness (optional: the
+    /// server's own PING every 20 s keeps the connection alive).
+    pub keep_alive: Option<Duration>,
+    /// Keep the password so a rejected token can be replaced by logging in
+    /// again. Off: the password is wiped after each login attempt.
+    pub relogin: bool,
+    /// Upload frame size announced as `max_chunk_size` at protocol ≥ 4
+    /// (at least 512). Protocol 3 always uses 8192.
+    pub upload_frame: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(60),
+            refresh_at_percent: 80,
+            assumed_token_lifetime: Duration::from_secs(3600),
+            keep_alive: None,
+            relogin: true,
+            upload_frame: upload::PROTOCOL3_FRAME,
+        }
+    }
+}
+
+/// A request written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Its sequence number, repeated in the answering event.
+    pub seq: Seq,
+    /// Bytes written (send them as one text message).
+    pub len: usize,
+}
+
+/// A message the session wants sent, from [`Session::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// Bytes written into the buffer.
+    pub len: usize,
+}
+
+/// Why a call was refused; nothing was written or consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The buffer is too small; `required` bytes would do.
+    BufferTooSmall {
+        /// Bytes needed.
+        required: usize,
+    },
+    /// `capacity` requests are already in flight.
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// A transfer is running; nothing may be pipelined behind it.
+    TransferActive,
+    /// Send `server_info` first: the protocol version is not known yet.
+    ServerInfoFirst,
+    /// The server speaks a protocol version this session does not.
+    ProtocolUnsupported {
+        /// What the server announced (`None`: it framed its answer in
+        /// the binary protocol ≥ 13 format).
+        version: Option<u32>,
+    },
+    /// Log in first.
+    NotLoggedIn,
+    /// No 202 is waiting for a two-factor code.
+    NoTwoFactorPending,
+    /// The connection lost request/response alignment; reconnect and call
+    /// [`Session::handle_disconnect`].
+    Broken,
+    /// A string exceeds its fixed capacity.
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its capacity in bytes.
+        max: usize,
+    },
+    /// Caller-given `data` is not a JSON object.
+    InvalidData(JsonError),
+    /// Drain [`Session::poll_event`] before the next message: the pending
+    /// events refer to the response still in the receive buffer.
+    EventsNotDrained,
+    /// A received message is not one a protocol 3–5 server sends.
+    Malformed(EnvelopeError),
+    /// A message arrived that no request is waiting for.
+    Unsolicited,
+    /// `upload_write` misuse.
+    Upload(UploadWriteError),
+}
+
+impl From<InsufficientSize> for Error {
+    fn from(e: InsufficientSize) -> Self {
+        Error::BufferTooSmall {
+            required: e.required,
+        }
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Its deadline passed (the connection is then [`Error::Broken`]).
+    Timeout,
+    /// The connection closed.
+    Disconnected,
+    /// The response was larger than the receive buffer.
+    ResponseTooLarge {
+        /// The receive buffer's size.
+        capacity: usize,
+    },
+    /// The response could not be parsed.
+    Malformed(EnvelopeError),
+}
+
+/// Why the connection can no longer be trusted to match answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desync {
+    /// A request's deadline passed: a late answer would go to the wrong request.
+    Timeout,
+    /// A transfer message could not be followed.
+    Transfer,
+}
+
+/// What happened; drain with [`Session::poll_event`] after every input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// `server_info` answered with a spoken protocol version. Details via
+    /// [`Session::response`] (`server_name`, `version`).
+    ServerInfo {
+        /// Which request (`None` for the session's own keep-alive/fence).
+        seq: Option<Seq>,
+        /// The protocol version (3–5).
+        protocol_version: u32,
+        /// Whether lockdown is on.
+        lockdown: bool,
+    },
+    /// The server speaks another protocol; the session refuses to go on.
+    ProtocolUnsupported {
+        /// What it announced, if readable.
+        version: Option<u32>,
+    },
+    /// Logged in (or re-logged in). Nickname, permissions and groups via
+    /// [`Session::response`].
+    LoggedIn {
+        /// Time until the token expires.
+        expires_in: Duration,
+    },
+    /// 202: answer with [`Session::submit_two_factor`].
+    TwoFactorRequired {
+        /// The method named by the server.
+        method: TwoFactorMethod,
+    },
+    /// Login failed.
+    LoginFailed(LoginError),
+    /// The token was refreshed.
+    TokenRefreshed {
+        /// Time until the new token expires.
+        expires_in: Duration,
+    },
+    /// The server rejected the token. With `relogin` the session logs in
+    /// again by itself; otherwise call [`Session::login`].
+    TokenRejected {
+        /// Whether a re-login is under way.
+        relogin: bool,
+    },
+    /// Lockdown changed (pushed to a registered listener).
+    Lockdown {
+        /// Whether lockdown is now on.
+        on: bool,
+    },
+    /// The answer to a request; its body via [`Session::response`].
+    Reply {
+        /// Which request.
+        seq: Seq,
+        /// Its status (999 is [`Status::Lockdown`]).
+        status: Status,
+    },
+    /// A request got no answer.
+    RequestFailed {
+        /// Which request.
+        seq: Seq,
+        /// Why.
+        error: RequestError,
+    },
+    /// Answers can no longer be matched: reconnect.
+    Desynchronized(Desync),
+    /// The server is ready for the file: feed it with [`Session::upload_write`].
+    UploadReady {
+        /// Which upload.
+        seq: Seq,
+        /// Every binary message but the last has exactly this size.
+        frame_size: u32,
+    },
+    /// The server stored the file.
+    UploadFinished {
+        /// Which upload.
+        seq: Seq,
+        /// Bytes sent.
+        size: u64,
+    },
+    /// The upload failed.
+    UploadFailed {
+        /// Which upload.
+        seq: Seq,
+        /// Why.
+        error: UploadError,
+    },
+    /// The download header arrived and `ready` is queued.
+    DownloadStarted {
+        /// Which download.
+        seq: Seq,
+        /// Plaintext size.
+        file_size: u64,
+        /// Number of `file_chunk` messages to come.
+        total_chunks: u32,
+    },
+    /// One `file_chunk` was received whole (its ciphertext went to the sink).
+    DownloadChunk {
+        /// Which download.
+        seq: Seq,
+        /// Chunk index.
+        index: u32,
+        /// Ciphertext bytes in it.
+        len: u32,
+    },
+    /// All chunks and the key arrived; decrypt the stored ciphertext with
+    /// [`FileDecryptor`](super::FileDecryptor) and [`Session::chunk_hashes`].
+    DownloadFinished {
+        /// Which download.
+        seq: Seq,
+        /// Key, IV and expected hashes.
+        key: DownloadKey,
+    },
+    /// The download failed.
+    DownloadFailed {
+        /// Which download.
+        seq: Seq,
+        /// Why.
+        error: DownloadError,
+    },
+}
+
+impl Event {
+    /// Whether [`Session::response`] holds this event's body.
+    fn refers_to_response(&self) -> bool {
+        matches!(
+            self,
+            Event::ServerInfo { seq: Some(_), .. } | Event::LoggedIn { .. } | Event::Reply { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `None`: the session's own (keep-alive, fence, re-login, scheduled refresh).
+    ServerInfo(Option<Seq>),
+    Login(Option<Seq>),
+    Refresh(Option<Seq>),
+    App(Seq),
+    Listener(Seq),
+    Transfer,
+}
+
+impl Purpose {
+    /// The sequence number the application knows this request by.
+    fn seq(self) -> Option<Seq> {
+        match self {
+            Purpose::ServerInfo(s) | Purpose::Login(s) | Purpose::Refresh(s) => s,
+            Purpose::App(s) | Purpose::Listener(s) => Some(s),
+            Purpose::Transfer => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Unknown,
+    Spoken(u32),
+    Refused(Option<u32>),
+}
+
+enum Transfer {
+    None,
+    Upload(Upload),
+    Download(Download),
+}
+
+/// Messages the session owes the server, sent through `poll_transmit`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Due {
+    fence: bool,
+    relogin: bool,
+    refresh: bool,
+    keep_alive: bool,
+}
+
+/// The caller-provided memory of a [`Session`].
+pub struct Buffers<'a> {
+    /// Holds one received message (except `file_chunk` messages, which are
+    /// streamed): the largest response (directory listings!) must fit.
+    pub rx: &'a mut [u8],
+    /// One SHA-256 per download chunk (2 MiB each): bounds the largest
+    /// downloadable file to `chunk_hashes.len()` × 2 MiB.
+    pub chunk_hashes: &'a mut [[u8; 32]],
+}
+
+/// A CFMS protocol 3–5 client session with at most `Q` requests in flight.
+pub struct Session<'a, const Q: usize> {
+    config: Config,
+    rx: &'a mut [u8],
+    rx_len: usize,
+    rx_overflow: bool,
+    rx_kind: MessageKind,
+    rx_streaming: bool,
+    rx_valid: bool,
+    chunk_hashes: &'a mut [[u8; 32]],
+    pending: Pending<Purpose, Q>,
+    next_seq: u32,
+    protocol: Protocol,
+    broken: bool,
+    auth: Auth,
+    unix_anchor: Option<(Instant, f64)>,
+    lockdown: Option<bool>,
+    transfer: Transfer,
+    events: heapless::Deque<Event, EVENTS>,
+    due: Due,
+    last_activity: Instant,
+    last_download_chunks: usize,
+}
+
+impl<'a, const Q: usize> Session<'a, Q> {
+    /// A session for a freshly opened connection.
+    pub fn new(config: Config, buffers: Buffers<'a>) -> Self {
+        Session {
+            config,
+            rx: buffers.rx,
+            rx_len: 0,
+            rx_overflow: false,
+            rx_kind: MessageKind::Text,
+            rx_streaming: false,
+            rx_valid: false,
+            chunk_hashes: buffers.chunk_hashes,
+            pending: Pending::new(),
+            next_seq: 0,
+            protocol: Protocol::Unknown,
+            broken: false,
+            auth: Auth::new(),
+            unix_anchor: None,
+            lockdown: None,
+            transfer: Transfer::None,
+            events: heapless::Deque::new(),
+            due: Due::default(),
+            last_activity: Instant::ZERO,
+            last_download_chunks: 0,
+        }
+    }
+
+    /// Tell the session the wall clock: at `now`, it is `unix_secs` seconds
+    /// since the UNIX epoch. Used for the token expiry when a login
+    /// response carries no server `timestamp`.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: f64) {
+        self.unix_anchor = Some((now, unix_secs));
+    }
+
+    /// The protocol version, once `server_info` answered with a spoken one.
+    pub fn protocol_version(&self) -> Option<u32> {
+        match self.protocol {
+            Protocol::Spoken(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether a token is held and not known to be rejected.
+    pub fn is_logged_in(&self) -> bool {
+        self.auth.logged_in
+    }
+
+    /// The current token.
+    pub fn token(&self) -> &str {
+        self.auth.token.as_str()
+    }
+
+    /// Lockdown as last learnt (server_info or a push).
+    pub fn lockdown(&self) -> Option<bool> {
+        self.lockdown
+    }
+
+    /// The most recent response, valid until the next message is handled.
+    pub fn response(&self) -> Option<Response<'_>> {
+        if !self.rx_valid {
+            return None;
+        }
+        Response::parse(self.rx.get(..self.rx_len)?).ok()
+    }
+
+    /// The chunk hashes of the last download, index order.
+    pub fn chunk_hashes(&self) -> &[[u8; 32]] {
+        match &self.transfer {
+            Transfer::Download(d) => {
+                let known = d.hashes_known();
+                self.chunk_hashes.get(..known).unwrap_or(self.chunk_hashes)
+            }
+            _ => self
+                .chunk_hashes
+                .get(..self.last_download_chunks)
+                .unwrap_or(self.chunk_hashes),
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(super) fn emit(&mut self, e: Event) {
+        if self.events.is_full() {
+            // The oldest event is dropped rather than the newest: a caller
+            // that never drains loses history, not the current state.
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(e);
+    }
+
+    pub(super) fn next_seq(&mut self) -> Seq {
+        let s = Seq(self.next_seq);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        s
+    }
+}
