@@ -95,6 +95,15 @@ pub trait Session {
     /// of requests in flight, and a state that sends).
     fn can_send(&self) -> bool;
 
+    /// Whether events wait in the session. The connection hands them out
+    /// before it takes the next message, so that an event about a message
+    /// is out before the next message arrives (a CFMS message can raise
+    /// several). The default suits a session that raises at most one
+    /// event per message and none without one.
+    fn has_event(&self) -> bool {
+        false
+    }
+
     /// Write the next message the session itself owes the server (a login
     /// step, a ping, a transfer header) into `out`, drawing randomness from
     /// `rng`. `Ok(None)`: nothing is due.
@@ -136,6 +145,9 @@ impl<T: Session + ?Sized> Session for &mut T {
     }
     fn can_send(&self) -> bool {
         (**self).can_send()
+    }
+    fn has_event(&self) -> bool {
+        (**self).has_event()
     }
     fn poll_transmit<R: Entropy>(
         &mut self,
@@ -357,7 +369,7 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
     /// The next event, or `None`: drain after every input. It borrows the
     /// connection until the next call.
     pub fn poll_event(&mut self) -> Option<Event<'_, S>> {
-        if self.held == Held::Nothing {
+        if self.held == Held::Nothing && !self.session.has_event() {
             self.held = self.pump();
         }
         let held = core::mem::replace(&mut self.held, Held::Nothing);

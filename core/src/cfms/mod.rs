@@ -39,6 +39,7 @@
 //! ```
 pub mod auth;
 mod b64;
+pub mod connection;
 pub mod decrypt;
 pub mod download;
 pub mod envelope;
@@ -50,14 +51,18 @@ pub mod status;
 pub mod upload;
 mod write;
 
-pub use auth::{LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME, TwoFactorMethod};
+pub use auth::{
+    Credentials, CredentialsTooLong, LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME,
+    TwoFactorMethod,
+};
 pub use decrypt::{DecryptError, FileDecryptor};
 pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use queue::Seq;
 pub use session::{
-    Buffers, Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Session, Transmit,
+    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent,
+    Session, State, Transmit,
 };
 pub use status::Status;
 pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

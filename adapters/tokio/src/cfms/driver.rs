@@ -176,7 +176,7 @@ pub(super) async fn drive(
         logged_in: false,
         request_timeout: options.request_timeout,
         keepalive: options.keepalive.filter(|k| !k.is_zero()),
-        upload_frame: config.upload_frame,
+        upload_frame: options.upload_frame,
     };
     // Attempts since the last connection that reached a successful login:
     // a server that accepts connections and then fails them must not

@@ -19,11 +19,15 @@
 //! ```
 #![deny(clippy::indexing_slicing)]
 
+mod engine;
 mod receive;
 mod send;
 mod time;
 
-use super::auth::{self, Auth, LoginError, TwoFactorMethod};
+use engine::{Body, Item};
+pub use engine::{Event as ConnectionEvent, State};
+
+use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
 use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
 use super::json::{InsufficientSize, JsonError};
@@ -45,7 +49,7 @@ pub const EVENTS: usize = 8;
 pub const PROTOCOLS: core::ops::RangeInclusive<u32> = 3..=5;
 
 /// Tunables. `Config::default()` suits the real server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// How long a request may wait for its answer. A wrong password is
     /// answered after 3 s on purpose.
@@ -65,6 +69,14 @@ pub struct Config {
     /// Upload frame size announced as `max_chunk_size` at protocol ≥ 4
     /// (at least 512). Protocol 3 always uses 8192.
     pub upload_frame: u32,
+    /// The account to log in with after `server_info`, when the session
+    /// runs inside a [`Connection`](crate::connection::Connection) (see
+    /// [`State`]). `None`: stay anonymous. Moved into the session (and
+    /// wiped from there) by [`Session::new`].
+    pub login: Option<Credentials>,
+    /// After logging in, send `register_listener` so that lockdown changes
+    /// arrive as events.
+    pub listener: bool,
 }
 
 impl Default for Config {
@@ -77,6 +89,8 @@ impl Default for Config {
             keep_alive: None,
             relogin: true,
             upload_frame: upload::PROTOCOL3_FRAME,
+            login: None,
+            listener: false,
         }
     }
 }
@@ -147,6 +161,14 @@ pub enum Error {
     Unsolicited,
     /// `upload_write` misuse.
     Upload(UploadWriteError),
+    /// The session cannot take a request now (opening sequence not done,
+    /// a transfer running, `Q` requests in flight, or the connection
+    /// broken): see [`State`] and
+    /// [`Connection::can_send`](crate::connection::Connection::can_send).
+    Busy,
+    /// The WebSocket refused the message (not open, closing, a binary
+    /// message half sent, no room in its transmit buffer).
+    Ws(crate::ws::SendError),
 }
 
 impl From<InsufficientSize> for Error {
@@ -303,7 +325,7 @@ pub enum Event {
 
 impl Event {
     /// Whether [`Session::response`] holds this event's body.
-    fn refers_to_response(&self) -> bool {
+    pub(super) fn refers_to_response(&self) -> bool {
         matches!(
             self,
             Event::ServerInfo { seq: Some(_), .. } | Event::LoggedIn { .. } | Event::Reply { .. }
@@ -383,15 +405,28 @@ pub struct Session<'a, const Q: usize> {
     unix_anchor: Option<(Instant, f64)>,
     lockdown: Option<bool>,
     transfer: Transfer,
-    events: heapless::Deque<Event, EVENTS>,
+    events: heapless::Deque<Item, EVENTS>,
     due: Due,
+    /// The opening sequence's step (see [`State`]) and whether its message
+    /// is still to be written.
+    state: State,
+    step_due: bool,
+    /// The `register_listener` the opening sequence sent.
+    listener_seq: Option<Seq>,
+    /// Where the body of the last handled message lives.
+    body: Body,
     last_activity: Instant,
     last_download_chunks: usize,
 }
 
 impl<'a, const Q: usize> Session<'a, Q> {
     /// A session for a freshly opened connection.
-    pub fn new(config: Config, buffers: Buffers<'a>) -> Self {
+    pub fn new(mut config: Config, buffers: Buffers<'a>) -> Self {
+        let mut auth = Auth::new();
+        if let Some(c) = config.login.take() {
+            auth.username = c.username.clone();
+            auth.password = c.password.clone();
+        }
         Session {
             config,
             rx: buffers.rx,
@@ -405,12 +440,16 @@ impl<'a, const Q: usize> Session<'a, Q> {
             next_seq: 0,
             protocol: Protocol::Unknown,
             broken: false,
-            auth: Auth::new(),
+            auth,
             unix_anchor: None,
             lockdown: None,
             transfer: Transfer::None,
             events: heapless::Deque::new(),
             due: Due::default(),
+            state: State::Disconnected,
+            step_due: false,
+            listener_seq: None,
+            body: Body::None,
             last_activity: Instant::ZERO,
             last_download_chunks: 0,
         }
@@ -470,16 +509,25 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        while let Some(item) = self.events.pop_front() {
+            if let Item::Event(e) = item {
+                return Some(e);
+            }
+        }
+        None
     }
 
     pub(super) fn emit(&mut self, e: Event) {
+        self.push(Item::Event(e));
+    }
+
+    pub(super) fn push(&mut self, item: Item) {
         if self.events.is_full() {
             // The oldest event is dropped rather than the newest: a caller
             // that never drains loses history, not the current state.
             self.events.pop_front();
         }
-        let _ = self.events.push_back(e);
+        let _ = self.events.push_back(item);
     }
 
     pub(super) fn next_seq(&mut self) -> Seq {

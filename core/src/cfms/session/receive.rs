@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Where a caller wants a `file_chunk`'s ciphertext.
+pub(super) type Sink<'s> = &'s mut dyn FnMut(&[u8]);
+
 impl<'a, const Q: usize> Session<'a, Q> {
     /// Handle one whole received message.
     pub fn handle_message(
@@ -31,23 +34,23 @@ impl<'a, const Q: usize> Session<'a, Q> {
         last: bool,
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<(), Error> {
+        self.handle_part(now, kind, part, first, last, Some(sink))
+    }
+
+    /// [`handle_message_part`](Self::handle_message_part) with the
+    /// ciphertext going to `sink`, or (`None`) decoded into the receive
+    /// buffer and announced as [`Item::Data`].
+    pub(super) fn handle_part(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        part: &[u8],
+        first: bool,
+        last: bool,
+        sink: Option<Sink<'_>>,
+    ) -> Result<(), Error> {
         if first {
-            if self.events.iter().any(Event::refers_to_response) {
-                return Err(Error::EventsNotDrained);
-            }
-            self.rx_len = 0;
-            self.rx_overflow = false;
-            self.rx_valid = false;
-            self.rx_kind = kind;
-            self.rx_streaming = kind == MessageKind::Text
-                && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
-                && self
-                    .pending
-                    .front()
-                    .is_some_and(|e| e.purpose == Purpose::Transfer);
-            if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
-                d.begin_message();
-            }
+            self.begin_message(kind)?;
         }
         self.last_activity = now;
         if self.rx_streaming {
@@ -68,13 +71,58 @@ impl<'a, const Q: usize> Session<'a, Q> {
         }
         let rx = core::mem::take(&mut self.rx);
         let message = rx.get(..self.rx_len).unwrap_or_default();
-        let result = match Incoming::parse(self.rx_kind, message) {
-            Ok(incoming) => self.on_incoming(now, incoming),
-            Err(e) => self.on_malformed(e),
-        };
+        let result = self.on_message(now, message);
         self.rx = rx;
         self.rx_valid = true;
+        self.body = Body::Rx;
         result
+    }
+
+    /// A whole message that is not a streamed `file_chunk`: handled where
+    /// it lies, without a copy (its body is then [`Body::Message`]).
+    pub(super) fn handle_in_place(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        self.begin_message(kind)?;
+        self.last_activity = now;
+        self.body = Body::Message;
+        self.on_message(now, message)
+    }
+
+    /// Whether a message of `kind` starting now is a streamed `file_chunk`.
+    pub(super) fn streams(&self, kind: MessageKind) -> bool {
+        kind == MessageKind::Text
+            && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
+            && self
+                .pending
+                .front()
+                .is_some_and(|e| e.purpose == Purpose::Transfer)
+    }
+
+    fn begin_message(&mut self, kind: MessageKind) -> Result<(), Error> {
+        if self.events.iter().any(Item::refers_to_response) {
+            return Err(Error::EventsNotDrained);
+        }
+        self.rx_len = 0;
+        self.rx_overflow = false;
+        self.rx_valid = false;
+        self.body = Body::None;
+        self.rx_kind = kind;
+        self.rx_streaming = self.streams(kind);
+        if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
+            d.begin_message();
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        match Incoming::parse(self.rx_kind, message) {
+            Ok(incoming) => self.on_incoming(now, incoming),
+            Err(e) => self.on_malformed(e),
+        }
     }
 
     pub(super) fn stream_part(
@@ -82,7 +130,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         now: Instant,
         part: &[u8],
         last: bool,
-        sink: &mut impl FnMut(&[u8]),
+        sink: Option<Sink<'_>>,
     ) -> Result<(), Error> {
         let Transfer::Download(d) = &mut self.transfer else {
             return Ok(());
@@ -90,9 +138,32 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if let Some(head) = self.pending.front_mut() {
             head.deadline = now + self.config.transfer_timeout;
         }
-        let mut result = d.feed(part, sink);
+        let seq = d.seq;
+        // Without a caller's sink the ciphertext is decoded into the
+        // receive buffer (idle while a file_chunk streams): a piece of n
+        // base64 bytes decodes to at most 3n/4 + 2 of them.
+        let (rx, mut filled, mut overflow) = (&mut *self.rx, 0usize, false);
+        let mut into_rx = |b: &[u8]| match rx.get_mut(filled..filled + b.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                filled += b.len();
+            }
+            None => overflow = true,
+        };
+        let mut result = match sink {
+            Some(sink) => d.feed(part, &mut |b: &[u8]| sink(b)),
+            None => d.feed(part, &mut into_rx),
+        };
+        if overflow {
+            result = Err(DownloadError::PieceTooLarge {
+                capacity: self.rx.len(),
+            });
+        }
         if last && result.is_ok() {
             result = d.end_message(self.chunk_hashes);
+        }
+        if filled > 0 && !overflow {
+            self.push(Item::Data { seq, len: filled });
         }
         match result {
             Ok(None) => Ok(()),
@@ -101,7 +172,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 Ok(())
             }
             Err(error) => {
-                let seq = d.seq;
                 self.transfer = Transfer::None;
                 self.pending.pop();
                 self.emit(Event::DownloadFailed { seq, error });
@@ -223,10 +293,15 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Purpose::ServerInfo(seq) => self.on_server_info(seq, r),
             Purpose::Login(_) => self.on_login(now, r),
             Purpose::Refresh(_) => self.on_refresh(now, r),
-            Purpose::Listener(seq) => self.emit(Event::Reply {
-                seq,
-                status: r.status(),
-            }),
+            Purpose::Listener(seq) => {
+                if self.listener_seq == Some(seq) && self.state == State::Registering {
+                    self.step(State::Ready);
+                }
+                self.emit(Event::Reply {
+                    seq,
+                    status: r.status(),
+                })
+            }
             Purpose::App(seq) => {
                 self.emit(Event::Reply {
                     seq,
@@ -256,6 +331,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         match version {
             Some(v) if PROTOCOLS.contains(&v) => {
                 self.protocol = Protocol::Spoken(v);
+                self.on_spoken();
                 let lockdown = data
                     .get("lockdown")
                     .and_then(|l| l.as_bool())
@@ -293,6 +369,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             } else {
                 TwoFactorMethod::Other
             };
+            self.on_login_refused(true);
             self.emit(Event::TwoFactorRequired { method });
             return;
         }
@@ -303,6 +380,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
                     if !self.config.relogin {
                         self.auth.password.clear();
                     }
+                    self.after_login();
                     self.emit(Event::LoggedIn { expires_in });
                     return;
                 }
@@ -333,6 +411,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.auth.password.clear();
         }
         self.auth.logged_in = false;
+        self.on_login_refused(self.auth.awaiting_two_factor);
         self.emit(Event::LoginFailed(error));
     }
 

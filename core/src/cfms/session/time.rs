@@ -67,6 +67,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.rx_streaming = false;
         self.lockdown = None;
         self.auth.awaiting_two_factor = false;
+        self.state = State::Disconnected;
+        self.step_due = false;
     }
 
     pub(super) fn fail_all(&mut self, req: RequestError, up: UploadError, down: DownloadError) {
