@@ -13,7 +13,14 @@
 //! - [`upload`], [`download`], [`decrypt`]: the file transfer state
 //!   machines and the AES-256-CFB8 + SHA-256 verification pass.
 //!
-//! After every input, drain [`Session::poll_transmit`] and
+//! - [`connection`]: the commands on a
+//!   [`Connection`](crate::connection::Connection) carrying a [`Session`],
+//!   the way every adapter drives it: the session logs in by itself
+//!   ([`Config::login`], [`State`]) and its [`ConnectionEvent`]s carry
+//!   their reply bodies and download data (example there).
+//!
+//! The session can also be driven directly (below; the tokio driver still
+//! does): after every input, drain [`Session::poll_transmit`] and
 //! [`Session::poll_event`], then sleep until [`Session::poll_timeout`].
 //!
 //! ```

@@ -273,7 +273,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     /// `download_file {task_id}` and the download state machine behind it
-    /// (see [`download`](super::download)). Ciphertext goes to the sink
+    /// (see [`download`](crate::cfms::download)). Ciphertext goes to the sink
     /// given to `handle_message*`.
     pub fn download_file(
         &mut self,
