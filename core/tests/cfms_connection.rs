@@ -121,7 +121,7 @@ fn exchange(c: &mut Conn, bytes: &[u8]) -> (Vec<Owned>, Vec<Value>) {
         .into_iter()
         .map(|f| {
             serde_json::from_slice(&f.payload)
-                .unwrap_or_else(|_| Value::String(String::from_utf8(f.payload).unwrap()))
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&f.payload).into_owned()))
         })
         .collect();
     (events, sent)
@@ -342,4 +342,65 @@ fn download_ciphertext_comes_out_as_data_events_when_the_chunk_streams_in_pieces
     let (events, _) = exchange(&mut c, &text(&key_msg.to_string()));
     assert!(events[0].0.starts_with("DownloadFinished"));
     assert_eq!(c.session().chunk_hashes().len(), 2);
+}
+
+/// Server messages made of CFMS words and structure, or raw bytes.
+fn server_message() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let atoms = prop_oneof![
+        Just(&b"{"[..]),
+        Just(&b"}"[..]),
+        Just(&b"\""[..]),
+        Just(&b":"[..]),
+        Just(&b","[..]),
+        Just(&b"\"code\": 200"[..]),
+        Just(&b"\"code\": 202"[..]),
+        Just(&b"\"data\":"[..]),
+        Just(&b"\"action\": \"file_chunk\""[..]),
+        Just(&b"\"action\": \"transfer_file\""[..]),
+        Just(&b"\"chunk\": \"QUJD\""[..]),
+        Just(&b"\"token\": \"t\""[..]),
+        Just(&b"\"protocol_version\": 4"[..]),
+        Just(&b"\\u00"[..]),
+        Just(&b"ready"[..]),
+    ];
+    prop_oneof![
+        prop::collection::vec(atoms, 0..24).prop_map(|a| a.concat()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Whatever the server sends after the upgrade, cut at whatever points,
+    /// the connection answers with events or a named error, never a panic,
+    /// and every input call makes progress.
+    #[test]
+    fn arbitrary_server_messages_cut_anywhere_never_panic_the_connection(
+        messages in proptest::collection::vec(server_message(), 1..6),
+        cut in 1usize..64,
+        download in proptest::bool::ANY,
+    ) {
+        let streaming = ws::Config { streaming: true, ..ws::Config::default() };
+        let mut c = connect(config(true), streaming, 1024);
+        open(&mut c);
+        exchange(&mut c, &server_info_answer());
+        exchange(&mut c, &login_answer());
+        exchange(&mut c, &ok(json!({})));
+        if download {
+            c.download_file(Instant::from_secs(2), "task").unwrap();
+            drain_tx(&mut c);
+        }
+        let mut bytes = Vec::new();
+        for m in &messages {
+            match std::str::from_utf8(m) {
+                Ok(t) => bytes.extend(text(t)),
+                Err(_) => bytes.extend(ws_support::server_frame(true, 0, 2, m)),
+            }
+        }
+        for piece in bytes.chunks(cut) {
+            exchange(&mut c, piece);
+        }
+    }
 }

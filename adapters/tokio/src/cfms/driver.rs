@@ -808,11 +808,11 @@ impl Driver<'_> {
             Event::Reply { seq, status } => {
                 if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
                     let body = self.take_body(body);
-                    let code = status.code();
-                    let result = if code == 200 {
+                    // Success is the protocol's rule (`Status::is_ok`), not a number here.
+                    let result = if status.is_ok() {
                         Ok(body)
                     } else {
-                        Err(refusal(code, body))
+                        Err(refusal(status.code(), body))
                     };
                     let _ = reply.send(result);
                 }
