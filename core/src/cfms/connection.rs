@@ -104,7 +104,12 @@ macro_rules! commands {
                     return session.upload_write(now, data).map(|w| w.accepted);
                 };
                 if start {
-                    self.ws.begin_binary(len).map_err(Error::Ws)?;
+                    match self.ws.begin_binary(len) {
+                        // Begun by an earlier call whose bytes found no
+                        // room: only uploads stream binary messages.
+                        Ok(()) | Err(ws::SendError::MessageInProgress) => {}
+                        Err(e) => return Err(Error::Ws(e)),
+                    }
                 }
                 let left = usize::try_from(left).unwrap_or(usize::MAX);
                 let part = data.get(..left).unwrap_or(data);
