@@ -166,7 +166,11 @@ fn the_session_opens_with_server_info_then_logs_in_then_registers_its_listener()
     assert_eq!(c.session().state(), State::ServerInfo);
 
     let (events, sent) = exchange(&mut c, &server_info_answer());
-    assert!(events[0].0.starts_with("ServerInfo { protocol_version: 4"));
+    assert!(
+        events[0]
+            .0
+            .starts_with("ServerInfo { seq: None, protocol_version: 4")
+    );
     assert_eq!(
         events[0].1.as_ref().unwrap()["server_name"],
         "CFMS WebSocket Server"

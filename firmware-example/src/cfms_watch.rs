@@ -124,10 +124,15 @@ enum Step {
 fn on_event(event: Event<'_>, snap: &mut Snapshot, info: &mut Option<Seq>) -> Step {
     match event {
         Event::ServerInfo {
-            lockdown, response, ..
+            seq,
+            lockdown,
+            response,
+            ..
         } => {
-            // The session's opening one comes before the panel may ask.
-            *info = None;
+            // `seq` is `None` for the session's own opening `server_info`.
+            if seq.is_some() && seq == *info {
+                *info = None;
+            }
             snap.lockdown = Some(lockdown);
             let server = ops::ServerInfo::new(&response);
             copy(server.server_name(), &mut snap.host_name);

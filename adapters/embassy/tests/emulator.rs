@@ -373,6 +373,7 @@ mod cfms {
                 protocol_version,
                 lockdown,
                 response,
+                ..
             } => Seen::ServerInfo {
                 protocol_version,
                 lockdown,

@@ -160,13 +160,22 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.listener_seq == Some(seq)
     }
 
+    /// Whether `seq` is the opening sequence's `server_info`.
+    pub(super) fn is_opening(&self, seq: Seq) -> bool {
+        self.opening_seq == Some(seq)
+    }
+
     /// Write the opening sequence's next message, if due.
     fn write_step(&mut self, now: Instant, out: &mut [u8]) -> Result<Option<usize>, Error> {
         if !self.step_due || self.broken || self.pending.is_full() {
             return Ok(None);
         }
         let sent = match self.state {
-            State::ServerInfo => self.server_info(now, out)?,
+            State::ServerInfo => {
+                let sent = self.server_info(now, out)?;
+                self.opening_seq = Some(sent.seq);
+                sent
+            }
             State::LoggingIn => {
                 self.check_can_send("login")?;
                 self.send_login(now, out, None, true)?

@@ -14,6 +14,8 @@ use crate::connection::Message;
 pub enum Event<'a> {
     /// `server_info` answered with a spoken protocol version.
     ServerInfo {
+        /// Which request (`None`: the opening sequence's).
+        seq: Option<Seq>,
         /// The protocol version (3–5).
         protocol_version: u32,
         /// Whether lockdown is on.
@@ -162,10 +164,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
         let body = || self.body(message).ok_or(Error::EventsNotDrained);
         let dressed = match e {
             E::ServerInfo {
+                seq,
                 protocol_version,
                 lockdown,
-                ..
             } => body().map(|response| Event::ServerInfo {
+                seq: seq.filter(|s| !self.is_opening(*s)),
                 protocol_version,
                 lockdown,
                 response,

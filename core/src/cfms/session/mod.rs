@@ -146,6 +146,8 @@ pub struct Session<'a, const Q: usize> {
     step_due: bool,
     /// The `register_listener` the opening sequence sent.
     listener_seq: Option<Seq>,
+    /// The `server_info` the opening sequence sent.
+    opening_seq: Option<Seq>,
     /// Where the body of the last handled message lives.
     body: Body,
     last_activity: Instant,
@@ -182,6 +184,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             state: State::Disconnected,
             step_due: false,
             listener_seq: None,
+            opening_seq: None,
             body: Body::None,
             last_activity: Instant::ZERO,
             last_download_chunks: 0,
