@@ -114,6 +114,11 @@ struct Due {
 pub struct Buffers<'a> {
     /// Holds one received message (except `file_chunk` messages, which are
     /// streamed): the largest response (directory listings!) must fit.
+    /// Inside a [`Connection`](crate::connection::Connection) a message
+    /// the WebSocket delivers whole is read where it lies, so only one that
+    /// arrives in pieces (streaming WebSocket) is collected here; and a
+    /// `file_chunk` piece's ciphertext is decoded here, so `rx` must also
+    /// hold 3/4 of the WebSocket receive buffer plus 2 bytes.
     pub rx: &'a mut [u8],
     /// One SHA-256 per download chunk (2 MiB each): bounds the largest
     /// downloadable file to `chunk_hashes.len()` × 2 MiB.
