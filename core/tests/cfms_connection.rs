@@ -50,6 +50,10 @@ fn config(listener: bool) -> Config {
 }
 
 fn connect(config: Config, ws_config: ws::Config, rx: usize) -> Conn {
+    connect_tx(config, ws_config, rx, 8192)
+}
+
+fn connect_tx(config: Config, ws_config: ws::Config, rx: usize, tx: usize) -> Conn {
     let url = Url::parse("ws://nas.local:5104/").unwrap();
     let ws = ws::Client::connect(
         Instant::ZERO,
@@ -58,7 +62,7 @@ fn connect(config: Config, ws_config: ws::Config, rx: usize) -> Conn {
         ws_config,
         Counter(0),
         vec![0u8; rx],
-        vec![0u8; 8192],
+        vec![0u8; tx],
     )
     .unwrap();
     Connection::new(ws, session(config, 16 * 1024))
@@ -346,6 +350,66 @@ fn download_ciphertext_comes_out_as_data_events_when_the_chunk_streams_in_pieces
     let (events, _) = exchange(&mut c, &text(&key_msg.to_string()));
     assert!(events[0].0.starts_with("DownloadFinished"));
     assert_eq!(c.session().chunk_hashes().len(), 2);
+}
+
+#[test]
+fn an_upload_streams_its_frames_through_a_transmit_buffer_smaller_than_one_frame() {
+    use naslink_core::cfms::{UploadSource, sha256_of};
+    let mut c = connect_tx(config(false), ws::Config::default(), 8192, 1024);
+    open(&mut c);
+    exchange(&mut c, &server_info_answer());
+    exchange(&mut c, &login_answer());
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+    let source = UploadSource {
+        size: data.len() as u64,
+        sha256: Some(sha256_of(&data)),
+    };
+    let seq = c
+        .upload_file(Instant::from_secs(2), "task", source)
+        .unwrap();
+    drain_tx(&mut c);
+    let waiting =
+        json!({"action": "transfer_file", "data": {}, "message": "waiting for file transfer"});
+    let (_, sent) = exchange(&mut c, &text(&waiting.to_string()));
+    assert_eq!(sent[0]["data"]["file_size"], 20_000);
+    let (events, _) = exchange(&mut c, &text("ready 4096"));
+    assert_eq!(
+        events[0].0,
+        format!("UploadReady {{ seq: {seq:?}, frame_size: 4096 }}")
+    );
+
+    // Feed the file in 3000-byte reads; the 1 KiB buffer takes part of
+    // each, and a frame spans many calls.
+    let (mut offset, mut wire) = (0, Vec::new());
+    while offset < data.len() {
+        let end = (offset + 3000).min(data.len());
+        offset += c
+            .upload_write(Instant::from_secs(3), &data[offset..end])
+            .unwrap();
+        wire.extend(drain_tx(&mut c));
+    }
+    c.upload_write(Instant::from_secs(3), &[]).unwrap();
+    wire.extend(drain_tx(&mut c));
+    let frames = decode_client(&wire);
+    let lens: Vec<usize> = frames.iter().map(|f| f.payload.len()).collect();
+    assert_eq!(lens, [4096, 4096, 4096, 4096, 3616]);
+    let sent: Vec<u8> = frames.into_iter().flat_map(|f| f.payload).collect();
+    assert!(sent == data, "the frames carry the file in order");
+
+    let (events, _) = exchange(&mut c, &ok(json!({})));
+    assert_eq!(
+        events[0].0,
+        format!("UploadFinished {{ seq: {seq:?}, size: 20000 }}")
+    );
+}
+
+#[test]
+fn credentials_never_show_in_debug() {
+    let c = Credentials::new("admin", "hunter2-secret").unwrap();
+    let shown = format!("{c:?} {:?}", config(true));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("admin"), "{shown}");
+    assert!(Credentials::new("admin", &"x".repeat(200)).is_err());
 }
 
 /// Server messages made of CFMS words and structure, or raw bytes.
