@@ -404,6 +404,34 @@ fn an_upload_streams_its_frames_through_a_transmit_buffer_smaller_than_one_frame
 }
 
 #[test]
+fn a_rejected_token_is_replaced_by_the_session_before_requests_go_on() {
+    let mut c = connect(config(false), ws::Config::default(), 8192);
+    open(&mut c);
+    exchange(&mut c, &server_info_answer());
+    exchange(&mut c, &login_answer());
+    c.request(
+        Instant::from_secs(2),
+        "list_directory",
+        br#"{"folder_id": null}"#,
+    )
+    .unwrap();
+    drain_tx(&mut c);
+    let rejected = text(r#"{"code": 401, "data": {}, "message": "Invalid user or token"}"#);
+    let (events, sent) = exchange(&mut c, &rejected);
+    assert!(events[0].0.starts_with("Reply"));
+    assert_eq!(events[1].0, "TokenRejected { relogin: true }");
+    assert_eq!(sent[0]["action"], "login");
+    assert!(!c.can_send(), "requests wait for the new token");
+    assert_eq!(
+        c.request(Instant::from_secs(2), "list_directory", b"{}"),
+        Err(cfms::Error::Busy)
+    );
+    let (events, _) = exchange(&mut c, &login_answer());
+    assert!(events[0].0.starts_with("LoggedIn"));
+    assert!(c.can_send());
+}
+
+#[test]
 fn credentials_never_show_in_debug() {
     let c = Credentials::new("admin", "hunter2-secret").unwrap();
     let shown = format!("{c:?} {:?}", config(true));
