@@ -432,6 +432,22 @@ fn a_rejected_token_is_replaced_by_the_session_before_requests_go_on() {
 }
 
 #[test]
+fn a_refused_opening_server_info_ends_the_sequence() {
+    let mut c = connect(config(true), ws::Config::default(), 8192);
+    open(&mut c);
+    let refusal = text(r#"{"code": 500, "data": {}, "message": "Internal error"}"#);
+    let (events, sent) = exchange(&mut c, &refusal);
+    assert!(
+        events[0]
+            .0
+            .starts_with("Reply { seq: Seq(0), status: ServerError")
+    );
+    assert!(sent.is_empty(), "no login without a protocol version");
+    assert_eq!(c.session().state(), State::Refused);
+    assert!(!c.can_send());
+}
+
+#[test]
 fn credentials_never_show_in_debug() {
     let c = Credentials::new("admin", "hunter2-secret").unwrap();
     let shown = format!("{c:?} {:?}", config(true));

@@ -57,8 +57,11 @@ pub enum State {
     /// Open for requests.
     Ready,
     /// The login was refused ([`Event::LoginFailed`] said why): close.
+    /// (An expired password is changed with the direct API's
+    /// [`Session::set_passwd`] on a session without credentials.)
     LoginFailed,
-    /// The server speaks another protocol version: close.
+    /// The server speaks another protocol version, or refused the opening
+    /// `server_info` (its `Reply` says with what status): close.
     Refused,
     /// Answers can no longer be matched to requests: reconnect.
     Broken,

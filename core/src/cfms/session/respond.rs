@@ -37,6 +37,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
             .and_then(|v| v.as_u64())
             .and_then(|v| u32::try_from(v).ok());
         if !r.status().is_ok() {
+            // The opening sequence cannot go on without the version.
+            if self.state == State::ServerInfo {
+                self.step(State::Refused);
+            }
             if let Some(seq) = seq {
                 self.emit(Event::Reply {
                     seq,
