@@ -113,8 +113,10 @@ pub trait Session {
     fn handle_message(&mut self, now: Instant, message: Message<'_>) -> bool;
 
     /// Whether [`poll_event`](Session::poll_event) with `None` would return
-    /// an event (one not about a received message: a timeout, a failed
-    /// request, a login failure found while sending).
+    /// an event (a timeout, a failed request, a login failure found while
+    /// sending, or the second of several events one message raised). The
+    /// connection hands these out before it takes the next message, so an
+    /// event about a message is out before the next message arrives.
     fn has_event(&self) -> bool;
 
     /// The next event. `message` is the message the last
@@ -430,7 +432,7 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
     /// waits for input while it is `false`, and calls `poll_event` once it
     /// is `true`.
     pub fn has_event(&mut self) -> bool {
-        if self.held == Held::Nothing {
+        if self.held == Held::Nothing && !self.session.has_event() {
             self.held = self.pump();
         }
         self.held != Held::Nothing
@@ -449,7 +451,7 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
     /// event is about (for a session event about a message): for runtimes
     /// that hand the raw text on as well, such as a binding.
     pub fn poll_event_with_message(&mut self) -> Option<(Event<'_, S>, Option<Message<'_>>)> {
-        if self.held == Held::Nothing {
+        if self.held == Held::Nothing && !self.session.has_event() {
             self.held = self.pump();
         }
         let held = core::mem::replace(&mut self.held, Held::Nothing);

@@ -1,13 +1,15 @@
-//! The CFMS panel: on every connection `server_info` (name, version,
-//! lockdown), `login`, then `register_listener` so lockdown changes arrive
-//! as pushes; `server_info` again every [`POLL_SECS`](settings::POLL_SECS).
+//! The CFMS panel: on every connection the session itself sends
+//! `server_info` (name, version, lockdown), `login`, then
+//! `register_listener` so lockdown changes arrive as pushes; the panel asks
+//! `server_info` again every [`POLL_SECS`](settings::POLL_SECS).
 
-use core::cell::RefCell;
 
 use embedded_io_async::{Read, Write};
 use heapless::String;
-use naslink_core::cfms::session::{self, Event};
-use naslink_core::cfms::{JsonStr, Seq};
+use naslink_core::cfms::session;
+use naslink_core::cfms::{
+    ConnectionEvent as Event, Credentials, JsonStr, MAX_PASSWORD, MAX_USERNAME, Seq, State, ops,
+};
 use naslink_core::random::Entropy;
 use naslink_core::time::Duration as CoreDuration;
 use naslink_core::ws::Url;
@@ -21,17 +23,20 @@ use crate::settings;
 /// WebSocket receive buffer: `server_info` and login answers are a few
 /// hundred bytes.
 pub const WS_RX: usize = 2048;
-/// WebSocket transmit buffer: the largest request (login) and its header.
+/// WebSocket transmit buffer: requests are written straight into it; the
+/// largest (login) and its header.
 pub const WS_TX: usize = 1024;
-/// Where the session writes each request.
-pub const MESSAGE: usize = 1024;
-/// The session's own copy of each answer (it parses answers in place).
+/// The session's own copy of an answer that arrived in pieces.
 pub const SESSION_RX: usize = 2048;
 
 /// The connection's buffers.
-pub type WsBuffers = Buffers<WS_RX, WS_TX, MESSAGE>;
+pub type WsBuffers = Buffers<WS_RX, WS_TX>;
 /// The session, kept across connections.
 pub type Session = session::Session<'static, PENDING>;
+
+// The account is compiled in: refuse to build one the session cannot keep.
+const _: () = assert!(settings::USER.len() <= MAX_USERNAME);
+const _: () = assert!(settings::PASSWORD.len() <= MAX_PASSWORD);
 
 /// What the session borrows from [`Resources`](crate::app::Resources).
 pub struct SessionMemory {
@@ -61,6 +66,9 @@ pub fn session(memory: &'static mut SessionMemory) -> Session {
     let SessionMemory { rx, hashes } = memory;
     let config = session::Config {
         request_timeout: CoreDuration::from_secs(10),
+        // Both lengths are checked at compile time above.
+        login: Credentials::new(settings::USER, settings::PASSWORD).ok(),
+        listener: true,
         ..session::Config::default()
     };
     Session::new(
@@ -88,6 +96,57 @@ fn copy<const N: usize>(from: Option<JsonStr<'_>>, to: &mut String<N>) {
     }
 }
 
+/// What an event asks of the panel.
+enum Step {
+    /// Show the snapshot again.
+    Show,
+    /// Logged in.
+    Online,
+    /// The login cannot succeed on this connection (refused, a second
+    /// factor the panel has no keypad for, another protocol).
+    LoginFailed,
+    /// Nothing.
+    Nothing,
+}
+
+/// Take what `event` says into the snapshot. `info` is the panel's own
+/// `server_info` in flight.
+fn on_event(event: Event<'_>, snap: &mut Snapshot, info: &mut Option<Seq>) -> Step {
+    match event {
+        Event::ServerInfo {
+            seq,
+            lockdown,
+            response,
+            ..
+        } => {
+            // `seq` is `None` for the session's own opening `server_info`.
+            if seq.is_some() && seq == *info {
+                *info = None;
+            }
+            snap.lockdown = Some(lockdown);
+            let server = ops::ServerInfo::new(&response);
+            copy(server.server_name(), &mut snap.host_name);
+            copy(server.version(), &mut snap.version);
+            Step::Show
+        }
+        Event::LoggedIn { .. } => Step::Online,
+        Event::Lockdown { on } => {
+            snap.lockdown = Some(on);
+            Step::Show
+        }
+        Event::LoginFailed(_)
+        | Event::TwoFactorRequired { .. }
+        | Event::ProtocolUnsupported { .. } => Step::LoginFailed,
+        Event::RequestFailed { seq, .. } => {
+            if *info == Some(seq) {
+                *info = None;
+            }
+            Step::Nothing
+        }
+        _ => Step::Nothing,
+    }
+}
+
 /// One WebSocket connection over `io`, until it fails.
 pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     io: T,
@@ -98,9 +157,7 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     snap: &mut Snapshot,
     panel: &mut impl Panel,
 ) -> Ended {
-    // The CFMS driver still shares its generator through a cell.
-    let rng = RefCell::new(rng);
-    let mut conn = match Connection::open(io, url, session, &rng, buffers).await {
+    let mut conn = match Connection::open(io, url, session, rng, buffers).await {
         Ok(conn) => conn,
         Err(_) => {
             panel.note("websocket handshake failed");
@@ -111,88 +168,42 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
     snap.link = Some(Link::LoggingIn);
     panel.show(&render(snap));
     let mut info: Option<Seq> = None;
-    let mut login_sent = false;
     let mut was_online = false;
-    let mut next_poll = now();
+    let mut next_poll = now() + CoreDuration::from_secs(settings::POLL_SECS);
     loop {
         if info.is_none() && now() >= next_poll {
             next_poll = now() + CoreDuration::from_secs(settings::POLL_SECS);
-            match conn.request(|s, t, buf| s.server_info(t, buf)).await {
-                Ok(seq) => info = Some(seq),
-                Err(e) => {
-                    panel.note(why(&e));
-                    break;
+            if conn.session().state() == State::Ready {
+                match conn.request(|s, t, buf| s.server_info(t, buf)).await {
+                    Ok(seq) => info = Some(seq),
+                    Err(e) => {
+                        panel.note(why(&e));
+                        break;
+                    }
                 }
             }
         }
-        let event = match conn.next_event_until(next_poll).await {
-            Ok(Some(event)) => event,
-            Ok(None) => continue,
-            Err(e) => {
-                panel.note(why(&e));
-                break;
-            }
-        };
-        let sent = match event {
-            Event::ServerInfo { seq, lockdown, .. } => {
-                if seq.is_some() && seq == info {
-                    info = None;
-                }
-                snap.lockdown = Some(lockdown);
-                if let Some(answer) = conn.session().response() {
-                    let data = answer.data();
-                    copy(
-                        data.get("server_name").and_then(|v| v.as_str()),
-                        &mut snap.host_name,
-                    );
-                    copy(
-                        data.get("version").and_then(|v| v.as_str()),
-                        &mut snap.version,
-                    );
-                }
-                panel.show(&render(snap));
-                if login_sent {
-                    Ok(())
-                } else {
-                    login_sent = true;
-                    conn.request(|s, t, buf| s.login(t, settings::USER, settings::PASSWORD, buf))
-                        .await
-                        .map(drop)
-                }
-            }
-            Event::LoggedIn { .. } => {
+        let step = conn
+            .next_event_until(next_poll, |e| on_event(e, snap, &mut info))
+            .await;
+        match step {
+            Ok(Some(Step::Show)) => panel.show(&render(snap)),
+            Ok(Some(Step::Online)) => {
                 was_online = true;
                 snap.link = Some(Link::Online);
                 panel.note("logged in");
                 panel.show(&render(snap));
-                conn.request(|s, t, buf| s.register_listener(t, buf))
-                    .await
-                    .map(drop)
             }
-            Event::Lockdown { on } => {
-                snap.lockdown = Some(on);
-                panel.show(&render(snap));
-                Ok(())
-            }
-            // A panel has no keypad for a two-factor code.
-            Event::LoginFailed(_)
-            | Event::TwoFactorRequired { .. }
-            | Event::ProtocolUnsupported { .. } => {
+            Ok(Some(Step::LoginFailed)) => {
                 panel.note("login failed");
                 snap.link = Some(Link::LoginFailed);
                 break;
             }
-            Event::RequestFailed { seq, .. } => {
-                if info == Some(seq) {
-                    info = None;
-                }
-                Ok(())
+            Ok(Some(Step::Nothing) | None) => {}
+            Err(e) => {
+                panel.note(why(&e));
+                break;
             }
-            _ => Ok(()),
-        };
-        if let Err(e) = sent {
-            panel.note(why(&e));
-            break;
         }
     }
     conn.close().await;

@@ -11,10 +11,12 @@
 //!   handshake, RSA key exchange and login (token re-authentication on
 //!   reconnects), heartbeat, requests in flight up to the session's table,
 //!   replies and pushes handed to the application.
-//! - [`cfms`]: one CFMS connection ([`cfms::Connection`]): WebSocket
-//!   handshake, requests written by the core's CFMS session, its own
-//!   messages (token refresh, re-login, keep-alive), events and lockdown
-//!   pushes handed to the application, and downloads into a caller's
+//! - [`cfms`]: one CFMS connection ([`cfms::Connection`], driving the
+//!   core's `Connection<&mut cfms::Session>`): WebSocket handshake, the
+//!   session's own opening sequence (server_info, login, two-factor event,
+//!   listener) and messages (token refresh, re-login, keep-alive),
+//!   requests written straight into the WebSocket, events with their
+//!   bodies handed to the application, and downloads into a caller's
 //!   `Read + Write + Seek` store ([`cfms::download`]).
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
@@ -75,7 +77,6 @@ pub mod cfms;
 pub mod driver;
 pub(crate) mod fmt;
 pub mod fnos;
-mod link;
 #[cfg(feature = "embassy-net")]
 pub mod net;
 pub mod time;

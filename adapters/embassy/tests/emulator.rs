@@ -323,8 +323,10 @@ fn a_server_that_stops_answering_pings_is_declared_dead() {
 }
 
 mod cfms {
-    use naslink_core::cfms::session::{self, Event, Session};
-    use naslink_core::cfms::{DecryptError, DownloadError, ops};
+    use naslink_core::cfms::session::{self, Session};
+    use naslink_core::cfms::{
+        ConnectionEvent as Event, Credentials, DecryptError, DownloadError, State, ops,
+    };
     use naslink_embassy::cfms::download::{DownloadFailure, Downloaded};
     use naslink_embassy::cfms::{Buffers, Connection};
     use naslink_sim::cfms::{self as sim, Server};
@@ -343,6 +345,49 @@ mod cfms {
         (runtime, url, addr)
     }
 
+    /// The emulator's administrator, logged in by the session itself.
+    fn admin() -> session::Config {
+        session::Config {
+            login: Some(Credentials::new("admin", "admin").unwrap()),
+            ..session::Config::default()
+        }
+    }
+
+    /// What the next event was, owned.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        ServerInfo {
+            protocol_version: u32,
+            lockdown: bool,
+            /// `server_name` is the emulator's.
+            named: bool,
+        },
+        LoggedIn,
+        Reply,
+        Other,
+    }
+
+    fn seen(event: Event<'_>) -> Seen {
+        match event {
+            Event::ServerInfo {
+                protocol_version,
+                lockdown,
+                response,
+                ..
+            } => Seen::ServerInfo {
+                protocol_version,
+                lockdown,
+                // Compared in place: the closure runs inside the counted region.
+                named: ops::ServerInfo::new(&response)
+                    .server_name()
+                    .is_some_and(|s| s.eq_str("CFMS WebSocket Server")),
+            },
+            Event::LoggedIn { .. } => Seen::LoggedIn,
+            Event::Reply { .. } => Seen::Reply,
+            _ => Seen::Other,
+        }
+    }
+
     #[test]
     fn server_info_then_login_without_heap() {
         let (runtime, url, addr) = emulator(sim::Config::default());
@@ -350,54 +395,42 @@ mod cfms {
         client(async {
             let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 1]);
             let mut session: Session<'_, 4> = Session::new(
-                session::Config::default(),
+                admin(),
                 session::Buffers {
                     rx: &mut rx,
                     chunk_hashes: &mut hashes,
                 },
             );
-            let rng = rng();
-            let mut buffers = Buffers::<4096, 1024, 1024>::new();
+            let mut rng = rng().into_inner();
+            let mut buffers = Buffers::<4096, 1024>::new();
             let io = connect(&addr).await;
             let before = allocations();
-            let (info_seq, info, name_ok, login) = counting(true, async {
-                let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let (info, login, state) = counting(true, async {
+                let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                     .await
                     .unwrap();
-                let seq = conn
-                    .request(|s, now, buf| s.server_info(now, buf))
-                    .await
-                    .unwrap();
-                let info = conn.next_event().await.unwrap();
-                let name_ok = conn.session().response().is_some_and(|r| {
-                    r.data()
-                        .get("server_name")
-                        .and_then(|v| v.as_str())
-                        .is_some_and(|s| s.eq_str("CFMS WebSocket Server"))
-                });
-                conn.request(|s, now, buf| s.login(now, "admin", "admin", buf))
-                    .await
-                    .unwrap();
-                let login = conn.next_event().await.unwrap();
+                let info = conn.next_event(seen).await.unwrap();
+                let login = conn.next_event(seen).await.unwrap();
+                let state = conn.session().state();
                 conn.close().await;
-                (seq, info, name_ok, login)
+                (info, login, state)
             })
             .await;
             assert_eq!(allocations() - before, 0, "heap allocations in the driver");
             match info {
-                Event::ServerInfo {
-                    seq,
+                Seen::ServerInfo {
                     protocol_version,
                     lockdown,
+                    named,
                 } => {
-                    assert_eq!(seq, Some(info_seq));
                     assert!((3..=5).contains(&protocol_version));
                     assert!(!lockdown);
+                    assert!(named);
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(name_ok);
-            assert!(matches!(login, Event::LoggedIn { .. }), "{login:?}");
+            assert_eq!(login, Seen::LoggedIn);
+            assert_eq!(state, State::Ready);
         });
         drop(runtime);
     }
@@ -463,7 +496,7 @@ mod cfms {
     /// and stream in pieces.
     const CHUNK: usize = 3000;
 
-    type FileBuffers = Buffers<2048, 1024, 1024>;
+    type FileBuffers = Buffers<2048, 1024>;
 
     fn file_server() -> (tokio::runtime::Runtime, sim::Handle) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -483,19 +516,16 @@ mod cfms {
         (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
     }
 
-    /// Log in on a fresh connection.
+    /// Wait for the session's own login on a fresh connection.
     async fn logged_in<R: naslink_core::random::Entropy, const Q: usize>(
         conn: &mut Connection<'_, '_, Tcp, R, Q>,
     ) {
-        conn.request(|s, now, buf| s.server_info(now, buf))
-            .await
-            .unwrap();
-        conn.next_event().await.unwrap();
-        conn.request(|s, now, buf| s.login(now, "admin", "admin", buf))
-            .await
-            .unwrap();
-        let login = conn.next_event().await.unwrap();
-        assert!(matches!(login, Event::LoggedIn { .. }), "{login:?}");
+        assert!(matches!(
+            conn.next_event(seen).await.unwrap(),
+            Seen::ServerInfo { .. }
+        ));
+        assert_eq!(conn.next_event(seen).await.unwrap(), Seen::LoggedIn);
+        assert_eq!(conn.session().state(), State::Ready);
     }
 
     type Outcome = Result<Downloaded, DownloadFailure<IoError, IoError>>;
@@ -509,15 +539,17 @@ mod cfms {
         conn.request(|s, now, buf| s.get_document(now, document_id, buf))
             .await
             .unwrap();
-        let reply = conn.next_event().await.unwrap();
-        assert!(matches!(reply, Event::Reply { .. }), "{reply:?}");
         let mut id = [0u8; 128];
         let task_id = conn
-            .session()
-            .response()
-            .and_then(|r| ops::task_id(&r))
-            .and_then(|t| t.decode_into(&mut id).ok().map(str::len))
-            .unwrap();
+            .next_event(|e| match e {
+                Event::Reply { response, .. } => {
+                    ops::task_id(&response).and_then(|t| t.decode_into(&mut id).ok().map(str::len))
+                }
+                _ => None,
+            })
+            .await
+            .unwrap()
+            .expect("get_document answered with a task_id");
         let task_id = std::str::from_utf8(&id[..task_id]).unwrap();
         let mut block = [0u8; 512];
         conn.download(task_id, store, &mut block).await
@@ -538,18 +570,18 @@ mod cfms {
         client(async {
             let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
             let mut session: Session<'_, 4> = Session::new(
-                session::Config::default(),
+                admin(),
                 session::Buffers {
                     rx: &mut rx,
                     chunk_hashes: &mut hashes,
                 },
             );
-            let rng = rng();
+            let mut rng = rng().into_inner();
             let mut buffers = FileBuffers::new();
             let io = connect(&handle.addr().to_string()).await;
             let before = allocations();
             counting(true, async {
-                let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+                let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                     .await
                     .unwrap();
                 logged_in(&mut conn).await;
@@ -591,16 +623,16 @@ mod cfms {
         client(async {
             let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
             let mut session: Session<'_, 4> = Session::new(
-                session::Config::default(),
+                admin(),
                 session::Buffers {
                     rx: &mut rx,
                     chunk_hashes: &mut hashes,
                 },
             );
-            let rng = rng();
+            let mut rng = rng().into_inner();
             let mut buffers = FileBuffers::new();
             let io = connect(&handle.addr().to_string()).await;
-            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                 .await
                 .unwrap();
             logged_in(&mut conn).await;
@@ -630,16 +662,16 @@ mod cfms {
         client(async {
             let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 8]);
             let mut session: Session<'_, 4> = Session::new(
-                session::Config::default(),
+                admin(),
                 session::Buffers {
                     rx: &mut rx,
                     chunk_hashes: &mut hashes,
                 },
             );
-            let rng = rng();
+            let mut rng = rng().into_inner();
             let mut buffers = FileBuffers::new();
             let io = connect(&handle.addr().to_string()).await;
-            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                 .await
                 .unwrap();
             logged_in(&mut conn).await;
@@ -676,18 +708,15 @@ mod cfms {
                     chunk_hashes: &mut hashes,
                 },
             );
-            let rng = rng();
-            let mut buffers = Buffers::<4096, 1024, 1024>::new();
+            let mut rng = rng().into_inner();
+            let mut buffers = Buffers::<4096, 1024>::new();
             let io = connect(&addr).await;
-            let mut conn = Connection::open(io, &url, &mut session, &rng, &mut buffers)
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
                 .await
                 .unwrap();
-            conn.request(|s, now, buf| s.server_info(now, buf))
-                .await
-                .unwrap();
-            let info = conn.next_event().await.unwrap();
+            let info = conn.next_event(seen).await.unwrap();
             assert!(
-                matches!(info, Event::ServerInfo { lockdown: true, .. }),
+                matches!(info, Seen::ServerInfo { lockdown: true, .. }),
                 "{info:?}"
             );
             assert_eq!(conn.session().lockdown(), Some(true));

@@ -76,6 +76,57 @@ impl<const N: usize> Drop for Bounded<N> {
     }
 }
 
+impl<const N: usize> Clone for Bounded<N> {
+    fn clone(&self) -> Self {
+        Bounded {
+            buf: self.buf,
+            len: self.len,
+        }
+    }
+}
+
+/// The account a [`Session`](super::Session) logs in with by itself after
+/// `server_info` (see [`Config::login`](super::Config::login)). Kept in
+/// fixed buffers that are wiped when dropped; `Debug` shows neither the
+/// username nor the password.
+#[derive(Clone)]
+pub struct Credentials {
+    pub(crate) username: Bounded<MAX_USERNAME>,
+    pub(crate) password: Bounded<MAX_PASSWORD>,
+}
+
+/// A username or password longer than its fixed buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialsTooLong {
+    /// `"username"` or `"password"`.
+    pub field: &'static str,
+    /// Its capacity in bytes ([`MAX_USERNAME`], [`MAX_PASSWORD`]).
+    pub max: usize,
+}
+
+impl Credentials {
+    /// Copy a username and password into wiped-on-drop buffers.
+    pub fn new(username: &str, password: &str) -> Result<Self, CredentialsTooLong> {
+        let mut c = Credentials {
+            username: Bounded::new(),
+            password: Bounded::new(),
+        };
+        let too_long = |field| move |max| CredentialsTooLong { field, max };
+        c.username.set(username).map_err(too_long("username"))?;
+        c.password.set(password).map_err(too_long("password"))?;
+        Ok(c)
+    }
+}
+
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &"<redacted>")
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// The second factor the server asks for after a 202.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TwoFactorMethod {

@@ -105,6 +105,14 @@ pub enum DownloadError {
     Malformed,
     /// A non-chunk message did not fit the receive buffer.
     MessageTooLarge,
+    /// The ciphertext decoded from one received piece of a `file_chunk`
+    /// did not fit the session's receive buffer (which must hold 3/4 of
+    /// the WebSocket receive buffer when the session decodes for a
+    /// [`Connection`](crate::connection::Connection)).
+    PieceTooLarge {
+        /// The session's receive buffer size.
+        capacity: usize,
+    },
     /// A message that has no place in a download.
     Unexpected,
     /// No message in time.

@@ -13,7 +13,14 @@
 //! - [`upload`], [`download`], [`decrypt`]: the file transfer state
 //!   machines and the AES-256-CFB8 + SHA-256 verification pass.
 //!
-//! After every input, drain [`Session::poll_transmit`] and
+//! - [`connection`]: the commands on a
+//!   [`Connection`](crate::connection::Connection) carrying a [`Session`],
+//!   the way every adapter drives it: the session logs in by itself
+//!   ([`Config::login`], [`State`]) and its [`ConnectionEvent`]s carry
+//!   their reply bodies and download data (example there).
+//!
+//! The session can also be driven directly (below; the tokio driver still
+//! does): after every input, drain [`Session::poll_transmit`] and
 //! [`Session::poll_event`], then sleep until [`Session::poll_timeout`].
 //!
 //! ```
@@ -39,6 +46,7 @@
 //! ```
 pub mod auth;
 mod b64;
+pub mod connection;
 pub mod decrypt;
 pub mod download;
 pub mod envelope;
@@ -50,14 +58,18 @@ pub mod status;
 pub mod upload;
 mod write;
 
-pub use auth::{LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME, TwoFactorMethod};
+pub use auth::{
+    Credentials, CredentialsTooLong, LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME,
+    TwoFactorMethod,
+};
 pub use decrypt::{DecryptError, FileDecryptor};
 pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use queue::Seq;
 pub use session::{
-    Buffers, Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Session, Transmit,
+    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent,
+    Session, State, Transmit,
 };
 pub use status::Status;
 pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

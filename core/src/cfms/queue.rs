@@ -65,6 +65,11 @@ impl<P, const N: usize> Pending<P, N> {
     }
 
     /// The soonest deadline of any entry.
+    /// Whether a request in flight is for `purpose`.
+    pub(crate) fn any(&self, mut purpose: impl FnMut(&P) -> bool) -> bool {
+        self.items.iter().any(|e| purpose(&e.purpose))
+    }
+
     pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
         self.items.iter().map(|e| e.deadline).min()
     }

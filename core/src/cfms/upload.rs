@@ -286,6 +286,21 @@ impl Upload {
         }
     }
 
+    /// The binary message the next [`write`](Self::write) goes into:
+    /// whether it starts there, its whole length, and the bytes it still
+    /// takes. `None` outside the sending phase.
+    pub(crate) fn frame(&self) -> Option<(bool, u64, u64)> {
+        if self.phase != Phase::Sending {
+            return None;
+        }
+        if self.empty_final_due {
+            return Some((true, 0, 0));
+        }
+        let remaining = self.source.size - self.sent;
+        let left = u64::from(self.threshold - self.in_frame).min(remaining);
+        Some((self.in_frame == 0, u64::from(self.in_frame) + left, left))
+    }
+
     /// Bytes of the file accepted so far.
     pub(crate) fn sent(&self) -> u64 {
         self.sent

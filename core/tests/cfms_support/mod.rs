@@ -1,9 +1,20 @@
 //! A scripted CFMS server side for session tests: feed JSON, collect what
 //! the session sends and the events it reports.
+//!
+//! Messages go in, and events and output come out, through the session's
+//! `connection::Session` implementation (the path a `Connection` drives):
+//! every scenario exercises it. Its events are turned back into the direct
+//! API's `Event` (the bodies are kept in [`Harness::response`], download
+//! data in [`Harness::ciphertext`]) so that the scenarios read the same.
 #![allow(dead_code)]
 
-use naslink_core::cfms::{Buffers, Config, Event, MessageKind, Sent, Session};
+use naslink_core::cfms::{
+    Buffers, Config, ConnectionEvent, Event, MessageKind, Response, Sent, Session,
+};
+use naslink_core::connection::{self, Message};
+use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
+use naslink_core::ws;
 use serde_json::{Value, json};
 
 pub const Q: usize = 8;
@@ -13,6 +24,8 @@ pub struct Harness {
     pub now: Instant,
     pub events: Vec<Event>,
     pub ciphertext: Vec<u8>,
+    /// The body of the last event that had one.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Harness {
@@ -28,6 +41,7 @@ impl Harness {
             now: Instant::from_secs(1000),
             events: Vec::new(),
             ciphertext: Vec::new(),
+            body: None,
         }
     }
 
@@ -53,14 +67,20 @@ impl Harness {
     /// Everything the session wants to send now.
     pub fn transmit(&mut self) -> Vec<(MessageKind, Vec<u8>)> {
         let mut out = Vec::new();
+        let mut rng = random::from_fn(|b: &mut [u8]| b.fill(7));
         loop {
             let mut buf = vec![0u8; 4096];
-            match self
-                .session
-                .poll_transmit(self.now, &mut buf)
-                .expect("poll_transmit")
-            {
-                Some(t) => out.push((t.kind, buf[..t.len].to_vec())),
+            let t =
+                connection::Session::poll_transmit(&mut self.session, self.now, &mut rng, &mut buf)
+                    .expect("poll_transmit");
+            match t {
+                Some(t) => {
+                    let kind = match t.kind {
+                        ws::MessageKind::Text => MessageKind::Text,
+                        ws::MessageKind::Binary => MessageKind::Binary,
+                    };
+                    out.push((kind, buf[..t.len].to_vec()))
+                }
                 None => break,
             }
         }
@@ -80,21 +100,67 @@ impl Harness {
     }
 
     pub fn drain(&mut self) {
-        while let Some(e) = self.session.poll_event() {
-            self.events.push(e);
+        self.drain_with(None);
+    }
+
+    /// Take every event, the first with the message it is about.
+    fn drain_with(&mut self, mut message: Option<Message<'_>>) {
+        while let Some(e) = connection::Session::poll_event(&mut self.session, message.take()) {
+            let (event, body, data) = undress(e);
+            if body.is_some() {
+                self.body = body;
+            }
+            self.ciphertext.extend(data);
+            self.events.extend(event);
         }
+    }
+
+    /// The body of the last answer that had one.
+    pub fn response(&self) -> Response<'_> {
+        Response::parse(self.body.as_deref().expect("an answer")).expect("a response")
     }
 
     /// Deliver a whole server message; returns the events it caused.
     pub fn recv(&mut self, kind: MessageKind, bytes: &[u8]) -> Vec<Event> {
         let before = self.events.len();
-        let cipher = &mut self.ciphertext;
-        self.session
-            .handle_message(self.now, kind, bytes, &mut |c: &[u8]| {
-                cipher.extend_from_slice(c)
-            })
-            .expect("message accepted");
-        self.drain();
+        let kind = match kind {
+            MessageKind::Text => ws::MessageKind::Text,
+            MessageKind::Binary => ws::MessageKind::Binary,
+        };
+        let message = Message {
+            kind,
+            data: bytes,
+            first: true,
+            last: true,
+        };
+        if connection::Session::handle_message(&mut self.session, self.now, message) {
+            self.drain_with(Some(message));
+        }
+        self.events[before..].to_vec()
+    }
+
+    /// Deliver a message in pieces cut at `cuts` (as a streaming WebSocket
+    /// does with a message larger than its buffer); returns the events.
+    pub fn recv_pieces(&mut self, kind: MessageKind, bytes: &[u8], cuts: &[usize]) -> Vec<Event> {
+        let before = self.events.len();
+        let kind = match kind {
+            MessageKind::Text => ws::MessageKind::Text,
+            MessageKind::Binary => ws::MessageKind::Binary,
+        };
+        let mut bounds = vec![0];
+        bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < bytes.len()));
+        bounds.push(bytes.len());
+        for (i, w) in bounds.windows(2).enumerate() {
+            let message = Message {
+                kind,
+                data: &bytes[w[0]..w[1]],
+                first: i == 0,
+                last: w[1] == bytes.len(),
+            };
+            if connection::Session::handle_message(&mut self.session, self.now, message) {
+                self.drain_with(Some(message));
+            }
+        }
         self.events[before..].to_vec()
     }
 
@@ -131,4 +197,74 @@ impl Harness {
             "permissions": ["list_users"], "groups": ["sysop"]}, "message": "Login successful", "timestamp": 1795304847.0}));
         h
     }
+}
+
+/// A connection event as the direct API's event (if it has one), its body,
+/// and its download data. A refused message fails the test, as the direct
+/// API's `expect("message accepted")` did.
+fn undress(e: ConnectionEvent<'_>) -> (Option<Event>, Option<Vec<u8>>, Vec<u8>) {
+    use ConnectionEvent as C;
+    let body = |r: &Response<'_>| Some(r.root().raw().to_vec());
+    let (event, body, data) = match e {
+        C::ServerInfo {
+            seq,
+            protocol_version,
+            lockdown,
+            response,
+        } => (
+            Event::ServerInfo {
+                seq,
+                protocol_version,
+                lockdown,
+            },
+            body(&response),
+            vec![],
+        ),
+        C::LoggedIn {
+            expires_in,
+            response,
+        } => (Event::LoggedIn { expires_in }, body(&response), vec![]),
+        C::Reply {
+            seq,
+            status,
+            response,
+        } => (Event::Reply { seq, status }, body(&response), vec![]),
+        C::DownloadData { data, .. } => return (None, None, data.to_vec()),
+        C::BadMessage(e) => panic!("message refused: {e:?}"),
+        C::ListenerRegistered { status } => panic!("no opening sequence here ({status:?})"),
+        C::ProtocolUnsupported { version } => {
+            (Event::ProtocolUnsupported { version }, None, vec![])
+        }
+        C::TwoFactorRequired { method } => (Event::TwoFactorRequired { method }, None, vec![]),
+        C::LoginFailed(e) => (Event::LoginFailed(e), None, vec![]),
+        C::TokenRefreshed { expires_in } => (Event::TokenRefreshed { expires_in }, None, vec![]),
+        C::TokenRejected { relogin } => (Event::TokenRejected { relogin }, None, vec![]),
+        C::Lockdown { on } => (Event::Lockdown { on }, None, vec![]),
+        C::RequestFailed { seq, error } => (Event::RequestFailed { seq, error }, None, vec![]),
+        C::Desynchronized(d) => (Event::Desynchronized(d), None, vec![]),
+        C::UploadReady { seq, frame_size } => {
+            (Event::UploadReady { seq, frame_size }, None, vec![])
+        }
+        C::UploadFinished { seq, size } => (Event::UploadFinished { seq, size }, None, vec![]),
+        C::UploadFailed { seq, error } => (Event::UploadFailed { seq, error }, None, vec![]),
+        C::DownloadStarted {
+            seq,
+            file_size,
+            total_chunks,
+        } => (
+            Event::DownloadStarted {
+                seq,
+                file_size,
+                total_chunks,
+            },
+            None,
+            vec![],
+        ),
+        C::DownloadChunk { seq, index, len } => {
+            (Event::DownloadChunk { seq, index, len }, None, vec![])
+        }
+        C::DownloadFinished { seq, key } => (Event::DownloadFinished { seq, key }, None, vec![]),
+        C::DownloadFailed { seq, error } => (Event::DownloadFailed { seq, error }, None, vec![]),
+    };
+    (Some(event), body, data)
 }

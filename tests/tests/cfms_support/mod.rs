@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test uses part of the glue
 
+pub mod conn;
+
 use std::collections::VecDeque;
 use std::time::Duration as StdDuration;
 

@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Memory: the caller's `block`, the session's chunk-hash storage (one
-//! SHA-256 per chunk) and the decryptor's stack; no allocation. While
+//! SHA-256 per chunk) and the decryptor's stack; no allocation. The
+//! ciphertext is decoded by the session into its own receive buffer, a
+//! WebSocket piece at a time, and written out from there. While
 //! receiving, the store sees sequential writes of any length from offset 0;
 //! while decrypting, a read and a write of `block.len()` bytes (the last one
 //! shorter) at each multiple of `block.len()`, so a block of whole sectors
@@ -28,16 +30,19 @@
 #![deny(clippy::indexing_slicing)]
 
 use embedded_io_async::{Read, Seek, SeekFrom, Write};
-use naslink_core::cfms::session::{Error as SessionError, Event};
-use naslink_core::cfms::{DecryptError, DownloadError, DownloadKey, FileDecryptor, Seq, Session};
+use naslink_core::cfms::session::Error as SessionError;
+use naslink_core::cfms::{
+    ConnectionEvent as Event, DecryptError, DownloadError, DownloadKey, FileDecryptor, Seq,
+};
+use naslink_core::connection::Event as ConnEvent;
 use naslink_core::random::Entropy;
 use naslink_core::ws;
 
-use super::{Connection, Error, Piece, sent_bytes};
+use super::{Connection, Error};
 use crate::time::now;
 
-/// The smallest `block`: four base64 characters decode to three bytes, the
-/// least a `file_chunk` message can be cut into.
+/// The smallest `block` the decryption pass takes (three bytes: the size
+/// a base64 quad decodes to, kept from when `block` also cut the chunks).
 pub const MIN_BLOCK: usize = 3;
 
 /// A verified download.
@@ -106,9 +111,10 @@ where
 {
     /// Download the file of `task_id` (from `get_document`'s answer, see
     /// [`ops::task_id`](naslink_core::cfms::ops::task_id)) into `store` from
-    /// offset 0, through `block` (a few KiB; at least [`MIN_BLOCK`]); see
-    /// the [module docs](self). Other events arriving meanwhile (a lockdown
-    /// push) are not handed on; the session's state keeps what they said.
+    /// offset 0, decrypting through `block` (a few KiB; at least
+    /// [`MIN_BLOCK`]); see the [module docs](self). Other events arriving
+    /// meanwhile (a lockdown push) are not handed on; the session's state
+    /// keeps what they said.
     pub async fn download<S: Read + Write + Seek>(
         &mut self,
         task_id: &str,
@@ -120,44 +126,51 @@ where
                 required: MIN_BLOCK,
             });
         }
-        let sent = self
-            .session
-            .download_file(now(), task_id, self.message)
+        self.flush().await.map_err(DownloadFailure::Connection)?;
+        let seq = self
+            .conn
+            .download_file(now(), task_id)
             .map_err(DownloadFailure::Refused)?;
-        let key = match self.receive(sent.seq, sent.len, store, block).await {
+        let key = match self.receive(seq, store).await {
             Ok(key) => key,
             Err(e) => {
                 if e.ends_connection() {
-                    self.session.handle_disconnect(now());
+                    self.conn.session_mut().handle_disconnect(now());
                 }
                 return Err(e);
             }
         };
-        decrypt_in_place(&key, self.session.chunk_hashes(), store, block).await
+        decrypt_in_place(&key, self.session().chunk_hashes(), store, block).await
     }
 
-    /// Send the request (`len` bytes in the message buffer), then store
-    /// the ciphertext until the key arrives.
+    /// Store the ciphertext as it arrives until the key does.
     async fn receive<S: Write + Seek>(
         &mut self,
         seq: Seq,
-        len: usize,
         store: &mut S,
-        block: &mut [u8],
     ) -> Result<DownloadKey, DownloadFailure<T::Error, S::Error>> {
         let lost = DownloadFailure::Connection;
-        let request = sent_bytes(self.message, len).map_err(lost)?;
-        self.link
-            .send(ws::MessageKind::Text, request)
-            .await
-            .map_err(lost)?;
         let store_io = |e| DownloadFailure::Receiving(StoreError::Io(e));
         store.seek(SeekFrom::Start(0)).await.map_err(store_io)?;
         let mut stored = 0;
         loop {
-            self.transmit_session_output().await.map_err(lost)?;
-            while let Some(event) = self.session.poll_event() {
+            self.flush().await.map_err(lost)?;
+            while let Some(event) = self.conn.poll_event() {
+                let event = match event {
+                    ConnEvent::Session(e) => e,
+                    ConnEvent::Closed(closed) => return Err(lost(Error::Closed(closed))),
+                    ConnEvent::TransmitTooSmall(e) => {
+                        return Err(lost(Error::Send(ws::SendError::InsufficientSize(e))));
+                    }
+                    ConnEvent::Connected | ConnEvent::Rejected(_) => continue,
+                };
                 match event {
+                    Event::DownloadData { seq: s, data } if s == seq => {
+                        write_all(store, data, stored)
+                            .await
+                            .map_err(DownloadFailure::Receiving)?;
+                        stored += data.len() as u64;
+                    }
                     Event::DownloadFinished { seq: s, key } if s == seq => {
                         store.flush().await.map_err(store_io)?;
                         if stored != key.file_size {
@@ -173,73 +186,17 @@ where
                         return Err(DownloadFailure::Transfer(error));
                     }
                     Event::Desynchronized(why) => return Err(lost(Error::Desynchronized(why))),
+                    Event::BadMessage(e) => return Err(lost(Error::Cfms(e))),
                     // Progress, and pushes the session already took note of.
                     _ => {}
                 }
             }
-            self.link.flush().await.map_err(lost)?;
-            let mut progressed = self.link.take_input();
-            if let Some(event) = self.link.ws.poll_event() {
-                progressed = true;
-                if let Some(piece) = Piece::of(event).map_err(lost)? {
-                    stored = store_piece(self.session, piece, store, block, stored).await?;
-                }
-            }
-            if progressed || self.link.has_input() {
+            self.flush().await.map_err(lost)?;
+            if self.take_input() || self.has_input() {
                 continue;
             }
-            let deadline = [self.link.ws.poll_timeout(), self.session.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
-            self.link.wait(deadline).await.map_err(lost)?;
-            self.session.handle_timeout(now());
-        }
-    }
-}
-
-/// Hand `piece` to the session in cuts whose ciphertext fits `block`, and
-/// write each cut's ciphertext to the store after the `stored` bytes
-/// before it; returns the new total.
-async fn store_piece<E, S: Write, const Q: usize>(
-    session: &mut Session<'_, Q>,
-    piece: Piece<'_>,
-    store: &mut S,
-    block: &mut [u8],
-    mut stored: u64,
-) -> Result<u64, DownloadFailure<E, S::Error>> {
-    // The decoder holds back at most three characters, so a cut of 4k
-    // characters completes at most k quads: 3k bytes.
-    let cut = block.len() / 3 * 4;
-    let mut rest = piece.data;
-    let mut first = piece.first;
-    loop {
-        let (head, tail) = rest.split_at_checked(cut).unwrap_or((rest, &[]));
-        let last = piece.last && tail.is_empty();
-        let (mut filled, mut required) = (0, 0);
-        let mut sink = |bytes: &[u8]| match block.get_mut(filled..filled + bytes.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                filled += bytes.len();
-            }
-            None => required = filled + bytes.len(),
-        };
-        session
-            .handle_message_part(now(), piece.kind, head, first, last, &mut sink)
-            .map_err(|e| DownloadFailure::Connection(Error::Cfms(e)))?;
-        if required > 0 {
-            let too_small = SessionError::BufferTooSmall { required };
-            return Err(DownloadFailure::Connection(Error::Cfms(too_small)));
-        }
-        let ciphertext = block.get(..filled).unwrap_or_default();
-        write_all(store, ciphertext, stored)
-            .await
-            .map_err(DownloadFailure::Receiving)?;
-        stored += filled as u64;
-        first = false;
-        rest = tail;
-        if rest.is_empty() {
-            return Ok(stored);
+            let deadline = self.conn.poll_timeout();
+            self.wait(deadline).await.map_err(lost)?;
         }
     }
 }

@@ -176,7 +176,7 @@ pub(super) async fn drive(
         logged_in: false,
         request_timeout: options.request_timeout,
         keepalive: options.keepalive.filter(|k| !k.is_zero()),
-        upload_frame: config.upload_frame,
+        upload_frame: options.upload_frame,
     };
     // Attempts since the last connection that reached a successful login:
     // a server that accepts connections and then fails them must not
@@ -808,11 +808,11 @@ impl Driver<'_> {
             Event::Reply { seq, status } => {
                 if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
                     let body = self.take_body(body);
-                    let code = status.code();
-                    let result = if code == 200 {
+                    // Success is the protocol's rule (`Status::is_ok`), not a number here.
+                    let result = if status.is_ok() {
                         Ok(body)
                     } else {
-                        Err(refusal(code, body))
+                        Err(refusal(status.code(), body))
                     };
                     let _ = reply.send(result);
                 }

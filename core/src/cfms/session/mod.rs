@@ -1,0 +1,279 @@
+//! The CFMS session: one WebSocket connection's request/response state.
+//!
+//! Two ways to drive it:
+//!
+//! - Inside a [`Connection`](crate::connection::Connection) (the shape
+//!   every layer shares): the session implements
+//!   [`connection::Session`](crate::connection::Session), runs its own
+//!   opening sequence ([`State`]; credentials in [`Config::login`]), and
+//!   hands out [`ConnectionEvent`]s that carry reply bodies and download
+//!   data. Commands are in [`cfms::connection`](super::connection).
+//! - Directly (the API the tokio driver and the end-to-end tests still
+//!   use): request methods write a message into the caller's buffer,
+//!   [`Session::handle_message_part`] / [`Session::handle_message`] take
+//!   received messages (download ciphertext goes to a sink),
+//!   [`Session::poll_event`] gives [`Event`]s whose bodies are read with
+//!   [`Session::response`]; the application sends `server_info` and
+//!   `login` itself.
+//!
+//! Either way, outputs are drained after every input:
+//! `poll_transmit` (messages the session itself must send: transfer
+//! headers, `ready`, token refresh, re-login, keep-alive), `poll_event`,
+//! `poll_timeout`. Messages leave in the order the session produced them:
+//! the server answers in that order and the session matches answers
+//! first-in first-out.
+//!
+//! Protocol states (the opening sequence's are in [`State`]):
+//!
+//! ```text
+//! Unknown --server_info 200, protocol 3..=5--> Spoken --login 200--> logged in
+//!    |                                          |   \--202--> awaiting 2FA --login+2fa_token--> logged in
+//!    \--other protocol_version--> Refused        \--token rejected--> re-login (stored password)
+//! any --request deadline missed / unknown message--> Broken (reconnect: handle_disconnect)
+//! ```
+//!
+//! Files: `types` (config, errors, direct events), `send` (requests),
+//! `receive` (message intake, download streaming), `respond` (answers:
+//! login, token), `transfer` (upload/download messages), `time`
+//! (deadlines, disconnect), `engine` (opening sequence and the
+//! `connection::Session` impl), `event` (events with bodies).
+#![deny(clippy::indexing_slicing)]
+
+mod engine;
+mod event;
+mod receive;
+mod respond;
+mod send;
+mod time;
+mod transfer;
+mod types;
+
+pub use types::{Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Transmit};
+
+pub use engine::State;
+use engine::{Body, Item};
+pub use event::Event as ConnectionEvent;
+
+use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
+use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
+use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
+use super::json::{InsufficientSize, JsonError};
+use super::queue::{Pending, Seq};
+use super::status::Status;
+use super::upload::{
+    self, Phase, Upload, UploadError, UploadSource, UploadWrite, UploadWriteError,
+};
+use super::write::Writer;
+use crate::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `None`: the session's own (keep-alive, fence, re-login, scheduled refresh).
+    ServerInfo(Option<Seq>),
+    Login(Option<Seq>),
+    Refresh(Option<Seq>),
+    App(Seq),
+    Listener(Seq),
+    Transfer,
+}
+
+impl Purpose {
+    /// The sequence number the application knows this request by.
+    fn seq(self) -> Option<Seq> {
+        match self {
+            Purpose::ServerInfo(s) | Purpose::Login(s) | Purpose::Refresh(s) => s,
+            Purpose::App(s) | Purpose::Listener(s) => Some(s),
+            Purpose::Transfer => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Unknown,
+    Spoken(u32),
+    Refused(Option<u32>),
+}
+
+enum Transfer {
+    None,
+    Upload(Upload),
+    Download(Download),
+}
+
+/// Messages the session owes the server, sent through `poll_transmit`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Due {
+    fence: bool,
+    relogin: bool,
+    refresh: bool,
+    keep_alive: bool,
+}
+
+/// The caller-provided memory of a [`Session`].
+pub struct Buffers<'a> {
+    /// Holds one received message (except `file_chunk` messages, which are
+    /// streamed): the largest response (directory listings!) must fit.
+    /// Inside a [`Connection`](crate::connection::Connection) a message
+    /// the WebSocket delivers whole is read where it lies, so only one that
+    /// arrives in pieces (streaming WebSocket) is collected here; and a
+    /// `file_chunk` piece's ciphertext is decoded here, so `rx` must also
+    /// hold 3/4 of the WebSocket receive buffer plus 2 bytes.
+    pub rx: &'a mut [u8],
+    /// One SHA-256 per download chunk (2 MiB each): bounds the largest
+    /// downloadable file to `chunk_hashes.len()` × 2 MiB.
+    pub chunk_hashes: &'a mut [[u8; 32]],
+}
+
+/// A CFMS protocol 3–5 client session with at most `Q` requests in flight.
+pub struct Session<'a, const Q: usize> {
+    config: Config,
+    rx: &'a mut [u8],
+    rx_len: usize,
+    rx_overflow: bool,
+    rx_kind: MessageKind,
+    rx_streaming: bool,
+    rx_valid: bool,
+    chunk_hashes: &'a mut [[u8; 32]],
+    pending: Pending<Purpose, Q>,
+    next_seq: u32,
+    protocol: Protocol,
+    broken: bool,
+    auth: Auth,
+    unix_anchor: Option<(Instant, f64)>,
+    lockdown: Option<bool>,
+    transfer: Transfer,
+    events: heapless::Deque<Item, EVENTS>,
+    due: Due,
+    /// The opening sequence's step (see [`State`]) and whether its message
+    /// is still to be written.
+    state: State,
+    step_due: bool,
+    /// The `register_listener` the opening sequence sent.
+    listener_seq: Option<Seq>,
+    /// The `server_info` the opening sequence sent.
+    opening_seq: Option<Seq>,
+    /// Where the body of the last handled message lives.
+    body: Body,
+    last_activity: Instant,
+    last_download_chunks: usize,
+}
+
+impl<'a, const Q: usize> Session<'a, Q> {
+    /// A session for a freshly opened connection.
+    pub fn new(mut config: Config, buffers: Buffers<'a>) -> Self {
+        let mut auth = Auth::new();
+        if let Some(c) = config.login.take() {
+            auth.username = c.username.clone();
+            auth.password = c.password.clone();
+        }
+        Session {
+            config,
+            rx: buffers.rx,
+            rx_len: 0,
+            rx_overflow: false,
+            rx_kind: MessageKind::Text,
+            rx_streaming: false,
+            rx_valid: false,
+            chunk_hashes: buffers.chunk_hashes,
+            pending: Pending::new(),
+            next_seq: 0,
+            protocol: Protocol::Unknown,
+            broken: false,
+            auth,
+            unix_anchor: None,
+            lockdown: None,
+            transfer: Transfer::None,
+            events: heapless::Deque::new(),
+            due: Due::default(),
+            state: State::Disconnected,
+            step_due: false,
+            listener_seq: None,
+            opening_seq: None,
+            body: Body::None,
+            last_activity: Instant::ZERO,
+            last_download_chunks: 0,
+        }
+    }
+
+    /// Tell the session the wall clock: at `now`, it is `unix_secs` seconds
+    /// since the UNIX epoch. Used for the token expiry when a login
+    /// response carries no server `timestamp`.
+    pub fn set_unix_time(&mut self, now: Instant, unix_secs: f64) {
+        self.unix_anchor = Some((now, unix_secs));
+    }
+
+    /// The protocol version, once `server_info` answered with a spoken one.
+    pub fn protocol_version(&self) -> Option<u32> {
+        match self.protocol {
+            Protocol::Spoken(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether a token is held and not known to be rejected.
+    pub fn is_logged_in(&self) -> bool {
+        self.auth.logged_in
+    }
+
+    /// The current token.
+    pub fn token(&self) -> &str {
+        self.auth.token.as_str()
+    }
+
+    /// Lockdown as last learnt (server_info or a push).
+    pub fn lockdown(&self) -> Option<bool> {
+        self.lockdown
+    }
+
+    /// The most recent response, valid until the next message is handled.
+    pub fn response(&self) -> Option<Response<'_>> {
+        if !self.rx_valid {
+            return None;
+        }
+        Response::parse(self.rx.get(..self.rx_len)?).ok()
+    }
+
+    /// The chunk hashes of the last download, index order.
+    pub fn chunk_hashes(&self) -> &[[u8; 32]] {
+        match &self.transfer {
+            Transfer::Download(d) => {
+                let known = d.hashes_known();
+                self.chunk_hashes.get(..known).unwrap_or(self.chunk_hashes)
+            }
+            _ => self
+                .chunk_hashes
+                .get(..self.last_download_chunks)
+                .unwrap_or(self.chunk_hashes),
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        while let Some(item) = self.events.pop_front() {
+            if let Item::Event(e) = item {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    pub(super) fn emit(&mut self, e: Event) {
+        self.push(Item::Event(e));
+    }
+
+    pub(super) fn push(&mut self, item: Item) {
+        if self.events.is_full() {
+            // The oldest event is dropped rather than the newest: a caller
+            // that never drains loses history, not the current state.
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(item);
+    }
+
+    pub(super) fn next_seq(&mut self) -> Seq {
+        let s = Seq(self.next_seq);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        s
+    }
+}

@@ -1,0 +1,290 @@
+//! Receiving: messages collected or streamed, then matched to the oldest request.
+#![deny(clippy::indexing_slicing)]
+
+use super::*;
+
+/// Where a caller wants a `file_chunk`'s ciphertext.
+pub(super) type Sink<'s> = &'s mut dyn FnMut(&[u8]);
+
+impl<'a, const Q: usize> Session<'a, Q> {
+    /// Handle one whole received message.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        payload: &[u8],
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        self.handle_message_part(now, kind, payload, true, true, sink)
+    }
+
+    /// Handle a piece of a received message (`first`/`last` mark its ends).
+    ///
+    /// `file_chunk` messages (about 2.8 MB) are decoded as they stream in:
+    /// the base64 ciphertext is decoded across any piece boundary and
+    /// handed to `sink` in order; nothing of it is buffered beyond three
+    /// base64 characters. Other messages are collected in the receive
+    /// buffer and handled when the last piece arrives.
+    pub fn handle_message_part(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        part: &[u8],
+        first: bool,
+        last: bool,
+        sink: &mut impl FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        self.handle_part(now, kind, part, first, last, Some(sink))
+    }
+
+    /// [`handle_message_part`](Self::handle_message_part) with the
+    /// ciphertext going to `sink`, or (`None`) decoded into the receive
+    /// buffer and announced as [`Item::Data`].
+    pub(super) fn handle_part(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        part: &[u8],
+        first: bool,
+        last: bool,
+        sink: Option<Sink<'_>>,
+    ) -> Result<(), Error> {
+        if first {
+            self.begin_message(kind)?;
+        }
+        self.last_activity = now;
+        if self.rx_streaming {
+            return self.stream_part(now, part, last, sink);
+        }
+        let end = self.rx_len + part.len();
+        if let Some(dst) = self.rx.get_mut(self.rx_len..end) {
+            dst.copy_from_slice(part);
+            self.rx_len = end;
+        } else {
+            self.rx_overflow = true;
+        }
+        if !last {
+            return Ok(());
+        }
+        if self.rx_overflow {
+            return self.on_overflow();
+        }
+        let rx = core::mem::take(&mut self.rx);
+        let message = rx.get(..self.rx_len).unwrap_or_default();
+        let result = self.on_message(now, message);
+        self.rx = rx;
+        self.rx_valid = true;
+        self.body = Body::Rx;
+        result
+    }
+
+    /// A whole message that is not a streamed `file_chunk`: handled where
+    /// it lies, without a copy (its body is then [`Body::Message`]).
+    pub(super) fn handle_in_place(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        message: &[u8],
+    ) -> Result<(), Error> {
+        self.begin_message(kind)?;
+        self.last_activity = now;
+        self.body = Body::Message;
+        self.on_message(now, message)
+    }
+
+    /// Whether a message of `kind` starting now is a streamed `file_chunk`.
+    pub(super) fn streams(&self, kind: MessageKind) -> bool {
+        kind == MessageKind::Text
+            && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
+            && self
+                .pending
+                .front()
+                .is_some_and(|e| e.purpose == Purpose::Transfer)
+    }
+
+    fn begin_message(&mut self, kind: MessageKind) -> Result<(), Error> {
+        if self.events.iter().any(Item::refers_to_response) {
+            return Err(Error::EventsNotDrained);
+        }
+        self.rx_len = 0;
+        self.rx_overflow = false;
+        self.rx_valid = false;
+        self.body = Body::None;
+        self.rx_kind = kind;
+        self.rx_streaming = self.streams(kind);
+        if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
+            d.begin_message();
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        match Incoming::parse(self.rx_kind, message) {
+            Ok(incoming) => self.on_incoming(now, incoming),
+            Err(e) => self.on_malformed(e),
+        }
+    }
+
+    pub(super) fn stream_part(
+        &mut self,
+        now: Instant,
+        part: &[u8],
+        last: bool,
+        sink: Option<Sink<'_>>,
+    ) -> Result<(), Error> {
+        let Transfer::Download(d) = &mut self.transfer else {
+            return Ok(());
+        };
+        if let Some(head) = self.pending.front_mut() {
+            head.deadline = now + self.config.transfer_timeout;
+        }
+        let seq = d.seq;
+        // Without a caller's sink the ciphertext is decoded into the
+        // receive buffer (idle while a file_chunk streams): a piece of n
+        // base64 bytes decodes to at most 3n/4 + 2 of them.
+        let (rx, mut filled, mut overflow) = (&mut *self.rx, 0usize, false);
+        let mut into_rx = |b: &[u8]| match rx.get_mut(filled..filled + b.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                filled += b.len();
+            }
+            None => overflow = true,
+        };
+        let mut result = match sink {
+            Some(sink) => d.feed(part, &mut |b: &[u8]| sink(b)),
+            None => d.feed(part, &mut into_rx),
+        };
+        if overflow {
+            result = Err(DownloadError::PieceTooLarge {
+                capacity: self.rx.len(),
+            });
+        }
+        if last && result.is_ok() {
+            result = d.end_message(self.chunk_hashes);
+        }
+        if filled > 0 && !overflow {
+            self.push(Item::Data { seq, len: filled });
+        }
+        match result {
+            Ok(None) => Ok(()),
+            Ok(Some(outcome)) => {
+                self.finish_download(outcome);
+                Ok(())
+            }
+            Err(error) => {
+                self.transfer = Transfer::None;
+                self.pending.pop();
+                self.emit(Event::DownloadFailed { seq, error });
+                if error.breaks_stream() {
+                    self.broken = true;
+                    self.emit(Event::Desynchronized(Desync::Transfer));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn finish_download(&mut self, outcome: StreamOutcome) {
+        let Transfer::Download(d) = &self.transfer else {
+            return;
+        };
+        let seq = d.seq;
+        match outcome {
+            StreamOutcome::Started {
+                file_size,
+                total_chunks,
+            } => self.emit(Event::DownloadStarted {
+                seq,
+                file_size,
+                total_chunks,
+            }),
+            StreamOutcome::Chunk { index, len } => {
+                self.emit(Event::DownloadChunk { seq, index, len })
+            }
+            StreamOutcome::Finished(key) => {
+                self.last_download_chunks = key.total_chunks as usize;
+                self.transfer = Transfer::None;
+                self.pending.pop();
+                self.emit(Event::DownloadFinished { seq, key });
+            }
+            StreamOutcome::Failed(error) => {
+                self.transfer = Transfer::None;
+                self.pending.pop();
+                self.emit(Event::DownloadFailed { seq, error });
+            }
+        }
+    }
+
+    pub(super) fn on_overflow(&mut self) -> Result<(), Error> {
+        let capacity = self.rx.len();
+        if self.rx_kind == MessageKind::Binary {
+            // Lockdown pushes are 38 bytes; anything this large is not one.
+            return Err(Error::Malformed(EnvelopeError::UnexpectedBinary));
+        }
+        let Some(entry) = self.pending.pop() else {
+            return Err(Error::Unsolicited);
+        };
+        self.fail_head(
+            entry.purpose,
+            RequestError::ResponseTooLarge { capacity },
+            DownloadError::MessageTooLarge,
+        );
+        Ok(())
+    }
+
+    /// The oldest request's answer could not be used.
+    pub(super) fn fail_head(&mut self, purpose: Purpose, req: RequestError, down: DownloadError) {
+        match (purpose, purpose.seq()) {
+            (Purpose::Transfer, _) => self.fail_transfer(UploadError::Unexpected, down),
+            (_, Some(seq)) => self.emit(Event::RequestFailed { seq, error: req }),
+            (_, None) => {}
+        }
+    }
+
+    pub(super) fn on_malformed(&mut self, e: EnvelopeError) -> Result<(), Error> {
+        if self.rx_kind == MessageKind::Text {
+            if let Some(entry) = self.pending.pop() {
+                self.fail_head(
+                    entry.purpose,
+                    RequestError::Malformed(e),
+                    DownloadError::Malformed,
+                );
+            }
+        } else if matches!(
+            self.pending.front().map(|e| e.purpose),
+            Some(Purpose::ServerInfo(_))
+        ) {
+            // A framed (protocol ≥ 13) server answers server_info in binary.
+            self.pending.pop();
+            self.protocol = Protocol::Refused(None);
+            self.emit(Event::ProtocolUnsupported { version: None });
+        }
+        Err(Error::Malformed(e))
+    }
+
+    pub(super) fn on_incoming(
+        &mut self,
+        now: Instant,
+        incoming: Incoming<'_>,
+    ) -> Result<(), Error> {
+        if let Incoming::Lockdown { on } = incoming {
+            self.lockdown = Some(on);
+            self.emit(Event::Lockdown { on });
+            return Ok(());
+        }
+        let Some(head) = self.pending.front().map(|e| e.purpose) else {
+            return Err(Error::Unsolicited);
+        };
+        if head == Purpose::Transfer {
+            return self.on_transfer_message(now, incoming);
+        }
+        let Incoming::Response(response) = incoming else {
+            self.broken = true;
+            self.emit(Event::Desynchronized(Desync::Transfer));
+            return Err(Error::Unsolicited);
+        };
+        self.pending.pop();
+        self.on_response(now, head, response);
+        Ok(())
+    }
+}

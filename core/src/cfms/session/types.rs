@@ -1,0 +1,299 @@
+//! The session's public vocabulary: tunables, errors, and the events of
+//! the direct (legacy) API.
+#![deny(clippy::indexing_slicing)]
+
+use super::*;
+
+/// Events held between two `poll_event` drains. A message produces at most
+/// three; a timeout or disconnect produces one per pending request plus
+/// one, so with `Q` above 7 the oldest of those may be dropped. A caller
+/// that does not drain loses the oldest events first.
+pub const EVENTS: usize = 8;
+
+/// Lowest and highest `protocol_version` this session speaks.
+pub const PROTOCOLS: core::ops::RangeInclusive<u32> = 3..=5;
+
+/// Tunables. `Config::default()` suits the real server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a request may wait for its answer. A wrong password is
+    /// answered after 3 s on purpose.
+    pub request_timeout: Duration,
+    /// Longest silence tolerated inside a transfer.
+    pub transfer_timeout: Duration,
+    /// Refresh the token after this share (percent) of its lifetime.
+    pub refresh_at_percent: u8,
+    /// Lifetime assumed when neither the server nor the caller gives a clock.
+    pub assumed_token_lifetime: Duration,
+    /// Send a quiet `server_info` after this much idleness (optional: the
+    /// server's own PING every 20 s keeps the connection alive).
+    pub keep_alive: Option<Duration>,
+    /// Keep the password so a rejected token can be replaced by logging in
+    /// again. Off: the password is wiped after each login attempt.
+    pub relogin: bool,
+    /// Upload frame size announced as `max_chunk_size` at protocol ≥ 4
+    /// (at least 512). Protocol 3 always uses 8192.
+    pub upload_frame: u32,
+    /// The account to log in with after `server_info`, when the session
+    /// runs inside a [`Connection`](crate::connection::Connection) (see
+    /// [`State`]). `None`: stay anonymous. Moved into the session (and
+    /// wiped from there) by [`Session::new`].
+    pub login: Option<Credentials>,
+    /// After logging in, send `register_listener` so that lockdown changes
+    /// arrive as events.
+    pub listener: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(60),
+            refresh_at_percent: 80,
+            assumed_token_lifetime: Duration::from_secs(3600),
+            keep_alive: None,
+            relogin: true,
+            upload_frame: upload::PROTOCOL3_FRAME,
+            login: None,
+            listener: false,
+        }
+    }
+}
+
+/// A request written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Its sequence number, repeated in the answering event.
+    pub seq: Seq,
+    /// Bytes written (send them as one text message).
+    pub len: usize,
+}
+
+/// A message the session wants sent, from [`Session::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// Bytes written into the buffer.
+    pub len: usize,
+}
+
+/// Why a call was refused; nothing was written or consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The buffer is too small; `required` bytes would do.
+    BufferTooSmall {
+        /// Bytes needed.
+        required: usize,
+    },
+    /// `capacity` requests are already in flight.
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// A transfer is running; nothing may be pipelined behind it.
+    TransferActive,
+    /// Send `server_info` first: the protocol version is not known yet.
+    ServerInfoFirst,
+    /// The server speaks a protocol version this session does not.
+    ProtocolUnsupported {
+        /// What the server announced (`None`: it framed its answer in
+        /// the binary protocol ≥ 13 format).
+        version: Option<u32>,
+    },
+    /// Log in first.
+    NotLoggedIn,
+    /// No 202 is waiting for a two-factor code.
+    NoTwoFactorPending,
+    /// The connection lost request/response alignment; reconnect and call
+    /// [`Session::handle_disconnect`].
+    Broken,
+    /// A string exceeds its fixed capacity.
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its capacity in bytes.
+        max: usize,
+    },
+    /// Caller-given `data` is not a JSON object.
+    InvalidData(JsonError),
+    /// Drain [`Session::poll_event`] before the next message: the pending
+    /// events refer to the response still in the receive buffer.
+    EventsNotDrained,
+    /// A received message is not one a protocol 3–5 server sends.
+    Malformed(EnvelopeError),
+    /// A message arrived that no request is waiting for.
+    Unsolicited,
+    /// `upload_write` misuse.
+    Upload(UploadWriteError),
+    /// The session cannot take a request now (opening sequence not done,
+    /// a transfer running, `Q` requests in flight, or the connection
+    /// broken): see [`State`] and
+    /// [`Connection::can_send`](crate::connection::Connection::can_send).
+    Busy,
+    /// The WebSocket refused the message (not open, closing, a binary
+    /// message half sent, no room in its transmit buffer).
+    Ws(crate::ws::SendError),
+}
+
+impl From<InsufficientSize> for Error {
+    fn from(e: InsufficientSize) -> Self {
+        Error::BufferTooSmall {
+            required: e.required,
+        }
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Its deadline passed (the connection is then [`Error::Broken`]).
+    Timeout,
+    /// The connection closed.
+    Disconnected,
+    /// The response was larger than the receive buffer.
+    ResponseTooLarge {
+        /// The receive buffer's size.
+        capacity: usize,
+    },
+    /// The response could not be parsed.
+    Malformed(EnvelopeError),
+}
+
+/// Why the connection can no longer be trusted to match answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desync {
+    /// A request's deadline passed: a late answer would go to the wrong request.
+    Timeout,
+    /// A transfer message could not be followed.
+    Transfer,
+}
+
+/// What happened; drain with [`Session::poll_event`] after every input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// `server_info` answered with a spoken protocol version. Details via
+    /// [`Session::response`] (`server_name`, `version`).
+    ServerInfo {
+        /// Which request (`None` for the session's own keep-alive/fence).
+        seq: Option<Seq>,
+        /// The protocol version (3–5).
+        protocol_version: u32,
+        /// Whether lockdown is on.
+        lockdown: bool,
+    },
+    /// The server speaks another protocol; the session refuses to go on.
+    ProtocolUnsupported {
+        /// What it announced, if readable.
+        version: Option<u32>,
+    },
+    /// Logged in (or re-logged in). Nickname, permissions and groups via
+    /// [`Session::response`].
+    LoggedIn {
+        /// Time until the token expires.
+        expires_in: Duration,
+    },
+    /// 202: answer with [`Session::submit_two_factor`].
+    TwoFactorRequired {
+        /// The method named by the server.
+        method: TwoFactorMethod,
+    },
+    /// Login failed.
+    LoginFailed(LoginError),
+    /// The token was refreshed.
+    TokenRefreshed {
+        /// Time until the new token expires.
+        expires_in: Duration,
+    },
+    /// The server rejected the token. With `relogin` the session logs in
+    /// again by itself; otherwise call [`Session::login`].
+    TokenRejected {
+        /// Whether a re-login is under way.
+        relogin: bool,
+    },
+    /// Lockdown changed (pushed to a registered listener).
+    Lockdown {
+        /// Whether lockdown is now on.
+        on: bool,
+    },
+    /// The answer to a request; its body via [`Session::response`].
+    Reply {
+        /// Which request.
+        seq: Seq,
+        /// Its status (999 is [`Status::Lockdown`]).
+        status: Status,
+    },
+    /// A request got no answer.
+    RequestFailed {
+        /// Which request.
+        seq: Seq,
+        /// Why.
+        error: RequestError,
+    },
+    /// Answers can no longer be matched: reconnect.
+    Desynchronized(Desync),
+    /// The server is ready for the file: feed it with [`Session::upload_write`].
+    UploadReady {
+        /// Which upload.
+        seq: Seq,
+        /// Every binary message but the last has exactly this size.
+        frame_size: u32,
+    },
+    /// The server stored the file.
+    UploadFinished {
+        /// Which upload.
+        seq: Seq,
+        /// Bytes sent.
+        size: u64,
+    },
+    /// The upload failed.
+    UploadFailed {
+        /// Which upload.
+        seq: Seq,
+        /// Why.
+        error: UploadError,
+    },
+    /// The download header arrived and `ready` is queued.
+    DownloadStarted {
+        /// Which download.
+        seq: Seq,
+        /// Plaintext size.
+        file_size: u64,
+        /// Number of `file_chunk` messages to come.
+        total_chunks: u32,
+    },
+    /// One `file_chunk` was received whole (its ciphertext went to the sink).
+    DownloadChunk {
+        /// Which download.
+        seq: Seq,
+        /// Chunk index.
+        index: u32,
+        /// Ciphertext bytes in it.
+        len: u32,
+    },
+    /// All chunks and the key arrived; decrypt the stored ciphertext with
+    /// [`FileDecryptor`](crate::cfms::FileDecryptor) and [`Session::chunk_hashes`].
+    DownloadFinished {
+        /// Which download.
+        seq: Seq,
+        /// Key, IV and expected hashes.
+        key: DownloadKey,
+    },
+    /// The download failed.
+    DownloadFailed {
+        /// Which download.
+        seq: Seq,
+        /// Why.
+        error: DownloadError,
+    },
+}
+
+impl Event {
+    /// Whether [`Session::response`] holds this event's body.
+    pub(super) fn refers_to_response(&self) -> bool {
+        matches!(
+            self,
+            Event::ServerInfo { seq: Some(_), .. } | Event::LoggedIn { .. } | Event::Reply { .. }
+        )
+    }
+}
