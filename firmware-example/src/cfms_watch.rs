@@ -3,7 +3,6 @@
 //! `register_listener` so lockdown changes arrive as pushes; the panel asks
 //! `server_info` again every [`POLL_SECS`](settings::POLL_SECS).
 
-
 use embedded_io_async::{Read, Write};
 use heapless::String;
 use naslink_core::cfms::session;

@@ -1,7 +1,9 @@
 //! One CFMS connection over an async byte stream.
 //!
 //! The core's [`Connection`](naslink_core::connection::Connection) holds
-//! the WebSocket and the session; this driver only moves bytes and time:
+//! the WebSocket and the session; the runtime's one [`Driver`] moves bytes
+//! and time, as it does for fnOS; this module names the CFMS buffers and
+//! commands and turns the faults that end a connection into errors:
 //!
 //! ```text
 //! open(): write upgrade ──► read 101 ──► the session sends server_info,
@@ -32,25 +34,20 @@
 
 pub mod download;
 
-use embassy_futures::select::{Either, select};
-use embassy_time::Timer;
 use embedded_io_async::{Read, Write};
 use naslink_core::cfms::session::{Error as SessionError, Sent, Session};
 use naslink_core::cfms::{ConnectionEvent, Seq};
-use naslink_core::connection::{self, Event as ConnEvent};
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
-use naslink_core::ws::{self, CloseCode, Url};
+use naslink_core::ws::{self, Url};
 
 pub use crate::Error;
+use crate::driver::{Driver, Memory};
 use crate::fmt::{debug, warning};
-use crate::time::{now, to_embassy};
+use crate::time::now;
 
 /// Bytes read from the transport at a time: one TCP segment on Ethernet.
 pub const READ_CHUNK: usize = 536;
-
-/// Extra handshake headers: CFMS checks none.
-const NO_HEADERS: &[(&str, &str)] = &[];
 
 /// `file_chunk` messages are about 2.8 MB: the WebSocket hands every message
 /// larger than its receive buffer on in pieces instead of refusing it.
@@ -91,28 +88,9 @@ impl<const RX: usize, const TX: usize> Default for Buffers<RX, TX> {
     }
 }
 
-/// The core connection this driver runs.
-type Core<'a, 's, R, const Q: usize> =
-    connection::Connection<&'a mut Session<'s, Q>, &'a mut [u8], R>;
-
 /// An open CFMS connection; see the [module docs](self).
 pub struct Connection<'a, 's, T, R: Entropy, const Q: usize> {
-    io: T,
-    conn: Core<'a, 's, R, Q>,
-    read: &'a mut [u8],
-    /// Received bytes not yet taken by the connection: `read[start..end]`.
-    start: usize,
-    end: usize,
-}
-
-/// What a pass over the connection's events found.
-enum Found<O> {
-    /// The application's closure ran on a session event.
-    Event(O),
-    /// The connection ended.
-    End(ws::Closed),
-    /// Nothing yet.
-    Nothing,
+    driver: Driver<'a, T, &'a mut Session<'s, Q>, R>,
 }
 
 impl<'a, 's, T, R, const Q: usize> Connection<'a, 's, T, R, Q>
@@ -131,49 +109,19 @@ where
         buffers: &'a mut Buffers<RX, TX>,
     ) -> Result<Self, Error<T::Error>> {
         let Buffers { ws_rx, ws_tx, read } = buffers;
-        let (rx, tx): (&mut [u8], &mut [u8]) = (ws_rx, ws_tx);
-        let ws = ws::Client::connect(now(), url, NO_HEADERS, streaming(), rng, rx, tx)
-            .map_err(Error::Connect)?;
-        let mut this = Connection {
-            io,
-            conn: connection::Connection::new(ws, session),
+        let memory = Memory {
+            rx: ws_rx,
+            tx: ws_tx,
             read,
-            start: 0,
-            end: 0,
         };
-        let opened = this.handshake().await;
-        this.end_on_error(opened)?;
+        let driver = Driver::open(io, url, streaming(), session, rng, memory).await?;
         debug!("CFMS connection open");
-        Ok(this)
-    }
-
-    async fn handshake(&mut self) -> Result<(), Error<T::Error>> {
-        let mut rejected = None;
-        loop {
-            self.flush().await?;
-            let progressed = self.take_input();
-            while let Some(event) = self.conn.poll_event() {
-                match event {
-                    ConnEvent::Connected => return Ok(()),
-                    ConnEvent::Rejected(response) => rejected = Some(response.status()),
-                    ConnEvent::Closed(closed) => {
-                        return Err(match rejected {
-                            Some(status) => Error::Rejected { status },
-                            None => Error::Closed(closed),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            if !progressed {
-                self.wait(self.conn.poll_timeout()).await?;
-            }
-        }
+        Ok(Connection { driver })
     }
 
     /// The session (state, protocol version, lockdown, chunk hashes).
     pub fn session(&self) -> &Session<'s, Q> {
-        self.conn.session()
+        self.driver.session()
     }
 
     /// Send the request `write` makes with the session, for example
@@ -185,20 +133,25 @@ where
         F: FnOnce(&mut Session<'s, Q>, Instant, &mut [u8]) -> Result<Sent, SessionError>,
     {
         // Room first: the request goes into what the queue leaves free.
-        self.flush().await?;
-        let seq = self.conn.command(now(), write).map_err(Error::Cfms)?;
-        self.flush().await?;
+        self.driver.flush().await?;
+        let seq = self
+            .driver
+            .connection_mut()
+            .command(now(), write)
+            .map_err(Error::Cfms)?;
+        self.driver.flush().await?;
         Ok(seq)
     }
 
     /// Answer `TwoFactorRequired` with a TOTP or backup code.
     pub async fn submit_two_factor(&mut self, code: &str) -> Result<Seq, Error<T::Error>> {
-        self.flush().await?;
+        self.driver.flush().await?;
         let seq = self
-            .conn
+            .driver
+            .connection_mut()
             .submit_two_factor(now(), code)
             .map_err(Error::Cfms)?;
-        self.flush().await?;
+        self.driver.flush().await?;
         Ok(seq)
     }
 
@@ -208,13 +161,10 @@ where
         &mut self,
         f: impl FnOnce(ConnectionEvent<'_>) -> O,
     ) -> Result<O, Error<T::Error>> {
-        let mut f = Some(f);
-        loop {
-            let result = self.drive(None, &mut f).await;
-            // Without a deadline `None` only comes back if the clock jumped.
-            if let Some(o) = self.end_on_error(result)? {
-                return Ok(o);
-            }
+        match self.drive(None, f).await? {
+            Some(o) => Ok(o),
+            // Without a deadline the driver only returns with an event.
+            None => Err(Error::Closed(ws::Closed::Abnormal)),
         }
     }
 
@@ -225,166 +175,33 @@ where
         until: Instant,
         f: impl FnOnce(ConnectionEvent<'_>) -> O,
     ) -> Result<Option<O>, Error<T::Error>> {
-        let result = self.drive(Some(until), &mut Some(f)).await;
-        self.end_on_error(result)
-    }
-
-    fn end_on_error<O>(
-        &mut self,
-        result: Result<O, Error<T::Error>>,
-    ) -> Result<O, Error<T::Error>> {
-        if result.is_err() {
-            self.conn.session_mut().handle_disconnect(now());
-        }
-        result
+        self.drive(Some(until), f).await
     }
 
     async fn drive<O>(
         &mut self,
         until: Option<Instant>,
-        f: &mut Option<impl FnOnce(ConnectionEvent<'_>) -> O>,
+        f: impl FnOnce(ConnectionEvent<'_>) -> O,
     ) -> Result<Option<O>, Error<T::Error>> {
         loop {
-            self.flush().await?;
-            match self.next_found(f)? {
-                Found::Event(o) => return Ok(Some(o)),
-                Found::End(closed) => return Err(Error::Closed(closed)),
-                Found::Nothing => {}
-            }
-            self.flush().await?;
-            if self.take_input() || self.has_input() {
-                continue;
-            }
-            if until.is_some_and(|at| now() >= at) {
+            if !self.driver.wait_event(until).await? {
                 return Ok(None);
             }
-            let deadline = [self.conn.poll_timeout(), until]
-                .into_iter()
-                .flatten()
-                .min();
-            self.wait(deadline).await?;
-        }
-    }
-
-    /// Drain the connection's events up to the first session event, which
-    /// goes to `f` (taken out of its option).
-    fn next_found<O>(
-        &mut self,
-        f: &mut Option<impl FnOnce(ConnectionEvent<'_>) -> O>,
-    ) -> Result<Found<O>, Error<T::Error>> {
-        while let Some(event) = self.conn.poll_event() {
-            match event {
-                ConnEvent::Session(ConnectionEvent::Desynchronized(why)) => {
+            match self.driver.poll_event()? {
+                Some(ConnectionEvent::Desynchronized(why)) => {
                     warning!("CFMS: answers out of step; reconnecting");
                     return Err(Error::Desynchronized(why));
                 }
-                ConnEvent::Session(ConnectionEvent::BadMessage(e)) => {
-                    return Err(Error::Cfms(e));
-                }
-                ConnEvent::Session(e) => {
-                    return Ok(match f.take() {
-                        Some(f) => Found::Event(f(e)),
-                        None => Found::Nothing,
-                    });
-                }
-                ConnEvent::TransmitTooSmall(e) => {
-                    return Err(Error::Send(ws::SendError::InsufficientSize(e)));
-                }
-                ConnEvent::Closed(closed) => return Ok(Found::End(closed)),
-                ConnEvent::Connected | ConnEvent::Rejected(_) => {}
+                Some(ConnectionEvent::BadMessage(e)) => return Err(Error::Cfms(e)),
+                Some(event) => return Ok(Some(f(event))),
+                None => {}
             }
         }
-        Ok(Found::Nothing)
-    }
-
-    /// `true` while read bytes wait for the connection.
-    fn has_input(&self) -> bool {
-        self.start < self.end
-    }
-
-    /// Feed buffered bytes to the connection; `true` if it took any.
-    fn take_input(&mut self) -> bool {
-        if self.start >= self.end {
-            return false;
-        }
-        let input = self.read.get(self.start..self.end).unwrap_or_default();
-        let used = self.conn.handle_input(now(), input);
-        self.start += used;
-        used > 0
-    }
-
-    /// Write every queued byte (the session's own output included).
-    async fn flush(&mut self) -> Result<(), Error<T::Error>> {
-        let mut wrote = false;
-        while let Some(bytes) = self.conn.poll_transmit(now()) {
-            let n = self.io.write(bytes).await.map_err(Error::Io)?;
-            if n == 0 {
-                return Err(Error::WriteZero);
-            }
-            self.conn.advance_transmit(n);
-            wrote = true;
-        }
-        if wrote {
-            self.io.flush().await.map_err(Error::Io)?;
-        }
-        Ok(())
-    }
-
-    /// Wait for bytes (buffered into `read`) or for `deadline`, then let
-    /// time pass on the connection.
-    async fn wait(&mut self, deadline: Option<Instant>) -> Result<(), Error<T::Error>> {
-        let timer = async {
-            match deadline {
-                Some(at) => Timer::at(to_embassy(at)).await,
-                None => core::future::pending().await,
-            }
-        };
-        match select(self.io.read(self.read), timer).await {
-            Either::First(Ok(0)) => {
-                debug!("transport ended");
-                self.conn.handle_eof(now());
-            }
-            Either::First(Ok(n)) => {
-                self.start = 0;
-                self.end = n;
-            }
-            Either::First(Err(e)) => return Err(Error::Io(e)),
-            Either::Second(()) => {}
-        }
-        self.conn.handle_timeout(now());
-        Ok(())
     }
 
     /// Close the WebSocket politely (bounded by the client's close
     /// timeout); the transport can then be closed and dropped.
     pub async fn close(mut self) {
-        if self
-            .conn
-            .ws_mut()
-            .close(now(), CloseCode::NORMAL, "")
-            .is_err()
-        {
-            return;
-        }
-        loop {
-            if self.flush().await.is_err() {
-                return;
-            }
-            let progressed = self.take_input();
-            while let Some(event) = self.conn.poll_event() {
-                if let ConnEvent::Closed(_) = event {
-                    return;
-                }
-            }
-            if !progressed && self.wait(self.conn.poll_timeout()).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-impl<T, R: Entropy, const Q: usize> Drop for Connection<'_, '_, T, R, Q> {
-    fn drop(&mut self) {
-        self.conn.session_mut().handle_disconnect(now());
+        self.driver.close().await;
     }
 }

@@ -119,6 +119,19 @@ impl<'a, T: Read + Write, S: Session, R: Entropy> Driver<'a, T, S, R> {
         self.conn.session_mut()
     }
 
+    /// The core connection, for a protocol's own commands (write them,
+    /// then [`flush`](Self::flush)).
+    pub fn connection_mut(&mut self) -> &mut Connection<S, &'a mut [u8], R> {
+        &mut self.conn
+    }
+
+    /// End the connection for the session now (after a fault the
+    /// application saw first): its requests in flight fail, its tokens stay.
+    pub fn disconnect(&mut self) {
+        self.conn.handle_eof(now());
+        while self.conn.poll_event().is_some() {}
+    }
+
     /// Queue `command` (written straight into the transmit buffer, after
     /// writing out what was queued before) and return its handle.
     pub async fn send<C: Command<S>>(
@@ -189,8 +202,8 @@ impl<'a, T: Read + Write, S: Session, R: Entropy> Driver<'a, T, S, R> {
         used > 0
     }
 
-    /// Write every queued byte.
-    async fn flush(&mut self) -> Result<(), Error<T::Error>> {
+    /// Write every queued byte (the session's own output included).
+    pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
         let mut wrote = false;
         while let Some(bytes) = self.conn.poll_transmit(now()) {
             let n = self.io.write(bytes).await.map_err(Error::Io)?;

@@ -34,9 +34,7 @@ use naslink_core::cfms::session::Error as SessionError;
 use naslink_core::cfms::{
     ConnectionEvent as Event, DecryptError, DownloadError, DownloadKey, FileDecryptor, Seq,
 };
-use naslink_core::connection::Event as ConnEvent;
 use naslink_core::random::Entropy;
-use naslink_core::ws;
 
 use super::{Connection, Error};
 use crate::time::now;
@@ -126,16 +124,20 @@ where
                 required: MIN_BLOCK,
             });
         }
-        self.flush().await.map_err(DownloadFailure::Connection)?;
+        self.driver
+            .flush()
+            .await
+            .map_err(DownloadFailure::Connection)?;
         let seq = self
-            .conn
+            .driver
+            .connection_mut()
             .download_file(now(), task_id)
             .map_err(DownloadFailure::Refused)?;
         let key = match self.receive(seq, store).await {
             Ok(key) => key,
             Err(e) => {
                 if e.ends_connection() {
-                    self.conn.session_mut().handle_disconnect(now());
+                    self.driver.disconnect();
                 }
                 return Err(e);
             }
@@ -154,49 +156,40 @@ where
         store.seek(SeekFrom::Start(0)).await.map_err(store_io)?;
         let mut stored = 0;
         loop {
-            self.flush().await.map_err(lost)?;
-            while let Some(event) = self.conn.poll_event() {
-                let event = match event {
-                    ConnEvent::Session(e) => e,
-                    ConnEvent::Closed(closed) => return Err(lost(Error::Closed(closed))),
-                    ConnEvent::TransmitTooSmall(e) => {
-                        return Err(lost(Error::Send(ws::SendError::InsufficientSize(e))));
-                    }
-                    ConnEvent::Connected | ConnEvent::Rejected(_) => continue,
-                };
-                match event {
-                    Event::DownloadData { seq: s, data } if s == seq => {
-                        write_all(store, data, stored)
-                            .await
-                            .map_err(DownloadFailure::Receiving)?;
-                        stored += data.len() as u64;
-                    }
-                    Event::DownloadFinished { seq: s, key } if s == seq => {
-                        store.flush().await.map_err(store_io)?;
-                        if stored != key.file_size {
-                            let short = DecryptError::SizeMismatch {
-                                expected: key.file_size,
-                                got: stored,
-                            };
-                            return Err(DownloadFailure::Decrypt(short));
-                        }
-                        return Ok(key);
-                    }
-                    Event::DownloadFailed { seq: s, error } if s == seq => {
-                        return Err(DownloadFailure::Transfer(error));
-                    }
-                    Event::Desynchronized(why) => return Err(lost(Error::Desynchronized(why))),
-                    Event::BadMessage(e) => return Err(lost(Error::Cfms(e))),
-                    // Progress, and pushes the session already took note of.
-                    _ => {}
-                }
-            }
-            self.flush().await.map_err(lost)?;
-            if self.take_input() || self.has_input() {
+            if !self.driver.wait_event(None).await.map_err(lost)? {
                 continue;
             }
-            let deadline = self.conn.poll_timeout();
-            self.wait(deadline).await.map_err(lost)?;
+            let event = match self.driver.poll_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => continue,
+                Err(e) => return Err(lost(e)),
+            };
+            match event {
+                Event::DownloadData { seq: s, data } if s == seq => {
+                    write_all(store, data, stored)
+                        .await
+                        .map_err(DownloadFailure::Receiving)?;
+                    stored += data.len() as u64;
+                }
+                Event::DownloadFinished { seq: s, key } if s == seq => {
+                    store.flush().await.map_err(store_io)?;
+                    if stored != key.file_size {
+                        let short = DecryptError::SizeMismatch {
+                            expected: key.file_size,
+                            got: stored,
+                        };
+                        return Err(DownloadFailure::Decrypt(short));
+                    }
+                    return Ok(key);
+                }
+                Event::DownloadFailed { seq: s, error } if s == seq => {
+                    return Err(DownloadFailure::Transfer(error));
+                }
+                Event::Desynchronized(why) => return Err(lost(Error::Desynchronized(why))),
+                Event::BadMessage(e) => return Err(lost(Error::Cfms(e))),
+                // Progress, and pushes the session already took note of.
+                _ => {}
+            }
         }
     }
 }
