@@ -70,32 +70,22 @@ impl<'a> Message<'a> {
 
     /// Sort a message by its members, read in one pass over the object.
     fn classify(body: Object<'a>) -> Message<'a> {
-        let mut notify = None;
-        let mut reqid = None;
-        let mut res = None;
-        let mut errno = None;
-        let mut result = None;
+        /// The members that decide, in the order of `found`.
+        const KEYS: [&str; 5] = ["sysNotify", "reqid", "res", "errno", "result"];
+        let mut found: [Option<Value<'a>>; 5] = [None; 5];
         for (key, value) in body.iter() {
-            // The first of each member counts, as `Object::get` would.
-            let slot = match key.raw() {
-                b"sysNotify" => &mut notify,
-                b"reqid" => &mut reqid,
-                b"res" => &mut res,
-                b"errno" => &mut errno,
-                b"result" => &mut result,
-                // Escaped keys are compared decoded (rare: none of ours).
-                raw if raw.contains(&b'\\') => match key {
-                    k if k.eq_str("sysNotify") => &mut notify,
-                    k if k.eq_str("reqid") => &mut reqid,
-                    k if k.eq_str("res") => &mut res,
-                    k if k.eq_str("errno") => &mut errno,
-                    k if k.eq_str("result") => &mut result,
-                    _ => continue,
-                },
-                _ => continue,
-            };
-            slot.get_or_insert(value);
+            // Names compare decoded, as `Object::get` does; only a name
+            // with an escape (none of these has one) needs decoding.
+            let escaped = key.raw().contains(&b'\\');
+            let hit = KEYS
+                .iter()
+                .position(|k| key.raw() == k.as_bytes() || (escaped && key.eq_str(k)));
+            // The first of each member counts, as with `Object::get`.
+            if let Some(slot) = hit.and_then(|i| found.get_mut(i)) {
+                slot.get_or_insert(value);
+            }
         }
+        let [notify, reqid, res, errno, result] = found;
         if let Some(kind) = notify.and_then(|v: Value<'a>| v.as_str()) {
             return Message::Push(Push::from_object(kind, body));
         }

@@ -269,42 +269,29 @@ enum Staged {
     Malformed(ResponseError),
 }
 
-impl<'b> Event<'b> {
-    /// This event as it will be rebuilt from its message.
-    fn stage(self) -> Staged {
-        match self {
-            Event::Reply(_) | Event::Push(_) | Event::Unsolicited(_) => {
-                Staged::Borrowed { known: true }
-            }
-            Event::UnmatchedReply(_) => Staged::Borrowed { known: false },
-            Event::LoggedIn { method, uid, admin } => {
-                Staged::Owned(Event::LoggedIn { method, uid, admin })
-            }
-            Event::TwoFactorRequired => Staged::Owned(Event::TwoFactorRequired),
-            Event::TwoFactorRejected(e) => Staged::Owned(Event::TwoFactorRejected(e)),
-            Event::LoginFailed(f) => Staged::Owned(Event::LoginFailed(f)),
-            Event::Malformed(e) => Staged::Malformed(e),
-            Event::RequestTimedOut(r) => Staged::Owned(Event::RequestTimedOut(r)),
-            Event::RequestAborted(r) => Staged::Owned(Event::RequestAborted(r)),
-            Event::ConnectionDead { missed_pongs } => {
-                Staged::Owned(Event::ConnectionDead { missed_pongs })
-            }
-        }
+/// The event `staged` stands for, about `message`.
+fn event_of(staged: Staged, message: Message<'_>) -> Event<'_> {
+    match (staged, message) {
+        (Staged::Owned(e), _) => e,
+        (Staged::Malformed(e), _) => Event::Malformed(e),
+        (Staged::Borrowed { .. }, Message::Push(p)) => Event::Push(p),
+        (Staged::Borrowed { known: true }, Message::Reply(r)) => Event::Reply(r),
+        (Staged::Borrowed { known: false }, Message::Reply(r)) => Event::UnmatchedReply(r),
+        (Staged::Borrowed { .. }, Message::Other(o)) => Event::Unsolicited(o),
+        // A pong stages nothing.
+        (Staged::Borrowed { .. }, Message::Pong) => Event::Malformed(ResponseError::NotAnObject),
     }
 }
 
-/// `staged` built again from the message it was staged for.
+/// `staged` built again from the message it was staged for (which `parse`
+/// accepted then, so it is read without checking it again).
 fn rebuild(staged: Staged, payload: &[u8]) -> Event<'_> {
     match staged {
         Staged::Owned(e) => e,
         Staged::Malformed(e) => Event::Malformed(e),
-        Staged::Borrowed { known } => match Message::parse_trusted(payload) {
-            Ok(Message::Push(p)) => Event::Push(p),
-            Ok(Message::Reply(r)) if known => Event::Reply(r),
-            Ok(Message::Reply(r)) => Event::UnmatchedReply(r),
-            Ok(Message::Other(o)) => Event::Unsolicited(o),
-            // `parse` accepted this payload as one of the above before.
-            Ok(Message::Pong) | Err(_) => Event::Malformed(ResponseError::NotAnObject),
+        Staged::Borrowed { .. } => match Message::parse_trusted(payload) {
+            Ok(message) => event_of(staged, message),
+            Err(e) => Event::Malformed(e),
         },
     }
 }
@@ -684,31 +671,40 @@ impl<'c, const N: usize> Session<'c, N> {
         _now: Instant,
         payload: &'b [u8],
     ) -> Result<Option<Event<'b>>, Error> {
-        match Message::parse(payload).map_err(Error::Malformed)? {
+        let message = Message::parse(payload).map_err(Error::Malformed)?;
+        Ok(self
+            .absorb(&message)
+            .map(|staged| event_of(staged, message)))
+    }
+
+    /// Update the state for a received message; what the application is
+    /// to be told about it.
+    fn absorb(&mut self, message: &Message<'_>) -> Option<Staged> {
+        match message {
             Message::Pong => {
                 self.heartbeat.on_pong();
-                Ok(None)
+                None
             }
             Message::Push(push) => {
-                if push == Push::TokenExpired {
+                if *push == Push::TokenExpired {
                     wipe(&mut self.creds.token);
                 }
-                Ok(Some(Event::Push(push)))
+                Some(Staged::Borrowed { known: true })
             }
-            Message::Reply(reply) => Ok(self.on_reply(reply)),
-            Message::Other(body) => Ok(Some(Event::Unsolicited(body))),
+            Message::Reply(reply) => self.on_reply(reply),
+            Message::Other(_) => Some(Staged::Borrowed { known: true }),
         }
     }
 
-    fn on_reply<'b>(&mut self, reply: Reply<'b>) -> Option<Event<'b>> {
+    fn on_reply(&mut self, reply: &Reply<'_>) -> Option<Staged> {
         let Some(reqid) = reply.reqid() else {
-            return Some(Event::UnmatchedReply(reply));
+            return Some(Staged::Borrowed { known: false });
         };
         if self.step.is_some_and(|(step, _)| step == reqid) {
             // Login steps answer in one frame; stray partial frames are ignored.
             return if reply.is_final() {
                 self.step = None;
-                self.on_login_reply(&reply)
+                self.on_login_reply(reply).map(Staged::Owned)
             } else {
                 None
             };
@@ -718,11 +714,7 @@ impl<'c, const N: usize> Session<'c, N> {
         } else {
             self.pending.note_partial(&reqid).is_some()
         };
-        Some(if known {
-            Event::Reply(reply)
-        } else {
-            Event::UnmatchedReply(reply)
-        })
+        Some(Staged::Borrowed { known })
     }
 
     fn on_login_reply(&mut self, reply: &Reply<'_>) -> Option<Event<'static>> {
@@ -954,27 +946,25 @@ impl<const N: usize> connection::Session for Session<'_, N> {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, message: WsMessage<'_>) -> bool {
-        let event = match message {
+    fn handle_message(&mut self, _now: Instant, message: WsMessage<'_>) -> bool {
+        let staged = match message {
             WsMessage {
                 kind: MessageKind::Binary,
                 ..
-            } => Event::Malformed(ResponseError::Binary),
+            } => Some(Staged::Malformed(ResponseError::Binary)),
             WsMessage {
                 first: true,
                 last: true,
                 data,
                 ..
-            } => match self.handle_text(now, data) {
-                Ok(Some(event)) => event,
-                Ok(None) => return false,
-                Err(Error::Malformed(e)) => Event::Malformed(e),
-                Err(_) => return false,
+            } => match Message::parse(data) {
+                Ok(message) => self.absorb(&message),
+                Err(e) => Some(Staged::Malformed(e)),
             },
-            _ => Event::Malformed(ResponseError::Fragment),
+            _ => Some(Staged::Malformed(ResponseError::Fragment)),
         };
-        self.staged = Some(event.stage());
-        true
+        self.staged = staged;
+        staged.is_some()
     }
 
     fn has_event(&self) -> bool {
