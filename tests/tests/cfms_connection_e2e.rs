@@ -52,9 +52,10 @@ async fn the_session_logs_in_and_registers_its_listener_by_itself_and_replies_ca
         let login = body(nas.wait_event("LoggedIn"));
         assert!(login["data"]["token"].is_string());
         nas.wait_event("ListenerRegistered { status: Ok }");
-        assert_eq!(nas.conn.session().state(), State::Ready);
+        assert_eq!(nas.link.conn.session().state(), State::Ready);
 
         let seq = nas
+            .link
             .conn
             .command(nas.clock.now(), |s, now, buf| {
                 s.list_directory(now, None, buf)
@@ -84,13 +85,14 @@ async fn a_two_factor_challenge_is_answered_with_submit_two_factor() {
         let config = account("carol", "carol-pass", false);
         let mut nas = CfmsConn::connect(&url, config, os_entropy());
         nas.wait_event("TwoFactorRequired { method: Totp }");
-        assert_eq!(nas.conn.session().state(), State::TwoFactor);
-        assert!(!nas.conn.can_send());
-        nas.conn
+        assert_eq!(nas.link.conn.session().state(), State::TwoFactor);
+        assert!(!nas.link.conn.can_send());
+        nas.link
+            .conn
             .submit_two_factor(nas.clock.now(), &totp(SECRET, unix_secs()))
             .unwrap();
         nas.wait_event("LoggedIn");
-        assert_eq!(nas.conn.session().state(), State::Ready);
+        assert_eq!(nas.link.conn.session().state(), State::Ready);
     })
     .await;
     sim.shutdown().await;
@@ -103,6 +105,7 @@ fn upload(
     data: &[u8],
 ) -> String {
     let seq = nas
+        .link
         .conn
         .command(nas.clock.now(), |s, now, buf| {
             s.create_document(now, None, title, buf)
@@ -118,6 +121,7 @@ fn upload(
         sha256: Some(sha256_of(data)),
     };
     let seq = nas
+        .link
         .conn
         .upload_file(nas.clock.now(), &task, source)
         .unwrap();
@@ -128,6 +132,7 @@ fn upload(
         data.len()
     ));
     let seq = nas
+        .link
         .conn
         .command(nas.clock.now(), |s, now, buf| {
             s.list_directory(now, None, buf)
@@ -163,6 +168,7 @@ async fn upload_then_download_through_the_connection_is_byte_identical() {
             );
 
             let seq = nas
+                .link
                 .conn
                 .command(nas.clock.now(), |s, now, buf| s.get_document(now, &id, buf))
                 .unwrap();
@@ -172,7 +178,7 @@ async fn upload_then_download_through_the_connection_is_byte_identical() {
                 .unwrap()
                 .to_owned();
             nas.ciphertext.clear();
-            let seq = nas.conn.download_file(nas.clock.now(), &task).unwrap();
+            let seq = nas.link.conn.download_file(nas.clock.now(), &task).unwrap();
             nas.wait_event(&format!("DownloadFinished {{ seq: {seq:?}"));
             assert_eq!(nas.ciphertext.len(), size);
             let plain = nas.decrypt().unwrap_or_else(|e| panic!("{size} B: {e}"));

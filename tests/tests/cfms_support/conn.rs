@@ -1,22 +1,20 @@
-//! A blocking std driver for `Connection<cfms::Session>` over a real TCP
-//! socket: the shape every adapter has (bytes in, `poll_transmit` out,
-//! events drained), a few dozen lines, so that the end-to-end tests run the
-//! session's own opening sequence against the emulator.
+//! `Connection<cfms::Session>` over the tests' one blocking driver loop
+//! ([`ConnLink`]), with what the end-to-end tests look at: the events as
+//! owned text and bodies, the downloaded ciphertext, uploads fed through
+//! the connection.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration as StdDuration;
 
 use naslink_core::cfms::{
     Buffers, Config, ConnectionEvent, DecryptError, DownloadKey, FileDecryptor, Session,
 };
-use naslink_core::connection::{Connection, Event};
+use naslink_core::connection::Event;
 use naslink_core::random::Entropy;
 use naslink_core::ws::{self, Closed};
 
 use super::{CHUNK_HASHES, QUEUE, SESSION_RX, WS_RX};
-use crate::support::Clock;
+use crate::support::{Clock, ConnLink};
 
 /// What the test saw, owned: the event's `Debug` text and, for answers,
 /// the JSON body.
@@ -36,12 +34,11 @@ impl Got {
     }
 }
 
-/// One connection: a `Connection` and its socket.
+/// One connection: the tests' one driver loop ([`ConnLink`]) over a
+/// `Connection<cfms::Session>`, and what the test saw on it.
 pub struct CfmsConn<E: Entropy> {
     pub clock: Clock,
-    stream: TcpStream,
-    pub conn: Connection<Session<'static, QUEUE>, Vec<u8>, E>,
-    input: Vec<u8>,
+    pub link: ConnLink<Session<'static, QUEUE>, E>,
     /// Every `DownloadData` byte, in order.
     pub ciphertext: Vec<u8>,
     /// The last `DownloadFinished` key.
@@ -57,28 +54,14 @@ impl<E: Entropy> CfmsConn<E> {
         let chunk_hashes: &'static mut [[u8; 32]] =
             Box::leak(vec![[0u8; 32]; CHUNK_HASHES].into_boxed_slice());
         let session = Session::new(config, Buffers { rx, chunk_hashes });
-        let parsed = ws::Url::parse(url).expect("valid ws:// URL");
-        let stream = TcpStream::connect((parsed.host, parsed.port)).expect("emulator reachable");
-        stream.set_nodelay(true).expect("nodelay");
         let streaming = ws::Config {
             streaming: true,
             ..ws::Config::default()
         };
-        let ws = ws::Client::connect(
-            clock.now(),
-            &parsed,
-            &[],
-            streaming,
-            entropy,
-            vec![0; WS_RX],
-            vec![0; 64 * 1024],
-        )
-        .expect("client");
+        let link = ConnLink::connect(&clock, url, streaming, entropy, WS_RX, session);
         CfmsConn {
             clock,
-            stream,
-            conn: Connection::new(ws, session),
-            input: Vec::new(),
+            link,
             ciphertext: Vec::new(),
             key: None,
             backlog: VecDeque::new(),
@@ -87,50 +70,19 @@ impl<E: Entropy> CfmsConn<E> {
 
     /// Write what the connection has queued.
     pub fn flush(&mut self) {
-        while let Some(bytes) = self.conn.poll_transmit(self.clock.now()) {
-            let n = bytes.len();
-            if self.stream.write_all(bytes).is_err() {
-                self.conn.handle_eof(self.clock.now());
-                return;
-            }
-            self.conn.advance_transmit(n);
-        }
+        self.link.flush(&self.clock);
     }
 
-    /// One round: flush, read for up to `wait`, feed, drain events.
+    /// One round of the driver loop; every event lands in the backlog.
     fn pump(&mut self, wait: StdDuration) {
-        self.flush();
-        if self.input.is_empty() {
-            self.stream.set_read_timeout(Some(wait)).expect("timeout");
-            let mut buf = [0u8; 16 * 1024];
-            match self.stream.read(&mut buf) {
-                Ok(0) => self.conn.handle_eof(self.clock.now()),
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => self.conn.handle_eof(self.clock.now()),
-            }
-        }
-        loop {
-            let used = self.conn.handle_input(self.clock.now(), &self.input);
-            self.input.drain(..used);
-            let drained = self.drain();
-            self.flush();
-            if self.input.is_empty() || (used == 0 && !drained) {
-                break;
-            }
-        }
-        let now = self.clock.now();
-        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
-            self.conn.handle_timeout(now);
-            self.drain();
-        }
-    }
-
-    /// Take every event; `true` if there was one.
-    fn drain(&mut self) -> bool {
-        let mut any = false;
-        while let Some(event) = self.conn.poll_event() {
-            any = true;
+        let CfmsConn {
+            clock,
+            link,
+            ciphertext,
+            key,
+            backlog,
+        } = self;
+        link.poll_once(clock, wait, |event, _| {
             let got = match event {
                 Event::Session(e) => {
                     let body = match &e {
@@ -140,11 +92,11 @@ impl<E: Entropy> CfmsConn<E> {
                             serde_json::from_slice(response.root().raw()).ok()
                         }
                         ConnectionEvent::DownloadData { data, .. } => {
-                            self.ciphertext.extend_from_slice(data);
+                            ciphertext.extend_from_slice(data);
                             None
                         }
-                        ConnectionEvent::DownloadFinished { key, .. } => {
-                            self.key = Some(*key);
+                        ConnectionEvent::DownloadFinished { key: k, .. } => {
+                            *key = Some(*k);
                             None
                         }
                         _ => None,
@@ -155,14 +107,13 @@ impl<E: Entropy> CfmsConn<E> {
                     }
                 }
                 Event::Closed(c) => Got::Closed(c),
-                Event::Connected | Event::Rejected(_) | Event::TransmitTooSmall(_) => Got::Event {
-                    debug: format!("{event:?}"),
+                other => Got::Event {
+                    debug: format!("{other:?}"),
                     body: None,
                 },
             };
-            self.backlog.push_back(got);
-        }
-        any
+            backlog.push_back(got);
+        });
     }
 
     /// Pump until an event matches `pred`; panics after `limit`.
@@ -196,13 +147,14 @@ impl<E: Entropy> CfmsConn<E> {
         let mut offset = 0;
         while offset < data.len() {
             offset += self
+                .link
                 .conn
                 .upload_write(self.clock.now(), &data[offset..])
                 .expect("upload write");
             self.flush();
         }
         loop {
-            match self.conn.upload_write(self.clock.now(), &[]) {
+            match self.link.conn.upload_write(self.clock.now(), &[]) {
                 Ok(_) => break,
                 Err(naslink_core::cfms::Error::Ws(ws::SendError::InsufficientSize(_))) => {
                     self.flush()
@@ -217,7 +169,7 @@ impl<E: Entropy> CfmsConn<E> {
     pub fn decrypt(&self) -> Result<Vec<u8>, DecryptError> {
         let key = self.key.expect("a finished download");
         let mut plain = self.ciphertext.clone();
-        let mut decryptor = FileDecryptor::new(&key, self.conn.session().chunk_hashes())?;
+        let mut decryptor = FileDecryptor::new(&key, self.link.conn.session().chunk_hashes())?;
         decryptor.decrypt(&mut plain)?;
         decryptor.finish()?;
         Ok(plain)

@@ -42,6 +42,31 @@ pub fn unix_secs() -> u64 {
         .as_secs()
 }
 
+/// A TCP connection to `url` and a WebSocket client with its upgrade
+/// request queued (`rx` bytes of receive buffer, 64 KiB to transmit).
+fn open<E: Entropy>(
+    clock: &Clock,
+    url: &str,
+    config: ws::Config,
+    entropy: E,
+    rx: usize,
+) -> (TcpStream, Client<Vec<u8>, E>) {
+    let parsed = ws::Url::parse(url).expect("valid ws:// URL");
+    let stream = TcpStream::connect((parsed.host, parsed.port)).expect("emulator reachable");
+    stream.set_nodelay(true).expect("nodelay");
+    let ws = Client::connect(
+        clock.now(),
+        &parsed,
+        &[],
+        config,
+        entropy,
+        vec![0; rx],
+        vec![0; 64 * 1024],
+    )
+    .expect("client");
+    (stream, ws)
+}
+
 /// What arrived on the WebSocket, owned so the test can hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -69,19 +94,7 @@ pub struct WsLink<E: Entropy> {
 impl<E: Entropy> WsLink<E> {
     /// Connect to a `ws://` URL and finish the upgrade.
     pub fn connect(clock: &Clock, url: &str, config: ws::Config, entropy: E, rx: usize) -> Self {
-        let parsed = ws::Url::parse(url).expect("valid ws:// URL");
-        let stream = TcpStream::connect((parsed.host, parsed.port)).expect("emulator reachable");
-        stream.set_nodelay(true).expect("nodelay");
-        let ws = Client::connect(
-            clock.now(),
-            &parsed,
-            &[],
-            config,
-            entropy,
-            vec![0; rx],
-            vec![0; 64 * 1024],
-        )
-        .expect("client");
+        let (stream, ws) = open(clock, url, config, entropy, rx);
         let mut link = WsLink {
             stream,
             ws,
@@ -202,19 +215,7 @@ impl<S: Session, E: Entropy> ConnLink<S, E> {
         rx: usize,
         session: S,
     ) -> Self {
-        let parsed = ws::Url::parse(url).expect("valid ws:// URL");
-        let stream = TcpStream::connect((parsed.host, parsed.port)).expect("emulator reachable");
-        stream.set_nodelay(true).expect("nodelay");
-        let ws = Client::connect(
-            clock.now(),
-            &parsed,
-            &[],
-            config,
-            entropy,
-            vec![0; rx],
-            vec![0; 64 * 1024],
-        )
-        .expect("client");
+        let (stream, ws) = open(clock, url, config, entropy, rx);
         let mut link = ConnLink {
             stream,
             conn: Connection::new(ws, session),
@@ -262,7 +263,8 @@ impl<S: Session, E: Entropy> ConnLink<S, E> {
         self.conn.send(clock.now(), command)
     }
 
-    fn flush(&mut self, clock: &Clock) {
+    /// Write what the connection has queued.
+    pub fn flush(&mut self, clock: &Clock) {
         while let Some(bytes) = self.conn.poll_transmit(clock.now()) {
             let n = bytes.len();
             if self.stream.write_all(bytes).is_err() {
