@@ -358,7 +358,7 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
     /// The transport reached end of stream or broke.
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        self.ws.handle_eof();
+        self.ws.handle_eof(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due: the earlier of

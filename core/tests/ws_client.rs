@@ -781,7 +781,7 @@ fn close_refuses_codes_that_may_not_be_sent() {
 fn eof_before_close_is_abnormal() {
     let (mut rx, mut tx) = buffers();
     let mut c = open(Config::default(), &mut rx, &mut tx);
-    c.handle_eof();
+    c.handle_eof(Instant::ZERO);
     assert_eq!(drain_events(&mut c), [Ev::Closed(Closed::Abnormal)]);
     assert_eq!(c.poll_transmit(), None);
 }

@@ -900,7 +900,7 @@ async fn transport_lost_mid_upload_fails_the_upload_and_further_writes_are_refus
             link.ws
                 .send_binary(&data[offset..offset + w.accepted])
                 .expect("ws send");
-            link.flush();
+            link.flush(&nas.clock);
             offset += w.accepted;
         }
         assert_eq!(

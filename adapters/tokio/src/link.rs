@@ -356,7 +356,7 @@ impl Link {
             }
             let wait = link.poll_timeout().map(deadline);
             tokio::select! {
-                read = link.read() => if read == 0 { link.ws.handle_eof() },
+                read = link.read() => if read == 0 { link.ws.handle_eof(now()) },
                 () = sleep_until(wait) => link.ws.handle_timeout(now()),
             }
         }
@@ -454,7 +454,7 @@ impl Link {
 
     /// Note an end of stream from [`read`](Self::read).
     pub fn handle_eof(&mut self) {
-        self.ws.handle_eof();
+        self.ws.handle_eof(now());
     }
 
     /// Feed buffered input to the client and hand each message to `sink`.
@@ -567,7 +567,7 @@ impl Link {
 
     fn write_failed(&mut self, why: &str) {
         tracing::debug!(error = why, "write failed");
-        self.ws.handle_eof();
+        self.ws.handle_eof(now());
     }
 }
 

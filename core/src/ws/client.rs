@@ -543,8 +543,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
         }
     }
 
-    /// The transport reached end of stream (or broke).
-    pub fn handle_eof(&mut self) {
+    /// The transport reached end of stream (or broke) at `now`. (The
+    /// client needs no time for it; the argument keeps the lifecycle calls
+    /// of every layer alike.)
+    pub fn handle_eof(&mut self, _now: Instant) {
         if self.state == State::Closed {
             return;
         }

@@ -174,7 +174,7 @@ fn run(
         }
         let n = match stream.read(&mut b.read) {
             Ok(0) => {
-                client.handle_eof();
+                client.handle_eof(now(start));
                 drain_events(&mut client, &mut session, &mut b.echo)?;
                 continue;
             }
@@ -185,7 +185,7 @@ fn run(
                 continue;
             }
             Err(e) => {
-                client.handle_eof();
+                client.handle_eof(now(start));
                 drain_events(&mut client, &mut session, &mut b.echo)?;
                 if session.closed.is_none() {
                     return Err(format!("read: {e}"));
@@ -254,7 +254,7 @@ fn flush(
             // The server may drop TCP right after its Close (or on a
             // failure); what we could not write no longer matters.
             Err(_) => {
-                client.handle_eof();
+                client.handle_eof(Instant::ZERO);
                 return Ok(());
             }
         }

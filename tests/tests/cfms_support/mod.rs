@@ -145,7 +145,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
         let text = std::str::from_utf8(&self.tx[..sent.len]).expect("requests are UTF-8");
         let link = self.link.as_mut().expect("connected");
         link.ws.send_text(text).expect("ws send");
-        link.flush();
+        link.flush(&self.clock);
         sent.seq
     }
 
@@ -153,7 +153,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
     pub fn send_raw_text(&mut self, text: &str) {
         let link = self.link.as_mut().expect("connected");
         link.ws.send_text(text).expect("ws send");
-        link.flush();
+        link.flush(&self.clock);
     }
 
     /// One round of I/O and timers; returns what happened.
@@ -248,7 +248,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
                 MessageKind::Binary => link.ws.send_binary(bytes),
             };
             sent.expect("ws send");
-            link.flush();
+            link.flush(&self.clock);
         }
     }
 
@@ -444,7 +444,7 @@ impl<E: Entropy + Clone> CfmsLink<E> {
                 assert!(frame.len() <= frame_size as usize);
                 let link = self.link.as_mut().expect("connected");
                 link.ws.send_binary(&frame).expect("ws send");
-                link.flush();
+                link.flush(&self.clock);
                 sent_frames += 1;
             }
         }

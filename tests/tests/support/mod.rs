@@ -122,11 +122,11 @@ impl<E: Entropy> WsLink<E> {
     }
 
     /// Send whatever the client has queued.
-    pub fn flush(&mut self) {
+    pub fn flush(&mut self, clock: &Clock) {
         while let Some(bytes) = self.ws.poll_transmit() {
             let n = bytes.len();
             if self.stream.write_all(bytes).is_err() {
-                self.ws.handle_eof();
+                self.ws.handle_eof(clock.now());
                 return;
             }
             self.ws.advance_transmit(n);
@@ -137,7 +137,7 @@ impl<E: Entropy> WsLink<E> {
     /// `Connected` is consumed here; everything else is returned.
     pub fn poll_once(&mut self, clock: &Clock, wait: StdDuration) -> Vec<Incoming> {
         let mut out = Vec::new();
-        self.flush();
+        self.flush(clock);
         if let Some(at) = self.ws.poll_timeout()
             && at <= clock.now()
         {
@@ -147,10 +147,10 @@ impl<E: Entropy> WsLink<E> {
             self.stream.set_read_timeout(Some(wait)).expect("timeout");
             let mut buf = [0u8; 16 * 1024];
             match self.stream.read(&mut buf) {
-                Ok(0) => self.ws.handle_eof(),
+                Ok(0) => self.ws.handle_eof(clock.now()),
                 Ok(n) => self.pending_input.extend_from_slice(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => self.ws.handle_eof(),
+                Err(_) => self.ws.handle_eof(clock.now()),
             }
         }
         loop {
@@ -185,7 +185,7 @@ impl<E: Entropy> WsLink<E> {
                     }
                 }
             }
-            self.flush();
+            self.flush(clock);
             if self.pending_input.is_empty() || !progressed {
                 break;
             }
