@@ -109,6 +109,7 @@ pub mod connection;
 mod decimal;
 mod error;
 pub mod fnos;
+pub mod pending;
 pub mod random;
 pub mod time;
 pub mod ws;

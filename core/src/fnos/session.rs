@@ -878,11 +878,11 @@ impl<'c, const N: usize> Session<'c, N> {
             });
         }
         if let Some(p) = self.pending.take_aborted() {
-            return Some(Event::RequestAborted(p.reqid));
+            return Some(Event::RequestAborted(p.key));
         }
         self.pending
             .take_expired(self.last_timeout)
-            .map(|p| Event::RequestTimedOut(p.reqid))
+            .map(|p| Event::RequestTimedOut(p.key))
     }
 }
 

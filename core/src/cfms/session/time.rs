@@ -6,7 +6,7 @@ use super::*;
 impl<'a, const Q: usize> Session<'a, Q> {
     /// When [`Session::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.pending.earliest_deadline();
+        let mut t = self.pending.next_deadline();
         let mut consider = |x: Option<Instant>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
@@ -27,7 +27,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// Let time pass: expire requests, schedule refresh and keep-alive.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.pending.earliest_deadline().is_some_and(|d| d <= now) {
+        if self.pending.next_deadline().is_some_and(|d| d <= now) {
             self.fail_all(
                 RequestError::Timeout,
                 UploadError::Timeout,
