@@ -99,8 +99,6 @@ fn copy<const N: usize>(from: Option<JsonStr<'_>>, to: &mut String<N>) {
 enum Step {
     /// Show the snapshot again.
     Show,
-    /// Logged in.
-    Online,
     /// The login cannot succeed on this connection (refused, a second
     /// factor the panel has no keypad for, another protocol).
     LoginFailed,
@@ -128,7 +126,7 @@ fn on_event(event: Event<'_>, snap: &mut Snapshot, info: &mut Option<Seq>) -> St
             copy(server.version(), &mut snap.version);
             Step::Show
         }
-        Event::LoggedIn { .. } => Step::Online,
+        Event::LoggedIn { .. } | Event::ListenerRegistered { .. } => Step::Show,
         Event::Lockdown { on } => {
             snap.lockdown = Some(on);
             Step::Show
@@ -185,14 +183,16 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
         let step = conn
             .next_event_until(next_poll, |e| on_event(e, snap, &mut info))
             .await;
+        // Online once the opening sequence is through: after a login, or
+        // with the token kept from the last connection (no login then).
+        if snap.link != Some(Link::Online) && conn.session().state() == State::Ready {
+            was_online = true;
+            snap.link = Some(Link::Online);
+            panel.note("logged in");
+            panel.show(&render(snap));
+        }
         match step {
             Ok(Some(Step::Show)) => panel.show(&render(snap)),
-            Ok(Some(Step::Online)) => {
-                was_online = true;
-                snap.link = Some(Link::Online);
-                panel.note("logged in");
-                panel.show(&render(snap));
-            }
             Ok(Some(Step::LoginFailed)) => {
                 panel.note("login failed");
                 snap.link = Some(Link::LoginFailed);
