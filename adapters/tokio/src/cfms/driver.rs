@@ -603,7 +603,8 @@ impl Driver<'_> {
                 }
             }
         }
-        if let Some(ended) = self.follow_opening(pump.session().state()) {
+        let session = pump.session();
+        if let Some(ended) = self.follow_opening(session.state(), session.lockdown()) {
             return Some(ended);
         }
         if self.phase == State::Ready {
@@ -614,14 +615,14 @@ impl Driver<'_> {
 
     /// The session's opening state after its events: a new step gets its
     /// deadline; `Ready` is announced; a dead end ends the connection.
-    fn follow_opening(&mut self, state: State) -> Option<Ended> {
+    fn follow_opening(&mut self, state: State, lockdown: Option<bool>) -> Option<Ended> {
         if state == self.phase {
             return None;
         }
         let was = std::mem::replace(&mut self.phase, state);
         match state {
             State::ServerInfo | State::LoggingIn | State::Registering => self.arm_step(),
-            State::Ready => self.ready(),
+            State::Ready => self.ready(lockdown.unwrap_or(false)),
             State::Refused if was == State::ServerInfo => {
                 return self
                     .fail_first(CfmsError::Protocol("the server refused server_info".into()));
@@ -845,7 +846,7 @@ impl Driver<'_> {
     }
 
     /// The opening sequence is done: the connection serves requests.
-    fn ready(&mut self) {
+    fn ready(&mut self, lockdown: bool) {
         self.logged_in = true;
         self.code.reset();
         self.clock.step_until = None;
@@ -854,7 +855,6 @@ impl Driver<'_> {
         if let Some(first) = self.first.take() {
             let _ = first.send(Ok(self.server.clone()));
         }
-        let lockdown = self.server["data"]["lockdown"].as_bool().unwrap_or(false);
         let _ = self.events.send(CfmsEvent::Ready { lockdown });
     }
 
