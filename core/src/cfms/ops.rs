@@ -199,6 +199,13 @@ pub fn task_id<'a>(r: &Response<'a>) -> Option<JsonStr<'a>> {
     r.data().get("task_data")?.get("task_id")?.as_str()
 }
 
+/// `data.document_id` of a `create_document` answer: given from
+/// protocol 5 on; earlier ones give none (find the new document with
+/// [`new_document`]).
+pub fn document_id<'a>(r: &Response<'a>) -> Option<JsonStr<'a>> {
+    r.data().get("document_id")?.as_str()
+}
+
 /// A `list_directory` answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Listing<'a> {
@@ -409,6 +416,15 @@ mod tests {
             br#"{"code":200,"message":"","data":{"documents":[{"id":"d1","title":"a.bin"}]}}"#,
         );
         assert!(new_document(&Listing::new(&r), "a.bin", existed).is_none());
+    }
+
+    #[test]
+    fn a_protocol_5_create_document_names_its_document_and_its_task() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"document_id":"d9","task_data":{"task_id":"t1"}}}"#,
+        );
+        assert!(document_id(&r).is_some_and(|id| id.eq_str("d9")));
+        assert!(task_id(&r).is_some_and(|id| id.eq_str("t1")));
     }
 
     #[test]

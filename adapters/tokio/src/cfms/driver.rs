@@ -997,7 +997,7 @@ fn end(ended: Option<Ended>) -> Step {
 fn event_kind(event: &cfms::ConnectionEvent<'_>) -> &'static str {
     use cfms::ConnectionEvent as E;
     match event {
-        E::ServerInfo { .. } => "server_info",
+        E::ServerInfo { .. } => "server information",
         E::ProtocolUnsupported { .. } => "protocol unsupported",
         E::LoggedIn { .. } => "logged in",
         E::TwoFactorRequired { .. } => "two-factor required",

@@ -217,7 +217,7 @@ impl CfmsClient {
             .await?;
         let mut created = CreatedDocument {
             client: Some(self.clone()),
-            id: answer["data"]["document_id"].as_str().map(str::to_owned),
+            id: read(&answer, ops::document_id),
             task_id: String::new(),
             title: title.to_owned(),
             folder_id: folder_id.map(str::to_owned),
@@ -292,9 +292,17 @@ async fn titled(
 
 /// `data.task_data.task_id` of an answer, by the core's rule.
 fn task_id(answer: &serde_json::Value) -> Option<String> {
+    read(answer, ops::task_id)
+}
+
+/// A string of `answer` that the core's `view` reads.
+fn read(
+    answer: &serde_json::Value,
+    view: impl for<'a> Fn(&cfms::Response<'a>) -> Option<cfms::JsonStr<'a>>,
+) -> Option<String> {
     let text = as_response(answer);
     let response = cfms::Response::parse(&text).ok()?;
-    Some(ops::task_id(&response)?.chars().collect())
+    Some(view(&response)?.chars().collect())
 }
 
 /// The document an upload's `create_document` made: deleted again unless
