@@ -64,6 +64,19 @@ impl<S: Session> Pump<S> {
         self.conn.session_mut()
     }
 
+    /// The connection, for a protocol's own commands (a CFMS upload writes
+    /// file bytes straight into the transmit buffer); call
+    /// [`flush`](Self::flush) afterwards.
+    pub(crate) fn connection_mut(&mut self) -> &mut Connection<S, Vec<u8>, OsEntropy> {
+        &mut self.conn
+    }
+
+    /// Queue a WebSocket ping (a keep-alive probe: any answer shows the
+    /// link lives). A ping that finds no room is left to the next turn.
+    pub(crate) fn ping(&mut self) {
+        let _ = self.conn.ws_mut().send_ping(b"naslink");
+    }
+
     /// Wait for bytes from the server and buffer them; returns how many
     /// (0 at end of stream). Cancel-safe. Returns at once while input waits,
     /// and never once the end was handed over.

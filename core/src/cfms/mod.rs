@@ -19,8 +19,8 @@
 //!   ([`Config::login`], [`State`]) and its [`ConnectionEvent`]s carry
 //!   their reply bodies and download data (example there).
 //!
-//! The session can also be driven directly (below; the tokio driver still
-//! does): after every input, drain [`Session::poll_transmit`] and
+//! The session can also be driven directly (below; the core's tests
+//! still do, no runtime does): after every input, drain [`Session::poll_transmit`] and
 //! [`Session::poll_event`], then sleep until [`Session::poll_timeout`].
 //!
 //! ```

@@ -199,6 +199,13 @@ pub fn task_id<'a>(r: &Response<'a>) -> Option<JsonStr<'a>> {
     r.data().get("task_data")?.get("task_id")?.as_str()
 }
 
+/// `data.document_id` of a `create_document` answer: given from
+/// protocol 5 on; earlier ones give none (find the new document with
+/// [`new_document`]).
+pub fn document_id<'a>(r: &Response<'a>) -> Option<JsonStr<'a>> {
+    r.data().get("document_id")?.as_str()
+}
+
 /// A `list_directory` answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Listing<'a> {
@@ -275,6 +282,34 @@ impl<'a> Listing<'a> {
     }
 }
 
+impl<'a> Listing<'a> {
+    /// The ids of the documents titled `title` (decoded comparison).
+    pub fn titled(&self, title: &'a str) -> impl Iterator<Item = JsonStr<'a>> + 'a {
+        self.documents()
+            .filter(move |d| d.title.eq_str(title))
+            .map(|d| d.id)
+    }
+}
+
+/// Which entry of `listing` is the document an upload's `create_document`
+/// made, at protocols 3 and 4 (whose answer gives no `document_id`): list
+/// the folder before `create_document` and again after the upload; the
+/// new document is the one entry titled `title` that `existed` says was
+/// not there before. None, or several (another client uploaded the same
+/// title meanwhile), is `None`: guessing could delete theirs. (A document
+/// without content is not listed at these protocols.)
+pub fn new_document<'a>(
+    listing: &Listing<'a>,
+    title: &'a str,
+    existed: impl Fn(JsonStr<'a>) -> bool,
+) -> Option<JsonStr<'a>> {
+    let mut new = listing.titled(title).filter(|id| !existed(*id));
+    match (new.next(), new.next()) {
+        (Some(id), None) => Some(id),
+        _ => None,
+    }
+}
+
 /// A successful `login` answer (after [`Event::LoggedIn`](super::Event::LoggedIn)).
 #[derive(Debug, Clone, Copy)]
 pub struct LoginInfo<'a> {
@@ -339,5 +374,65 @@ impl<'a> ServerInfo<'a> {
     /// `version` (e.g. `0.1.0.250919_alpha`).
     pub fn version(&self) -> Option<JsonStr<'a>> {
         self.data.get("version")?.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(body: &[u8]) -> Response<'_> {
+        Response::parse(body).unwrap()
+    }
+
+    const BEFORE: &[&str] = &["d1"];
+
+    fn existed(id: JsonStr<'_>) -> bool {
+        BEFORE.iter().any(|b| id.eq_str(b))
+    }
+
+    #[test]
+    fn the_new_document_is_the_one_entry_with_its_title_not_listed_before() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"documents":[
+            {"id":"d1","title":"a.bin"},{"id":"d2","title":"b.bin"},{"id":"d3","title":"a.bin"}]}}"#,
+        );
+        let found = new_document(&Listing::new(&r), "a.bin", existed);
+        assert!(found.is_some_and(|id| id.eq_str("d3")));
+    }
+
+    #[test]
+    fn two_new_documents_with_the_title_name_none() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"documents":[
+            {"id":"d2","title":"a.bin"},{"id":"d3","title":"a.bin"}]}}"#,
+        );
+        assert!(new_document(&Listing::new(&r), "a.bin", existed).is_none());
+    }
+
+    #[test]
+    fn no_new_document_with_the_title_names_none() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"documents":[{"id":"d1","title":"a.bin"}]}}"#,
+        );
+        assert!(new_document(&Listing::new(&r), "a.bin", existed).is_none());
+    }
+
+    #[test]
+    fn a_protocol_5_create_document_names_its_document_and_its_task() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"document_id":"d9","task_data":{"task_id":"t1"}}}"#,
+        );
+        assert!(document_id(&r).is_some_and(|id| id.eq_str("d9")));
+        assert!(task_id(&r).is_some_and(|id| id.eq_str("t1")));
+    }
+
+    #[test]
+    fn titles_compare_decoded() {
+        let r = listing(
+            br#"{"code":200,"message":"","data":{"documents":[{"id":"d4","title":"\u00e9.bin"}]}}"#,
+        );
+        let found = new_document(&Listing::new(&r), "\u{e9}.bin", existed);
+        assert!(found.is_some_and(|id| id.eq_str("d4")));
     }
 }

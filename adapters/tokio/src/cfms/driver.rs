@@ -1,13 +1,31 @@
-//! The connection task: one [`Link`] at a time, the core's [`Session`] on
-//! it, requests in, answers and events out, reconnecting with backoff.
+//! The connection task: the core's `Connection<cfms::Session>` on the
+//! runtime's [`Pump`], one link at a time, requests in, answers and events
+//! out, reconnecting with backoff.
+//!
+//! ```text
+//! drive: open link ──► Pump::new(link, session) ──► run ──► Ended::Lost ──► backoff ──┐
+//!          ▲                                          │ Ended::Stop                   │
+//!          └──────────────────────────────────────────┼───────────────────────────────┘
+//! run:   drain events (answers to handles by Seq, transfer events, the
+//!          opening sequence's outcome) ──► send queued jobs once Ready ──► feed
+//!          the upload ──► flush ──► select!(read, job, timer, two-factor code)
+//! ```
+//!
+//! The task keeps no protocol rule: the opening sequence (`server_info`,
+//! login, two-factor, listener), request deadlines and transfers are the
+//! session's. The task keeps the first connect's limits, the keep-alive,
+//! and the deadline of each opening step (so that a silent server fails
+//! the connect with the step's name).
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
+use naslink_core::backoff::Attempts;
 use naslink_core::cfms::{
-    self, Buffers, DownloadError, Event, LoginError, MessageKind, RequestError, Seq, Session,
+    self, Buffers, Credentials, DownloadError, LoginError, RequestError, Seq, Session, State,
     UploadError,
 };
+use naslink_core::connection::{self, Event};
 use naslink_core::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
@@ -20,8 +38,12 @@ use super::words;
 use super::{
     CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY, SetupStep,
 };
-use crate::link::{Incoming, Link, deadline, describe_closed, now};
+use crate::link::{Link, deadline, now};
+use crate::pump::Pump;
 use crate::two_factor::CodeWait;
+
+/// The pump of one CFMS connection; it owns the session while open.
+pub(super) type CfmsPump<'s> = Pump<Session<'s, MAX_IN_FLIGHT>>;
 
 pub(super) struct Command {
     pub(super) action: String,
@@ -72,14 +94,6 @@ impl Job {
 
 pub(super) type Reply = oneshot::Sender<Result<serde_json::Value, CfmsError>>;
 
-/// What the connection is waiting for before it is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    ServerInfo,
-    Login,
-    Ready,
-}
-
 pub(super) enum Ended {
     /// The link broke or the stream went out of step: reconnect.
     Lost(String),
@@ -89,15 +103,25 @@ pub(super) enum Ended {
     Stop,
 }
 
+/// What handling one event leaves to do once the event (which borrows the
+/// pump) is gone.
+enum Step {
+    Nothing,
+    End(Ended),
+    /// A download's last chunk and key arrived: the chunk hashes are read
+    /// from the session.
+    Downloaded(Seq, cfms::DownloadKey),
+}
+
 /// Timers of the connection task that the core does not keep: the
-/// deadline of the step before `Ready`, and the keep-alive.
+/// deadline of the opening step under way, and the keep-alive.
 #[derive(Debug, Default)]
 pub(super) struct Clock {
     /// The first connect and login must end by then (`None` once logged in).
     pub(super) connect_by: Option<tokio::time::Instant>,
-    /// The current setup step (`server_info`, login) times out then.
+    /// The current opening step (`server_info`, login) times out then.
     pub(super) step_until: Option<tokio::time::Instant>,
-    /// How long the current setup step may take (for the message).
+    /// How long the current opening step may take (for the message).
     pub(super) step_limit: StdDuration,
     /// Since when a two-factor code is awaited (that wait does not count).
     pub(super) code_since: Option<tokio::time::Instant>,
@@ -108,26 +132,27 @@ pub(super) struct Clock {
 }
 
 pub(super) struct Driver<'s> {
-    pub(super) session: Session<'s, MAX_IN_FLIGHT>,
-    pub(super) tx: Vec<u8>,
+    /// The session between connections; while one is open its pump has it.
+    session: Option<Session<'s, MAX_IN_FLIGHT>>,
     pub(super) queued: Vec<Job>,
     pub(super) in_flight: HashMap<Seq, InFlight>,
     pub(super) download: Option<ActiveDownload>,
     pub(super) upload: Option<ActiveUpload>,
     pub(super) events: broadcast::Sender<CfmsEvent>,
     pub(super) first: Option<oneshot::Sender<Result<serde_json::Value, CfmsError>>>,
+    /// The opening `server_info` answer of this connection.
     pub(super) server: serde_json::Value,
-    pub(super) phase: Phase,
-    /// Messages written while no link was at hand, sent at the next step.
-    pub(super) outbox: Vec<String>,
+    /// The session's opening state as last seen (a change starts the
+    /// next step's deadline).
+    pub(super) phase: State,
     pub(super) code: CodeWait,
     pub(super) clock: Clock,
     /// This connection reached a successful login (the backoff restarts).
     pub(super) logged_in: bool,
     pub(super) request_timeout: StdDuration,
     pub(super) keepalive: Option<StdDuration>,
-    /// The `max_chunk_size` announced at protocol 4 and later.
-    pub(super) upload_frame: u32,
+    /// A request waits for room in the transmit buffer: flush, then retry.
+    stalled: bool,
 }
 
 pub(super) fn unix_secs_f64() -> f64 {
@@ -143,22 +168,33 @@ pub(super) async fn drive(
     events: broadcast::Sender<CfmsEvent>,
     first: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
 ) {
+    let login = match Credentials::new(&options.user, &options.password) {
+        Ok(login) => login,
+        Err(e) => {
+            let why = format!("the {} is longer than {} bytes", e.field, e.max);
+            let _ = first.send(Err(CfmsError::Request(why)));
+            return;
+        }
+    };
     let mut rx = vec![0u8; RECEIVE_CAPACITY];
     let mut hashes = vec![[0u8; 32]; MAX_CHUNKS];
     let config = cfms::Config {
         request_timeout: Duration::from_millis(options.request_timeout.as_millis() as u64),
         upload_frame: options.upload_frame,
+        login: Some(login),
+        // Lockdown changes are pushed only to registered listeners.
+        listener: true,
         ..cfms::Config::default()
     };
+    let session = Session::new(
+        config,
+        Buffers {
+            rx: &mut rx,
+            chunk_hashes: &mut hashes,
+        },
+    );
     let mut driver = Driver {
-        session: Session::new(
-            config,
-            Buffers {
-                rx: &mut rx,
-                chunk_hashes: &mut hashes,
-            },
-        ),
-        tx: vec![0; 256 * 1024],
+        session: Some(session),
         queued: Vec::new(),
         in_flight: HashMap::new(),
         download: None,
@@ -166,8 +202,7 @@ pub(super) async fn drive(
         events,
         first: Some(first),
         server: serde_json::Value::Null,
-        phase: Phase::ServerInfo,
-        outbox: Vec::new(),
+        phase: State::Disconnected,
         code: CodeWait::new(options.two_factor.clone()),
         clock: Clock {
             connect_by: Some(tokio::time::Instant::now() + options.connect_timeout),
@@ -176,21 +211,21 @@ pub(super) async fn drive(
         logged_in: false,
         request_timeout: options.request_timeout,
         keepalive: options.keepalive.filter(|k| !k.is_zero()),
-        upload_frame: options.upload_frame,
+        stalled: false,
     };
-    // Attempts since the last connection that reached a successful login:
+    // Failures since the last connection that reached a successful login:
     // a server that accepts connections and then fails them must not
     // reset the backoff.
-    let mut attempt: u32 = 0;
+    let mut attempts = Attempts::new();
     loop {
         let cause = match driver.connect_once(&options, &mut commands).await {
             Some(cause) => cause,
             None => return,
         };
         if driver.logged_in {
-            attempt = 0;
+            attempts.logged_in();
         }
-        attempt = attempt.saturating_add(1);
+        let attempt = attempts.failed();
         if driver.first.is_some() && driver.give_up_first(&options, attempt, cause) {
             return;
         }
@@ -215,14 +250,19 @@ pub(super) async fn drive(
     }
 }
 
-/// A non-200 answer: the server's code and message, and the whole body.
-fn refusal(code: i64, body: serde_json::Value) -> CfmsError {
+/// A refused answer: the server's code and message, and the whole body.
+fn refusal(status: cfms::Status, body: serde_json::Value) -> CfmsError {
     let message = body["message"].as_str().unwrap_or("").to_owned();
     CfmsError::Server {
-        code,
+        code: status.code(),
         message,
         body,
     }
+}
+
+/// An answer's body as JSON (the core already checked it is an object).
+fn body_of(response: &cfms::Response<'_>) -> serde_json::Value {
+    serde_json::from_slice(response.root().raw()).unwrap_or_default()
 }
 
 /// Whether another attempt may fix a failed first connect (a refused
@@ -236,6 +276,11 @@ fn worth_retrying(cause: &CfmsError) -> bool {
             | CfmsError::LinkClosed(_)
     )
 }
+
+/// Largest request message written (data included): the transmit buffer
+/// less a frame header. Larger ones fail at once; smaller ones that do not
+/// fit wait for the buffer to drain.
+const MAX_REQUEST: usize = crate::link::TRANSMIT_BUFFER - 14;
 
 impl Driver<'_> {
     /// One connection, until it ends: `None` when the task must stop,
@@ -261,9 +306,15 @@ impl Driver<'_> {
             }
         };
         tracing::info!("connected");
-        self.session.set_unix_time(now(), unix_secs_f64());
+        let mut session = self.session.take()?;
+        session.set_unix_time(now(), unix_secs_f64());
         self.logged_in = false;
-        match self.run(link, options, commands).await {
+        let mut pump = Pump::new(link, session);
+        let ended = self.run(&mut pump, commands).await;
+        let mut session = pump.into_session();
+        self.settle(&mut session);
+        self.session = Some(session);
+        match ended {
             Ended::Stop => None,
             Ended::Setup(cause) => {
                 tracing::warn!(%cause, "connection not ready");
@@ -277,6 +328,25 @@ impl Driver<'_> {
                 Some(CfmsError::LinkClosed(reason))
             }
         }
+    }
+
+    /// After a connection: the session forgets its requests (their
+    /// failures are settled here, not by event), idempotent requests are
+    /// queued again, the rest and the transfers fail.
+    fn settle(&mut self, session: &mut Session<'_, MAX_IN_FLIGHT>) {
+        session.handle_disconnect(now());
+        while connection::Session::poll_event(session, None).is_some() {}
+        for (_, request) in std::mem::take(&mut self.in_flight) {
+            self.lost(request);
+        }
+        if let Some(d) = self.download.take() {
+            d.fail(CfmsError::ConnectionLost);
+        }
+        if let Some(u) = self.upload.take() {
+            let _ = u.reply.send(Err(CfmsError::ConnectionLost));
+        }
+        self.clock.step_until = None;
+        self.clock.ping_at = None;
     }
 
     /// After a failed first connect: whether to stop (the caller of
@@ -308,7 +378,7 @@ impl Driver<'_> {
         true
     }
 
-    /// Start the deadline of a setup step: the request timeout, cut to
+    /// Start the deadline of an opening step: the request timeout, cut to
     /// what is left of the first connect's time.
     fn arm_step(&mut self) {
         let at = tokio::time::Instant::now();
@@ -320,23 +390,23 @@ impl Driver<'_> {
         self.clock.step_until = Some(at + limit);
     }
 
+    /// Whether the opening sequence is under way (not waiting for a code).
+    fn in_setup(&self) -> bool {
+        self.clock.step_until.is_some() && self.clock.code_since.is_none()
+    }
+
     /// The earliest of this task's own deadlines.
     fn own_deadline(&self) -> Option<tokio::time::Instant> {
-        let step = self
-            .clock
-            .step_until
-            .filter(|_| self.clock.code_since.is_none());
+        let step = self.clock.step_until.filter(|_| self.in_setup());
         [step, self.clock.ping_at].into_iter().flatten().min()
     }
 
-    /// Act on this task's own deadlines: a setup step without an answer
-    /// ends the connection; the keep-alive pings, or ends a silent link.
-    fn on_own_timer(&mut self, link: &mut Link) -> Option<Ended> {
+    /// Act on this task's own deadlines: an opening step without an
+    /// answer ends the connection; the keep-alive pings, or ends a silent
+    /// link.
+    fn on_own_timer(&mut self, pump: &mut CfmsPump<'_>) -> Option<Ended> {
         let at = tokio::time::Instant::now();
-        if self.clock.code_since.is_none()
-            && let Some(until) = self.clock.step_until
-            && until <= at
-        {
+        if self.in_setup() && self.clock.step_until.is_some_and(|until| until <= at) {
             return Some(self.step_expired());
         }
         let (Some(ping_at), Some(every)) = (self.clock.ping_at, self.keepalive) else {
@@ -353,90 +423,43 @@ impl Driver<'_> {
         }
         // A ping still queued behind a streamed frame is answered later:
         // the next turn judges it.
-        let _ = link.send_ping();
+        pump.ping();
         self.clock.ping_unanswered = true;
         self.clock.ping_at = Some(at + every);
         None
     }
 
-    /// How long one flush may wait for the server to take bytes: two
-    /// keep-alive intervals, and never less than a request's deadline
-    /// (before the login: what is left of the step's deadline).
-    fn write_limit(&self) -> StdDuration {
-        let keepalive = self.keepalive.map_or(StdDuration::ZERO, |k| k * 2);
-        let limit = keepalive.max(self.request_timeout);
-        // Before the login, the step's deadline rules (the first connect
-        // must end in time).
-        match self.clock.step_until {
-            Some(until) if self.clock.code_since.is_none() => {
-                limit.min(until.saturating_duration_since(tokio::time::Instant::now()))
-            }
-            _ => limit,
-        }
-    }
-
-    /// The current setup step ran out of time.
+    /// The current opening step ran out of time.
     fn step_expired(&self) -> Ended {
         let step = match self.phase {
-            Phase::ServerInfo => SetupStep::ServerInfo,
+            State::ServerInfo => SetupStep::ServerInfo,
             _ => SetupStep::Login,
         };
         let waited = self.clock.step_limit;
         Ended::Setup(CfmsError::NoAnswer { step, waited })
     }
 
-    /// Bytes arrived: the link lives (any byte answers the keep-alive).
-    fn heard(&mut self) {
-        self.clock.ping_unanswered = false;
-    }
-
     async fn run(
         &mut self,
-        mut link: Link,
-        options: &CfmsOptions,
+        pump: &mut CfmsPump<'_>,
         commands: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Ended {
-        self.phase = Phase::ServerInfo;
+        self.phase = State::Disconnected;
+        self.server = serde_json::Value::Null;
         self.clock.ping_at = None;
         self.clock.ping_unanswered = false;
         self.clock.code_since = None;
-        self.arm_step();
-        let ended = match self.session.server_info(now(), &mut self.tx) {
-            Ok(sent) => {
-                self.queue_text(sent.len);
-                self.serve(&mut link, options, commands).await
-            }
-            Err(e) => Ended::Lost(format!(
-                "server_info not written: {}",
-                words::session_error(&e)
-            )),
-        };
-        self.clock.step_until = None;
-        self.clock.ping_at = None;
-        link.close();
-        link.flush().await;
-        self.session.handle_disconnect(now());
-        while let Some(event) = self.session.poll_event() {
-            let _ = self.on_event(event, &mut false, options);
-        }
-        for (_, request) in std::mem::take(&mut self.in_flight) {
-            self.lost(request);
-        }
-        if let Some(d) = self.download.take() {
-            d.fail(CfmsError::ConnectionLost);
-        }
-        if let Some(u) = self.upload.take() {
-            let _ = u.reply.send(Err(CfmsError::ConnectionLost));
-        }
+        let ended = self.serve(pump, commands).await;
+        pump.close();
+        pump.flush().await;
         ended
     }
 
-    /// The connection's loop: write what is owed, wait for input, a
-    /// command, a deadline or a two-factor code.
+    /// The connection's loop: act on events, write what is owed, wait for
+    /// input, a job, a deadline or a two-factor code.
     async fn serve(
         &mut self,
-        link: &mut Link,
-        options: &CfmsOptions,
+        pump: &mut CfmsPump<'_>,
         commands: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Ended {
         // One timer for the deadlines, moved only when they move.
@@ -444,25 +467,18 @@ impl Driver<'_> {
         tokio::pin!(timer);
         let mut timer_armed = false;
         loop {
-            if let Some(ended) = self.step(link, options) {
+            if let Some(ended) = self.drain(pump) {
                 return ended;
             }
-            // A server that stops reading would block the write forever.
-            let limit = self.write_limit();
-            if tokio::time::timeout(limit, link.flush()).await.is_err() {
-                if self.clock.step_until.is_some() && self.clock.code_since.is_none() {
-                    return self.step_expired();
-                }
-                let secs = limit.as_secs();
-                return Ended::Lost(format!("the server took nothing for {secs} s"));
+            if let Some(ended) = self.feed_upload(pump) {
+                return ended;
             }
-            if link.is_closed() {
-                return Ended::Lost("connection closed".into());
+            pump.flush().await;
+            if std::mem::take(&mut self.stalled) {
+                continue;
             }
-            let wait = [self.session.poll_timeout(), link.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
+            let wait = pump
+                .poll_timeout()
                 .map(deadline)
                 .into_iter()
                 .chain(self.own_deadline())
@@ -477,9 +493,12 @@ impl Driver<'_> {
             }
             self.hand_to_disk().await;
             tokio::select! {
-                n = link.read() => {
-                    if let Some(ended) = self.on_read(link, n, options) {
-                        return ended;
+                n = pump.read() => {
+                    if n == 0 {
+                        pump.handle_eof();
+                    } else {
+                        // Any byte answers the keep-alive.
+                        self.clock.ping_unanswered = false;
                     }
                 }
                 cmd = commands.recv() => match cmd {
@@ -491,22 +510,17 @@ impl Driver<'_> {
                             self.queued.push(cmd);
                         }
                     }
-                    None => {
-                        link.close();
-                        link.flush().await;
-                        return Ended::Stop;
-                    }
+                    None => return Ended::Stop,
                 },
                 () = &mut timer, if timer_armed => {
                     timer_armed = false;
-                    self.session.handle_timeout(now());
-                    link.handle_timeout();
-                    if let Some(ended) = self.on_own_timer(link) {
+                    pump.handle_timeout();
+                    if let Some(ended) = self.on_own_timer(pump) {
                         return ended;
                     }
                 }
                 code = self.code.next() => {
-                    if let Some(ended) = self.on_code(code) {
+                    if let Some(ended) = self.on_code(pump, code) {
                         return ended;
                     }
                 }
@@ -530,42 +544,20 @@ impl Driver<'_> {
         }
     }
 
-    /// `n` bytes were read (0: end of stream): hand the messages on.
-    fn on_read(&mut self, link: &mut Link, n: usize, options: &CfmsOptions) -> Option<Ended> {
-        if n == 0 {
-            link.handle_eof();
-        } else {
-            self.heard();
-        }
-        let mut incoming = Vec::new();
-        link.process(|m| incoming.push(m));
-        let mut stop = None;
-        for message in incoming {
-            let outcome = match message {
-                Incoming::Text(t) => self.handle(MessageKind::Text, t.as_bytes(), options),
-                Incoming::Binary(b) => self.handle(MessageKind::Binary, &b, options),
-                Incoming::Closed(c) => Some(Ended::Lost(describe_closed(c))),
-            };
-            stop = stop.or(outcome);
-        }
-        stop
-    }
-
     /// The two-factor source answered (`None`: it gave up).
-    fn on_code(&mut self, code: Option<String>) -> Option<Ended> {
+    fn on_code(&mut self, pump: &mut CfmsPump<'_>, code: Option<String>) -> Option<Ended> {
         if let Some(since) = self.clock.code_since.take()
             && let Some(by) = self.clock.connect_by.as_mut()
         {
             // The person's time to type a code is not the server's.
             *by += since.elapsed();
         }
-        let code = code.map(zeroize::Zeroizing::new);
+        let code = code.map(Zeroizing::new);
         let sent = code
             .as_ref()
-            .map(|code| self.session.submit_two_factor(now(), code, &mut self.tx));
+            .map(|code| pump.connection_mut().submit_two_factor(now(), code));
         match sent {
-            Some(Ok(sent)) => {
-                self.queue_text(sent.len);
+            Some(Ok(_)) => {
                 self.arm_step();
                 None
             }
@@ -582,368 +574,368 @@ impl Driver<'_> {
         }
     }
 
-    /// Keep the message the session wrote into `tx` for the next step.
-    fn queue_text(&mut self, len: usize) {
-        match std::str::from_utf8(&self.tx[..len]) {
-            Ok(text) => self.outbox.push(text.to_owned()),
-            Err(_) => tracing::error!("the session wrote a non-UTF-8 message"),
-        }
-    }
-
-    /// Send what the session owes and the queued requests once ready.
-    fn step(&mut self, link: &mut Link, options: &CfmsOptions) -> Option<Ended> {
+    /// Act on every event the connection has (the drain rule: events
+    /// first), follow the opening sequence, then send the queued jobs.
+    fn drain(&mut self, pump: &mut CfmsPump<'_>) -> Option<Ended> {
         loop {
-            match self.session.poll_transmit(now(), &mut self.tx) {
-                Ok(Some(t)) if t.kind == MessageKind::Text => self.queue_text(t.len),
-                Ok(Some(_)) => tracing::warn!("binary transmit without a transfer"),
-                Ok(None) => break,
-                Err(e) => {
-                    return Some(Ended::Lost(format!(
-                        "session message: {}",
-                        words::session_error(&e)
-                    )));
+            let step = match pump.poll_event() {
+                None => break,
+                Some((Event::Session(event), message)) => {
+                    // A refusal's body is the message that carried it.
+                    let body = message.map(|m| m.data);
+                    self.on_event(event, body)
+                }
+                Some((Event::Closed(closed), _)) => {
+                    Step::End(Ended::Lost(pump.describe_end(closed)))
+                }
+                Some((Event::TransmitTooSmall(e), _)) => Step::End(Ended::Lost(format!(
+                    "cannot write a message the session owes: it needs {} bytes",
+                    e.required
+                ))),
+                Some((Event::Connected | Event::Rejected(_), _)) => Step::Nothing,
+            };
+            match step {
+                Step::Nothing => {}
+                Step::End(ended) => return Some(ended),
+                Step::Downloaded(seq, key) => {
+                    let hashes = pump.session().chunk_hashes().to_vec();
+                    self.downloaded(seq, key, hashes);
                 }
             }
         }
-        if let Some(ended) = self.drain_events(options) {
+        let session = pump.session();
+        if let Some(ended) = self.follow_opening(session.state(), session.lockdown()) {
             return Some(ended);
         }
-        if self.phase == Phase::Ready {
-            let mut waiting = Vec::new();
-            for job in std::mem::take(&mut self.queued) {
-                if job.abandoned() {
-                    continue;
-                }
-                // Requests keep their order behind a transfer: nothing
-                // may be pipelined while one runs.
-                if !waiting.is_empty() || self.download.is_some() || self.upload.is_some() {
-                    waiting.push(job);
-                    continue;
-                }
-                let result = match &job {
-                    Job::Request(cmd) => {
-                        self.session
-                            .request(now(), &cmd.action, cmd.data.as_bytes(), &mut self.tx)
-                    }
-                    Job::Download(d) => self.session.download_file(now(), &d.task_id, &mut self.tx),
-                    Job::Upload(u) => self.session.upload_file(
-                        now(),
-                        &u.task_id,
-                        cfms::UploadSource {
-                            size: u.size,
-                            sha256: Some(u.sha256),
-                        },
-                        &mut self.tx,
-                    ),
-                };
-                match result {
-                    Ok(sent) => {
-                        self.queue_text(sent.len);
-                        match job {
-                            Job::Request(cmd) => {
-                                tracing::debug!(action = %cmd.action, seq = sent.seq.0, "request");
-                                let again =
-                                    cmd.resend_until.map(|until| (cmd.action, cmd.data, until));
-                                self.in_flight.insert(
-                                    sent.seq,
-                                    InFlight {
-                                        reply: cmd.reply,
-                                        again,
-                                    },
-                                );
-                            }
-                            Job::Upload(u) => {
-                                tracing::info!(seq = sent.seq.0, size = u.size, "upload");
-                                self.upload = Some(ActiveUpload {
-                                    from_disk: read_blocks(u.source),
-                                    pending: Vec::new(),
-                                    owed: 0,
-                                    header_owed: None,
-                                    frame_size: cfms::upload::PROTOCOL3_FRAME,
-                                    sending: false,
-                                    at_eof: false,
-                                    sent: 0,
-                                    size: u.size,
-                                    progress: u.progress,
-                                    reply: u.reply,
-                                });
-                            }
-                            Job::Download(d) => {
-                                tracing::info!(seq = sent.seq.0, "download");
-                                let (to_disk, blocks) = mpsc::channel(DISK_QUEUE);
-                                self.download = Some(ActiveDownload {
-                                    buffer: Vec::new(),
-                                    to_disk,
-                                    writer: write_blocks(d.cipher, blocks),
-                                    progress: d.progress,
-                                    reply: d.reply,
-                                    received: 0,
-                                    size: 0,
-                                });
-                            }
-                        }
-                    }
-                    Err(cfms::Error::QueueFull { .. } | cfms::Error::TransferActive) => {
-                        waiting.push(job)
-                    }
-                    Err(e) => job.fail(CfmsError::Request(words::session_error(&e))),
-                }
-            }
-            self.queued = waiting;
-        }
-        for text in self.outbox.drain(..) {
-            if let Err(e) = link.send_text(&text) {
-                tracing::warn!(error = ?e, "send failed");
-            }
-        }
-        self.feed_upload(link)
-    }
-
-    fn handle(
-        &mut self,
-        kind: MessageKind,
-        payload: &[u8],
-        options: &CfmsOptions,
-    ) -> Option<Ended> {
-        let Driver {
-            session, download, ..
-        } = self;
-        // Ciphertext is gathered here and handed to the file's thread by
-        // the run loop before the next read: memory stays bounded by
-        // DISK_QUEUE blocks plus one read's messages whatever the file size.
-        let mut sink = |bytes: &[u8]| {
-            if let Some(d) = download.as_mut() {
-                d.buffer.extend_from_slice(bytes);
-            }
-        };
-        match session.handle_message(now(), kind, payload, &mut sink) {
-            Ok(()) => {}
-            Err(cfms::Error::Broken) => return Some(Ended::Lost("answers out of step".into())),
-            Err(e) => tracing::warn!(error = ?e, "message not accepted"),
-        }
-        // The reply's body is parsed only for a taker (see `take_body`).
-        let mut pending_body = true;
-        while let Some(event) = self.session.poll_event() {
-            if let Some(ended) = self.on_event(event, &mut pending_body, options) {
-                return Some(ended);
-            }
+        if self.phase == State::Ready {
+            self.send_queued(pump);
         }
         None
     }
 
-    /// The current message's body as JSON, for the one event that answers
-    /// it (`available` is then cleared). Parsed only on demand: the answers
-    /// the session consumes itself (the login's and the refresh's, which
-    /// carry the token) are never copied into memory that is not wiped.
-    /// The session keeps the message until the next one.
-    fn take_body(&self, available: &mut bool) -> serde_json::Value {
-        if !std::mem::take(available) {
-            return serde_json::Value::Null;
+    /// The session's opening state after its events: a new step gets its
+    /// deadline; `Ready` is announced; a dead end ends the connection.
+    fn follow_opening(&mut self, state: State, lockdown: Option<bool>) -> Option<Ended> {
+        if state == self.phase {
+            return None;
         }
-        self.session
-            .response()
-            .and_then(|r| serde_json::from_slice(r.root().raw()).ok())
-            .unwrap_or_default()
-    }
-
-    fn drain_events(&mut self, options: &CfmsOptions) -> Option<Ended> {
-        let mut none = false;
-        while let Some(event) = self.session.poll_event() {
-            if let Some(ended) = self.on_event(event, &mut none, options) {
-                return Some(ended);
+        let was = std::mem::replace(&mut self.phase, state);
+        match state {
+            State::ServerInfo | State::LoggingIn | State::Registering => self.arm_step(),
+            State::Ready => self.ready(lockdown.unwrap_or(false)),
+            State::Refused if was == State::ServerInfo => {
+                return self
+                    .fail_first(CfmsError::Protocol("the server refused server_info".into()));
             }
+            State::Broken => return Some(Ended::Lost("answers out of step".into())),
+            _ => {}
         }
         None
     }
 
-    fn on_event(&mut self, event: Event, body: &mut bool, options: &CfmsOptions) -> Option<Ended> {
+    /// One session event; bodies are parsed only for a taker (the answers
+    /// the session consumes itself, login and refresh, carry the token
+    /// and are never copied into memory that is not wiped).
+    fn on_event(&mut self, event: cfms::ConnectionEvent<'_>, message: Option<&[u8]>) -> Step {
+        use cfms::ConnectionEvent as E;
         match event {
-            Event::ServerInfo {
-                seq: Some(_),
-                lockdown,
+            E::ServerInfo {
+                seq: None,
+                response,
                 ..
-            } if self.phase == Phase::ServerInfo => {
-                self.server = self.take_body(body);
-                if self.session.is_logged_in() {
-                    self.ready(lockdown);
-                } else {
-                    match self
-                        .session
-                        .login(now(), &options.user, &options.password, &mut self.tx)
-                    {
-                        Ok(sent) => {
-                            self.phase = Phase::Login;
-                            self.arm_step();
-                            self.queue_text(sent.len);
-                        }
-                        Err(e) => {
-                            return self.fail_first(CfmsError::Request(words::session_error(&e)));
-                        }
-                    }
-                }
+            } if self.phase == State::ServerInfo => self.server = body_of(&response),
+            E::ProtocolUnsupported { version } => {
+                return end(self.fail_first(CfmsError::ProtocolUnsupported(version)));
             }
-            Event::ProtocolUnsupported { version } => {
-                return self.fail_first(CfmsError::ProtocolUnsupported(version));
-            }
-            Event::LoggedIn { .. } if self.phase == Phase::Login => {
-                self.code.reset();
-                let lockdown = self.session.lockdown().unwrap_or(false);
-                self.ready(lockdown);
-            }
-            // The session's own re-login after a rejected token.
-            Event::LoggedIn { .. } => self.code.reset(),
-            Event::LoginFailed(LoginError::InvalidTwoFactorCode) => {
+            E::LoggedIn { .. } => self.code.reset(),
+            E::LoginFailed(LoginError::InvalidTwoFactorCode) => {
                 tracing::warn!("two-factor code refused");
-                return self.ask_code(CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode));
+                let error = CfmsError::LoginRefused(LoginError::InvalidTwoFactorCode);
+                return end(self.ask_code(error));
             }
-            Event::LoginFailed(e) => {
+            E::LoginFailed(e) => {
                 tracing::warn!(error = %e, "login failed");
                 self.code.reset();
-                return self.fail_first(CfmsError::LoginRefused(e));
+                return end(self.fail_first(CfmsError::LoginRefused(e)));
             }
-            Event::TwoFactorRequired { .. } => return self.ask_code(CfmsError::TwoFactorRequired),
-            Event::Lockdown { on } => {
+            E::TwoFactorRequired { .. } => {
+                return end(self.ask_code(CfmsError::TwoFactorRequired));
+            }
+            E::Lockdown { on } => {
                 let _ = self.events.send(CfmsEvent::Lockdown { on });
             }
-            Event::Reply { seq, status } => {
+            E::Reply {
+                seq,
+                status,
+                response,
+            } => {
                 if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
-                    let body = self.take_body(body);
-                    // Success is the protocol's rule (`Status::is_ok`), not a number here.
+                    let body = body_of(&response);
+                    // Success is the protocol's rule (`Status::is_ok`).
                     let result = if status.is_ok() {
                         Ok(body)
                     } else {
-                        Err(refusal(status.code(), body))
+                        Err(refusal(status, body))
                     };
                     let _ = reply.send(result);
                 }
             }
-            Event::RequestFailed { seq, error } => {
-                if let Some(request) = self.in_flight.remove(&seq) {
-                    let error = match error {
-                        RequestError::Timeout => CfmsError::TimedOut,
-                        RequestError::Disconnected => {
-                            self.lost(request);
-                            return None;
-                        }
-                        other => CfmsError::Protocol(words::request_error(&other)),
-                    };
-                    let _ = request.reply.send(Err(error));
-                }
+            E::RequestFailed { seq, error } => self.request_failed(seq, error),
+            E::Desynchronized(_) if self.in_setup() => return Step::End(self.step_expired()),
+            E::Desynchronized(why) => {
+                return Step::End(Ended::Lost(format!(
+                    "answers out of step: {}",
+                    words::desync(&why)
+                )));
             }
-            Event::UploadReady { frame_size, .. } => return self.upload_ready(frame_size),
-            Event::UploadFinished { size, .. } => {
+            E::BadMessage(cfms::Error::Broken) => {
+                return Step::End(Ended::Lost("answers out of step".into()));
+            }
+            E::BadMessage(e) => {
+                return Step::End(Ended::Lost(format!(
+                    "a message this client cannot follow: {}",
+                    words::session_error(&e)
+                )));
+            }
+            other => return self.on_transfer_event(other, message),
+        }
+        Step::Nothing
+    }
+
+    /// A request got no answer on this connection.
+    fn request_failed(&mut self, seq: Seq, error: RequestError) {
+        let Some(request) = self.in_flight.remove(&seq) else {
+            return;
+        };
+        let error = match error {
+            RequestError::Timeout => CfmsError::TimedOut,
+            RequestError::Disconnected => return self.lost(request),
+            other => CfmsError::Protocol(words::request_error(&other)),
+        };
+        let _ = request.reply.send(Err(error));
+    }
+
+    /// An upload's or a download's event.
+    fn on_transfer_event(
+        &mut self,
+        event: cfms::ConnectionEvent<'_>,
+        message: Option<&[u8]>,
+    ) -> Step {
+        use cfms::ConnectionEvent as E;
+        let body = || {
+            message
+                .and_then(|m| serde_json::from_slice(m).ok())
+                .unwrap_or_default()
+        };
+        match event {
+            E::UploadReady { seq, .. } if self.upload_is(seq) => self.upload_ready(),
+            E::UploadFinished { seq, size } if self.upload_is(seq) => {
                 if let Some(up) = self.upload.take() {
                     let _ = up.reply.send(Ok(size));
                 }
             }
-            Event::UploadFailed { error, .. } => {
-                if let Some(up) = self.upload.take() {
-                    let _ = up.reply.send(Err(match error {
-                        UploadError::Disconnected => CfmsError::ConnectionLost,
-                        UploadError::Timeout => CfmsError::TimedOut,
-                        UploadError::Server(status) => refusal(status.code(), self.take_body(body)),
-                        other => CfmsError::Upload(other),
-                    }));
-                }
-                // Refused here (a `ready N` out of range, an answer out of
-                // order): the server may still wait for frames, and would
-                // take the next request for one. Start afresh.
-                let server_done = matches!(
-                    error,
-                    UploadError::Server(_)
-                        | UploadError::Timeout
-                        | UploadError::Disconnected
-                        | UploadError::SourceChanged { .. }
-                );
-                if !server_done {
-                    let why = CfmsError::Upload(error).to_string();
-                    return Some(Ended::Lost(why));
-                }
+            E::UploadFailed { seq, error } if self.upload_is(seq) => {
+                return end(self.upload_failed(error, body()));
             }
-            Event::DownloadStarted { file_size, .. } => {
+            E::DownloadStarted { seq, file_size, .. } if self.download_is(seq) => {
                 if let Some(d) = self.download.as_mut() {
                     d.size = file_size;
                     let _ = d.progress.send((0, file_size));
                 }
             }
-            Event::DownloadChunk { len, .. } => {
-                if self.download.as_ref().is_some_and(|d| d.reply.is_closed()) {
-                    // Nobody waits for it (the caller's future was dropped):
-                    // a new connection is cheaper than the rest of the file.
-                    return Some(Ended::Lost("download abandoned by its caller".into()));
-                }
+            E::DownloadData { seq, data } if self.download_is(seq) => {
+                // Handed to the file's thread before the next read: memory
+                // stays bounded by DISK_QUEUE blocks plus one read.
                 if let Some(d) = self.download.as_mut() {
-                    d.received = (d.received + u64::from(len)).min(d.size.max(d.received));
-                    let _ = d.progress.send((d.received, d.size));
+                    d.buffer.extend_from_slice(data);
                 }
             }
-            Event::DownloadFinished { key, .. } => {
-                if let Some(d) = self.download.take() {
-                    let hashes = self.session.chunk_hashes().to_vec();
-                    // The last block and the writer's verdict are awaited
-                    // off the connection task, which goes on serving.
-                    tokio::spawn(async move {
-                        let ActiveDownload {
-                            buffer,
-                            to_disk,
-                            writer,
-                            reply,
-                            ..
-                        } = d;
-                        let handed = buffer.is_empty() || to_disk.send(buffer).await.is_ok();
-                        drop(to_disk);
-                        let result = match writer.await {
-                            Ok(Ok(())) if handed => Ok((key, hashes)),
-                            Ok(Err(e)) => Err(CfmsError::Io(e)),
-                            _ => Err(CfmsError::Transfer("the download's writer stopped".into())),
-                        };
-                        let _ = reply.send(result);
-                    });
-                }
+            E::DownloadChunk { seq, len, .. } if self.download_is(seq) => {
+                return end(self.download_chunk(len));
             }
-            Event::DownloadFailed { error, .. } => {
+            E::DownloadFinished { seq, key } => return Step::Downloaded(seq, key),
+            E::DownloadFailed { seq, error } if self.download_is(seq) => {
                 if let Some(d) = self.download.take() {
                     d.fail(match error {
                         DownloadError::Disconnected => CfmsError::ConnectionLost,
                         DownloadError::Timeout => CfmsError::TimedOut,
-                        DownloadError::Server(status) => {
-                            refusal(status.code(), self.take_body(body))
-                        }
+                        DownloadError::Server(status) => refusal(status, body()),
                         other => CfmsError::Download(other),
                     });
                 }
                 if error.breaks_stream() {
-                    return Some(Ended::Lost(CfmsError::Download(error).to_string()));
+                    return Step::End(Ended::Lost(CfmsError::Download(error).to_string()));
                 }
             }
-            Event::Desynchronized(why) => {
-                return Some(Ended::Lost(format!(
-                    "answers out of step: {}",
-                    words::desync(&why)
-                )));
-            }
-            // Events carry no secrets except `DownloadFinished`'s key,
-            // which is handled above and never logged.
-            other => tracing::debug!(?other, "session event"),
+            // Only the kind: the events left carry no secrets.
+            other => tracing::debug!(kind = event_kind(&other), "session event"),
         }
+        Step::Nothing
+    }
+
+    fn upload_is(&self, seq: Seq) -> bool {
+        self.upload.as_ref().is_some_and(|u| u.seq == seq)
+    }
+
+    fn download_is(&self, seq: Seq) -> bool {
+        self.download.as_ref().is_some_and(|d| d.seq == seq)
+    }
+
+    /// The upload failed, by the server's word or the session's.
+    fn upload_failed(&mut self, error: UploadError, body: serde_json::Value) -> Option<Ended> {
+        if let Some(up) = self.upload.take() {
+            let _ = up.reply.send(Err(match error {
+                UploadError::Disconnected => CfmsError::ConnectionLost,
+                UploadError::Timeout => CfmsError::TimedOut,
+                UploadError::Server(status) => refusal(status, body),
+                other => CfmsError::Upload(other),
+            }));
+        }
+        // Refused here (a `ready N` out of range, an answer out of order):
+        // the server may still wait for frames, and would take the next
+        // request for one. Start afresh.
+        let server_done = matches!(
+            error,
+            UploadError::Server(_)
+                | UploadError::Timeout
+                | UploadError::Disconnected
+                | UploadError::SourceChanged { .. }
+        );
+        (!server_done).then(|| Ended::Lost(CfmsError::Upload(error).to_string()))
+    }
+
+    /// One `file_chunk` arrived whole.
+    fn download_chunk(&mut self, len: u32) -> Option<Ended> {
+        let d = self.download.as_mut()?;
+        if d.reply.is_closed() {
+            // Nobody waits for it (the caller's future was dropped): a new
+            // connection is cheaper than the rest of the file.
+            return Some(Ended::Lost("download abandoned by its caller".into()));
+        }
+        d.received = (d.received + u64::from(len)).min(d.size.max(d.received));
+        let _ = d.progress.send((d.received, d.size));
         None
     }
 
+    /// The download's last chunk and key arrived: the last block and the
+    /// writer's verdict are awaited off the connection task.
+    fn downloaded(&mut self, seq: Seq, key: cfms::DownloadKey, hashes: Vec<[u8; 32]>) {
+        if !self.download_is(seq) {
+            return;
+        }
+        let Some(d) = self.download.take() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let ActiveDownload {
+                buffer,
+                to_disk,
+                writer,
+                reply,
+                ..
+            } = d;
+            let handed = buffer.is_empty() || to_disk.send(buffer).await.is_ok();
+            drop(to_disk);
+            let result = match writer.await {
+                Ok(Ok(())) if handed => Ok((key, hashes)),
+                Ok(Err(e)) => Err(CfmsError::Io(e)),
+                _ => Err(CfmsError::Transfer("the download's writer stopped".into())),
+            };
+            let _ = reply.send(result);
+        });
+    }
+
+    /// The opening sequence is done: the connection serves requests.
     fn ready(&mut self, lockdown: bool) {
-        self.phase = Phase::Ready;
         self.logged_in = true;
+        self.code.reset();
         self.clock.step_until = None;
         self.clock.connect_by = None;
         self.clock.ping_at = self.keepalive.map(|k| tokio::time::Instant::now() + k);
-        // Lockdown changes are pushed only to registered listeners.
-        match self.session.register_listener(now(), &mut self.tx) {
-            Ok(sent) => self.queue_text(sent.len),
-            Err(e) => tracing::warn!(error = ?e, "register_listener not sent"),
-        }
         if let Some(first) = self.first.take() {
             let _ = first.send(Ok(self.server.clone()));
         }
         let _ = self.events.send(CfmsEvent::Ready { lockdown });
+    }
+
+    /// Send the queued jobs the session takes, in order: nothing is
+    /// pipelined behind a transfer (the session says `Busy`).
+    fn send_queued(&mut self, pump: &mut CfmsPump<'_>) {
+        let mut waiting = Vec::new();
+        let mut queued = std::mem::take(&mut self.queued).into_iter();
+        for job in queued.by_ref() {
+            if job.abandoned() {
+                continue;
+            }
+            if !waiting.is_empty() {
+                waiting.push(job);
+                continue;
+            }
+            let conn = pump.connection_mut();
+            let sent = match &job {
+                Job::Request(cmd) => conn.request(now(), &cmd.action, cmd.data.as_bytes()),
+                Job::Download(d) => conn.download_file(now(), &d.task_id),
+                Job::Upload(u) => {
+                    let source = cfms::UploadSource {
+                        size: u.size,
+                        sha256: Some(u.sha256),
+                    };
+                    conn.upload_file(now(), &u.task_id, source)
+                }
+            };
+            match sent {
+                Ok(seq) => self.track(seq, job),
+                Err(cfms::Error::Busy) => waiting.push(job),
+                // The transmit buffer holds other messages: flush, retry.
+                Err(cfms::Error::BufferTooSmall { required }) if required <= MAX_REQUEST => {
+                    waiting.push(job);
+                    self.stalled = true;
+                }
+                Err(e) => job.fail(CfmsError::Request(words::session_error(&e))),
+            }
+        }
+        waiting.extend(queued);
+        self.queued = waiting;
+    }
+
+    /// Remember a job that went out, for its answer.
+    fn track(&mut self, seq: Seq, job: Job) {
+        match job {
+            Job::Request(cmd) => {
+                tracing::debug!(action = %cmd.action, seq = seq.0, "request");
+                let again = cmd.resend_until.map(|until| (cmd.action, cmd.data, until));
+                let reply = cmd.reply;
+                self.in_flight.insert(seq, InFlight { reply, again });
+            }
+            Job::Upload(u) => {
+                tracing::info!(seq = seq.0, size = u.size, "upload");
+                self.upload = Some(ActiveUpload {
+                    seq,
+                    from_disk: read_blocks(u.source),
+                    pending: Vec::new(),
+                    sending: false,
+                    at_eof: false,
+                    sent: 0,
+                    size: u.size,
+                    progress: u.progress,
+                    reply: u.reply,
+                });
+            }
+            Job::Download(d) => {
+                tracing::info!(seq = seq.0, "download");
+                let (to_disk, blocks) = mpsc::channel(DISK_QUEUE);
+                self.download = Some(ActiveDownload {
+                    seq,
+                    buffer: Vec::new(),
+                    to_disk,
+                    writer: write_blocks(d.cipher, blocks),
+                    progress: d.progress,
+                    reply: d.reply,
+                    received: 0,
+                    size: 0,
+                });
+            }
+        }
     }
 
     /// A request whose connection dropped: queued again for the next
@@ -993,5 +985,36 @@ impl Driver<'_> {
             job.fail(CfmsError::Closed);
         }
         Some(Ended::Stop)
+    }
+}
+
+/// `ended` as the step it makes.
+fn end(ended: Option<Ended>) -> Step {
+    ended.map_or(Step::Nothing, Step::End)
+}
+
+/// An event's kind, for logs that must not show message bodies or keys.
+fn event_kind(event: &cfms::ConnectionEvent<'_>) -> &'static str {
+    use cfms::ConnectionEvent as E;
+    match event {
+        E::ServerInfo { .. } => "server information",
+        E::ProtocolUnsupported { .. } => "protocol unsupported",
+        E::LoggedIn { .. } => "logged in",
+        E::TwoFactorRequired { .. } => "two-factor required",
+        E::LoginFailed(_) => "login failed",
+        E::TokenRefreshed { .. } => "token refreshed",
+        E::TokenRejected { .. } => "token rejected",
+        E::ListenerRegistered { .. } => "listener registered",
+        E::Lockdown { .. } => "lockdown",
+        E::Reply { .. } => "reply",
+        E::RequestFailed { .. } => "request failed",
+        E::Desynchronized(_) => "desynchronized",
+        E::BadMessage(_) => "bad message",
+        E::UploadReady { .. } | E::UploadFinished { .. } | E::UploadFailed { .. } => "upload",
+        E::DownloadStarted { .. }
+        | E::DownloadData { .. }
+        | E::DownloadChunk { .. }
+        | E::DownloadFinished { .. }
+        | E::DownloadFailed { .. } => "download",
     }
 }

@@ -1,17 +1,19 @@
 //! [`CfmsClient`]: a CFMS session in a background task.
 //!
 //! CFMS has no request ids: the server answers in order, and the core's
-//! session matches answers first-in first-out. The task owns the socket
-//! and the session; handles send requests through a channel, so many
-//! tasks may have requests queued at once and each gets its own answer.
+//! session matches answers first-in first-out. The task runs the core's
+//! `Connection<cfms::Session>` on the runtime's byte pump (as the fnOS
+//! client does); handles send requests through a channel, so many tasks
+//! may have requests queued at once and each gets its own answer.
 //!
 //! # The task's life
 //!
 //! ```text
-//! Connecting --open--> server_info --> login (first time; later the kept token)
-//!     ^                                   |
+//! Connecting --open--> the session's opening sequence (server_info, login or
+//!     ^                the kept token, two-factor code, register_listener)
+//!     |                                   |
 //!     |                                   v
-//!     +--- backoff with jitter <--- Ready (register_listener: lockdown pushes)
+//!     +--- backoff with jitter <--- Ready (lockdown pushes on)
 //!          link lost / desync /            |
 //!          keep-alive unanswered   requests FIFO, answers by seq
 //! ```

@@ -2,16 +2,16 @@
 //! [`CfmsClient::upload`]) and the connection task's side (the transfer
 //! under way, fed from and to the blocking pool).
 
-use naslink_core::cfms::{self, DownloadKey};
+use naslink_core::cfms::{self, DownloadKey, Seq, UploadWriteError, ops};
 use naslink_core::ws::SendError;
 use tempfile::NamedTempFile;
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroize;
 
-use super::driver::{Driver, Ended, Job};
+use super::driver::{CfmsPump, Driver, Ended, Job};
 use super::files::{decrypt_file, hash_file};
 use super::{CfmsClient, CfmsError, words};
-use crate::link::{Link, now};
+use crate::link::now;
 
 /// Where the task sends a finished download's key and chunk hashes.
 pub(super) type DownloadReply = oneshot::Sender<Result<(DownloadKey, Vec<[u8; 32]>), CfmsError>>;
@@ -34,6 +34,8 @@ pub(super) const DISK_QUEUE: usize = 4;
 /// A download under way. The file is written on the blocking pool: the
 /// connection task only gathers ciphertext into `buffer`.
 pub(super) struct ActiveDownload {
+    /// Its `download_file` request.
+    pub(super) seq: Seq,
     pub(super) buffer: Vec<u8>,
     pub(super) to_disk: mpsc::Sender<Vec<u8>>,
     pub(super) writer: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -56,18 +58,12 @@ pub(super) struct UploadJob {
 
 /// An upload under way.
 pub(super) struct ActiveUpload {
+    /// Its `upload_file` request.
+    pub(super) seq: Seq,
     /// Blocks read on the blocking pool; an empty block marks the end.
     pub(super) from_disk: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    /// Read from the file: the first `owed` bytes are accepted by the
-    /// session but not yet taken by the link, the rest not yet accepted.
+    /// Read from the file and not yet taken by the connection.
     pub(super) pending: Vec<u8>,
-    /// See `pending`.
-    pub(super) owed: usize,
-    /// A frame whose header the link had no room for yet (its length).
-    pub(super) header_owed: Option<u64>,
-    /// The server's frame size (`ready N`), checked against what this
-    /// client announced.
-    pub(super) frame_size: u32,
     /// Set after `UploadReady`; cleared once the final empty call is done.
     pub(super) sending: bool,
     pub(super) at_eof: bool,
@@ -102,10 +98,8 @@ impl CfmsClient {
                 &serde_json::json!({ "document_id": document_id }),
             )
             .await?;
-        let task_id = answer["data"]["task_data"]["task_id"]
-            .as_str()
-            .ok_or_else(|| CfmsError::Transfer("get_document gave no task_id".into()))?
-            .to_owned();
+        let task_id = task_id(&answer)
+            .ok_or_else(|| CfmsError::Transfer("get_document gave no task_id".into()))?;
         // The guards unlink both files when dropped: on every error below
         // and when this future is dropped at any await.
         let cipher = temp_beside(target, "cipher")?;
@@ -223,16 +217,14 @@ impl CfmsClient {
             .await?;
         let mut created = CreatedDocument {
             client: Some(self.clone()),
-            id: answer["data"]["document_id"].as_str().map(str::to_owned),
+            id: read(&answer, ops::document_id),
             task_id: String::new(),
             title: title.to_owned(),
             folder_id: folder_id.map(str::to_owned),
             before: before.unwrap_or_default(),
         };
-        created.task_id = answer["data"]["task_data"]["task_id"]
-            .as_str()
-            .ok_or_else(|| CfmsError::Transfer("create_document gave no task_id".into()))?
-            .to_owned();
+        created.task_id = task_id(&answer)
+            .ok_or_else(|| CfmsError::Transfer("create_document gave no task_id".into()))?;
         Ok(created)
     }
 }
@@ -262,25 +254,55 @@ fn temp_beside(target: &std::path::Path, what: &str) -> Result<NamedTempFile, Cf
     builder.tempfile_in(folder).map_err(CfmsError::Io)
 }
 
+/// The folder's listing (an idempotent read).
+async fn listing(
+    client: &CfmsClient,
+    folder_id: Option<&str>,
+) -> Result<serde_json::Value, CfmsError> {
+    client
+        .request_idempotent(
+            "list_directory",
+            &serde_json::json!({ "folder_id": folder_id }),
+        )
+        .await
+}
+
+/// An answer as the core reads it (it is a JSON object the core already
+/// accepted once).
+fn as_response(answer: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(answer).unwrap_or_default()
+}
+
 /// The ids of the documents titled `title` in the folder.
 async fn titled(
     client: &CfmsClient,
     title: &str,
     folder_id: Option<&str>,
 ) -> Result<Vec<String>, CfmsError> {
-    let listing = client
-        .request_idempotent(
-            "list_directory",
-            &serde_json::json!({ "folder_id": folder_id }),
-        )
-        .await?;
-    Ok(listing["data"]["documents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["title"] == title)
-        .filter_map(|d| d["id"].as_str().map(str::to_owned))
+    let text = as_response(&listing(client, folder_id).await?);
+    let Ok(response) = cfms::Response::parse(&text) else {
+        return Ok(Vec::new());
+    };
+    let listing = ops::Listing::new(&response);
+    Ok(listing
+        .titled(title)
+        .map(|id| id.chars().collect())
         .collect())
+}
+
+/// `data.task_data.task_id` of an answer, by the core's rule.
+fn task_id(answer: &serde_json::Value) -> Option<String> {
+    read(answer, ops::task_id)
+}
+
+/// A string of `answer` that the core's `view` reads.
+fn read(
+    answer: &serde_json::Value,
+    view: impl for<'a> Fn(&cfms::Response<'a>) -> Option<cfms::JsonStr<'a>>,
+) -> Option<String> {
+    let text = as_response(answer);
+    let response = cfms::Response::parse(&text).ok()?;
+    Some(view(&response)?.chars().collect())
 }
 
 /// The document an upload's `create_document` made: deleted again unless
@@ -304,14 +326,13 @@ impl CreatedDocument {
         if let Some(id) = &self.id {
             return Ok(Some(id.clone()));
         }
-        let now = titled(client, &self.title, self.folder_id.as_deref()).await?;
-        let mut new = now.into_iter().filter(|id| !self.before.contains(id));
-        // Two new ones: another client uploaded the same title meanwhile;
-        // guessing could delete theirs.
-        Ok(match (new.next(), new.next()) {
-            (Some(id), None) => Some(id),
-            _ => None,
-        })
+        let text = as_response(&listing(client, self.folder_id.as_deref()).await?);
+        let Ok(response) = cfms::Response::parse(&text) else {
+            return Ok(None);
+        };
+        let existed = |id: cfms::JsonStr<'_>| self.before.iter().any(|b| id.eq_str(b));
+        let new = ops::new_document(&ops::Listing::new(&response), &self.title, existed);
+        Ok(new.map(|id| id.chars().collect()))
     }
 
     /// The upload succeeded: its id.
@@ -390,35 +411,9 @@ impl ActiveDownload {
     }
 }
 
-/// Upload bytes handed to the link per turn of the connection loop, so
-/// that answers and other work are served between turns.
+/// Upload bytes handed to the connection per turn of the connection
+/// loop, so that answers and other work are served between turns.
 const UPLOAD_TURN: usize = 128 * 1024;
-
-impl ActiveUpload {
-    /// Give the link the frame header and bytes it is owed; `Ok(false)`
-    /// when it is full (flush first) or the turn's budget is spent.
-    fn hand_to_link(&mut self, link: &mut Link, budget: &mut usize) -> Result<bool, String> {
-        if let Some(len) = self.header_owed {
-            match link.begin_binary(len) {
-                Ok(()) => self.header_owed = None,
-                Err(SendError::InsufficientSize(_)) => return Ok(false),
-                Err(e) => return Err(words::send_error(&e)),
-            }
-        }
-        while self.owed > 0 {
-            let take = link
-                .send_binary_part(&self.pending[..self.owed])
-                .map_err(|e| words::send_error(&e))?;
-            self.pending.drain(..take);
-            self.owed -= take;
-            *budget = budget.saturating_sub(take);
-            if take == 0 {
-                return Ok(false);
-            }
-        }
-        Ok(*budget > 0)
-    }
-}
 
 impl Driver<'_> {
     /// Whether upload bytes are waiting to be sent (the loop must not sleep).
@@ -426,16 +421,16 @@ impl Driver<'_> {
         self.upload.as_ref().is_some_and(|u| u.sending)
     }
 
-    /// Stream the file into the link's frames for one turn; the loop
-    /// comes back after flushing. A frame is announced with its length and
-    /// its payload copied into the link piece by piece, so memory stays at
-    /// one read block and the link's transmit buffer whatever frame size
-    /// the server asked for.
-    pub(super) fn feed_upload(&mut self, link: &mut Link) -> Option<Ended> {
+    /// Stream the file into the connection for one turn; the loop comes
+    /// back after flushing. The connection writes the bytes straight into
+    /// its transmit buffer in the frames the session cuts, so memory stays
+    /// at one read block and the transmit buffer whatever frame size the
+    /// server asked for.
+    pub(super) fn feed_upload(&mut self, pump: &mut CfmsPump<'_>) -> Option<Ended> {
         let mut budget = UPLOAD_TURN;
         loop {
             let up = self.upload.as_mut()?;
-            if !up.sending {
+            if !up.sending || budget == 0 {
                 return None;
             }
             if up.reply.is_closed() {
@@ -444,11 +439,6 @@ impl Driver<'_> {
                 // document once the client has reconnected).
                 self.upload = None;
                 return Some(Ended::Lost("upload abandoned by its caller".into()));
-            }
-            match up.hand_to_link(link, &mut budget) {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return self.upload_broken(CfmsError::Transfer(e)),
             }
             if up.pending.is_empty() && !up.at_eof {
                 match up.from_disk.try_recv() {
@@ -464,39 +454,35 @@ impl Driver<'_> {
                     }
                 }
             }
-            let write = match self.session.upload_write(now(), &up.pending) {
-                Ok(w) => w,
+            let written = pump.connection_mut().upload_write(now(), &up.pending);
+            let taken = match written {
+                Ok(taken) => taken,
+                // The file's last bytes ended the last message: nothing
+                // more to send; the verdict is awaited.
+                Err(cfms::Error::Upload(UploadWriteError::NotSending)) if up.pending.is_empty() => {
+                    up.sending = false;
+                    return None;
+                }
+                // No room for the next frame's header: flush first.
+                Err(cfms::Error::Ws(SendError::InsufficientSize(_))) => return None,
                 Err(e) => {
                     let why = words::session_error(&e);
                     return self.upload_broken(CfmsError::Transfer(why));
                 }
             };
-            if write.message_start {
-                // The session's message: a full frame, the file's tail, or
-                // the empty final one.
-                let left = up.size - up.sent;
-                let len = match write.accepted {
-                    0 => 0,
-                    _ => u64::from(up.frame_size).min(left),
-                };
-                up.header_owed = Some(len);
-            }
-            up.owed = write.accepted;
-            up.sent += write.accepted as u64;
-            if write.message_end {
-                let _ = up.progress.send((up.sent, up.size));
-            }
-            if up.at_eof && up.pending.is_empty() && write.accepted == 0 {
-                // The final empty call is done: what is owed goes out, then
-                // the verdict is awaited.
-                if let Err(e) = up.hand_to_link(link, &mut budget) {
-                    return self.upload_broken(CfmsError::Transfer(e));
-                }
-                if up.header_owed.is_none() {
-                    up.sending = false;
-                }
+            if up.at_eof && up.pending.is_empty() {
+                // The final (empty) message is written.
+                up.sending = false;
                 return None;
             }
+            if taken == 0 {
+                // The transmit buffer is full: flush first.
+                return None;
+            }
+            up.pending.drain(..taken);
+            up.sent += taken as u64;
+            budget = budget.saturating_sub(taken);
+            let _ = up.progress.send((up.sent, up.size));
         }
     }
 
@@ -509,27 +495,12 @@ impl Driver<'_> {
         Some(Ended::Lost(reason))
     }
 
-    /// `ready N`: frames of N bytes. A server asking for larger frames than
-    /// this client announced is refused (nothing is sent).
-    pub(super) fn upload_ready(&mut self, frame_size: u32) -> Option<Ended> {
-        // What this client announced: `max_chunk_size` from protocol 4 on,
-        // protocol 3's fixed frame before.
-        let protocol = self.server["data"]["protocol_version"].as_u64();
-        let allowed = match protocol {
-            Some(p) if p >= 4 => self.upload_frame.max(cfms::upload::MIN_FRAME),
-            _ => cfms::upload::PROTOCOL3_FRAME,
-        };
-        let up = self.upload.as_mut()?;
-        if frame_size > allowed {
-            let error = CfmsError::Upload(cfms::UploadError::ThresholdAboveAnnounced {
-                announced: allowed,
-                got: frame_size,
-            });
-            return self.upload_broken(error);
+    /// `ready N`: the session checked N against what this client
+    /// announced; the file may go.
+    pub(super) fn upload_ready(&mut self) {
+        if let Some(up) = self.upload.as_mut() {
+            up.sending = true;
+            let _ = up.progress.send((0, up.size));
         }
-        up.frame_size = frame_size;
-        up.sending = true;
-        let _ = up.progress.send((0, up.size));
-        None
     }
 }

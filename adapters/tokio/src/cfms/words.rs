@@ -5,7 +5,6 @@
 use naslink_core::cfms::{
     self, Desync, DownloadError, RequestError, TransferField, UploadError, UploadWriteError,
 };
-use naslink_core::ws::SendError;
 
 /// A session error (a request that could not be written, a message the
 /// session refused).
@@ -63,15 +62,6 @@ pub(super) fn desync(why: &Desync) -> String {
         Desync::Transfer => "a transfer message could not be followed".into(),
         #[allow(unreachable_patterns)]
         other => format!("{other:?}"),
-    }
-}
-
-/// Why the link did not take a frame.
-pub(super) fn send_error(e: &SendError) -> String {
-    match e {
-        SendError::NotOpen | SendError::Closing => "the connection is closing".into(),
-        SendError::InsufficientSize(s) => format!("the transmit buffer is too small ({s})"),
-        other => format!("a frame could not be queued ({other:?})"),
     }
 }
 

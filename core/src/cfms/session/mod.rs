@@ -8,8 +8,8 @@
 //!   opening sequence ([`State`]; credentials in [`Config::login`]), and
 //!   hands out [`ConnectionEvent`]s that carry reply bodies and download
 //!   data. Commands are in [`cfms::connection`](super::connection).
-//! - Directly (the API the tokio driver and the end-to-end tests still
-//!   use): request methods write a message into the caller's buffer,
+//! - Directly (the API the core's and the end-to-end tests still use; no
+//!   runtime does): request methods write a message into the caller's buffer,
 //!   [`Session::handle_message_part`] / [`Session::handle_message`] take
 //!   received messages (download ciphertext goes to a sink),
 //!   [`Session::poll_event`] gives [`Event`]s whose bodies are read with
