@@ -7,14 +7,15 @@
 //!                                       ▼
 //!                                  Err(Rejected | Closed)
 //!
-//! next_event(): write queued bytes ──► event ready? ──yes──► closure(event)
-//!                  ▲                        │ no
-//!                  │                        ▼
+//! wait_event(): event ready? ──yes──► Ok(true): take it with poll_event()
+//!                  ▲    │ no (queued bytes written either way)
+//!                  │    ▼
 //!                  └── feed bytes / timers ◄── wait for bytes or poll_timeout
 //! ```
 //!
-//! Events borrow the connection, so [`Driver::next_event`] hands each one
-//! to a closure instead of returning it; the closure's result comes back.
+//! Events borrow the connection, so [`Driver::wait_event`] only says that
+//! one is ready and [`Driver::poll_event`] hands it over: a borrowed event
+//! never lives across an `await` of the driver.
 //! The driver keeps no protocol rule: it moves bytes, reads the clock and
 //! waits.
 #![deny(clippy::indexing_slicing)]

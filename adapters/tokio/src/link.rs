@@ -13,17 +13,11 @@
 //! [`LinkOptions::access_code`] set, `GET /access_code_verify` fetches the
 //! cookie and the upgrade is repeated with it.
 //!
-//! After the upgrade, [`Link::read`] (cancel-safe: it only fills a buffer)
-//! and [`Link::process`] (synchronous: feeds the core, collects messages)
-//! alternate; [`Link::flush`] writes what the core queued.
-//!
-//! A protocol fault of the server (a masked frame, a 2^63 length, text
-//! that is not UTF-8, garbage after the 101) makes the core queue a Close
-//! and stop reading. The link notices at once: once that Close is written
-//! the core is closed, [`Link::read`] returns without waiting for the
-//! server, and the next [`Link::process`] hands over
-//! [`Incoming::Closed`] with the fault, which [`describe_closed`] names
-//! with its close code and RFC 6455 rule.
+//! After the upgrade the link hands its stream, its open client and the
+//! bytes that came with the 101 to a `Pump` (`pump.rs`), the
+//! runtime's one driving loop, which starts a session on them.
+//! [`describe_closed`] names how a connection ended, with the close code
+//! and, for a fault of the server, the RFC 6455 rule it broke.
 
 use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
@@ -31,7 +25,7 @@ use std::time::Duration as StdDuration;
 use naslink_core::fnos::http as fnos_http;
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
-use naslink_core::ws::{self, Client, Closed, Event, ProtocolError, State};
+use naslink_core::ws::{self, Client, Closed, Event, ProtocolError};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -188,17 +182,6 @@ impl std::error::Error for ConnectError {}
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// What arrived on an open link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
-    /// A text message.
-    Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
-    /// The connection is over.
-    Closed(Closed),
-}
-
 /// The WebSocket transmit buffer: requests and upload frames are queued
 /// (and written by the sessions straight into) it.
 pub(crate) const TRANSMIT_BUFFER: usize = 256 * 1024;
@@ -210,17 +193,13 @@ const WRITE_STALL: StdDuration = StdDuration::from_secs(30);
 /// The core's WebSocket client as this runtime holds it.
 pub(crate) type WsClient = Client<Vec<u8>, OsEntropy>;
 
-/// An open WebSocket connection.
+/// A WebSocket connection whose upgrade succeeded, ready for a
+/// `Pump` (`pump.rs`).
 pub struct Link {
     stream: Box<dyn Io>,
     ws: Client<Vec<u8>, OsEntropy>,
+    /// Bytes read after the 101 (the first frames, or garbage).
     input: Vec<u8>,
-    /// Bytes that came with the 101 and wait for the first `process`.
-    leftover: bool,
-    /// [`Incoming::Closed`] was handed over.
-    closed: bool,
-    /// The reason text of the server's Close frame, if it gave one.
-    close_reason: Option<String>,
 }
 
 impl std::fmt::Debug for Link {
@@ -337,24 +316,18 @@ impl Link {
             stream,
             ws,
             input: Vec::new(),
-            leftover: false,
-            closed: false,
-            close_reason: None,
         };
         loop {
             link.flush().await;
             match link.handshake_outcome() {
-                Some(Ok(())) => {
-                    // Frames sent along with the 101 (or garbage) must be
-                    // looked at without waiting for more bytes.
-                    link.leftover = !link.input.is_empty();
-                    return Ok(Ok(link));
-                }
+                // Frames sent along with the 101 (or garbage) stay in
+                // `input` for the pump, which looks at them at once.
+                Some(Ok(())) => return Ok(Ok(link)),
                 Some(Err(Ok(refusal))) => return Ok(Err(refusal)),
                 Some(Err(Err(e))) => return Err(e),
                 None => {}
             }
-            let wait = link.poll_timeout().map(deadline);
+            let wait = link.ws.poll_timeout().map(deadline);
             tokio::select! {
                 read = link.read() => if read == 0 { link.ws.handle_eof(now()) },
                 () = sleep_until(wait) => link.ws.handle_timeout(now()),
@@ -416,27 +389,10 @@ impl Link {
             .map_err(|_| ConnectError::AccessCodeRequired)
     }
 
-    /// Wait for bytes from the server and buffer them; returns how many
-    /// (0 at end of stream). Cancel-safe.
-    ///
-    /// Returns at once, without reading, while something waits for
-    /// [`process`](Self::process): bytes that came with the 101, or the
-    /// end of a connection the core has closed (after a protocol fault,
-    /// once its Close is written), so a failure is never left waiting for
-    /// the server's next byte.
-    pub async fn read(&mut self) -> usize {
-        if self.closed {
-            std::future::pending::<()>().await;
-        }
-        if self.leftover {
-            self.leftover = false;
-            return self.input.len();
-        }
-        if self.ws.state() == State::Closed {
-            return 0;
-        }
-        // Straight into the input buffer: no zeroed scratch array, no copy.
-        self.input.reserve(32 * 1024);
+    /// Wait for bytes of the upgrade answer; returns how many (0 at end of
+    /// stream).
+    async fn read(&mut self) -> usize {
+        self.input.reserve(4096);
         match self.stream.read_buf(&mut self.input).await {
             Ok(n) => n,
             Err(e) => {
@@ -447,116 +403,17 @@ impl Link {
     }
 
     /// The stream, the open client and the bytes already read after the
-    /// 101, for a [`Pump`](crate::pump::Pump) to carry on with.
+    /// 101, for a `Pump` (`pump.rs`) to carry on with.
     pub(crate) fn into_parts(self) -> (Box<dyn Io>, WsClient, Vec<u8>) {
         (self.stream, self.ws, self.input)
     }
 
-    /// Note an end of stream from [`read`](Self::read).
-    pub fn handle_eof(&mut self) {
-        self.ws.handle_eof(now());
-    }
-
-    /// Feed buffered input to the client and hand each message to `sink`.
-    pub fn process(&mut self, mut sink: impl FnMut(Incoming)) {
-        loop {
-            let used = self.ws.handle_input(now(), &self.input);
-            self.input.drain(..used);
-            let mut progressed = used > 0;
-            while let Some(event) = self.ws.poll_event() {
-                progressed = true;
-                match event {
-                    Event::Text(t) => sink(Incoming::Text(t.to_owned())),
-                    Event::Binary(b) => sink(Incoming::Binary(b.to_vec())),
-                    Event::Closed(c) => {
-                        self.closed = true;
-                        sink(Incoming::Closed(c));
-                    }
-                    Event::CloseReceived { reason, .. } if !reason.is_empty() => {
-                        self.close_reason = Some(printable(reason));
-                    }
-                    // Pings are answered by the core; the rest needs nothing.
-                    _ => {}
-                }
-            }
-            if self.input.is_empty() || !progressed {
-                break;
-            }
-        }
-    }
-
-    /// The core's next deadline (handshake, close).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.ws.poll_timeout()
-    }
-
-    /// Run the core's timers.
-    pub fn handle_timeout(&mut self) {
-        self.ws.handle_timeout(now());
-    }
-
-    /// Queue a text message (call [`flush`](Self::flush) afterwards).
-    pub fn send_text(&mut self, text: &str) -> Result<(), ws::SendError> {
-        self.ws.send_text(text)
-    }
-
-    /// Queue a binary message (call [`flush`](Self::flush) afterwards).
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), ws::SendError> {
-        self.ws.send_binary(data)
-    }
-
-    /// Start one binary message of exactly `len` bytes whose payload
-    /// follows with [`send_binary_part`](Self::send_binary_part): an
-    /// upload frame never has to fit in memory or in the transmit buffer.
-    pub fn begin_binary(&mut self, len: u64) -> Result<(), ws::SendError> {
-        self.ws.begin_binary(len)
-    }
-
-    /// Queue the next piece of the message started with
-    /// [`begin_binary`](Self::begin_binary); returns how many bytes were
-    /// taken (0 when the transmit buffer is full: flush, then retry).
-    pub fn send_binary_part(&mut self, data: &[u8]) -> Result<usize, ws::SendError> {
-        self.ws.send_binary_part(data)
-    }
-
-    /// Queue a ping (a keep-alive probe; any answer shows the link lives).
-    pub fn send_ping(&mut self) -> Result<(), ws::SendError> {
-        self.ws.send_ping(b"naslink")
-    }
-
-    /// Start a clean close with code 1000.
-    pub fn close(&mut self) {
-        let _ = self.ws.close(now(), ws::CloseCode::NORMAL, "");
-    }
-
-    /// How the connection ended, in words ([`describe_closed`]), with the
-    /// reason text of the server's Close frame when it gave one.
-    pub fn describe_end(&self, closed: Closed) -> String {
-        let text = describe_closed(closed);
-        match (&self.close_reason, closed) {
-            (Some(reason), Closed::Clean { .. }) => format!("{text}: \"{reason}\""),
-            _ => text,
-        }
-    }
-
-    /// Whether the connection is over.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Write everything the client queued. A write that fails, or makes
-    /// no progress for 30 s, ends the connection.
-    pub async fn flush(&mut self) {
+    /// Write the upgrade request. A write that fails, or makes no
+    /// progress for 30 s, ends the attempt.
+    async fn flush(&mut self) {
         while let Some(bytes) = self.ws.poll_transmit() {
             match tokio::time::timeout(WRITE_STALL, self.stream.write(bytes)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    self.ws.advance_transmit(n);
-                    // The core stops taking input while a pong is unwritten
-                    // (it never drops an answer): input it left buffered is
-                    // fed again by the next `read`, which must not wait for
-                    // the server's next byte (a burst of pings would stall).
-                    self.leftover |= !self.input.is_empty();
-                }
+                Ok(Ok(n)) if n > 0 => self.ws.advance_transmit(n),
                 Ok(Ok(_)) => return self.write_failed("the connection accepts no more bytes"),
                 Ok(Err(e)) => return self.write_failed(&e.to_string()),
                 Err(_) => return self.write_failed("the server stopped reading"),

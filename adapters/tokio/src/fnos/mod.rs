@@ -1,6 +1,6 @@
 //! [`FnosClient`]: an fnOS session in a background task.
 //!
-//! The task owns the socket and the core's [`Session`]; handles talk to it
+//! The task owns the socket and the core's `Session`; handles talk to it
 //! through a channel, so a [`FnosClient`] is cheap to clone and usable from
 //! many tasks at once (replies are matched by reqid in the core).
 //!
