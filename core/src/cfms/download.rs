@@ -19,8 +19,8 @@
 
 use super::b64::{self, Base64Stream};
 use super::envelope::ServerAction;
+use super::hex::unhex32;
 use super::status::Status;
-use super::write::unhex32;
 use crate::time::Instant;
 
 /// What the decryption pass needs, from the header and the `aes_key` message.

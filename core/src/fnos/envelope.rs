@@ -17,7 +17,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::rsa::{MAX_MODULUS_BYTES, RsaError, RsaPublicKey};
 use super::sign::{SECRET_CAPACITY, Secret};
-use super::write::JsonWriter;
+use crate::json::write::JsonWriter;
 use crate::random::Entropy;
 
 const BLOCK: usize = 16;
