@@ -40,6 +40,12 @@ pub enum EnvelopeError {
     SecretLength,
 }
 
+impl From<crate::InsufficientSize> for EnvelopeError {
+    fn from(crate::InsufficientSize { required }: crate::InsufficientSize) -> Self {
+        EnvelopeError::BufferTooSmall { required }
+    }
+}
+
 impl From<RsaError> for EnvelopeError {
     fn from(e: RsaError) -> Self {
         EnvelopeError::Rsa(e)
