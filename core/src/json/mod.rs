@@ -536,19 +536,15 @@ fn hex4(bytes: &[u8]) -> Option<u16> {
 /// `\uD83D\uDE00`; a lone surrogate is U+FFFD. Returns the character and
 /// the bytes consumed, or `None` without four hex digits.
 fn decode_u_escape(after_u: &[u8]) -> Option<(char, usize)> {
-    let high = hex4(after_u)?;
-    let low = after_u
-        .get(4..6)
-        .filter(|&u| u == b"\\u")
-        .and_then(|_| hex4(after_u.get(6..)?))
-        .filter(|low| (0xdc00..=0xdfff).contains(low));
-    match (high, low) {
-        (0xd800..=0xdbff, Some(low)) => {
-            let code = 0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
-            Some((char::from_u32(code).unwrap_or('\u{fffd}'), 10))
-        }
-        _ => Some((char::from_u32(u32::from(high)).unwrap_or('\u{fffd}'), 4)),
+    let high = u32::from(hex4(after_u)?);
+    if (0xd800..0xdc00).contains(&high)
+        && let Some(b"\\u") = after_u.get(4..6)
+        && let Some(low @ 0xdc00..=0xdfff) = after_u.get(6..).and_then(hex4)
+    {
+        let code = 0x10000 + ((high - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+        return Some((char::from_u32(code).unwrap_or('\u{fffd}'), 10));
     }
+    Some((char::from_u32(high).unwrap_or('\u{fffd}'), 4))
 }
 
 fn err(kind: JsonErrorKind, offset: usize) -> JsonError {
