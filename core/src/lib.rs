@@ -13,6 +13,8 @@
 //!   fragmentation, control frames and the close handshake.
 //! - [`fnos`] and [`cfms`]: the two NAS protocols' sessions (login, signing,
 //!   requests and their answers, pushes, transfers).
+//! - [`json`]: the one JSON view, writer and error type both protocols
+//!   use.
 //! - [`connection`]: [`Connection`], a WebSocket client and a session driven
 //!   as one — the byte-level API every adapter uses.
 //! - [`backoff`]: reconnect delays and attempt counting, the same for
@@ -109,6 +111,7 @@ pub mod connection;
 mod decimal;
 mod error;
 pub mod fnos;
+pub mod json;
 pub mod pending;
 pub mod random;
 pub mod time;

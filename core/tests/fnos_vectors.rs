@@ -1,10 +1,10 @@
 //! The shared fnOS test vectors (`shared/vectors/fnos.json`), byte for byte.
 
 use naslink_core::fnos::envelope::{LoginKey, write_envelope};
-use naslink_core::fnos::json::Value;
 use naslink_core::fnos::reqid::{BackId, Reqid};
 use naslink_core::fnos::rsa::RsaPublicKey;
 use naslink_core::fnos::sign::{SIGNATURE_LEN, Secret, Signer};
+use naslink_core::json::Value;
 use naslink_core::random;
 
 const VECTORS: &str = include_str!(concat!(

@@ -85,7 +85,7 @@ pub const SERVER: Server = Server::Cfms;
 /// Copy what fits of a JSON string (escaped text is skipped: server names
 /// and versions have none).
 fn copy<const N: usize>(from: Option<JsonStr<'_>>, to: &mut String<N>) {
-    if let Some(text) = from.and_then(|s| s.as_str()) {
+    if let Some(text) = from.and_then(|s| s.as_unescaped()) {
         to.clear();
         for c in text.chars() {
             if to.push(c).is_err() {

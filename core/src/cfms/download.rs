@@ -19,8 +19,8 @@
 
 use super::b64::{self, Base64Stream};
 use super::envelope::ServerAction;
+use super::hex::unhex32;
 use super::status::Status;
-use super::write::unhex32;
 use crate::time::Instant;
 
 /// What the decryption pass needs, from the header and the `aes_key` message.
@@ -382,8 +382,12 @@ impl Download {
 
 // ----- streaming JSON reader for transfer messages ----------------------------
 
-/// Deepest nesting the reader follows (transfer messages nest two levels).
-const READER_DEPTH: u8 = 16;
+/// Deepest nesting the reader follows: the crate's one JSON limit
+/// (transfer messages nest two levels). `objects` keeps one bit per level.
+const READER_DEPTH: u8 = {
+    assert!(crate::json::MAX_DEPTH <= u32::BITS as usize);
+    crate::json::MAX_DEPTH as u8
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {

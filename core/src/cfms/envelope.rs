@@ -16,9 +16,9 @@
 //!   arrive between a request and its response.
 #![deny(clippy::indexing_slicing)]
 
-use super::json::{self, InsufficientSize, JsonError, JsonStr, Value};
 use super::status::Status;
-use super::write::Writer;
+use crate::json::write::JsonWriter;
+use crate::json::{self, InsufficientSize, JsonError, JsonStr, Value};
 
 /// The kind of a WebSocket data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ impl<'a> Incoming<'a> {
                 });
             }
         }
-        let root = json::parse(payload).map_err(|e| match kind {
+        let root = Value::parse(payload).map_err(|e| match kind {
             MessageKind::Text => EnvelopeError::NotJson(e),
             MessageKind::Binary => EnvelopeError::UnexpectedBinary,
         })?;
@@ -249,9 +249,9 @@ pub(crate) fn emit_request(
     action: &str,
     username: &str,
     token: &str,
-    data: impl FnOnce(&mut Writer<'_>),
+    data: impl FnOnce(&mut JsonWriter<'_>),
 ) -> Result<usize, InsufficientSize> {
-    let mut w = Writer::new(buf);
+    let mut w = JsonWriter::new(buf, 0);
     w.begin_object();
     w.field_str("action", action);
     w.key("data");

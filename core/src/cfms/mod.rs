@@ -5,7 +5,7 @@
 //! pieces (download chunks are about 2.8 MB and are decoded as they stream
 //! in). The WebSocket layer (answering PINGs, framing) lives in `ws`.
 //!
-//! - [`envelope`], [`json`], [`status`]: the wire format (requests written,
+//! - [`envelope`], [`status`]: the wire format (requests written,
 //!   responses viewed in place, escapes decoded on demand).
 //! - [`queue`]: responses matched to requests first-in first-out.
 //! - [`session`]: server_info / login / 2FA / refresh / re-login /
@@ -50,14 +50,14 @@ pub mod connection;
 pub mod decrypt;
 pub mod download;
 pub mod envelope;
-pub mod json;
+mod hex;
 pub mod ops;
 pub mod queue;
 pub mod session;
 pub mod status;
 pub mod upload;
-mod write;
 
+pub use crate::json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use auth::{
     Credentials, CredentialsTooLong, LoginError, MAX_PASSWORD, MAX_TOKEN, MAX_USERNAME,
     TwoFactorMethod,
@@ -65,7 +65,6 @@ pub use auth::{
 pub use decrypt::{DecryptError, FileDecryptor};
 pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
-pub use json::{InsufficientSize, JsonError, JsonStr, Value};
 pub use queue::Seq;
 pub use session::{
     Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent,

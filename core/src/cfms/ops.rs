@@ -9,9 +9,9 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::envelope::Response;
-use super::json::{JsonStr, Value};
+use super::hex::unhex32;
 use super::session::{Error, Sent, Session};
-use super::write::unhex32;
+use crate::json::{JsonStr, Value};
 use crate::time::Instant;
 
 impl<const Q: usize> Session<'_, Q> {
@@ -23,7 +23,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "list_directory", |w| {
-            w.field_opt_str("folder_id", folder_id)
+            w.field_opt_str("folder_id", folder_id);
         })
     }
 
@@ -53,7 +53,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "get_directory_info", |w| {
-            w.field_str("directory_id", directory_id)
+            w.field_str("directory_id", directory_id);
         })
     }
 
@@ -93,7 +93,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "delete_directory", |w| {
-            w.field_str("folder_id", folder_id)
+            w.field_str("folder_id", folder_id);
         })
     }
 
@@ -119,7 +119,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "upload_document", |w| {
-            w.field_str("document_id", document_id)
+            w.field_str("document_id", document_id);
         })
     }
 
@@ -131,7 +131,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "get_document", |w| {
-            w.field_str("document_id", document_id)
+            w.field_str("document_id", document_id);
         })
     }
 
@@ -143,7 +143,7 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "get_document_info", |w| {
-            w.field_str("document_id", document_id)
+            w.field_str("document_id", document_id);
         })
     }
 
@@ -183,13 +183,15 @@ impl<const Q: usize> Session<'_, Q> {
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
         self.send_op(now, buf, "delete_document", |w| {
-            w.field_str("document_id", document_id)
+            w.field_str("document_id", document_id);
         })
     }
 
     /// `lockdown {status}` (needs the `apply_lockdown` permission).
     pub fn set_lockdown(&mut self, now: Instant, on: bool, buf: &mut [u8]) -> Result<Sent, Error> {
-        self.send_op(now, buf, "lockdown", |w| w.field_bool("status", on))
+        self.send_op(now, buf, "lockdown", |w| {
+            w.field_bool("status", on);
+        })
     }
 }
 

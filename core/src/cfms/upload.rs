@@ -36,10 +36,11 @@
 
 use sha2::{Digest, Sha256};
 
-use super::json::InsufficientSize;
+use super::hex::hex32;
 use super::queue::Seq;
 use super::status::Status;
-use super::write::{Writer, hex32};
+use crate::InsufficientSize;
+use crate::json::write::JsonWriter;
 
 /// Frame threshold at protocol 3 (fixed by the server).
 pub const PROTOCOL3_FRAME: u32 = 8192;
@@ -164,7 +165,7 @@ impl Upload {
 
     /// `{"action":"transfer_file","data":{"sha256":…,"file_size":N[,"max_chunk_size":M]}}`
     pub(crate) fn header(&self, buf: &mut [u8]) -> Result<usize, InsufficientSize> {
-        let mut w = Writer::new(buf);
+        let mut w = JsonWriter::new(buf, 0);
         w.begin_object();
         w.field_str("action", "transfer_file");
         w.key("data");
@@ -175,7 +176,9 @@ impl Upload {
                 let hex = hex32(h);
                 w.field_str("sha256", core::str::from_utf8(&hex).unwrap_or(""));
             }
-            _ => w.field_raw("sha256", b"null"),
+            _ => {
+                w.field_raw("sha256", b"null");
+            }
         }
         w.field_u64("file_size", self.source.size);
         if let Some(m) = self.max_chunk {

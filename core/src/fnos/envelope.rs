@@ -17,7 +17,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::rsa::{MAX_MODULUS_BYTES, RsaError, RsaPublicKey};
 use super::sign::{SECRET_CAPACITY, Secret};
-use super::write::JsonWriter;
+use crate::json::write::JsonWriter;
 use crate::random::Entropy;
 
 const BLOCK: usize = 16;
@@ -38,6 +38,12 @@ pub enum EnvelopeError {
     InvalidPadding,
     /// The decrypted secret is empty or longer than [`SECRET_CAPACITY`].
     SecretLength,
+}
+
+impl From<crate::InsufficientSize> for EnvelopeError {
+    fn from(crate::InsufficientSize { required }: crate::InsufficientSize) -> Self {
+        EnvelopeError::BufferTooSmall { required }
+    }
 }
 
 impl From<RsaError> for EnvelopeError {

@@ -111,6 +111,12 @@ pub enum HeadError {
     InvalidHeader,
 }
 
+impl From<crate::InsufficientSize> for HeadError {
+    fn from(crate::InsufficientSize { required }: crate::InsufficientSize) -> Self {
+        HeadError::BufferTooSmall { required }
+    }
+}
+
 /// Bytes appended to a caller buffer. Past the end it keeps counting
 /// instead of writing, so the error can name the size needed.
 struct Out<'b> {

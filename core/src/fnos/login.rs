@@ -9,12 +9,13 @@
 use super::envelope::EnvelopeError;
 use super::envelope::LoginKey;
 use super::errno::Errno;
-use super::json::{JsonStr, Value};
 use super::reqid::{BackId, Reqid};
 use super::response::Reply;
 use super::rsa::{MAX_PEM_LEN, RsaError, RsaPublicKey};
 use super::sign::Secret;
-use super::write::{JsonWriter, WriteError};
+use crate::InsufficientSize;
+use crate::json::write::JsonWriter;
+use crate::json::{JsonStr, Value};
 use zeroize::Zeroize;
 
 /// Longest `token` kept (real servers send 44 base64 characters).
@@ -287,7 +288,7 @@ pub fn write_password_login(
     device: &Device<'_>,
     si: &str,
     out: &mut [u8],
-) -> Result<usize, WriteError> {
+) -> Result<usize, InsufficientSize> {
     let mut w = JsonWriter::new(out, 0);
     w.begin_object()
         .key("reqid")
@@ -322,7 +323,7 @@ pub fn write_two_factor_verify(
     device: &Device<'_>,
     si: &str,
     out: &mut [u8],
-) -> Result<usize, WriteError> {
+) -> Result<usize, InsufficientSize> {
     let mut w = JsonWriter::new(out, 0);
     w.begin_object()
         .key("reqid")

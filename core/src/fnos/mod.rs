@@ -9,8 +9,6 @@
 //! - [`rsa`]: RSAES-PKCS1-v1_5 with SPKI PEM keys and RSASSA-PSS
 //!   verification (a TLS server's CertificateVerify), no allocator.
 //! - [`envelope`]: the `encrypted` login envelope and `secret` decryption.
-//! - [`json`]: a borrowed, checked JSON view for received messages.
-//! - [`write`](mod@write): compact JSON written in place for requests.
 //! - [`request`]: commands with parameters, typed front-panel helpers.
 //! - [`response`]: replies, pushes and pong, read in place.
 //! - [`errno`]: typed failure codes.
@@ -23,7 +21,6 @@ pub mod envelope;
 pub mod errno;
 pub mod heartbeat;
 pub mod http;
-pub mod json;
 pub mod login;
 pub mod pending;
 pub mod reqid;
@@ -32,7 +29,6 @@ pub mod response;
 pub mod rsa;
 pub mod session;
 pub mod sign;
-pub mod write;
 
 pub use errno::Errno;
 pub use login::{Credentials, Device, LoginFailure, LoginMethod};

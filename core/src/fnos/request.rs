@@ -9,9 +9,10 @@
 //! transmit buffer; the session then signs those exact bytes.
 #![deny(clippy::indexing_slicing)]
 
-use super::json::Value;
 use super::reqid::Reqid;
-use super::write::{JsonWriter, WriteError};
+use crate::InsufficientSize;
+use crate::json::Value;
+use crate::json::write::JsonWriter;
 
 /// Most parameters one request can carry; the front-panel commands need at
 /// most three, and the login-like commands the session builds need six.
@@ -61,11 +62,9 @@ pub enum RequestError {
     },
 }
 
-impl From<WriteError> for RequestError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::BufferTooSmall { required } => RequestError::BufferTooSmall { required },
-        }
+impl From<InsufficientSize> for RequestError {
+    fn from(InsufficientSize { required }: InsufficientSize) -> Self {
+        RequestError::BufferTooSmall { required }
     }
 }
 

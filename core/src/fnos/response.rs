@@ -15,8 +15,8 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::errno::Errno;
-use super::json::{JsonError, JsonStr, Object, Value};
 use super::reqid::Reqid;
+use crate::json::{JsonError, JsonStr, Object, Value};
 
 /// One received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

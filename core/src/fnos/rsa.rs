@@ -74,6 +74,12 @@ pub enum RsaError {
     InvalidSignature,
 }
 
+impl From<crate::InsufficientSize> for RsaError {
+    fn from(crate::InsufficientSize { required }: crate::InsufficientSize) -> Self {
+        RsaError::BufferTooSmall { required }
+    }
+}
+
 /// An RSA public key of up to [`MAX_MODULUS_BITS`] bits.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RsaPublicKey {

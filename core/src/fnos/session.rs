@@ -71,7 +71,6 @@ use zeroize::Zeroize;
 use super::envelope::{EnvelopeError, LoginKey, envelope_len, write_envelope};
 use super::errno::Errno;
 use super::heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig};
-use super::json::Object;
 use super::login::{
     ACCESS_TOKEN_CAPACITY, Credentials, Device, Granted, LOGIN_PLAINTEXT_CAPACITY, LoginFailure,
     LoginMethod, Redacted, SI_CAPACITY, TWO_FACTOR_CODE_CAPACITY, read_granted, read_server_key,
@@ -83,9 +82,9 @@ use super::request::{Param, Request, RequestError};
 use super::response::{Message, Push, Reply, ResponseError, Status};
 use super::rsa::{MAX_MODULUS_BYTES, RsaPublicKey};
 use super::sign::{SIGNATURE_LEN, Signer, is_never_signed};
-use super::write::WriteError;
 use crate::InsufficientSize;
 use crate::connection::{self, Message as WsMessage, Transmit};
+use crate::json::Object;
 use crate::random::Entropy;
 use crate::time::{Duration, Instant};
 use crate::ws::MessageKind;
@@ -244,8 +243,8 @@ impl From<RequestError> for Error {
     }
 }
 
-impl From<WriteError> for Error {
-    fn from(WriteError::BufferTooSmall { required }: WriteError) -> Self {
+impl From<InsufficientSize> for Error {
+    fn from(InsufficientSize { required }: InsufficientSize) -> Self {
         Error::BufferTooSmall { required }
     }
 }

@@ -57,13 +57,13 @@ pub use event::Event as ConnectionEvent;
 use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
 use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
-use super::json::{InsufficientSize, JsonError};
 use super::queue::{Pending, Seq};
 use super::status::Status;
 use super::upload::{
     self, Phase, Upload, UploadError, UploadSource, UploadWrite, UploadWriteError,
 };
-use super::write::Writer;
+use crate::json::write::JsonWriter;
+use crate::json::{InsufficientSize, JsonError};
 use crate::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,7 +30,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         action: &str,
         anonymous: bool,
         purpose: impl FnOnce(Seq) -> Purpose,
-        data: impl FnOnce(&mut Writer<'_>),
+        data: impl FnOnce(&mut JsonWriter<'_>),
     ) -> Result<Sent, Error> {
         self.check_can_send(action)?;
         let (user, token) = if anonymous {
@@ -203,14 +203,21 @@ impl<'a, const Q: usize> Session<'a, Q> {
         data: &[u8],
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
-        let v = crate::cfms::json::parse(data).map_err(Error::InvalidData)?;
-        if v.kind() != crate::cfms::json::Kind::Object {
-            return Err(Error::InvalidData(JsonError::UnexpectedByte { offset: 0 }));
+        let v = crate::json::Value::parse(data).map_err(Error::InvalidData)?;
+        if v.kind() != crate::json::Kind::Object {
+            return Err(Error::InvalidData(JsonError {
+                kind: crate::json::JsonErrorKind::UnexpectedByte(
+                    data.first().copied().unwrap_or_default(),
+                ),
+                offset: 0,
+            }));
         }
         // An object's raw text starts with `{` and ends with `}`.
         let raw = v.raw();
         let inner = raw.get(1..raw.len() - 1).unwrap_or_default();
-        self.send(now, buf, action, false, Purpose::App, |w| w.raw(inner))
+        self.send(now, buf, action, false, Purpose::App, |w| {
+            w.raw(inner);
+        })
     }
 
     /// An authenticated action whose data the `ops` helpers write.
@@ -219,7 +226,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         now: Instant,
         buf: &mut [u8],
         action: &str,
-        data: impl FnOnce(&mut Writer<'_>),
+        data: impl FnOnce(&mut JsonWriter<'_>),
     ) -> Result<Sent, Error> {
         self.check_can_send(action)?;
         if !self.auth.logged_in {
@@ -244,7 +251,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             "upload_file",
             anonymous,
             |_| Purpose::Transfer,
-            |w| w.field_str("task_id", task_id),
+            |w| {
+                w.field_str("task_id", task_id);
+            },
         )?;
         let max_chunk = match self.protocol {
             Protocol::Spoken(v) if v >= 4 => Some(self.config.upload_frame.max(upload::MIN_FRAME)),
@@ -288,7 +297,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             "download_file",
             anonymous,
             |_| Purpose::Transfer,
-            |w| w.field_str("task_id", task_id),
+            |w| {
+                w.field_str("task_id", task_id);
+            },
         )?;
         self.transfer = Transfer::Download(Download::new(sent.seq));
         // The hash storage is about to be overwritten.

@@ -1,24 +1,36 @@
-//! A borrowed JSON view: validate a received text message once, then read it
-//! in place.
+//! JSON for both protocols: a borrowed view of received messages and a
+//! writer for requests, with one error type ([`JsonError`]) and one nesting
+//! limit ([`MAX_DEPTH`]).
 //!
-//! fnOS answers are small flat objects whose string values may carry escapes
-//! (`\/` in base64 tokens, `\n` in the PEM key, `\uXXXX` in file names).
-//! serde-json-core hands such strings over with the escapes still inside, so
-//! this module offers its own view types instead:
+//! fnOS and CFMS answers are small objects whose string values may carry
+//! escapes (`\/` in base64 tokens, `\n` in the PEM key, `\uXXXX` in file
+//! names). serde-json-core hands such strings over with the escapes still
+//! inside, so this module offers its own view types instead:
 //!
-//! - [`Value::parse`] checks the whole document (syntax, UTF-8, escapes,
-//!   surrogate pairs, nesting depth) and returns a [`Value`] that borrows it.
-//! - [`Object`], [`Array`] and [`JsonStr`] walk the checked text lazily; they
-//!   never copy and never panic.
+//! - [`Value::parse`] checks the whole document once (syntax, UTF-8,
+//!   escapes, nesting depth) and returns a [`Value`] that borrows it.
+//! - [`Object`], [`Array`] and [`JsonStr`] then *skip* over the checked
+//!   text instead of checking it again; they never copy and never panic.
 //! - [`JsonStr::decode_into`] decodes escapes into a caller buffer;
 //!   [`JsonStr::eq_str`] compares with a `&str` without a buffer.
+//! - [`write::JsonWriter`] writes compact JSON in place.
+//!
+//! A `\u` escape of a lone surrogate is accepted (it is valid JSON grammar,
+//! and a Python server writes one for a file name it could not decode) and
+//! decodes to U+FFFD; a proper pair decodes to its one character.
 #![deny(clippy::indexing_slicing)]
+
+pub mod write;
 
 use core::fmt;
 
-/// Containers nested deeper than this are rejected: the checker recurses once
-/// per level, and fnOS messages are at most four levels deep.
-pub const MAX_DEPTH: usize = 32;
+pub use crate::InsufficientSize;
+
+/// Containers nested deeper than this are rejected. The checker recurses
+/// once per level and runs on small firmware stacks; fnOS and CFMS messages
+/// nest at most four levels (`data.documents[i].field`), so 16 leaves
+/// headroom. The CFMS download's streaming reader uses the same limit.
+pub const MAX_DEPTH: usize = 16;
 
 /// What is wrong with a received JSON text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +41,7 @@ pub enum JsonErrorKind {
     UnexpectedByte(u8),
     /// A backslash escape other than the nine JSON allows.
     InvalidEscape,
-    /// A `\u` escape with bad hex digits or an unpaired surrogate.
+    /// A `\u` escape without four hex digits.
     InvalidUnicode,
     /// A raw control character inside a string.
     ControlCharacter,
@@ -91,6 +103,9 @@ impl fmt::Debug for Value<'_> {
 }
 
 impl<'a> Value<'a> {
+    /// `{}`, for an absent object (CFMS `data`).
+    pub const EMPTY_OBJECT: Value<'static> = Value { raw: b"{}" };
+
     /// Check `text` as one JSON document (surrounding whitespace allowed).
     pub fn parse(text: &'a [u8]) -> Result<Value<'a>, JsonError> {
         if let Err(e) = core::str::from_utf8(text) {
@@ -188,6 +203,11 @@ impl<'a> Value<'a> {
         core::str::from_utf8(self.raw).ok()
     }
 
+    /// The number as a float (integers included).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.as_number_text()?.parse().ok()
+    }
+
     /// The string, if this is one.
     pub fn as_str(&self) -> Option<JsonStr<'a>> {
         match self.raw {
@@ -209,6 +229,26 @@ impl<'a> Value<'a> {
     /// Field `key` of this object (`None` if this is not an object).
     pub fn get(&self, key: &str) -> Option<Value<'a>> {
         self.as_object()?.get(key)
+    }
+
+    /// The members of an object in order; none for other kinds.
+    pub fn entries(&self) -> ObjectIter<'a> {
+        let raw = if self.kind() == Kind::Object {
+            self.raw
+        } else {
+            &[]
+        };
+        ObjectIter { raw, pos: 1 }
+    }
+
+    /// The elements of an array in order; none for other kinds.
+    pub fn items(&self) -> ArrayIter<'a> {
+        let raw = if self.kind() == Kind::Array {
+            self.raw
+        } else {
+            &[]
+        };
+        ArrayIter { raw, pos: 1 }
     }
 }
 
@@ -355,17 +395,12 @@ impl fmt::Debug for JsonStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"")?;
         for c in self.chars() {
-            fmt::Write::write_char(f, c)?;
+            for e in c.escape_debug() {
+                fmt::Write::write_char(f, e)?;
+            }
         }
         f.write_str("\"")
     }
-}
-
-/// A decoded string did not fit the caller's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeTooLong {
-    /// Bytes the decoded string needs.
-    pub required: usize,
 }
 
 impl<'a> JsonStr<'a> {
@@ -393,6 +428,12 @@ impl<'a> JsonStr<'a> {
         self.chars().map(char::len_utf8).sum()
     }
 
+    /// Whether the decoded string starts with `prefix`.
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        let mut mine = self.chars();
+        prefix.chars().all(|p| mine.next() == Some(p))
+    }
+
     /// Compare the decoded string with `s`.
     pub fn eq_str(&self, s: &str) -> bool {
         if let Some(plain) = self.as_unescaped() {
@@ -402,29 +443,31 @@ impl<'a> JsonStr<'a> {
     }
 
     /// Decode into `out` and return the decoded text.
-    pub fn decode_into<'o>(&self, out: &'o mut [u8]) -> Result<&'o str, DecodeTooLong> {
+    pub fn decode_into<'o>(&self, out: &'o mut [u8]) -> Result<&'o str, InsufficientSize> {
         let required = self.decoded_len();
         let Some(dest) = out.get_mut(..required) else {
-            return Err(DecodeTooLong { required });
+            return Err(InsufficientSize { required });
         };
         let mut at = 0;
         for c in self.chars() {
             let free = dest.get_mut(at..).unwrap_or_default();
             if free.len() < c.len_utf8() {
-                return Err(DecodeTooLong { required });
+                return Err(InsufficientSize { required });
             }
             at += c.encode_utf8(free).len();
         }
         // Every byte came from `encode_utf8`, so this cannot fail; the error
         // arm keeps the function total without a panic path.
-        core::str::from_utf8(dest).map_err(|_| DecodeTooLong { required })
+        core::str::from_utf8(dest).map_err(|_| InsufficientSize { required })
     }
 
     /// Decode into a fixed-capacity string.
-    pub fn decode_to_string<const N: usize>(&self) -> Result<heapless::String<N>, DecodeTooLong> {
+    pub fn decode_to_string<const N: usize>(
+        &self,
+    ) -> Result<heapless::String<N>, InsufficientSize> {
         let mut s = heapless::String::new();
         for c in self.chars() {
-            s.push(c).map_err(|_| DecodeTooLong {
+            s.push(c).map_err(|_| InsufficientSize {
                 required: self.decoded_len(),
             })?;
         }
@@ -490,24 +533,18 @@ fn hex4(bytes: &[u8]) -> Option<u16> {
 }
 
 /// Decode the text after `\u`: one code unit, or a surrogate pair written as
-/// `\uD83D\uDE00`. Returns the character and the bytes consumed.
+/// `\uD83D\uDE00`; a lone surrogate is U+FFFD. Returns the character and
+/// the bytes consumed, or `None` without four hex digits.
 fn decode_u_escape(after_u: &[u8]) -> Option<(char, usize)> {
-    let high = hex4(after_u)?;
-    match high {
-        0xd800..=0xdbff => {
-            if after_u.get(4..6)? != b"\\u" {
-                return None;
-            }
-            let low = hex4(after_u.get(6..)?)?;
-            if !(0xdc00..=0xdfff).contains(&low) {
-                return None;
-            }
-            let code = 0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(low) - 0xdc00);
-            Some((char::from_u32(code)?, 10))
-        }
-        0xdc00..=0xdfff => None,
-        _ => Some((char::from_u32(u32::from(high))?, 4)),
+    let high = u32::from(hex4(after_u)?);
+    if (0xd800..0xdc00).contains(&high)
+        && let Some(b"\\u") = after_u.get(4..6)
+        && let Some(low @ 0xdc00..=0xdfff) = after_u.get(6..).and_then(hex4)
+    {
+        let code = 0x10000 + ((high - 0xd800) << 10) + (u32::from(low) - 0xdc00);
+        return Some((char::from_u32(code).unwrap_or('\u{fffd}'), 10));
     }
+    Some((char::from_u32(high).unwrap_or('\u{fffd}'), 4))
 }
 
 fn err(kind: JsonErrorKind, offset: usize) -> JsonError {
@@ -791,12 +828,33 @@ mod tests {
     }
 
     #[test]
+    fn lone_surrogates_decode_to_the_replacement_character() {
+        let v = Value::parse(br#"["\ud800x","\udc00","\ud800\u0041"]"#).unwrap();
+        let mut buf = [0u8; 8];
+        let decoded: [&str; 3] = ["\u{fffd}x", "\u{fffd}", "\u{fffd}A"];
+        for (item, want) in v.items().zip(decoded) {
+            let s = item.as_str().unwrap();
+            assert_eq!(s.decode_into(&mut buf).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_integers_and_floats() {
+        let v = Value::parse(br#"{"n": -1.5e3, "i": 42, "o": {}}"#).unwrap();
+        assert_eq!(v.get("n").unwrap().as_f64(), Some(-1500.0));
+        assert_eq!(v.get("n").unwrap().as_i64(), None);
+        assert_eq!(v.get("i").unwrap().as_u64(), Some(42));
+        assert_eq!(v.get("o").unwrap().entries().count(), 0);
+        assert_eq!(v.get("i").unwrap().items().count(), 0);
+    }
+
+    #[test]
     fn decoding_into_a_short_buffer_reports_the_required_size() {
         let v = Value::parse(br#""\u00e9x""#).unwrap();
         let mut buf = [0u8; 2];
         assert_eq!(
             v.as_str().unwrap().decode_into(&mut buf),
-            Err(DecodeTooLong { required: 3 })
+            Err(InsufficientSize { required: 3 })
         );
     }
 
@@ -817,7 +875,7 @@ mod tests {
             (br#"{"a":1"#, JsonErrorKind::UnexpectedEnd, 6),
             (br#"{"a" 1}"#, JsonErrorKind::UnexpectedByte(b'1'), 5),
             (br#""\x""#, JsonErrorKind::InvalidEscape, 1),
-            (br#""\ud800""#, JsonErrorKind::InvalidUnicode, 1),
+            (br#""\u12g4""#, JsonErrorKind::InvalidUnicode, 1),
             (b"\"a\x01\"", JsonErrorKind::ControlCharacter, 2),
             (b"01", JsonErrorKind::TrailingData, 1),
             (b"{} x", JsonErrorKind::TrailingData, 3),

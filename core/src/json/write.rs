@@ -1,25 +1,17 @@
 //! Compact JSON written straight into the transmit buffer.
 //!
-//! The signature covers the exact bytes sent, so requests are serialized once,
-//! in place, and signed afterwards. Escaping follows the fnOS web UI: only `"`,
-//! `\` and control characters are escaped, `/` and non-ASCII text are written
-//! as they are.
+//! An fnOS signature covers the exact bytes sent, so requests are serialized
+//! once, in place, and signed afterwards. Escaping follows the fnOS web UI
+//! (CFMS accepts the same): only `"`, `\` and control characters are
+//! escaped, `/` and non-ASCII text are written as they are.
 //!
 //! A writer that runs out of room keeps counting, so the caller learns the
-//! size it would have needed ([`WriteError::BufferTooSmall`]).
+//! size it would have needed ([`InsufficientSize`]) instead of a truncated
+//! message.
 #![deny(clippy::indexing_slicing)]
 
+use crate::InsufficientSize;
 use crate::decimal::decimal;
-
-/// The buffer was too small for the whole message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteError {
-    /// `required` bytes would have been needed.
-    BufferTooSmall {
-        /// Total bytes needed for the message.
-        required: usize,
-    },
-}
 
 /// Writes one compact JSON object member by member.
 #[derive(Debug)]
@@ -124,6 +116,43 @@ impl<'b> JsonWriter<'b> {
         self.raw_value(b"null")
     }
 
+    /// Write a non-negative integer.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        self.separator();
+        self.raw(decimal(v, &mut digits))
+    }
+
+    /// Write member `key` with a string value.
+    pub fn field_str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key).string(value)
+    }
+
+    /// Write member `key` with a string value, or `null` for `None` (the
+    /// CFMS root folder is `null`).
+    pub fn field_opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        self.key(key);
+        match value {
+            Some(v) => self.string(v),
+            None => self.null(),
+        }
+    }
+
+    /// Write member `key` with an integer value.
+    pub fn field_u64(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key).u64(value)
+    }
+
+    /// Write member `key` with a boolean value.
+    pub fn field_bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.key(key).bool(value)
+    }
+
+    /// Write member `key` whose value is already-valid JSON text.
+    pub fn field_raw(&mut self, key: &str, json: &[u8]) -> &mut Self {
+        self.key(key).raw_value(json)
+    }
+
     /// Write an integer.
     pub fn i64(&mut self, v: i64) -> &mut Self {
         let mut digits = [0u8; 20];
@@ -175,17 +204,17 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// The end offset of the message, or how much room it needed.
-    pub fn finish(self) -> Result<usize, WriteError> {
+    pub fn finish(self) -> Result<usize, InsufficientSize> {
         if self.len <= self.buf.len() {
             Ok(self.len)
         } else {
-            Err(WriteError::BufferTooSmall { required: self.len })
+            Err(InsufficientSize { required: self.len })
         }
     }
 }
 
 /// The lower-case hex digit of `v`'s low four bits.
-fn hex_digit(v: u8) -> u8 {
+pub(crate) fn hex_digit(v: u8) -> u8 {
     match v & 15 {
         n @ 0..=9 => b'0' + n,
         n => b'a' + n - 10,
@@ -233,10 +262,28 @@ mod tests {
     }
 
     #[test]
+    fn fields_write_cfms_members_with_their_commas() {
+        let mut buf = [0u8; 96];
+        let mut w = JsonWriter::new(&mut buf, 0);
+        w.begin_object()
+            .field_str("p", "a\"b\\c\n\u{1}é")
+            .field_u64("n", 10800)
+            .field_opt_str("f", None)
+            .field_bool("b", false)
+            .field_raw("d", b"{}")
+            .end_object();
+        let n = w.finish().unwrap();
+        assert_eq!(
+            &buf[..n],
+            r#"{"p":"a\"b\\c\n\u0001é","n":10800,"f":null,"b":false,"d":{}}"#.as_bytes()
+        );
+    }
+
+    #[test]
     fn a_short_buffer_reports_the_size_needed() {
         let mut buf = [0u8; 4];
         let mut w = JsonWriter::new(&mut buf, 0);
         w.begin_object().key("abc").bool(true).end_object();
-        assert_eq!(w.finish(), Err(WriteError::BufferTooSmall { required: 12 }));
+        assert_eq!(w.finish(), Err(InsufficientSize { required: 12 }));
     }
 }

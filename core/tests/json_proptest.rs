@@ -1,0 +1,72 @@
+//! Robustness of the one JSON view both protocols read with: documents
+//! from another serializer read back identically, and any bytes, whole or
+//! cut at any points, answer with a value or a named error, never a panic.
+
+mod json_support;
+
+use json_support::{json_value, jsonish, same, walk};
+use naslink_core::json::Value;
+use naslink_core::json::write::JsonWriter;
+use proptest::prelude::*;
+
+const WORDS: &[&[u8]] = &[b"\"reqid\":", b"\"data\":", b"\"code\":", b"\"\\u00e9\""];
+
+/// Cut `text` at the (sorted, deduplicated) points; always at least one piece.
+fn pieces<'t>(text: &'t [u8], cuts: &[usize]) -> Vec<&'t [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for p in points {
+        out.push(&text[start..p]);
+        start = p;
+    }
+    out.push(&text[start..]);
+    out
+}
+
+proptest! {
+    #[test]
+    fn documents_from_another_serializer_read_back_identically(doc in json_value()) {
+        let compact = serde_json::to_string(&doc).unwrap();
+        prop_assert!(same(Value::parse(compact.as_bytes()).unwrap(), &doc));
+        let pretty = serde_json::to_string_pretty(&doc).unwrap();
+        prop_assert!(same(Value::parse(pretty.as_bytes()).unwrap(), &doc));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_json_view(text in jsonish(WORDS)) {
+        if let Ok(v) = Value::parse(&text) {
+            walk(v, 0);
+        }
+    }
+
+    #[test]
+    fn random_bytes_cut_at_random_points_never_panic_the_view(
+        bytes in prop::collection::vec(any::<u8>(), 0..256),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        for piece in pieces(&bytes, &cuts) {
+            match Value::parse(piece) {
+                Ok(v) => walk(v, 0),
+                Err(e) => prop_assert!(e.offset <= piece.len(), "{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn strings_written_by_the_writer_read_back_unchanged(key in ".*", text in ".*", n in any::<u64>()) {
+        let mut buf = vec![0u8; 64 + 6 * (key.len() + text.len())];
+        let mut w = JsonWriter::new(&mut buf, 0);
+        w.begin_object().field_str(&key, &text).field_u64("n", n).end_object();
+        let len = w.finish().unwrap();
+        let v = Value::parse(&buf[..len]).unwrap();
+        let (k, s) = v.entries().next().unwrap();
+        prop_assert!(k.eq_str(&key));
+        prop_assert!(s.as_str().unwrap().eq_str(&text));
+        if key != "n" {
+            prop_assert_eq!(v.get("n").and_then(|n| n.as_u64()), Some(n));
+        }
+    }
+}
