@@ -17,6 +17,9 @@
 //!   use.
 //! - [`connection`]: [`Connection`], a WebSocket client and a session driven
 //!   as one — the byte-level API every adapter uses.
+//! - Shared machinery, once: [`json`] (the checked borrowed view and the
+//!   writer both protocols use), [`pending`] (requests in flight),
+//!   [`InsufficientSize`] (every "buffer too small").
 //! - [`backoff`]: reconnect delays and attempt counting, the same for
 //!   every runtime.
 //! - [`time`]: [`Instant`](time::Instant) and [`Duration`](time::Duration),
