@@ -1,0 +1,43 @@
+"""naslink: fnOS and CFMS NAS clients over naslink's sans-I/O Rust core."""
+
+from naslink._naslink import (
+    BusyError,
+    Closed,
+    Connected,
+    Connection,
+    ConnectionDead,
+    Error,
+    LoggedIn,
+    LoginFailed,
+    Malformed,
+    NotConnectedError,
+    Push,
+    Rejected,
+    Reply,
+    RequestAborted,
+    RequestTimedOut,
+    TwoFactorRejected,
+    TwoFactorRequired,
+    Unsolicited,
+)
+
+__all__ = [
+    "BusyError",
+    "Closed",
+    "Connected",
+    "Connection",
+    "ConnectionDead",
+    "Error",
+    "LoggedIn",
+    "LoginFailed",
+    "Malformed",
+    "NotConnectedError",
+    "Push",
+    "Rejected",
+    "Reply",
+    "RequestAborted",
+    "RequestTimedOut",
+    "TwoFactorRejected",
+    "TwoFactorRequired",
+    "Unsolicited",
+]
