@@ -1,0 +1,745 @@
+"""asyncio clients over the sans-I/O :class:`naslink.Connection`.
+
+Everything protocol-shaped (login, signing, heartbeat, deadlines, frame
+matching) happens in the Rust core; this module only moves bytes between an
+asyncio stream and the connection, arms one timer for ``next_timeout()``,
+and turns events into awaited results::
+
+    async with naslink.aio.connect_fnos("ws://nas:5666/websocket?type=main",
+                                        "admin", "secret") as nas:
+        cpu = await nas.cpu()
+        answer = await nas.request("appcgi.sysinfo.getHostName")
+        async for event in nas.events():
+            ...
+
+TLS (``wss://``) checks the server against the system trust store unless
+``cafile`` names another CA bundle, ``sha256`` pins the certificate (hex
+SHA-256 of its DER form), or ``insecure=True`` turns checking off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import ssl as _ssl
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Union
+
+from naslink._naslink import (
+    BusyError,
+    Closed,
+    Connection,
+    ConnectionDead,
+    Error,
+    LoggedIn,
+    LoginFailed,
+    Push,
+    Rejected,
+    Reply,
+    RequestAborted,
+    RequestTimedOut,
+    TwoFactorRejected,
+    TwoFactorRequired,
+)
+
+__all__ = [
+    "Answer",
+    "ConnectError",
+    "ConnectionLostError",
+    "Cpu",
+    "Disk",
+    "FnosClient",
+    "LoginError",
+    "Memory",
+    "NetInterface",
+    "Reconnecting",
+    "RequestError",
+    "RequestTimeoutError",
+    "connect_fnos",
+    "ssl_context",
+]
+
+TwoFactorCallback = Callable[[], Union[str, Awaitable[str]]]
+
+
+class ConnectError(Error):
+    """The connection could not be opened (refused, TLS, pin mismatch, HTTP refusal)."""
+
+
+class LoginError(Error):
+    """The server refused the login; ``errno`` is its code, if any."""
+
+    def __init__(self, message: str, errno: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class RequestError(Error):
+    """The server answered a request with a failure."""
+
+    def __init__(self, message: str, errno: Optional[int], answer: "Answer") -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.answer = answer
+
+
+class RequestTimeoutError(Error, asyncio.TimeoutError):
+    """A request got no final answer before its deadline."""
+
+
+class ConnectionLostError(Error):
+    """The connection dropped before the request was answered (or the client closed)."""
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """An event: the connection broke; attempt ``attempt`` starts after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass
+class Answer:
+    """A request's answer: every frame in arrival order, the last one final."""
+
+    frames: List[Reply] = field(default_factory=list)
+
+    @property
+    def last(self) -> Reply:
+        """The final frame."""
+        return self.frames[-1]
+
+    @property
+    def data(self) -> Any:
+        """The final frame's payload (``data``/``rsp``, or its top level)."""
+        return self.last.data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``key`` from the final frame, or from its ``data`` object."""
+        body = self.last.body
+        if key in body:
+            return body[key]
+        data = body.get("data")
+        if isinstance(data, dict) and key in data:
+            return data[key]
+        return default
+
+    def merged(self, key: str) -> List[Any]:
+        """The elements of array ``key`` across all frames (multi-frame listings)."""
+        out: List[Any] = []
+        for frame in self.frames:
+            value = frame.body.get(key)
+            if isinstance(value, list):
+                out.extend(value)
+        return out
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """``appcgi.resmon.cpu``: the processor and how busy it is (percent)."""
+
+    name: str
+    cores: int
+    threads: int
+    busy: int
+    user: int
+    system: int
+    iowait: int
+    temperatures: List[int]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """``appcgi.resmon.mem``: memory and swap in bytes."""
+
+    total: int
+    used: int
+    free: int
+    available: int
+    cached: int
+    buffers: int
+    swap_total: int
+    swap_used: int
+
+    @property
+    def percent(self) -> float:
+        """Used memory as a percentage of the total."""
+        return 100.0 * self.used / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class NetInterface:
+    """One entry of ``appcgi.resmon.net``: bytes per second each way."""
+
+    name: str
+    receive: int
+    transmit: int
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One entry of ``appcgi.resmon.disk``."""
+
+    name: str
+    temperature: Optional[int]
+    standby: bool
+    busy: int
+    read: int
+    write: int
+
+
+@dataclass(frozen=True)
+class Space:
+    """``stor.calcSpace``: storage space in bytes."""
+
+    total: int
+    used: int
+    free: int
+
+
+def ssl_context(
+    *,
+    cafile: Optional[str] = None,
+    sha256: Optional[str] = None,
+    insecure: bool = False,
+) -> _ssl.SSLContext:
+    """The TLS context the clients use.
+
+    System trust by default; ``cafile`` replaces it with a CA bundle;
+    ``sha256`` pins the server certificate (checked after the handshake, so
+    chain and name are not); ``insecure=True`` checks nothing.
+    """
+    if sha256 is not None or insecure:
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+        return ctx
+    return _ssl.create_default_context(cafile=cafile)
+
+
+def _normalise_pin(pin: str) -> bytes:
+    text = pin.replace(":", "").strip().lower()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("sha256 pin must be 64 hex digits") from None
+    if len(raw) != 32:
+        raise ValueError("sha256 pin must be 64 hex digits")
+    return raw
+
+
+class FnosClient:
+    """An fnOS session kept alive over asyncio streams; see :func:`connect_fnos`."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        cafile: Optional[str] = None,
+        sha256: Optional[str] = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        reconnect: bool = True,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        two_factor: Optional[TwoFactorCallback] = None,
+        trusted_device: bool = False,
+        heartbeat_interval: float = 30.0,
+        max_message_size: int = 1 << 20,
+        device_name: str = "naslink",
+    ) -> None:
+        self._conn = Connection(
+            url,
+            user,
+            password,
+            device_name=device_name,
+            request_timeout=timeout,
+            login_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            max_message_size=max_message_size,
+        )
+        self._pin = _normalise_pin(sha256) if sha256 is not None else None
+        self._ssl = (
+            ssl_context(cafile=cafile, sha256=sha256, insecure=insecure)
+            if self._conn.secure
+            else None
+        )
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._reconnect = reconnect
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._two_factor = two_factor
+        self._trusted_device = trusted_device
+        self._pending: Dict[str, tuple] = {}
+        self._slot_waiters: List[asyncio.Future] = []
+        self._subscribers: List[asyncio.Queue] = []
+        self._writer: Optional[asyncio.StreamWriter] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[float] = None
+        self._ready: asyncio.Event
+        self._login: Optional[asyncio.Future] = None
+        self._task: Optional[asyncio.Task] = None
+        self._two_factor_task: Optional[asyncio.Task] = None
+        self._two_factor_attempts = 0
+        self._closing = False
+        self._failure: Optional[BaseException] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.logins: List[str] = []
+        """How each login so far succeeded (``"password"``, ``"auth_token"``...)."""
+
+    # ----- life cycle -------------------------------------------------
+
+    async def connect(self) -> "FnosClient":
+        """Open the first connection and wait for the login."""
+        self._loop = asyncio.get_running_loop()
+        self._ready = asyncio.Event()
+        self._login = self._loop.create_future()
+        self._task = self._loop.create_task(self._run())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._login), self.connect_timeout)
+        except asyncio.TimeoutError:
+            await self.close()
+            raise ConnectError("no login within connect_timeout") from None
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        """Close the connection (politely) and stop; requests in flight fail."""
+        if self._closing:
+            if self._task is not None:
+                await asyncio.gather(self._task, return_exceptions=True)
+            return
+        self._closing = True
+        if self._writer is not None and self._conn.state == "open":
+            try:
+                self._conn.close()
+                self._flush()
+                await asyncio.wait_for(self._writer.drain(), 1.0)
+            except (Error, OSError, asyncio.TimeoutError):
+                pass
+        if self._writer is not None:
+            self._writer.close()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        if self._two_factor_task is not None:
+            self._two_factor_task.cancel()
+        self._fail_all(ConnectionLostError("client closed"))
+        for q in self._subscribers:
+            q.put_nowait(None)
+
+    async def __aenter__(self) -> "FnosClient":
+        if self._task is None:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the session is logged in right now."""
+        return self._ready.is_set()
+
+    # ----- requests ---------------------------------------------------
+
+    async def request(
+        self,
+        req: str,
+        params: Optional[Dict[str, Any]] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **kwargs: Any,
+    ) -> Answer:
+        """Send ``req`` with parameters and return its whole answer.
+
+        Waits for the login (or a reconnect) first, all within ``timeout``
+        (the client's default when ``None``). Raises :class:`RequestError`
+        when the server answers with a failure, :class:`RequestTimeoutError`
+        on timeout, :class:`ConnectionLostError` when the connection drops.
+        Cancelling the awaiting task abandons the request and frees its slot;
+        the connection stays usable.
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        timeout = self.timeout if timeout is None else timeout
+        deadline = loop.time() + timeout
+        while True:
+            if self._failure is not None:
+                raise ConnectionLostError(str(self._failure))
+            if self._closing:
+                raise ConnectionLostError("client closed")
+            if not self._ready.is_set():
+                await self._wait(self._ready.wait(), deadline)
+                continue
+            try:
+                reqid = self._conn.request(
+                    req, params, timeout=max(0.0, deadline - loop.time()), **kwargs
+                )
+            except BusyError:
+                waiter = loop.create_future()
+                self._slot_waiters.append(waiter)
+                try:
+                    await self._wait(waiter, deadline)
+                finally:
+                    if waiter in self._slot_waiters:
+                        self._slot_waiters.remove(waiter)
+                continue
+            break
+        future = loop.create_future()
+        answer = Answer()
+        self._pending[reqid] = (future, answer)
+        self._flush()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self._pending.pop(reqid, None) is not None:
+                self._conn.cancel(reqid)
+                self._wake_slot()
+            raise
+
+    async def _wait(self, awaitable: Awaitable[Any], deadline: float) -> None:
+        remaining = deadline - (self._loop or asyncio.get_running_loop()).time()
+        if remaining <= 0:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise RequestTimeoutError("timed out waiting for the connection")
+        try:
+            await asyncio.wait_for(awaitable, remaining)
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError("timed out waiting for the connection") from None
+
+    def _wake_slot(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def events(self) -> AsyncIterator[Any]:
+        """Pushes (:class:`naslink.Push`) and life-cycle events
+        (:class:`naslink.LoggedIn`, :class:`naslink.Closed`,
+        :class:`Reconnecting`, :class:`naslink.ConnectionDead`) from now on,
+        until the client closes. A slow reader loses the oldest events
+        beyond 1024."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1024)
+        self._subscribers.append(queue)
+        try:
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._subscribers.remove(queue)
+
+    # ----- front-panel helpers -----------------------------------------
+
+    async def host_name(self) -> str:
+        """``appcgi.sysinfo.getHostName``."""
+        return (await self.request("appcgi.sysinfo.getHostName")).data["hostName"]
+
+    async def uptime(self) -> int:
+        """``appcgi.sysinfo.getUptime``: seconds since boot."""
+        return int((await self.request("appcgi.sysinfo.getUptime")).data["uptime"])
+
+    async def cpu(self) -> Cpu:
+        """``appcgi.resmon.cpu`` (administrators only)."""
+        cpu = (await self.request("appcgi.resmon.cpu")).data["cpu"]
+        busy = cpu.get("busy", {})
+        temp = cpu.get("temp") or []
+        return Cpu(
+            name=cpu.get("name", ""),
+            cores=int(cpu.get("core", 0)),
+            threads=int(cpu.get("thread", 0)),
+            busy=int(busy.get("all", 0)),
+            user=int(busy.get("user", 0)),
+            system=int(busy.get("system", 0)),
+            iowait=int(busy.get("iowait", 0)),
+            temperatures=[int(t) for t in temp],
+        )
+
+    async def memory(self) -> Memory:
+        """``appcgi.resmon.mem`` (administrators only)."""
+        data = (await self.request("appcgi.resmon.mem")).data
+        mem, swap = data.get("mem", {}), data.get("swap", {})
+        return Memory(
+            total=int(mem.get("total", 0)),
+            used=int(mem.get("used", 0)),
+            free=int(mem.get("free", 0)),
+            available=int(mem.get("available", 0)),
+            cached=int(mem.get("cached", 0)),
+            buffers=int(mem.get("buffers", 0)),
+            swap_total=int(swap.get("total", 0)),
+            swap_used=int(swap.get("used", 0)),
+        )
+
+    async def network(self) -> List[NetInterface]:
+        """``appcgi.resmon.net`` (administrators only)."""
+        ifs = (await self.request("appcgi.resmon.net")).data.get("ifs", [])
+        return [
+            NetInterface(i.get("name", ""), int(i.get("receive", 0)), int(i.get("transmit", 0)))
+            for i in ifs
+        ]
+
+    async def disks(self) -> List[Disk]:
+        """``appcgi.resmon.disk`` (administrators only)."""
+        disks = (await self.request("appcgi.resmon.disk")).data.get("disk", [])
+        return [
+            Disk(
+                name=d.get("name", ""),
+                temperature=d.get("temp"),
+                standby=bool(d.get("standby", False)),
+                busy=int(d.get("busy", 0)),
+                read=int(d.get("read", 0)),
+                write=int(d.get("write", 0)),
+            )
+            for d in disks
+        ]
+
+    async def space(self) -> Space:
+        """``stor.calcSpace``."""
+        a = await self.request("stor.calcSpace")
+        return Space(int(a.get("total", 0)), int(a.get("used", 0)), int(a.get("free", 0)))
+
+    async def list_dir(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
+        """``file.ls``: every entry, across all frames of the answer."""
+        answer = await (self.request("file.ls", path=path) if path else self.request("file.ls"))
+        return answer.merged("files")
+
+    # ----- the I/O loop -------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            reason = "connection closed"
+            try:
+                await self._session()
+            except (OSError, _ssl.SSLError, ConnectError, asyncio.IncompleteReadError) as e:
+                reason = f"{type(e).__name__}: {e}"
+            finally:
+                self._writer = None
+                self._cancel_timer()
+                if self._ready.is_set():
+                    attempt = 0
+                self._ready.clear()
+            if self._login is not None and not self._login.done():
+                # The first connection: no login yet, nothing to resume.
+                self._failure = ConnectError(reason)
+                self._login.set_exception(self._failure)
+            self._fail_all(ConnectionLostError(reason))
+            if self._closing or self._failure is not None:
+                break
+            if not self._reconnect:
+                self._failure = ConnectionLostError(reason)
+                break
+            attempt += 1
+            delay = min(self._max_backoff, self._backoff * (2 ** (attempt - 1)))
+            self._emit(Reconnecting(attempt, delay, reason))
+            await asyncio.sleep(delay)
+            if self._closing:
+                break
+            self._conn.reconnect()
+        for q in self._subscribers:
+            q.put_nowait(None)
+
+    async def _session(self) -> None:
+        """One transport: dial, then read until it ends."""
+        conn = self._conn
+        host = conn.host
+        reader, writer = await asyncio.open_connection(
+            host, conn.port, ssl=self._ssl, server_hostname=host if self._ssl else None
+        )
+        try:
+            if self._pin is not None:
+                sslobj = writer.get_extra_info("ssl_object")
+                der = sslobj.getpeercert(binary_form=True) if sslobj else None
+                if der is None or hashlib.sha256(der).digest() != self._pin:
+                    raise ConnectError("the server certificate does not match the sha256 pin")
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    import socket
+
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            self._writer = writer
+            self._flush()
+            while not self._done:
+                data = await reader.read(262144)
+                conn.receive_data(data)
+                self._pump()
+                if not data:
+                    break
+        finally:
+            writer.close()
+
+    @property
+    def _done(self) -> bool:
+        return self._conn.state == "closed"
+
+    def _flush(self) -> None:
+        """Write what the connection has for the server, and re-arm the timer."""
+        data = self._conn.data_to_send()
+        if data and self._writer is not None:
+            self._writer.write(data)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        at = self._conn.next_timeout()
+        if at == self._timer_at:
+            return
+        self._cancel_timer()
+        if at is not None and self._loop is not None:
+            self._timer_at = at
+            self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._conn.handle_timeout()
+        self._pump()
+
+    def _pump(self) -> None:
+        """Drain events, then bytes; the drain rule of the core."""
+        conn = self._conn
+        while True:
+            event = conn.next_event()
+            if event is None:
+                break
+            self._dispatch(event)
+        self._flush()
+
+    def _dispatch(self, event: Any) -> None:
+        if type(event) is Reply:
+            entry = self._pending.get(event.reqid) if event.matched else None
+            if entry is None:
+                return
+            future, answer = entry
+            answer.frames.append(event)
+            if event.final:
+                del self._pending[event.reqid]
+                self._wake_slot()
+                if future.done():
+                    return
+                if event.ok:
+                    future.set_result(answer)
+                else:
+                    future.set_exception(
+                        RequestError(event.error_message or "request failed", event.errno, answer)
+                    )
+        elif isinstance(event, (RequestTimedOut, RequestAborted)):
+            entry = self._pending.pop(event.reqid, None)
+            self._wake_slot()
+            if entry is not None and not entry[0].done():
+                if isinstance(event, RequestTimedOut):
+                    entry[0].set_exception(RequestTimeoutError(f"request {event.reqid} timed out"))
+                else:
+                    entry[0].set_exception(ConnectionLostError("connection lost before the answer"))
+        elif isinstance(event, Push):
+            self._emit(event)
+        elif isinstance(event, LoggedIn):
+            self.logins.append(event.method)
+            self._two_factor_attempts = 0
+            self._ready.set()
+            if self._login is not None and not self._login.done():
+                self._login.set_result(None)
+            self._emit(event)
+        elif isinstance(event, TwoFactorRequired):
+            self._ask_two_factor()
+        elif isinstance(event, TwoFactorRejected):
+            if self._two_factor_attempts >= 3:
+                self._login_failed(LoginError("two-factor code refused three times", event.errno))
+            else:
+                self._ask_two_factor()
+        elif isinstance(event, LoginFailed):
+            self._login_failed(LoginError(event.message, event.errno))
+        elif isinstance(event, ConnectionDead):
+            self._emit(event)
+            if self._writer is not None:
+                self._writer.close()
+        elif isinstance(event, Rejected):
+            err = ConnectError(f"upgrade refused with HTTP {event.status}")
+            if self._login is not None and not self._login.done():
+                self._login.set_exception(err)
+                self._failure = err
+        elif isinstance(event, Closed):
+            self._ready.clear()
+            self._emit(event)
+            if self._writer is not None:
+                self._writer.close()
+
+    def _login_failed(self, err: LoginError) -> None:
+        self._failure = err
+        if self._login is not None and not self._login.done():
+            self._login.set_exception(err)
+        self._fail_all(err)
+        if self._writer is not None:
+            self._writer.close()
+
+    def _ask_two_factor(self) -> None:
+        if self._two_factor is None:
+            self._login_failed(LoginError("the account needs a two-factor code (pass two_factor=)"))
+            return
+        self._two_factor_attempts += 1
+        callback = self._two_factor
+
+        async def ask() -> None:
+            try:
+                code = callback()
+                if inspect.isawaitable(code):
+                    code = await code
+                self._conn.submit_two_factor_code(str(code), self._trusted_device)
+                self._flush()
+            except Exception as e:  # the callback's failure ends the login
+                self._login_failed(LoginError(f"two-factor callback failed: {e}"))
+
+        assert self._loop is not None
+        self._two_factor_task = self._loop.create_task(ask())
+
+    def _fail_all(self, err: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future, _ in pending.values():
+            if not future.done():
+                future.set_exception(err)
+        for waiter in self._slot_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _emit(self, event: Any) -> None:
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(event)
+
+
+def connect_fnos(url: str, user: str, password: str, **options: Any) -> FnosClient:
+    """An :class:`FnosClient` for ``async with`` (or ``await client.connect()``).
+
+    Options: ``cafile``, ``sha256`` (certificate pin, hex), ``insecure``,
+    ``timeout`` (default per-request seconds), ``connect_timeout``,
+    ``reconnect`` (default ``True``), ``backoff``/``max_backoff`` (seconds),
+    ``two_factor`` (a callable, sync or async, returning the code),
+    ``trusted_device``, ``heartbeat_interval``, ``max_message_size``,
+    ``device_name``.
+    """
+    return FnosClient(url, user, password, **options)
