@@ -475,7 +475,7 @@ impl Connection {
 }
 
 /// The request's parameters as one JSON object text, or `None`.
-fn params_json(
+pub(crate) fn params_json(
     py: Python<'_>,
     params: Option<&Bound<'_, PyDict>>,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -546,7 +546,7 @@ fn login_failure(f: LoginFailure) -> (String, Option<u32>) {
     }
 }
 
-fn closed(c: WsClosed) -> events::Closed {
+pub(crate) fn closed(c: WsClosed) -> events::Closed {
     match c {
         WsClosed::Clean { code } => events::Closed {
             reason: match code {

@@ -10,6 +10,7 @@
 //! `loop.time()` also reads; every method that needs the time takes an
 //! optional `now` and reads that clock when it is left out.
 
+mod cfms;
 mod events;
 mod fnos;
 
@@ -103,6 +104,8 @@ fn _naslink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NotConnectedError", py.get_type::<NotConnectedError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
     m.add_class::<fnos::Connection>()?;
+    m.add_class::<cfms::CfmsConnection>()?;
+    m.add_class::<cfms::CfmsEvent>()?;
     events::register(m)?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 from naslink._naslink import (
     BusyError,
+    CfmsConnection,
+    CfmsEvent,
     Closed,
     Connected,
     Connection,
@@ -23,6 +25,8 @@ from naslink._naslink import (
 
 __all__ = [
     "BusyError",
+    "CfmsConnection",
+    "CfmsEvent",
     "Closed",
     "Connected",
     "Connection",

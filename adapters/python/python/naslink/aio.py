@@ -24,7 +24,7 @@ import hashlib
 import inspect
 import ssl as _ssl
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from naslink._naslink import (
     BusyError,
@@ -231,39 +231,27 @@ def _normalise_pin(pin: str) -> bytes:
     return raw
 
 
-class FnosClient:
-    """An fnOS session kept alive over asyncio streams; see :func:`connect_fnos`."""
+class _Client:
+    """The loop both clients share: one transport at a time, reconnects,
+    the timer, the event fan-out. Subclasses own the protocol's requests."""
+
+    _conn: Any
 
     def __init__(
         self,
-        url: str,
-        user: str,
-        password: str,
+        conn: Any,
         *,
-        cafile: Optional[str] = None,
-        sha256: Optional[str] = None,
-        insecure: bool = False,
-        timeout: float = 30.0,
-        connect_timeout: float = 30.0,
-        reconnect: bool = True,
-        backoff: float = 0.2,
-        max_backoff: float = 10.0,
-        two_factor: Optional[TwoFactorCallback] = None,
-        trusted_device: bool = False,
-        heartbeat_interval: float = 30.0,
-        max_message_size: int = 1 << 20,
-        device_name: str = "naslink",
+        cafile: Optional[str],
+        sha256: Optional[str],
+        insecure: bool,
+        timeout: float,
+        connect_timeout: float,
+        reconnect: bool,
+        backoff: float,
+        max_backoff: float,
+        two_factor: Optional[TwoFactorCallback],
     ) -> None:
-        self._conn = Connection(
-            url,
-            user,
-            password,
-            device_name=device_name,
-            request_timeout=timeout,
-            login_timeout=connect_timeout,
-            heartbeat_interval=heartbeat_interval,
-            max_message_size=max_message_size,
-        )
+        self._conn = conn
         self._pin = _normalise_pin(sha256) if sha256 is not None else None
         self._ssl = (
             ssl_context(cafile=cafile, sha256=sha256, insecure=insecure)
@@ -276,27 +264,36 @@ class FnosClient:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._two_factor = two_factor
-        self._trusted_device = trusted_device
-        self._pending: Dict[str, tuple] = {}
-        self._slot_waiters: List[asyncio.Future] = []
-        self._subscribers: List[asyncio.Queue] = []
+        self._slot_waiters: List["asyncio.Future[None]"] = []
+        self._subscribers: List["asyncio.Queue[Any]"] = []
         self._writer: Optional[asyncio.StreamWriter] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
+        self._flush_scheduled = False
         self._ready: asyncio.Event
-        self._login: Optional[asyncio.Future] = None
-        self._task: Optional[asyncio.Task] = None
-        self._two_factor_task: Optional[asyncio.Task] = None
+        self._login: Optional["asyncio.Future[None]"] = None
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._two_factor_task: Optional["asyncio.Task[None]"] = None
         self._two_factor_attempts = 0
         self._closing = False
         self._failure: Optional[BaseException] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self.logins: List[str] = []
-        """How each login so far succeeded (``"password"``, ``"auth_token"``...)."""
+
+    def _dispatch(self, event: Any) -> None:
+        raise NotImplementedError
+
+    def _submit_two_factor(self, code: str) -> None:
+        raise NotImplementedError
+
+    def _fail_pending(self, err: BaseException) -> None:
+        raise NotImplementedError
+
+    def _after_pump(self) -> None:
+        """Called after each drain of events."""
 
     # ----- life cycle -------------------------------------------------
 
-    async def connect(self) -> "FnosClient":
+    async def connect(self) -> Any:
         """Open the first connection and wait for the login."""
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()
@@ -340,11 +337,6 @@ class FnosClient:
         for q in self._subscribers:
             q.put_nowait(None)
 
-    async def __aenter__(self) -> "FnosClient":
-        if self._task is None:
-            await self.connect()
-        return self
-
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
@@ -354,61 +346,6 @@ class FnosClient:
         return self._ready.is_set()
 
     # ----- requests ---------------------------------------------------
-
-    async def request(
-        self,
-        req: str,
-        params: Optional[Dict[str, Any]] = None,
-        /,
-        *,
-        timeout: Optional[float] = None,
-        **kwargs: Any,
-    ) -> Answer:
-        """Send ``req`` with parameters and return its whole answer.
-
-        Waits for the login (or a reconnect) first, all within ``timeout``
-        (the client's default when ``None``). Raises :class:`RequestError`
-        when the server answers with a failure, :class:`RequestTimeoutError`
-        on timeout, :class:`ConnectionLostError` when the connection drops.
-        Cancelling the awaiting task abandons the request and frees its slot;
-        the connection stays usable.
-        """
-        loop = self._loop or asyncio.get_running_loop()
-        timeout = self.timeout if timeout is None else timeout
-        deadline = loop.time() + timeout
-        while True:
-            if self._failure is not None:
-                raise ConnectionLostError(str(self._failure))
-            if self._closing:
-                raise ConnectionLostError("client closed")
-            if not self._ready.is_set():
-                await self._wait(self._ready.wait(), deadline)
-                continue
-            try:
-                reqid = self._conn.request(
-                    req, params, timeout=max(0.0, deadline - loop.time()), **kwargs
-                )
-            except BusyError:
-                waiter = loop.create_future()
-                self._slot_waiters.append(waiter)
-                try:
-                    await self._wait(waiter, deadline)
-                finally:
-                    if waiter in self._slot_waiters:
-                        self._slot_waiters.remove(waiter)
-                continue
-            break
-        future = loop.create_future()
-        answer = Answer()
-        self._pending[reqid] = (future, answer)
-        self._flush()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if self._pending.pop(reqid, None) is not None:
-                self._conn.cancel(reqid)
-                self._wake_slot()
-            raise
 
     async def _wait(self, awaitable: Awaitable[Any], deadline: float) -> None:
         remaining = deadline - (self._loop or asyncio.get_running_loop()).time()
@@ -434,7 +371,7 @@ class FnosClient:
         :class:`Reconnecting`, :class:`naslink.ConnectionDead`) from now on,
         until the client closes. A slow reader loses the oldest events
         beyond 1024."""
-        queue: asyncio.Queue = asyncio.Queue(maxsize=1024)
+        queue: "asyncio.Queue[Any]" = asyncio.Queue(maxsize=1024)
         self._subscribers.append(queue)
         try:
             while True:
@@ -444,80 +381,6 @@ class FnosClient:
                 yield event
         finally:
             self._subscribers.remove(queue)
-
-    # ----- front-panel helpers -----------------------------------------
-
-    async def host_name(self) -> str:
-        """``appcgi.sysinfo.getHostName``."""
-        return (await self.request("appcgi.sysinfo.getHostName")).data["hostName"]
-
-    async def uptime(self) -> int:
-        """``appcgi.sysinfo.getUptime``: seconds since boot."""
-        return int((await self.request("appcgi.sysinfo.getUptime")).data["uptime"])
-
-    async def cpu(self) -> Cpu:
-        """``appcgi.resmon.cpu`` (administrators only)."""
-        cpu = (await self.request("appcgi.resmon.cpu")).data["cpu"]
-        busy = cpu.get("busy", {})
-        temp = cpu.get("temp") or []
-        return Cpu(
-            name=cpu.get("name", ""),
-            cores=int(cpu.get("core", 0)),
-            threads=int(cpu.get("thread", 0)),
-            busy=int(busy.get("all", 0)),
-            user=int(busy.get("user", 0)),
-            system=int(busy.get("system", 0)),
-            iowait=int(busy.get("iowait", 0)),
-            temperatures=[int(t) for t in temp],
-        )
-
-    async def memory(self) -> Memory:
-        """``appcgi.resmon.mem`` (administrators only)."""
-        data = (await self.request("appcgi.resmon.mem")).data
-        mem, swap = data.get("mem", {}), data.get("swap", {})
-        return Memory(
-            total=int(mem.get("total", 0)),
-            used=int(mem.get("used", 0)),
-            free=int(mem.get("free", 0)),
-            available=int(mem.get("available", 0)),
-            cached=int(mem.get("cached", 0)),
-            buffers=int(mem.get("buffers", 0)),
-            swap_total=int(swap.get("total", 0)),
-            swap_used=int(swap.get("used", 0)),
-        )
-
-    async def network(self) -> List[NetInterface]:
-        """``appcgi.resmon.net`` (administrators only)."""
-        ifs = (await self.request("appcgi.resmon.net")).data.get("ifs", [])
-        return [
-            NetInterface(i.get("name", ""), int(i.get("receive", 0)), int(i.get("transmit", 0)))
-            for i in ifs
-        ]
-
-    async def disks(self) -> List[Disk]:
-        """``appcgi.resmon.disk`` (administrators only)."""
-        disks = (await self.request("appcgi.resmon.disk")).data.get("disk", [])
-        return [
-            Disk(
-                name=d.get("name", ""),
-                temperature=d.get("temp"),
-                standby=bool(d.get("standby", False)),
-                busy=int(d.get("busy", 0)),
-                read=int(d.get("read", 0)),
-                write=int(d.get("write", 0)),
-            )
-            for d in disks
-        ]
-
-    async def space(self) -> Space:
-        """``stor.calcSpace``."""
-        a = await self.request("stor.calcSpace")
-        return Space(int(a.get("total", 0)), int(a.get("used", 0)), int(a.get("free", 0)))
-
-    async def list_dir(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
-        """``file.ls``: every entry, across all frames of the answer."""
-        answer = await (self.request("file.ls", path=path) if path else self.request("file.ls"))
-        return answer.merged("files")
 
     # ----- the I/O loop -------------------------------------------------
 
@@ -589,10 +452,18 @@ class FnosClient:
 
     @property
     def _done(self) -> bool:
-        return self._conn.state == "closed"
+        return bool(self._conn.state == "closed")
+
+    def _schedule_flush(self) -> None:
+        """Flush once the running tasks have queued their requests: many
+        requests made in one loop iteration leave in one write."""
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Write what the connection has for the server, and re-arm the timer."""
+        self._flush_scheduled = False
         data = self._conn.data_to_send()
         if data and self._writer is not None:
             self._writer.write(data)
@@ -627,7 +498,242 @@ class FnosClient:
             if event is None:
                 break
             self._dispatch(event)
+        self._after_pump()
         self._flush()
+
+    def _login_failed(self, err: LoginError) -> None:
+        self._failure = err
+        if self._login is not None and not self._login.done():
+            self._login.set_exception(err)
+        self._fail_all(err)
+        if self._writer is not None:
+            self._writer.close()
+
+    def _ask_two_factor(self) -> None:
+        if self._two_factor is None:
+            self._login_failed(LoginError("the account needs a two-factor code (pass two_factor=)"))
+            return
+        self._two_factor_attempts += 1
+        callback = self._two_factor
+
+        async def ask() -> None:
+            try:
+                code = callback()
+                if inspect.isawaitable(code):
+                    code = await code
+                self._submit_two_factor(str(code))
+                self._flush()
+            except Exception as e:  # the callback's failure ends the login
+                self._login_failed(LoginError(f"two-factor callback failed: {e}"))
+
+        assert self._loop is not None
+        self._two_factor_task = self._loop.create_task(ask())
+
+    def _fail_all(self, err: BaseException) -> None:
+        self._fail_pending(err)
+        for waiter in self._slot_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _emit(self, event: Any) -> None:
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(event)
+
+
+class FnosClient(_Client):
+    """An fnOS session kept alive over asyncio streams; see :func:`connect_fnos`."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        cafile: Optional[str] = None,
+        sha256: Optional[str] = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        reconnect: bool = True,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        two_factor: Optional[TwoFactorCallback] = None,
+        trusted_device: bool = False,
+        heartbeat_interval: float = 30.0,
+        max_message_size: int = 1 << 20,
+        device_name: str = "naslink",
+    ) -> None:
+        conn = Connection(
+            url,
+            user,
+            password,
+            device_name=device_name,
+            request_timeout=timeout,
+            login_timeout=connect_timeout,
+            heartbeat_interval=heartbeat_interval,
+            max_message_size=max_message_size,
+        )
+        super().__init__(
+            conn,
+            cafile=cafile,
+            sha256=sha256,
+            insecure=insecure,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            two_factor=two_factor,
+        )
+        self._trusted_device = trusted_device
+        self._pending: Dict[str, Tuple["asyncio.Future[Answer]", Answer]] = {}
+        self.logins: List[str] = []
+        """How each login so far succeeded (``"password"``, ``"auth_token"``...)."""
+
+    async def __aenter__(self) -> "FnosClient":
+        if self._task is None:
+            await self.connect()
+        return self
+
+    def _submit_two_factor(self, code: str) -> None:
+        self._conn.submit_two_factor_code(code, self._trusted_device)
+
+    def _fail_pending(self, err: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future, _ in pending.values():
+            if not future.done():
+                future.set_exception(err)
+
+    async def request(
+        self,
+        req: str,
+        params: Optional[Dict[str, Any]] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **kwargs: Any,
+    ) -> Answer:
+        """Send ``req`` with parameters and return its whole answer.
+
+        Waits for the login (or a reconnect) first, all within ``timeout``
+        (the client's default when ``None``). Raises :class:`RequestError`
+        when the server answers with a failure, :class:`RequestTimeoutError`
+        on timeout, :class:`ConnectionLostError` when the connection drops.
+        Cancelling the awaiting task abandons the request and frees its slot;
+        the connection stays usable.
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        timeout = self.timeout if timeout is None else timeout
+        deadline = loop.time() + timeout
+        while True:
+            if self._failure is not None:
+                raise ConnectionLostError(str(self._failure))
+            if self._closing:
+                raise ConnectionLostError("client closed")
+            if not self._ready.is_set():
+                await self._wait(self._ready.wait(), deadline)
+                continue
+            try:
+                reqid = self._conn.request(
+                    req, params, timeout=max(0.0, deadline - loop.time()), **kwargs
+                )
+            except BusyError:
+                waiter: "asyncio.Future[None]" = loop.create_future()
+                self._slot_waiters.append(waiter)
+                try:
+                    await self._wait(waiter, deadline)
+                finally:
+                    if waiter in self._slot_waiters:
+                        self._slot_waiters.remove(waiter)
+                continue
+            break
+        future: "asyncio.Future[Answer]" = loop.create_future()
+        answer = Answer()
+        self._pending[reqid] = (future, answer)
+        self._schedule_flush()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self._pending.pop(reqid, None) is not None:
+                self._conn.cancel(reqid)
+                self._wake_slot()
+            raise
+
+    # ----- front-panel helpers -----------------------------------------
+
+    async def host_name(self) -> str:
+        """``appcgi.sysinfo.getHostName``."""
+        return str((await self.request("appcgi.sysinfo.getHostName")).data["hostName"])
+
+    async def uptime(self) -> int:
+        """``appcgi.sysinfo.getUptime``: seconds since boot."""
+        return int((await self.request("appcgi.sysinfo.getUptime")).data["uptime"])
+
+    async def cpu(self) -> Cpu:
+        """``appcgi.resmon.cpu`` (administrators only)."""
+        cpu = (await self.request("appcgi.resmon.cpu")).data["cpu"]
+        busy = cpu.get("busy", {})
+        temp = cpu.get("temp") or []
+        return Cpu(
+            name=cpu.get("name", ""),
+            cores=int(cpu.get("core", 0)),
+            threads=int(cpu.get("thread", 0)),
+            busy=int(busy.get("all", 0)),
+            user=int(busy.get("user", 0)),
+            system=int(busy.get("system", 0)),
+            iowait=int(busy.get("iowait", 0)),
+            temperatures=[int(t) for t in temp],
+        )
+
+    async def memory(self) -> Memory:
+        """``appcgi.resmon.mem`` (administrators only)."""
+        data = (await self.request("appcgi.resmon.mem")).data
+        mem, swap = data.get("mem", {}), data.get("swap", {})
+        return Memory(
+            total=int(mem.get("total", 0)),
+            used=int(mem.get("used", 0)),
+            free=int(mem.get("free", 0)),
+            available=int(mem.get("available", 0)),
+            cached=int(mem.get("cached", 0)),
+            buffers=int(mem.get("buffers", 0)),
+            swap_total=int(swap.get("total", 0)),
+            swap_used=int(swap.get("used", 0)),
+        )
+
+    async def network(self) -> List[NetInterface]:
+        """``appcgi.resmon.net`` (administrators only)."""
+        ifs = (await self.request("appcgi.resmon.net")).data.get("ifs", [])
+        return [
+            NetInterface(i.get("name", ""), int(i.get("receive", 0)), int(i.get("transmit", 0)))
+            for i in ifs
+        ]
+
+    async def disks(self) -> List[Disk]:
+        """``appcgi.resmon.disk`` (administrators only)."""
+        disks = (await self.request("appcgi.resmon.disk")).data.get("disk", [])
+        return [
+            Disk(
+                name=d.get("name", ""),
+                temperature=d.get("temp"),
+                standby=bool(d.get("standby", False)),
+                busy=int(d.get("busy", 0)),
+                read=int(d.get("read", 0)),
+                write=int(d.get("write", 0)),
+            )
+            for d in disks
+        ]
+
+    async def space(self) -> Space:
+        """``stor.calcSpace``."""
+        a = await self.request("stor.calcSpace")
+        return Space(int(a.get("total", 0)), int(a.get("used", 0)), int(a.get("free", 0)))
+
+    async def list_dir(self, path: Optional[str] = None) -> List[Dict[str, Any]]:
+        """``file.ls``: every entry, across all frames of the answer."""
+        answer = await (self.request("file.ls", path=path) if path else self.request("file.ls"))
+        return answer.merged("files")
 
     def _dispatch(self, event: Any) -> None:
         if type(event) is Reply:
@@ -687,49 +793,6 @@ class FnosClient:
             self._emit(event)
             if self._writer is not None:
                 self._writer.close()
-
-    def _login_failed(self, err: LoginError) -> None:
-        self._failure = err
-        if self._login is not None and not self._login.done():
-            self._login.set_exception(err)
-        self._fail_all(err)
-        if self._writer is not None:
-            self._writer.close()
-
-    def _ask_two_factor(self) -> None:
-        if self._two_factor is None:
-            self._login_failed(LoginError("the account needs a two-factor code (pass two_factor=)"))
-            return
-        self._two_factor_attempts += 1
-        callback = self._two_factor
-
-        async def ask() -> None:
-            try:
-                code = callback()
-                if inspect.isawaitable(code):
-                    code = await code
-                self._conn.submit_two_factor_code(str(code), self._trusted_device)
-                self._flush()
-            except Exception as e:  # the callback's failure ends the login
-                self._login_failed(LoginError(f"two-factor callback failed: {e}"))
-
-        assert self._loop is not None
-        self._two_factor_task = self._loop.create_task(ask())
-
-    def _fail_all(self, err: BaseException) -> None:
-        pending, self._pending = self._pending, {}
-        for future, _ in pending.values():
-            if not future.done():
-                future.set_exception(err)
-        for waiter in self._slot_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _emit(self, event: Any) -> None:
-        for q in self._subscribers:
-            if q.full():
-                q.get_nowait()
-            q.put_nowait(event)
 
 
 def connect_fnos(url: str, user: str, password: str, **options: Any) -> FnosClient:
