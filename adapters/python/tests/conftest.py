@@ -28,6 +28,7 @@ class Emulator:
         self.proc: Optional[subprocess.Popen] = None
         self.url = ""
         self.lines: List[str] = []
+        self.fingerprint = ""
 
     def start(self, listen: str = "127.0.0.1:0") -> "Emulator":
         if not SIM.exists():
@@ -45,7 +46,10 @@ class Emulator:
             if not line:
                 raise RuntimeError(f"emulator exited: {''.join(self.lines)}")
             self.lines.append(line)
-            m = re.match(r"listening (\S+)", line)
+            m = re.match(r"certificate SHA-256: ([0-9a-f]{64})", line)
+            if m:
+                self.fingerprint = m.group(1)
+            m = re.match(r"listening (\S+)", line) or re.search(r" at (wss?://[^,\s]+),", line)
             if m:
                 self.url = m.group(1)
                 # Keep draining its output so it never blocks on a full pipe.
@@ -80,7 +84,7 @@ def emulator() -> Iterator:
     started: List[Emulator] = []
 
     def start(kind: str, *args: str) -> Emulator:
-        extra = ["--fixed-key"] if kind == "fnos" else []
+        extra = {"fnos": ["--fixed-key"], "cfms": ["--bad-password-delay-ms", "50"]}[kind]
         e = Emulator(kind, [*extra, *args]).start()
         started.append(e)
         return e

@@ -3,6 +3,8 @@
 from naslink import aio as aio
 from naslink._naslink import (
     BusyError as BusyError,
+    CfmsConnection as CfmsConnection,
+    CfmsEvent as CfmsEvent,
     Closed as Closed,
     Connected as Connected,
     Connection as Connection,

@@ -4,6 +4,8 @@ from typing import Any, Dict, List, Optional, Union
 
 __all__ = [
     "BusyError",
+    "CfmsConnection",
+    "CfmsEvent",
     "Closed",
     "Connected",
     "Connection",
@@ -205,3 +207,85 @@ class Connection:
     def close(self, code: int = 1000, reason: str = "", now: Optional[float] = None) -> None: ...
     def reconnect(self, now: Optional[float] = None) -> None:
         """A new WebSocket connection with the same session (tokens kept)."""
+
+class CfmsEvent:
+    """Something a CFMS connection reports; ``kind`` says what."""
+
+    kind: str
+    """``server_info``, ``protocol_unsupported``, ``logged_in``,
+    ``two_factor_required``, ``login_failed``, ``token_refreshed``,
+    ``token_rejected``, ``listener_registered``, ``lockdown``, ``reply``,
+    ``request_failed``, ``desynchronized``, ``bad_message``, ``upload_ready``,
+    ``upload_finished``, ``upload_failed``, ``download_started``,
+    ``download_data``, ``download_chunk``, ``download_finished``,
+    ``download_failed``."""
+    seq: Optional[int]
+    code: Optional[int]
+    raw: Optional[bytes]
+    data: Optional[bytes]
+    message: Optional[str]
+    size: Optional[int]
+    chunks: Optional[int]
+    flag: Optional[bool]
+    expires_in: Optional[float]
+    protocol_version: Optional[int]
+    @property
+    def body(self) -> Any:
+        """The answer, parsed (``None`` without one)."""
+    def decrypt_file(self, source: str, target: str) -> int:
+        """``download_finished``: decrypt and verify ``source`` into ``target``; returns the size."""
+
+class CfmsConnection:
+    """One CFMS session over successive WebSocket connections, sans I/O."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        request_timeout: float = 30.0,
+        transfer_timeout: float = 60.0,
+        max_message_size: int = 4194304,
+        now: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def secure(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def session_state(self) -> str: ...
+    @property
+    def protocol_version(self) -> Optional[int]: ...
+    def receive_data(self, data: bytes, now: Optional[float] = None) -> None: ...
+    def next_event(
+        self, now: Optional[float] = None
+    ) -> Optional[Union[CfmsEvent, Connected, Rejected, Closed]]: ...
+    def events(
+        self, now: Optional[float] = None
+    ) -> List[Union[CfmsEvent, Connected, Rejected, Closed]]: ...
+    def data_to_send(self, now: Optional[float] = None) -> bytes: ...
+    def next_timeout(self) -> Optional[float]: ...
+    def handle_timeout(self, now: Optional[float] = None) -> None: ...
+    def request(
+        self,
+        action: str,
+        data: Optional[Dict[str, Any]] = None,
+        /,
+        *,
+        now: Optional[float] = None,
+        **kwargs: Any,
+    ) -> int: ...
+    def upload_file(
+        self, task_id: str, size: int, sha256: bytes, now: Optional[float] = None
+    ) -> int: ...
+    def upload_write(self, data: bytes, now: Optional[float] = None) -> int: ...
+    def download_file(self, task_id: str, now: Optional[float] = None) -> int: ...
+    def submit_two_factor(self, code: str, now: Optional[float] = None) -> int: ...
+    def can_send(self) -> bool: ...
+    def close(self, code: int = 1000, reason: str = "", now: Optional[float] = None) -> None: ...
+    def reconnect(self, now: Optional[float] = None) -> None: ...

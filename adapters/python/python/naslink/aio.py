@@ -20,14 +20,18 @@ SHA-256 of its DER form), or ``insecure=True`` turns checking off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
+import os
 import ssl as _ssl
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from naslink._naslink import (
     BusyError,
+    CfmsConnection,
     Closed,
     Connection,
     ConnectionDead,
@@ -45,6 +49,7 @@ from naslink._naslink import (
 
 __all__ = [
     "Answer",
+    "CfmsClient",
     "ConnectError",
     "ConnectionLostError",
     "Cpu",
@@ -56,6 +61,7 @@ __all__ = [
     "Reconnecting",
     "RequestError",
     "RequestTimeoutError",
+    "connect_cfms",
     "connect_fnos",
     "ssl_context",
 ]
@@ -76,9 +82,11 @@ class LoginError(Error):
 
 
 class RequestError(Error):
-    """The server answered a request with a failure."""
+    """The server answered a request with a failure: ``errno`` is the fnOS
+    errno or the CFMS code, ``answer`` the fnOS :class:`Answer` or the CFMS
+    answer (a dict)."""
 
-    def __init__(self, message: str, errno: Optional[int], answer: "Answer") -> None:
+    def __init__(self, message: str, errno: Optional[int], answer: Any) -> None:
         super().__init__(message)
         self.errno = errno
         self.answer = answer
@@ -806,3 +814,427 @@ def connect_fnos(url: str, user: str, password: str, **options: Any) -> FnosClie
     ``device_name``.
     """
     return FnosClient(url, user, password, **options)
+
+class CfmsClient(_Client):
+    """A CFMS session kept alive over asyncio streams; see :func:`connect_cfms`.
+
+    The server answers in order, so a request whose caller gave up (timeout
+    or cancellation) keeps its place: its late answer is dropped and the
+    connection stays in step. One transfer runs at a time; requests made
+    meanwhile wait for it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        cafile: Optional[str] = None,
+        sha256: Optional[str] = None,
+        insecure: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 30.0,
+        transfer_timeout: float = 60.0,
+        reconnect: bool = True,
+        backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        two_factor: Optional[TwoFactorCallback] = None,
+        max_message_size: int = 4 << 20,
+    ) -> None:
+        conn = CfmsConnection(
+            url,
+            user,
+            password,
+            # The client enforces each caller's timeout; the core's deadline
+            # (which breaks the connection) only catches a silent server.
+            request_timeout=max(timeout, connect_timeout) * 2,
+            transfer_timeout=transfer_timeout,
+            max_message_size=max_message_size,
+        )
+        super().__init__(
+            conn,
+            cafile=cafile,
+            sha256=sha256,
+            insecure=insecure,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            two_factor=two_factor,
+        )
+        self._pending: Dict[int, "asyncio.Future[Dict[str, Any]]"] = {}
+        self._transfer: Optional[_Transfer] = None
+        self._transfer_lock: Optional[asyncio.Lock] = None
+        self.server_info: Dict[str, Any] = {}
+        """The last ``server_info`` answer's ``data``."""
+
+    async def __aenter__(self) -> "CfmsClient":
+        if self._task is None:
+            await self.connect()
+        return self
+
+    @property
+    def protocol_version(self) -> Optional[int]:
+        """The server's protocol version (3–5)."""
+        version: Optional[int] = self._conn.protocol_version
+        return version
+
+    async def request(
+        self,
+        action: str,
+        data: Optional[Dict[str, Any]] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **kwargs: Any,
+    ) -> Dict[str, Any]:
+        """Send ``action`` with ``data`` and return the answer's ``data``.
+
+        Raises :class:`RequestError` (``errno`` is the CFMS code) when the
+        answer's code is not 200, :class:`RequestTimeoutError` after
+        ``timeout`` seconds, :class:`ConnectionLostError` when the
+        connection drops first.
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
+        if self._transfer_lock is not None and self._transfer_lock.locked():
+            await self._wait(self._transfer_lock.acquire(), deadline)
+            self._transfer_lock.release()
+        body = await self._request(action, data, deadline, **kwargs)
+        result: Dict[str, Any] = body.get("data") or {}
+        return result
+
+    async def _request(
+        self, action: str, data: Optional[Dict[str, Any]], deadline: float, **kwargs: Any
+    ) -> Dict[str, Any]:
+        loop = self._loop or asyncio.get_running_loop()
+        while True:
+            if self._failure is not None:
+                raise ConnectionLostError(str(self._failure))
+            if self._closing:
+                raise ConnectionLostError("client closed")
+            if not self._ready.is_set():
+                await self._wait(self._ready.wait(), deadline)
+                continue
+            try:
+                seq = self._conn.request(action, data, **kwargs)
+            except BusyError:
+                waiter: "asyncio.Future[None]" = loop.create_future()
+                self._slot_waiters.append(waiter)
+                try:
+                    await self._wait(waiter, deadline)
+                finally:
+                    if waiter in self._slot_waiters:
+                        self._slot_waiters.remove(waiter)
+                continue
+            break
+        future: "asyncio.Future[Dict[str, Any]]" = loop.create_future()
+        self._pending[seq] = future
+        self._schedule_flush()
+        # The entry stays until the answer comes (answers are matched in
+        # order): a caller that gives up only stops waiting.
+        remaining = deadline - loop.time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(0.0, remaining))
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError(f"{action} got no answer in time") from None
+
+    async def list_directory(self, folder_id: Optional[str] = None) -> Dict[str, Any]:
+        """``list_directory``: ``{"documents": [...], "folders": [...], "parent_id": ...}``."""
+        return await self.request("list_directory", folder_id=folder_id)
+
+    async def create_directory(self, name: str, parent_id: Optional[str] = None) -> Dict[str, Any]:
+        """``create_directory``."""
+        return await self.request("create_directory", name=name, parent_id=parent_id)
+
+    async def delete_document(self, document_id: str) -> Dict[str, Any]:
+        """``delete_document``."""
+        return await self.request("delete_document", document_id=document_id)
+
+    async def _titled(self, title: str, folder_id: Optional[str]) -> List[str]:
+        listing = await self.list_directory(folder_id)
+        return [d["id"] for d in listing.get("documents", []) if d.get("title") == title]
+
+    async def upload(
+        self,
+        source: Union[str, "os.PathLike[str]"],
+        title: str,
+        folder_id: Optional[str] = None,
+        *,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> str:
+        """Upload the file ``source`` as a new document ``title``; returns its id.
+
+        Two streamed passes over the file: its SHA-256 first (in a thread),
+        then the frames, with the transport's flow control between them.
+        A failed upload deletes the document it created.
+        """
+        path = os.fspath(source)
+        loop = self._loop or asyncio.get_running_loop()
+        size, digest = await loop.run_in_executor(None, _hash_file, path)
+        before = [] if (self.protocol_version or 3) >= 5 else await self._titled(title, folder_id)
+        created = await self.request("create_document", title=title, folder_id=folder_id)
+        document_id: Optional[str] = created.get("document_id")
+        task_id = created["task_data"]["task_id"]
+        ok = False
+        try:
+            async with self._transfer_guard():
+                await self._send_file(path, task_id, size, digest, progress)
+            if document_id is None:
+                new = [i for i in await self._titled(title, folder_id) if i not in before]
+                if len(new) != 1:
+                    raise Error(f"cannot tell which document is the new {title!r}")
+                document_id = new[0]
+            ok = True
+            return document_id
+        finally:
+            if not ok and document_id is not None:
+                try:
+                    await self.delete_document(document_id)
+                except Error:
+                    pass
+
+    async def download(
+        self,
+        document_id: str,
+        target: Union[str, "os.PathLike[str]"],
+        *,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> int:
+        """Download document ``document_id`` into the file ``target``; returns its size.
+
+        The ciphertext streams into a temporary file beside ``target``; a
+        decryption pass (every chunk's and the file's SHA-256 checked, in a
+        thread) writes a second one, renamed to ``target`` only when all
+        checked out. Both are removed on any failure or cancellation.
+        """
+        target = os.fspath(target)
+        folder = os.path.dirname(os.path.abspath(target))
+        answer = await self.request("get_document", document_id=document_id)
+        task_id = answer["task_data"]["task_id"]
+        cipher_fd, cipher = tempfile.mkstemp(dir=folder, prefix=".naslink-", suffix=".cipher")
+        part_fd, part = tempfile.mkstemp(dir=folder, prefix=".naslink-", suffix=".part")
+        os.close(part_fd)
+        loop = self._loop or asyncio.get_running_loop()
+        try:
+            with os.fdopen(cipher_fd, "wb") as sink:
+                async with self._transfer_guard():
+                    transfer = _Transfer(loop, sink=sink, progress=progress)
+                    self._start_transfer(transfer, lambda: self._conn.download_file(task_id))
+                    finished = await transfer.done
+            size: int = await loop.run_in_executor(None, finished.decrypt_file, cipher, part)
+            os.replace(part, target)
+            return size
+        finally:
+            for leftover in (cipher, part):
+                try:
+                    os.unlink(leftover)
+                except FileNotFoundError:
+                    pass
+
+    # ----- transfers ------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transfer_guard(self) -> AsyncIterator[None]:
+        if self._transfer_lock is None:
+            self._transfer_lock = asyncio.Lock()
+        async with self._transfer_lock:
+            try:
+                yield
+            finally:
+                self._transfer = None
+
+    def _start_transfer(self, transfer: "_Transfer", start: Callable[[], int]) -> None:
+        if not self._ready.is_set():
+            raise ConnectionLostError("not connected")
+        transfer.seq = start()
+        self._transfer = transfer
+        self._flush()
+
+    async def _send_file(
+        self,
+        path: str,
+        task_id: str,
+        size: int,
+        digest: bytes,
+        progress: Optional[Callable[[int, int], None]],
+    ) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        transfer = _Transfer(loop, progress=progress)
+        self._start_transfer(transfer, lambda: self._conn.upload_file(task_id, size, digest))
+        await transfer.ready
+        sent = 0
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(256 * 1024)
+                view = memoryview(block)
+                while view:
+                    if transfer.done.done():
+                        break
+                    taken = self._conn.upload_write(bytes(view))
+                    view = view[taken:]
+                    sent += taken
+                    self._flush()
+                    if self._writer is None:
+                        raise ConnectionLostError("connection lost during the upload")
+                    await self._writer.drain()
+                if progress is not None:
+                    progress(sent, size)
+                if not block or transfer.done.done():
+                    break
+        if not transfer.done.done():
+            self._conn.upload_write(b"")
+            self._flush()
+        await transfer.done
+
+    def _dispatch(self, event: Any) -> None:
+        kind = getattr(event, "kind", None)
+        if kind == "reply":
+            future = self._pending.pop(event.seq, None)
+            self._wake_slot()
+            if future is None or future.done():
+                return
+            body = event.body
+            if event.code == 200:
+                future.set_result(body)
+            else:
+                future.set_exception(
+                    RequestError(event.message or f"code {event.code}", event.code, body)
+                )
+        elif kind == "request_failed":
+            future = self._pending.pop(event.seq, None)
+            self._wake_slot()
+            if future is not None and not future.done():
+                future.set_exception(ConnectionLostError(event.message or "request failed"))
+        elif kind is not None and kind.startswith(("upload_", "download_")):
+            transfer = self._transfer
+            if transfer is None or transfer.seq != event.seq:
+                return
+            transfer.handle(event)
+        elif kind == "server_info":
+            body = event.body or {}
+            self.server_info = body.get("data", {})
+        elif kind == "logged_in":
+            self._two_factor_attempts = 0
+        elif kind == "two_factor_required":
+            if self._two_factor_attempts >= 3:
+                self._login_failed(LoginError("two-factor code refused three times"))
+            else:
+                self._ask_two_factor()
+        elif kind == "login_failed":
+            self._login_failed(LoginError(event.message or "login refused"))
+        elif kind == "protocol_unsupported":
+            self._login_failed(LoginError(event.message or "unsupported protocol"))
+        elif kind in ("desynchronized", "bad_message"):
+            self._emit(event)
+            if self._writer is not None:
+                self._writer.close()
+        elif kind == "lockdown":
+            self._emit(event)
+        elif isinstance(event, Rejected):
+            err = ConnectError(f"upgrade refused with HTTP {event.status}")
+            if self._login is not None and not self._login.done():
+                self._login.set_exception(err)
+                self._failure = err
+        elif isinstance(event, Closed):
+            self._ready.clear()
+            self._emit(event)
+            if self._transfer is not None:
+                self._transfer.fail(ConnectionLostError("connection lost during the transfer"))
+            if self._writer is not None:
+                self._writer.close()
+
+    def _after_pump(self) -> None:
+        if not self._ready.is_set() and self._conn.session_state == "ready":
+            self._ready.set()
+            if self._login is not None and not self._login.done():
+                self._login.set_result(None)
+
+    def _submit_two_factor(self, code: str) -> None:
+        self._conn.submit_two_factor(code)
+
+    def _fail_pending(self, err: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(err)
+        if self._transfer is not None:
+            self._transfer.fail(err)
+
+
+class _Transfer:
+    """One upload or download under way: where its events go."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        sink: Optional[Any] = None,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> None:
+        self.seq: Optional[int] = None
+        self.sink = sink
+        self.progress = progress
+        self.ready: "asyncio.Future[None]" = loop.create_future()
+        self.done: "asyncio.Future[Any]" = loop.create_future()
+        self.received = 0
+        self.size = 0
+
+    def handle(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "upload_ready":
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif kind == "upload_finished":
+            self._finish(event.size)
+        elif kind in ("upload_failed", "download_failed"):
+            self.fail(Error(f"{kind.replace('_', ' ')}: {event.message}"))
+        elif kind == "download_started":
+            self.size = event.size or 0
+        elif kind == "download_data":
+            # Writes to a local file: fast enough to do on the loop.
+            assert self.sink is not None
+            self.sink.write(event.data)
+            self.received += len(event.data)
+            if self.progress is not None:
+                self.progress(self.received, self.size)
+        elif kind == "download_finished":
+            if self.sink is not None:
+                self.sink.flush()
+            self._finish(event)
+
+    def _finish(self, value: Any) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+        if not self.done.done():
+            self.done.set_result(value)
+
+    def fail(self, err: BaseException) -> None:
+        for f in (self.ready, self.done):
+            if not f.done():
+                f.set_exception(err)
+                # Retrieved or not, a failed transfer is reported by the caller.
+                f.exception()
+
+
+def _hash_file(path: str) -> Tuple[int, bytes]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return size, h.digest()
+
+
+def connect_cfms(url: str, user: str, password: str, **options: Any) -> CfmsClient:
+    """A :class:`CfmsClient` for ``async with`` (or ``await client.connect()``).
+
+    Options: ``cafile``, ``sha256`` (certificate pin, hex), ``insecure``,
+    ``timeout``, ``connect_timeout``, ``transfer_timeout``, ``reconnect``,
+    ``backoff``/``max_backoff``, ``two_factor`` (a callable returning a TOTP
+    or backup code), ``max_message_size``.
+    """
+    return CfmsClient(url, user, password, **options)
