@@ -15,7 +15,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9,<2" "pytest>=8"
+    "maturin>=1.9,<2" "pytest>=8" "mypy>=1.10"
 
 cargo build --quiet --locked --manifest-path "$ROOT/Cargo.toml" -p naslink-sim --bin naslink-sim
 
@@ -25,4 +25,6 @@ PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pip install --quiet --disable-pip-v
     --no-build-isolation --force-reinstall --no-deps "$ROOT/adapters/python"
 
 cd "$ROOT/adapters/python"
+# The stubs and the asyncio layer type-check strictly against each other.
+"$VENV/bin/python" -m mypy --strict python/naslink
 NASLINK_SIM="$TARGET_DIR/debug/naslink-sim" "$VENV/bin/python" -m pytest -q tests "$@"
