@@ -271,9 +271,19 @@ impl CfmsConnection {
         self.now = self.now.max(instant(py, now)?);
         if data.is_empty() {
             self.eof = true;
-        } else {
-            self.input.extend_from_slice(data);
+            return Ok(());
         }
+        let waiting = self.input.len() - self.input_start;
+        if waiting + data.len() > crate::input_cap(self.settings.receive) {
+            return Err(BusyError::new_err(
+                "too much received data waits: take events with next_event() first",
+            ));
+        }
+        if self.input_start > 0 {
+            self.input.drain(..self.input_start);
+            self.input_start = 0;
+        }
+        self.input.extend_from_slice(data);
         Ok(())
     }
 

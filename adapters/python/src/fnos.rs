@@ -276,13 +276,19 @@ impl Connection {
         self.now = self.now.max(instant(py, now)?);
         if data.is_empty() {
             self.eof = true;
-        } else {
-            if self.input_start > 0 && self.input_start == self.input.len() {
-                self.input.clear();
-                self.input_start = 0;
-            }
-            self.input.extend_from_slice(data);
+            return Ok(());
         }
+        let waiting = self.input.len() - self.input_start;
+        if waiting + data.len() > crate::input_cap(self.sizes.receive) {
+            return Err(BusyError::new_err(
+                "too much received data waits: take events with next_event() first",
+            ));
+        }
+        if self.input_start > 0 {
+            self.input.drain(..self.input_start);
+            self.input_start = 0;
+        }
+        self.input.extend_from_slice(data);
         Ok(())
     }
 

@@ -79,6 +79,14 @@ fn duration(secs: f64) -> PyResult<naslink_core::time::Duration> {
     ))
 }
 
+/// How many received bytes may wait for the core: what one read of the
+/// asyncio client brings (256 KiB) several times over, and never less
+/// than the largest message. A caller that feeds more without taking
+/// events gets `BusyError` instead of an ever-growing buffer.
+fn input_cap(receive_buffer: usize) -> usize {
+    receive_buffer.max(256 * 1024) * 4
+}
+
 /// The OS random source: WebSocket masks, login keys, RSA padding.
 ///
 /// A failing OS random source cannot be answered with weaker keys, so it

@@ -168,3 +168,23 @@ def test_reconnects_after_an_emulator_restart(emulator):
                 second.stop()
 
     run(main())
+
+
+def test_random_bytes_in_random_pieces_never_raise_and_end_the_connection():
+    import random
+
+    rng = random.Random(12)
+    for _ in range(200):
+        conn = naslink.CfmsConnection("ws://127.0.0.1:9/", "admin", "admin", now=0.0)
+        conn.data_to_send(now=0.0)
+        blob = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 3000)))
+        events = []
+        while blob:
+            cut = rng.randrange(1, len(blob) + 1)
+            conn.receive_data(blob[:cut], now=1.0)
+            blob = blob[cut:]
+            events += conn.events(now=1.0)
+            conn.data_to_send(now=1.0)
+        conn.receive_data(b"", now=2.0)
+        events += conn.events(now=2.0)
+        assert isinstance(events[-1], naslink.Closed), events

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import socket
 import time
 from typing import Callable, List
@@ -164,3 +167,47 @@ def test_two_factor_code_completes_the_login(emulator):
 def test_invalid_url_raises_value_error():
     with pytest.raises(ValueError):
         naslink.Connection("http://nas/", "admin", "admin")
+
+
+def test_random_bytes_in_random_pieces_never_raise_and_end_the_connection():
+    import random
+
+    rng = random.Random(11)
+    opened = 0
+    for round in range(200):
+        conn = naslink.Connection(
+            "ws://127.0.0.1:9/websocket?type=main", "admin", "admin", now=0.0
+        )
+        upgrade = conn.data_to_send(now=0.0)
+        blob = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 3000)))
+        if round % 2:
+            # A valid upgrade answer first, so the frame parser and the
+            # session see the random bytes.
+            key = re.search(rb"Sec-WebSocket-Key: (\S+)", upgrade).group(1)
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            blob = (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n" + blob
+            )
+        events = []
+        while blob:
+            cut = rng.randrange(1, len(blob) + 1)
+            conn.receive_data(blob[:cut], now=1.0)
+            blob = blob[cut:]
+            events += conn.events(now=1.0)
+            conn.data_to_send(now=1.0)
+        conn.receive_data(b"", now=2.0)
+        events += conn.events(now=2.0)
+        assert isinstance(events[-1], naslink.Closed), events
+        assert conn.state == "closed"
+        opened += any(isinstance(e, naslink.Connected) for e in events)
+    assert opened == 100
+
+
+def test_feeding_without_taking_events_is_refused_not_buffered_forever():
+    conn = naslink.Connection("ws://127.0.0.1:9/websocket?type=main", "a", "b")
+    with pytest.raises(naslink.BusyError):
+        for _ in range(1000):
+            conn.receive_data(b"x" * 65536)

@@ -114,6 +114,8 @@ class Answer:
     """A request's answer: every frame in arrival order, the last one final."""
 
     frames: List[Reply] = field(default_factory=list)
+    size: int = 0
+    """Bytes received for it, all frames together."""
 
     @property
     def last(self) -> Reply:
@@ -430,9 +432,15 @@ class _Client:
         """One transport: dial, then read until it ends."""
         conn = self._conn
         host = conn.host
-        reader, writer = await asyncio.open_connection(
-            host, conn.port, ssl=self._ssl, server_hostname=host if self._ssl else None
-        )
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, conn.port, ssl=self._ssl, server_hostname=host if self._ssl else None
+                ),
+                self.connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise ConnectError(f"no connection to {host}:{conn.port} within connect_timeout") from None
         try:
             if self._pin is not None:
                 sslobj = writer.get_extra_info("ssl_object")
@@ -572,6 +580,8 @@ class FnosClient(_Client):
         heartbeat_interval: float = 30.0,
         max_message_size: int = 1 << 20,
         device_name: str = "naslink",
+        max_answer_frames: int = 4096,
+        max_answer_bytes: int = 16 << 20,
     ) -> None:
         conn = Connection(
             url,
@@ -596,6 +606,10 @@ class FnosClient(_Client):
             two_factor=two_factor,
         )
         self._trusted_device = trusted_device
+        self.max_answer_frames = max_answer_frames
+        """Most frames one answer may have; more fail the request."""
+        self.max_answer_bytes = max_answer_bytes
+        """Most bytes one answer may have, all frames together."""
         self._pending: Dict[str, Tuple["asyncio.Future[Answer]", Answer]] = {}
         self.logins: List[str] = []
         """How each login so far succeeded (``"password"``, ``"auth_token"``...)."""
@@ -750,6 +764,20 @@ class FnosClient(_Client):
                 return
             future, answer = entry
             answer.frames.append(event)
+            answer.size += len(event.raw)
+            if not event.final and (
+                len(answer.frames) > self.max_answer_frames or answer.size > self.max_answer_bytes
+            ):
+                # Stop collecting: the request fails, its later frames are
+                # dropped as unmatched.
+                del self._pending[event.reqid]
+                self._conn.cancel(event.reqid)
+                self._wake_slot()
+                if not future.done():
+                    future.set_exception(
+                        RequestError("the answer outgrew max_answer_frames/max_answer_bytes", None, answer)
+                    )
+                return
             if event.final:
                 del self._pending[event.reqid]
                 self._wake_slot()
@@ -811,7 +839,8 @@ def connect_fnos(url: str, user: str, password: str, **options: Any) -> FnosClie
     ``reconnect`` (default ``True``), ``backoff``/``max_backoff`` (seconds),
     ``two_factor`` (a callable, sync or async, returning the code),
     ``trusted_device``, ``heartbeat_interval``, ``max_message_size``,
-    ``device_name``.
+    ``device_name``, ``max_answer_frames`` (default 4096) and
+    ``max_answer_bytes`` (default 16 MiB) for multi-frame answers.
     """
     return FnosClient(url, user, password, **options)
 
