@@ -19,6 +19,12 @@ fi
 
 cargo build --quiet --locked --manifest-path "$ROOT/Cargo.toml" -p naslink-sim --bin naslink-sim
 
+# The binding is its own cargo workspace: the main format and clippy steps
+# do not reach it. Clippy builds PyO3, which needs the interpreter.
+cargo fmt --manifest-path "$ROOT/adapters/python/Cargo.toml" -- --check
+PYO3_PYTHON="$VENV/bin/python" cargo clippy --quiet --locked \
+    --manifest-path "$ROOT/adapters/python/Cargo.toml" --all-targets -- -D warnings
+
 # The build backend from the venv (no isolated download on every run); the
 # extension's cargo target dir (adapters/python/target) keeps builds warm.
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \

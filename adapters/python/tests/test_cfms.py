@@ -188,3 +188,44 @@ def test_random_bytes_in_random_pieces_never_raise_and_end_the_connection():
         conn.receive_data(b"", now=2.0)
         events += conn.events(now=2.0)
         assert isinstance(events[-1], naslink.Closed), events
+
+
+def _totp(secret: str) -> str:
+    """RFC 6238 (HMAC-SHA-1, 30 s, 6 digits) of a base32 secret, now."""
+    import base64
+    import hmac
+    import struct
+    import time
+
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time() // 30)), "sha1").digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def test_two_factor_callback_and_protocol_5_round_trip(emulator, tmp_path):
+    secret = "JBSWY3DPEHPK3PXP"
+    sim = emulator("cfms", "--plain", "--protocol-version", "5", "--totp-secret", secret)
+    source = tmp_path / "a.bin"
+    content = os.urandom(2 * 1024 * 1024 + 7)
+    source.write_bytes(content)
+
+    async def main():
+        asked = []
+
+        def code():
+            asked.append(1)
+            return _totp(secret)
+
+        async with aio.connect_cfms(sim.url, "admin", "admin", two_factor=code) as nas:
+            assert asked == [1] and nas.protocol_version == 5
+            # Protocol 5 names the new document in create_document's answer.
+            doc = await nas.upload(source, "a.bin")
+            assert await nas.download(doc, tmp_path / "b.bin") == len(content)
+        with pytest.raises(aio.LoginError):
+            async with aio.connect_cfms(sim.url, "admin", "admin"):
+                pass
+
+    run(main())
+    assert (tmp_path / "b.bin").read_bytes() == content
