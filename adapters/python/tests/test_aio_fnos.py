@@ -241,3 +241,34 @@ def test_pinned_tls(fnos, certificate):
                 assert await nas.host_name() == "fnos-sim"
 
     run(main())
+
+
+def test_missed_pongs_close_the_connection_and_it_reconnects(emulator):
+    sim = emulator("fnos", "--no-pong")
+
+    async def main():
+        async with aio.connect_fnos(
+            sim.url, "admin", "admin", heartbeat_interval=0.1, backoff=0.05
+        ) as nas:
+            seen = []
+            async for event in nas.events():
+                seen.append(type(event))
+                if isinstance(event, naslink.LoggedIn):
+                    break
+            assert naslink.ConnectionDead in seen and aio.Reconnecting in seen
+            assert nas.logins[-1] == "auth_token"
+            assert await nas.host_name() == "fnos-sim"
+
+    run(main())
+
+
+def test_refused_upgrade_raises_connect_error(emulator):
+    sim = emulator("fnos", "--https-redirect", "5667")
+
+    async def main():
+        with pytest.raises(aio.ConnectError) as e:
+            async with aio.connect_fnos(sim.url, "admin", "admin"):
+                pass
+        assert "301" in str(e.value)
+
+    run(main())
