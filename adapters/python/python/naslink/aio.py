@@ -400,7 +400,7 @@ class _Client:
             reason = "connection closed"
             try:
                 await self._session()
-            except (OSError, _ssl.SSLError, ConnectError, asyncio.IncompleteReadError) as e:
+            except (OSError, _ssl.SSLError, Error, asyncio.IncompleteReadError) as e:
                 reason = f"{type(e).__name__}: {e}"
             finally:
                 self._writer = None
@@ -503,8 +503,14 @@ class _Client:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._conn.handle_timeout()
-        self._pump()
+        try:
+            self._conn.handle_timeout()
+            self._pump()
+        except Error:
+            # The connection cannot go on (the binding said why); the
+            # session loop sees the transport end and reconnects.
+            if self._writer is not None:
+                self._writer.close()
 
     def _pump(self) -> None:
         """Drain events, then bytes; the drain rule of the core."""
