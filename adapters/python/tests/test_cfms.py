@@ -229,3 +229,17 @@ def test_two_factor_callback_and_protocol_5_round_trip(emulator, tmp_path):
 
     run(main())
     assert (tmp_path / "b.bin").read_bytes() == content
+
+
+def test_lockdown_changes_arrive_through_events(cfms):
+    async def main():
+        async with aio.connect_cfms(cfms.url, "admin", "admin") as nas:
+            events = nas.events()
+            waiter = asyncio.ensure_future(events.__anext__())
+            await asyncio.sleep(0)
+            await nas.request("lockdown", status=True)
+            event = await asyncio.wait_for(waiter, 10)
+            assert event.kind == "lockdown" and event.flag is True
+            await events.aclose()
+
+    run(main())
