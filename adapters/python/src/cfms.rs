@@ -207,6 +207,8 @@ impl CfmsConnection {
     #[new]
     #[pyo3(signature = (url, user, password, *, request_timeout = 30.0,
         transfer_timeout = 60.0, max_message_size = 4 << 20, now = None))]
+    #[pyo3(text_signature = "(url, user, password, *, request_timeout=30.0, \
+        transfer_timeout=60.0, max_message_size=4194304, now=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,

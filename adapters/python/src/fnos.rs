@@ -193,6 +193,9 @@ impl Connection {
     #[pyo3(signature = (url, user, password, *, device_name = "naslink".to_owned(),
         request_timeout = 30.0, login_timeout = 30.0, heartbeat_interval = 30.0,
         max_message_size = 1 << 20, now = None))]
+    #[pyo3(text_signature = "(url, user, password, *, device_name='naslink', \
+        request_timeout=30.0, login_timeout=30.0, heartbeat_interval=30.0, \
+        max_message_size=1048576, now=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
