@@ -3,7 +3,7 @@
 #
 # Installs what it needs (Rust targets and components, the Python peers in
 # virtualenvs under the repo) and fails on the first failing step.
-# NASLINK_SKIP=autobahn,python,firmware skips named slow steps locally; CI skips none.
+# NASLINK_SKIP=autobahn,python,python-pkg,firmware skips named slow steps locally; CI skips none.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -54,6 +54,13 @@ if [ -f scripts/fnos-python-check.sh ]; then
         step "fnOS emulator vs the PyPI fnos client"
         bash scripts/fnos-python-check.sh
     fi
+fi
+
+if skipped python-pkg; then
+    step "Python package (adapters/python): skipped (NASLINK_SKIP)"
+else
+    step "Python package (adapters/python): pip install, pytest against the emulators"
+    bash scripts/python.sh
 fi
 
 if skipped firmware; then
