@@ -1,10 +1,10 @@
 //! The protocol-independent half of the ABI: the connection handle, the
 //! loop functions every protocol shares, and the pointer checks.
 //!
-//! A connection's memory starts with a [`Header`] whose tag says which
+//! A connection's memory starts with a `Header` whose tag says which
 //! protocol's init function built it; each loop function checks the
 //! pointer (not NULL, aligned), reads the tag, and hands the call to that
-//! protocol's [`Protocol`] implementation.
+//! protocol's `Protocol` implementation.
 
 use core::ffi::c_void;
 
@@ -25,11 +25,11 @@ pub const NASLINK_RECEIVE_BUFFER: usize = 8192;
 /// the session writes) plus a request.
 pub const NASLINK_TRANSMIT_BUFFER: usize = 4096;
 
-/// What [`naslink_poll_timeout`] reports when no deadline is armed.
+/// What `naslink_poll_timeout` reports when no deadline is armed.
 pub const NASLINK_NO_TIMEOUT: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 
 /// An open connection: opaque, it lives in the caller's memory (see
-/// [`naslink_fnos_init`](crate::naslink_fnos_init)).
+/// `naslink_fnos_init`).
 pub struct naslink_conn {
     _opaque: [u8; 0],
 }
@@ -37,12 +37,15 @@ pub struct naslink_conn {
 /// The random-number callback: fill all `len` bytes at `buf` from a
 /// cryptographically secure source (`getrandom`, a hardware RNG). `ctx` is
 /// the pointer given to the init function. It must not call back into
-/// naslink.
-pub type naslink_rng_fn = unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize);
+/// naslink. NULL is refused by the init functions.
+pub type naslink_rng_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize)>;
+
+/// The callback itself (a `naslink_rng_fn` checked not NULL).
+type RngCallback = unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize);
 
 /// Randomness through the caller's callback.
 pub(crate) struct CallbackRng {
-    pub(crate) fill: naslink_rng_fn,
+    pub(crate) fill: RngCallback,
     pub(crate) ctx: *mut c_void,
 }
 
@@ -60,7 +63,7 @@ pub(crate) struct Header {
     pub(crate) tag: u32,
 }
 
-/// The tag of no connection (after [`naslink_deinit`]).
+/// The tag of no connection (after `naslink_deinit`).
 const TAG_NONE: u32 = 0;
 
 /// What each protocol's connection does for the shared loop functions.
@@ -78,9 +81,9 @@ pub(crate) trait Protocol {
     fn wipe(&mut self);
 }
 
-/// A protocol's connection struct: `repr(C)`, starting with a [`Header`].
+/// A protocol's connection struct: `repr(C)`, starting with a `Header`.
 pub(crate) trait Tagged {
-    /// The tag in its [`Header`].
+    /// The tag in its `Header`.
     const TAG: u32;
 }
 
@@ -120,7 +123,7 @@ pub(crate) unsafe fn as_protocol<'a, P: Tagged>(
 /// Run `f` on whichever protocol's connection `conn` is.
 ///
 /// # Safety
-/// As [`as_protocol`].
+/// As `as_protocol`.
 unsafe fn with_conn(
     conn: *mut naslink_conn,
     f: impl FnOnce(&mut dyn Protocol) -> Result<(), naslink_result>,
@@ -147,7 +150,7 @@ fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T, naslink_result> {
 
 /// Feed `len` bytes read from the transport at `buf`; `*consumed` is how
 /// many were taken. Fewer than `len` means events wait: drain
-/// [`naslink_poll_event`] and [`naslink_poll_transmit`], then pass the rest
+/// `naslink_poll_event` and `naslink_poll_transmit`, then pass the rest
 /// again. `buf` may be NULL when `len` is 0. `now_ms` is a monotonic clock
 /// in milliseconds (any origin, never going back).
 ///
@@ -185,7 +188,7 @@ pub unsafe extern "C" fn naslink_handle_input(
 
 /// The next bytes to write to the transport: `*ptr`/`*len`, or `*len == 0`
 /// (and `*ptr` NULL) when there are none. After writing `n` of them call
-/// [`naslink_advance_transmit`]. The bytes stay valid until the next call
+/// `naslink_advance_transmit`. The bytes stay valid until the next call
 /// on `conn`.
 ///
 /// # Safety
@@ -215,7 +218,7 @@ pub unsafe extern "C" fn naslink_poll_transmit(
     }
 }
 
-/// Record that `n` bytes from the last [`naslink_poll_transmit`] were
+/// Record that `n` bytes from the last `naslink_poll_transmit` were
 /// written (more than it gave counts as all of them).
 ///
 /// # Safety
@@ -264,8 +267,8 @@ pub unsafe extern "C" fn naslink_poll_event(
     }
 }
 
-/// When to call [`naslink_handle_timeout`], in the `now_ms` clock:
-/// `*at_ms`, or [`NASLINK_NO_TIMEOUT`] when nothing is armed.
+/// When to call `naslink_handle_timeout`, in the `now_ms` clock:
+/// `*at_ms`, or `NASLINK_NO_TIMEOUT` when nothing is armed.
 ///
 /// # Safety
 /// `conn` comes from an init function.
@@ -290,7 +293,7 @@ pub unsafe extern "C" fn naslink_poll_timeout(
     }
 }
 
-/// Let time pass (call it at or after [`naslink_poll_timeout`]'s time).
+/// Let time pass (call it at or after `naslink_poll_timeout`'s time).
 ///
 /// # Safety
 /// `conn` comes from an init function.

@@ -1,10 +1,10 @@
-//! The event struct [`naslink_poll_event`](crate::naslink_poll_event)
+//! The event struct `naslink_poll_event`
 //! fills: one tagged C struct for every protocol, whose fields each event
 //! kind documents.
 
 use core::ffi::c_char;
 
-/// What happened. Each kind lists the [`naslink_event`] fields it sets;
+/// What happened. Each kind lists the `naslink_event` fields it sets;
 /// the others keep their "none" values.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub enum naslink_event_kind {
     NASLINK_EVENT_MALFORMED = 12,
     /// Too many heartbeat pongs missed: `missed_pongs`. Close and reconnect.
     NASLINK_EVENT_CONNECTION_DEAD = 13,
-    /// The session's output does not fit [`NASLINK_TRANSMIT_BUFFER`](crate::NASLINK_TRANSMIT_BUFFER):
+    /// The session's output does not fit `NASLINK_TRANSMIT_BUFFER`:
     /// no progress is possible; close the connection.
     NASLINK_EVENT_TRANSMIT_TOO_SMALL = 14,
     /// The connection is over: `close_code` (the server's, or -1),
@@ -136,7 +136,7 @@ impl naslink_reqid {
 }
 
 /// One event: `kind` says which fields mean something (see
-/// [`naslink_event_kind`]). Pointers borrow the connection's memory and are
+/// `naslink_event_kind`). Pointers borrow the connection's memory and are
 /// valid until the next call on that connection; `json` is not
 /// NUL-terminated (use `json_len`), `detail` is a static NUL-terminated
 /// string.

@@ -1,5 +1,5 @@
 //! fnOS over the C ABI: the configuration, the init function, requests and
-//! the front-panel helpers, and how fnOS events become [`naslink_event`]s.
+//! the front-panel helpers, and how fnOS events become `naslink_event`s.
 
 use core::ffi::{CStr, c_char, c_void};
 
@@ -24,7 +24,7 @@ use crate::result::{code, naslink_result};
 pub const NASLINK_FNOS_STRINGS: usize = 256;
 
 /// How to reach and log in to an fnOS NAS. The strings are copied by
-/// [`naslink_fnos_init`]; the caller may free or wipe them afterwards.
+/// `naslink_fnos_init`; the caller may free or wipe them afterwards.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct naslink_fnos_config {
@@ -110,7 +110,7 @@ impl Strings {
 }
 
 /// Build an fnOS connection in `mem` (`len` bytes, at least
-/// [`naslink_fnos_size`], aligned to [`naslink_fnos_align`]) and queue
+/// `naslink_fnos_size`, aligned to `naslink_fnos_align`) and queue
 /// the WebSocket upgrade request; `*conn` is the connection (it is `mem`).
 /// Then run the loop: the login follows the upgrade by itself.
 ///
@@ -119,14 +119,14 @@ impl Strings {
 ///
 /// # Safety
 /// `mem` points to `len` writable bytes that stay in place, unused by
-/// anything else, until [`naslink_deinit`](crate::naslink_deinit); the
+/// anything else, until `naslink_deinit`; the
 /// config's strings are NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn naslink_fnos_init(
     mem: *mut c_void,
     len: usize,
     config: *const naslink_fnos_config,
-    rng: Option<naslink_rng_fn>,
+    rng: naslink_rng_fn,
     ctx: *mut c_void,
     conn: *mut *mut naslink_conn,
 ) -> naslink_result {
@@ -134,15 +134,15 @@ pub unsafe extern "C" fn naslink_fnos_init(
     code(unsafe { init(mem, len, config, rng, ctx, conn) })
 }
 
-/// [`naslink_fnos_init`] with `?`.
+/// `naslink_fnos_init` with `?`.
 ///
 /// # Safety
-/// As [`naslink_fnos_init`].
+/// As `naslink_fnos_init`.
 unsafe fn init(
     mem: *mut c_void,
     len: usize,
     config: *const naslink_fnos_config,
-    rng: Option<naslink_rng_fn>,
+    rng: naslink_rng_fn,
     ctx: *mut c_void,
     conn: *mut *mut naslink_conn,
 ) -> Result<(), naslink_result> {
@@ -224,14 +224,14 @@ unsafe fn init(
 /// object, or NULL for none). `*reqid` receives its request id; its
 /// answer comes as `NASLINK_EVENT_REPLY` events with that reqid (the last
 /// with a final status), or as `NASLINK_EVENT_REQUEST_TIMED_OUT`. Drain
-/// [`naslink_poll_transmit`](crate::naslink_poll_transmit) afterwards.
+/// `naslink_poll_transmit` afterwards.
 ///
 /// Fails with `NASLINK_ERR_NOT_OPEN` before the upgrade finished and
 /// `NASLINK_ERR_BUSY` while 16 requests are in flight; most commands
 /// need the login to have finished (`NASLINK_EVENT_LOGGED_IN`).
 ///
 /// # Safety
-/// `conn` comes from [`naslink_fnos_init`]; the strings are
+/// `conn` comes from `naslink_fnos_init`; the strings are
 /// NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn naslink_fnos_request(
@@ -255,7 +255,7 @@ pub unsafe extern "C" fn naslink_fnos_request(
     })())
 }
 
-/// A front-panel figure, for [`naslink_fnos_request_panel`].
+/// A front-panel figure, for `naslink_fnos_request_panel`.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum naslink_fnos_panel {
@@ -310,12 +310,12 @@ impl naslink_fnos_panel {
     }
 }
 
-/// Send the front-panel request `which` (a [`naslink_fnos_panel`] value;
+/// Send the front-panel request `which` (a `naslink_fnos_panel` value;
 /// others give `NASLINK_ERR_INVALID_ARGUMENT`), as
-/// [`naslink_fnos_request`] does.
+/// `naslink_fnos_request` does.
 ///
 /// # Safety
-/// `conn` comes from [`naslink_fnos_init`].
+/// `conn` comes from `naslink_fnos_init`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn naslink_fnos_request_panel(
     conn: *mut naslink_conn,

@@ -22,26 +22,26 @@
 //! ```
 //!
 //! **The drain rule** is the core's: after any input (bytes, a timeout, a
-//! request), call [`naslink_poll_event`] until it reports
-//! `NASLINK_EVENT_NONE`, then [`naslink_poll_transmit`] until it gives no
-//! bytes, then wait for input or [`naslink_poll_timeout`].
-//! [`naslink_handle_input`] may consume fewer bytes than given (an event
+//! request), call `naslink_poll_event` until it reports
+//! `NASLINK_EVENT_NONE`, then `naslink_poll_transmit` until it gives no
+//! bytes, then wait for input or `naslink_poll_timeout`.
+//! `naslink_handle_input` may consume fewer bytes than given (an event
 //! waits): drain, then pass the rest again.
 //!
-//! **Memory.** [`naslink_fnos_size`] bytes aligned to [`naslink_fnos_align`]
+//! **Memory.** `naslink_fnos_size` bytes aligned to `naslink_fnos_align`
 //! hold one connection, its buffers (fixed at compile time: see
-//! [`NASLINK_RECEIVE_BUFFER`], [`NASLINK_TRANSMIT_BUFFER`]) and copies of
+//! `NASLINK_RECEIVE_BUFFER`, `NASLINK_TRANSMIT_BUFFER`) and copies of
 //! the configured strings. The memory must not be moved or copied while
-//! the connection lives; [`naslink_deinit`] wipes the credentials.
+//! the connection lives; `naslink_deinit` wipes the credentials.
 //!
-//! **Errors** are [`naslink_result`] codes (0 is success, errors are
-//! negative), named by [`naslink_strerror`]. Null and misaligned pointers
+//! **Errors** are `naslink_result` codes (0 is success, errors are
+//! negative), named by `naslink_strerror`. Null and misaligned pointers
 //! are reported, never dereferenced. No call can unwind into C: the library
 //! is built with `panic = "abort"`, and its panic handler calls the C
 //! library's `abort()`.
 //!
-//! **Borrowed pointers** in a [`naslink_event`] and from
-//! [`naslink_poll_transmit`] point into the connection's memory and are
+//! **Borrowed pointers** in a `naslink_event` and from
+//! `naslink_poll_transmit` point into the connection's memory and are
 //! valid until the next call on that connection.
 #![cfg_attr(not(test), no_std)]
 #![deny(clippy::indexing_slicing)]

@@ -1,5 +1,5 @@
 //! Result codes: one integer enum for every entry point, as rustls-ffi and
-//! quiche do; [`naslink_strerror`] names each.
+//! quiche do; `naslink_strerror` names each.
 
 use core::ffi::c_char;
 
@@ -12,7 +12,7 @@ pub enum naslink_result {
     /// A required pointer argument was NULL.
     NASLINK_ERR_NULL = -1,
     /// A pointer was not aligned as its type requires (the connection
-    /// memory: [`naslink_fnos_align`](crate::naslink_fnos_align)).
+    /// memory: `naslink_fnos_align`).
     NASLINK_ERR_MISALIGNED = -2,
     /// The memory given to an init function is shorter than its size
     /// function says.
@@ -23,7 +23,7 @@ pub enum naslink_result {
     /// which the caller runs).
     NASLINK_ERR_INVALID_URL = -5,
     /// A configured string is longer than its capacity
-    /// ([`NASLINK_FNOS_STRINGS`](crate::NASLINK_FNOS_STRINGS)).
+    /// (`NASLINK_FNOS_STRINGS`).
     NASLINK_ERR_STRING_TOO_LONG = -6,
     /// The connection memory was not initialized by an init function of
     /// this protocol (or was deinitialized).
@@ -40,7 +40,7 @@ pub enum naslink_result {
     /// The request's parameters are not one JSON object.
     NASLINK_ERR_PARAMS_NOT_AN_OBJECT = -12,
     /// The message does not fit the transmit buffer
-    /// ([`NASLINK_TRANSMIT_BUFFER`](crate::NASLINK_TRANSMIT_BUFFER)).
+    /// (`NASLINK_TRANSMIT_BUFFER`).
     NASLINK_ERR_TRANSMIT_BUFFER_TOO_SMALL = -13,
     /// An argument is out of range (an unknown enum value, say).
     NASLINK_ERR_INVALID_ARGUMENT = -14,
@@ -100,7 +100,7 @@ impl naslink_result {
 }
 
 /// A static, NUL-terminated English description of `code` (a
-/// [`naslink_result`]); unknown codes give "unknown error". Never NULL.
+/// `naslink_result`); unknown codes give "unknown error". Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn naslink_strerror(code: i32) -> *const c_char {
     naslink_result::ALL
