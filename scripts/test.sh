@@ -40,6 +40,9 @@ target/nostd-check/debug/naslink-nostd-check
 target/nostd-check/release/naslink-nostd-check
 echo "nostd-check: linked without std or allocator, and ran"
 
+step "C ABI: panel.c (gcc -Werror) against the fnOS emulator under valgrind and ASan/UBSan"
+bash scripts/capi.sh
+
 if skipped autobahn; then
     step "autobahn: skipped (NASLINK_SKIP)"
 else

@@ -80,6 +80,13 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { abort() }
 }
 
+/// The precompiled `core` of hosted targets is built to unwind and refers
+/// to this symbol; with `panic = "abort"` nothing unwinds, so it is never
+/// called. (Firmware targets' `core` does not refer to it.)
+#[cfg(all(not(test), feature = "panic-handler"))]
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
 #[cfg(test)]
 mod tests {
     /// A panic inside an `extern "C"` function (every entry point is one)
