@@ -20,6 +20,11 @@
 #include <stdbool.h>
 
 /**
+ * CFMS requests in flight per connection.
+ */
+#define NASLINK_CFMS_QUEUE 8
+
+/**
  * Bytes of receive buffer in each connection: the largest message the
  * server may send (a larger one closes the connection with 1009). The
  * fnOS front-panel and storage replies are well under this.
@@ -164,7 +169,8 @@ enum naslink_event_kind
    */
   NASLINK_EVENT_REJECTED = 2,
   /**
-   * The login succeeded: `login_method`, `uid`, `admin`.
+   * The login succeeded: `login_method`, `uid`, `admin` (fnOS);
+   * `expires_in_ms`, `json` (CFMS).
    */
   NASLINK_EVENT_LOGGED_IN = 3,
   /**
@@ -224,6 +230,33 @@ enum naslink_event_kind
    * The two-factor code was refused: `errno_code`.
    */
   NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
+  /**
+   * CFMS: the server information: `protocol_version`, `lockdown`,
+   * `json`; `reqid` when it answers a request of the application's.
+   */
+  NASLINK_EVENT_SERVER_INFO = 17,
+  /**
+   * CFMS: the server speaks another protocol version; close.
+   */
+  NASLINK_EVENT_PROTOCOL_UNSUPPORTED = 18,
+  /**
+   * CFMS: the token was refreshed: `expires_in_ms`.
+   */
+  NASLINK_EVENT_TOKEN_REFRESHED = 19,
+  /**
+   * CFMS: the server rejected the token (the session logs in again when
+   * it can).
+   */
+  NASLINK_EVENT_TOKEN_REJECTED = 20,
+  /**
+   * CFMS: the listener registration was answered: `errno_code` (200:
+   * lockdown changes will arrive).
+   */
+  NASLINK_EVENT_LISTENER_REGISTERED = 21,
+  /**
+   * CFMS: lockdown changed (a push to listeners): `lockdown`.
+   */
+  NASLINK_EVENT_LOCKDOWN = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -410,6 +443,51 @@ typedef int32_t naslink_fnos_panel;
 typedef struct naslink_conn naslink_conn;
 
 /**
+ * How to reach and log in to a CFMS server (protocol 3–5). The strings
+ * are copied by `naslink_cfms_init`.
+ */
+typedef struct naslink_cfms_config {
+  /**
+   * `ws://HOST:PORT/` (for `wss://` the caller runs TLS below).
+   */
+  const char *url;
+  /**
+   * User name; NULL stays anonymous (no login).
+   */
+  const char *user;
+  /**
+   * Password (ignored when `user` is NULL).
+   */
+  const char *password;
+  /**
+   * The monotonic clock (milliseconds) at init.
+   */
+  uint64_t now_ms;
+  /**
+   * Seconds since the UNIX epoch at `now_ms` (token expiry); 0 when
+   * unknown.
+   */
+  uint64_t unix_time_s;
+  /**
+   * Deadline of each request in milliseconds; 0 for 30 000.
+   */
+  uint32_t request_timeout_ms;
+  /**
+   * After logging in, register as listener: lockdown changes then
+   * arrive as `NASLINK_EVENT_LOCKDOWN`.
+   */
+  bool listener;
+} naslink_cfms_config;
+
+/**
+ * The random-number callback: fill all `len` bytes at `buf` from a
+ * cryptographically secure source (`getrandom`, a hardware RNG). `ctx` is
+ * the pointer given to the init function. It must not call back into
+ * naslink. NULL is refused by the init functions.
+ */
+typedef void (*naslink_rng_fn)(void *ctx, uint8_t *buf, size_t len);
+
+/**
  * A request's handle as text, NUL-terminated (empty when none). A reply
  * from the server with a longer reqid is cut to fit.
  */
@@ -449,9 +527,22 @@ typedef struct naslink_event {
    */
   struct naslink_reqid reqid;
   /**
-   * The server's error code (fnOS `errno`), or -1.
+   * The server's code: fnOS `errno`, CFMS `code` (200 success); -1 none.
    */
   int64_t errno_code;
+  /**
+   * CFMS `SERVER_INFO`: the protocol version (3–5), else 0.
+   */
+  uint32_t protocol_version;
+  /**
+   * CFMS `SERVER_INFO`, `LOCKDOWN`: 1 on, 0 off, -1 not this event.
+   */
+  int32_t lockdown;
+  /**
+   * CFMS `LOGGED_IN`, `TOKEN_REFRESHED`: milliseconds until the token
+   * expires, else 0.
+   */
+  uint64_t expires_in_ms;
   /**
    * `LOGGED_IN`: the user's uid, or -1 when not sent.
    */
@@ -525,17 +616,53 @@ typedef struct naslink_fnos_config {
   uint32_t request_timeout_ms;
 } naslink_fnos_config;
 
-/**
- * The random-number callback: fill all `len` bytes at `buf` from a
- * cryptographically secure source (`getrandom`, a hardware RNG). `ctx` is
- * the pointer given to the init function. It must not call back into
- * naslink. NULL is refused by the init functions.
- */
-typedef void (*naslink_rng_fn)(void *ctx, uint8_t *buf, size_t len);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Bytes of memory one CFMS connection needs.
+ */
+size_t naslink_cfms_size(void);
+
+/**
+ * The alignment that memory needs.
+ */
+size_t naslink_cfms_align(void);
+
+/**
+ * Build a CFMS connection in `mem` (`len` bytes, at least
+ * `naslink_cfms_size`, aligned to `naslink_cfms_align`) and queue the
+ * WebSocket upgrade; `*conn` is the connection. The session then asks
+ * the server information (`NASLINK_EVENT_SERVER_INFO`) and logs in
+ * (`NASLINK_EVENT_LOGGED_IN`) by itself.
+ *
+ * # Safety
+ * As `naslink_fnos_init`.
+ */
+naslink_result naslink_cfms_init(void *mem,
+                                 size_t len,
+                                 const struct naslink_cfms_config *config,
+                                 naslink_rng_fn rng,
+                                 void *ctx,
+                                 struct naslink_conn **conn);
+
+/**
+ * Send the CFMS action `action` (such as `"list_directory"`) with
+ * `data_json`, a JSON object (NULL for `{}`). `*reqid` receives the
+ * request's sequence number as text; its answer is a
+ * `NASLINK_EVENT_REPLY` with that reqid, `errno_code` the CFMS `code`
+ * (200: `NASLINK_STATUS_SUCCESS`). Refused with `NASLINK_ERR_BUSY` until
+ * the session is logged in, while a queue of 8 is full.
+ *
+ * # Safety
+ * `conn` comes from `naslink_cfms_init`; the strings are NUL-terminated.
+ */
+naslink_result naslink_cfms_request(struct naslink_conn *conn,
+                                    uint64_t now_ms,
+                                    const char *action,
+                                    const char *data_json,
+                                    struct naslink_reqid *reqid);
 
 /**
  * Feed `len` bytes read from the transport at `buf`; `*consumed` is how

@@ -11,6 +11,7 @@ use core::ffi::c_void;
 use naslink_core::random::Entropy;
 use naslink_core::time::Instant;
 
+use crate::cfms::CfmsConn;
 use crate::event::naslink_event;
 use crate::fnos::FnosConn;
 use crate::result::naslink_result;
@@ -134,6 +135,8 @@ unsafe fn with_conn(
             match unsafe { (*conn.cast::<Header>()).tag } {
                 // SAFETY: the caller's contract.
                 FnosConn::TAG => f(unsafe { as_protocol::<FnosConn>(conn) }?),
+                // SAFETY: the caller's contract.
+                CfmsConn::TAG => f(unsafe { as_protocol::<CfmsConn>(conn) }?),
                 _ => Err(naslink_result::NASLINK_ERR_WRONG_CONNECTION),
             }
         })

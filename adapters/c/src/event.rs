@@ -15,7 +15,8 @@ pub enum naslink_event_kind {
     NASLINK_EVENT_CONNECTED = 1,
     /// The server refused the upgrade: `http_status`. `CLOSED` follows.
     NASLINK_EVENT_REJECTED = 2,
-    /// The login succeeded: `login_method`, `uid`, `admin`.
+    /// The login succeeded: `login_method`, `uid`, `admin` (fnOS);
+    /// `expires_in_ms`, `json` (CFMS).
     NASLINK_EVENT_LOGGED_IN = 3,
     /// The server asks for a two-factor code (not supported by this ABI
     /// yet: close the connection).
@@ -48,6 +49,21 @@ pub enum naslink_event_kind {
     NASLINK_EVENT_CLOSED = 15,
     /// The two-factor code was refused: `errno_code`.
     NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
+    /// CFMS: the server information: `protocol_version`, `lockdown`,
+    /// `json`; `reqid` when it answers a request of the application's.
+    NASLINK_EVENT_SERVER_INFO = 17,
+    /// CFMS: the server speaks another protocol version; close.
+    NASLINK_EVENT_PROTOCOL_UNSUPPORTED = 18,
+    /// CFMS: the token was refreshed: `expires_in_ms`.
+    NASLINK_EVENT_TOKEN_REFRESHED = 19,
+    /// CFMS: the server rejected the token (the session logs in again when
+    /// it can).
+    NASLINK_EVENT_TOKEN_REJECTED = 20,
+    /// CFMS: the listener registration was answered: `errno_code` (200:
+    /// lockdown changes will arrive).
+    NASLINK_EVENT_LISTENER_REGISTERED = 21,
+    /// CFMS: lockdown changed (a push to listeners): `lockdown`.
+    NASLINK_EVENT_LOCKDOWN = 22,
 }
 
 /// How a reply frame ended.
@@ -153,8 +169,15 @@ pub struct naslink_event {
     pub login_method: naslink_login_method,
     /// Replies, timeouts, aborts: the request's handle.
     pub reqid: naslink_reqid,
-    /// The server's error code (fnOS `errno`), or -1.
+    /// The server's code: fnOS `errno`, CFMS `code` (200 success); -1 none.
     pub errno_code: i64,
+    /// CFMS `SERVER_INFO`: the protocol version (3–5), else 0.
+    pub protocol_version: u32,
+    /// CFMS `SERVER_INFO`, `LOCKDOWN`: 1 on, 0 off, -1 not this event.
+    pub lockdown: i32,
+    /// CFMS `LOGGED_IN`, `TOKEN_REFRESHED`: milliseconds until the token
+    /// expires, else 0.
+    pub expires_in_ms: u64,
     /// `LOGGED_IN`: the user's uid, or -1 when not sent.
     pub uid: i64,
     /// `LOGGED_IN`: 1 administrator, 0 not, -1 not sent.
@@ -183,6 +206,9 @@ impl naslink_event {
         login_method: naslink_login_method::NASLINK_LOGIN_NONE,
         reqid: naslink_reqid::EMPTY,
         errno_code: -1,
+        protocol_version: 0,
+        lockdown: -1,
+        expires_in_ms: 0,
         uid: -1,
         admin: -1,
         close_code: -1,

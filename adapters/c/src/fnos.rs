@@ -80,7 +80,7 @@ pub extern "C" fn naslink_fnos_align() -> usize {
 ///
 /// # Safety
 /// `s` is NULL or a NUL-terminated string.
-unsafe fn text<'a>(s: *const c_char) -> Result<&'a str, naslink_result> {
+pub(crate) unsafe fn text<'a>(s: *const c_char) -> Result<&'a str, naslink_result> {
     if s.is_null() {
         return Err(naslink_result::NASLINK_ERR_NULL);
     }

@@ -47,12 +47,17 @@
 #![deny(clippy::indexing_slicing)]
 #![allow(non_camel_case_types)]
 
+mod cfms;
 mod conn;
 mod event;
 mod fnos;
 mod json;
 mod result;
 
+pub use cfms::{
+    NASLINK_CFMS_QUEUE, naslink_cfms_align, naslink_cfms_config, naslink_cfms_init,
+    naslink_cfms_request, naslink_cfms_size,
+};
 pub use conn::{
     NASLINK_NO_TIMEOUT, NASLINK_RECEIVE_BUFFER, NASLINK_TRANSMIT_BUFFER, naslink_advance_transmit,
     naslink_close, naslink_conn, naslink_deinit, naslink_handle_eof, naslink_handle_input,

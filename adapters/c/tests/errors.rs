@@ -146,6 +146,10 @@ fn loop_functions_refuse_null_misaligned_and_foreign_memory() {
                 want
             );
             assert_eq!(naslink_fnos_request_panel(target, 0, 0, &mut reqid), want);
+            assert_eq!(
+                naslink_cfms_request(target, 0, req.as_ptr(), null(), &mut reqid),
+                want
+            );
             assert_eq!(naslink_deinit(target), want);
         }
     }
@@ -202,6 +206,11 @@ fn loop_functions_refuse_null_misaligned_and_foreign_memory() {
         );
         assert!(len > 0 && std::slice::from_raw_parts(ptr, len).starts_with(b"GET /websocket"));
 
+        // An fnOS connection is not a CFMS one.
+        assert_eq!(
+            naslink_cfms_request(conn, 0, req.as_ptr(), null(), &mut reqid),
+            NASLINK_ERR_WRONG_CONNECTION
+        );
         assert_eq!(naslink_deinit(conn), NASLINK_OK);
         assert_eq!(
             naslink_poll_event(conn, &mut event),

@@ -93,6 +93,9 @@ pub struct Seen {
     pub uid: i64,
     pub admin: i32,
     pub close_code: i32,
+    pub protocol_version: u32,
+    pub lockdown: i32,
+    pub expires_in_ms: u64,
     pub json: String,
     pub detail: String,
 }
@@ -127,6 +130,9 @@ impl Seen {
             uid: e.uid,
             admin: e.admin,
             close_code: e.close_code,
+            protocol_version: e.protocol_version,
+            lockdown: e.lockdown,
+            expires_in_ms: e.expires_in_ms,
             json,
             detail,
         }
@@ -179,10 +185,62 @@ pub fn strerror(r: naslink_result) -> String {
 
 impl Client {
     pub fn connect(config: &FnosConfig) -> Self {
+        let url = config.url.to_str().unwrap().to_owned();
+        Self::open(&url, Memory::fnos(), |mem, conn| {
+            // SAFETY: memory of the right size and alignment, valid config.
+            unsafe {
+                naslink_fnos_init(
+                    mem.ptr.cast(),
+                    mem.len(),
+                    &config.raw(0),
+                    Some(os_rng),
+                    std::ptr::null_mut(),
+                    conn,
+                )
+            }
+        })
+    }
+
+    /// A CFMS connection logging in as `user`/`password`, registered as
+    /// listener.
+    pub fn connect_cfms(url: &str, user: &str, password: &str) -> Self {
+        let (c_url, c_user, c_password) = (
+            CString::new(url).unwrap(),
+            CString::new(user).unwrap(),
+            CString::new(password).unwrap(),
+        );
+        let config = naslink_cfms_config {
+            url: c_url.as_ptr(),
+            user: c_user.as_ptr(),
+            password: c_password.as_ptr(),
+            now_ms: 0,
+            unix_time_s: 0,
+            request_timeout_ms: 0,
+            listener: true,
+        };
+        let mem = Memory::new(naslink_cfms_size(), naslink_cfms_align());
+        Self::open(url, mem, |mem, conn| {
+            // SAFETY: memory of the right size and alignment, valid config.
+            unsafe {
+                naslink_cfms_init(
+                    mem.ptr.cast(),
+                    mem.len(),
+                    &config,
+                    Some(os_rng),
+                    std::ptr::null_mut(),
+                    conn,
+                )
+            }
+        })
+    }
+
+    fn open(
+        url: &str,
+        mem: Memory,
+        init: impl FnOnce(&Memory, *mut *mut naslink_conn) -> naslink_result,
+    ) -> Self {
         let start = std::time::Instant::now();
-        let mem = Memory::fnos();
         let mut conn = std::ptr::null_mut();
-        let url = config.url.to_str().unwrap();
         let addr = url
             .trim_start_matches("ws://")
             .split('/')
@@ -191,17 +249,7 @@ impl Client {
             .to_owned();
         let sock = TcpStream::connect(addr).expect("emulator reachable");
         sock.set_nodelay(true).unwrap();
-        // SAFETY: memory of the right size and alignment, valid config.
-        ok(unsafe {
-            naslink_fnos_init(
-                mem.ptr.cast(),
-                mem.len(),
-                &config.raw(0),
-                Some(os_rng),
-                std::ptr::null_mut(),
-                &mut conn,
-            )
-        });
+        ok(init(&mem, &mut conn));
         assert_eq!(conn.cast::<u8>(), mem.ptr);
         Client {
             mem,
@@ -340,6 +388,25 @@ impl Client {
         reqid_text(&reqid)
     }
 
+    pub fn cfms_request(&mut self, action: &str, data: Option<&str>) -> String {
+        let action = CString::new(action).unwrap();
+        let data = data.map(|p| CString::new(p).unwrap());
+        let mut reqid = naslink_reqid {
+            text: [0; NASLINK_REQID_CAPACITY],
+        };
+        // SAFETY: valid pointers.
+        ok(unsafe {
+            naslink_cfms_request(
+                self.conn,
+                self.now(),
+                action.as_ptr(),
+                data.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                &mut reqid,
+            )
+        });
+        reqid_text(&reqid)
+    }
+
     pub fn panel(&mut self, which: naslink_fnos_panel) -> String {
         let mut reqid = naslink_reqid {
             text: [0; NASLINK_REQID_CAPACITY],
@@ -376,6 +443,9 @@ pub fn naslink_event_none() -> naslink_event {
             text: [0; NASLINK_REQID_CAPACITY],
         },
         errno_code: -1,
+        protocol_version: 0,
+        lockdown: -1,
+        expires_in_ms: 0,
         uid: -1,
         admin: -1,
         close_code: -1,
