@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C ABI from C: build libnaslink_capi.a, compile adapters/c/examples/panel.c
-# with gcc -Wall -Wextra -Werror, and run it against the fnOS emulator twice:
+# with gcc -Wall -Wextra -Werror, and run it against the fnOS and the CFMS
+# emulators twice:
 # under valgrind (memcheck, any error fails) and built with
 # -fsanitize=address,undefined.
 #   bash scripts/capi.sh
@@ -29,24 +30,35 @@ gcc "${cflags[@]}" -O1 adapters/c/examples/panel.c "$lib" -o "$out/panel"
 gcc "${cflags[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=all adapters/c/examples/panel.c "$lib" -o "$out/panel-asan"
 
-# The emulator on a free port, pushing storageChanged every half second.
-log="$out/sim.log"
-target/debug/naslink-sim fnos --listen 127.0.0.1:0 --fixed-key --push-every 0.5 >"$log" 2>&1 &
-sim=$!
-trap 'kill "$sim" 2>/dev/null || true' EXIT
-url=""
-for _ in $(seq 100); do
-    url=$(sed -n 's/^listening //p' "$log" | head -n1)
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "capi: emulator did not start"; cat "$log"; exit 1; }
+# The emulators on free ports: fnOS pushing storageChanged every half
+# second, CFMS over plain ws://.
+target/debug/naslink-sim fnos --listen 127.0.0.1:0 --fixed-key --push-every 0.5 \
+    >"$out/fnos.log" 2>&1 &
+fnos_sim=$!
+target/debug/naslink-sim cfms --listen 127.0.0.1:0 --plain >"$out/cfms.log" 2>&1 &
+cfms_sim=$!
+trap 'kill "$fnos_sim" "$cfms_sim" 2>/dev/null || true' EXIT
+# The URL an emulator printed (sed expression), waiting up to 10 s.
+url_in() {
+    local log=$1 expr=$2 url=""
+    for _ in $(seq 100); do
+        url=$(sed -n "$expr" "$log" | head -n1)
+        [ -n "$url" ] && break
+        sleep 0.1
+    done
+    [ -n "$url" ] || { echo "capi: emulator did not start" >&2; cat "$log" >&2; return 1; }
+    echo "$url"
+}
+url=$(url_in "$out/fnos.log" 's/^listening //p')
+cfms_url=$(url_in "$out/cfms.log" 's/.* at \(ws:[^,]*\),.*/\1/p')
 
-echo "capi: panel under valgrind"
-valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    "$out/panel" "$url" admin admin
-echo "capi: panel with AddressSanitizer + UBSan"
+echo "capi: panel (fnOS, CFMS) under valgrind"
+memcheck=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite)
+"${memcheck[@]}" "$out/panel" "$url" admin admin
+"${memcheck[@]}" "$out/panel" --cfms "$cfms_url" admin admin
+echo "capi: panel (fnOS, CFMS) with AddressSanitizer + UBSan"
 "$out/panel-asan" "$url" admin admin
+"$out/panel-asan" --cfms "$cfms_url" admin admin
 echo "capi: a wrong password fails cleanly (exit 1)"
 status=0
 "$out/panel" "$url" admin wrong >/dev/null 2>&1 || status=$?

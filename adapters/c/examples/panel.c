@@ -1,10 +1,14 @@
 /*
  * panel: log in to an fnOS NAS, print its front-panel snapshot and the
- * next push, then close. A complete POSIX program over libnaslink_capi.a:
- * one TCP socket, poll(2), getrandom(2), CLOCK_MONOTONIC. The library does
- * no I/O; this file is all the I/O there is.
+ * next push, then close; or, with --cfms, log in to a CFMS server, print
+ * its information and root folder, and the lockdown push that switching
+ * lockdown on (then off again) brings. A complete POSIX program over
+ * libnaslink_capi.a: one TCP socket, poll(2), getrandom(2),
+ * CLOCK_MONOTONIC. The library does no I/O; this file is all the I/O
+ * there is.
  *
  *   panel ws://127.0.0.1:5666/websocket?type=main admin admin
+ *   panel --cfms ws://127.0.0.1:5104/ admin admin
  *
  * Exit status: 0 snapshot and push printed, 1 login or request failed,
  * 2 usage or system error, 3 gave up waiting (20 s).
@@ -102,7 +106,8 @@ static void figure(const naslink_event *ev, const char *label, const char *path)
     const uint8_t *v;
     size_t len;
     if (naslink_json_get(ev->json, ev->json_len, path, &v, &len) == NASLINK_OK)
-        printf("  %-14s %.*s\n", label, (int)len, (const char *)v);
+        printf("  %-14s %.*s%s\n", label, len > 200 ? 200 : (int)len, (const char *)v,
+               len > 200 ? "..." : "");
     else
         printf("  %-14s ?\n", label);
 }
@@ -161,7 +166,102 @@ struct app {
     enum stage stage;
     size_t answered;
     int status;
+    /* CFMS: the listing and the two lockdown switches. */
+    naslink_reqid listing, lock_on, lock_off;
+    int lockdown_seen;
 };
+
+/* Why the session cannot go on, for either protocol. */
+static void fail(struct app *app, const naslink_event *ev) {
+    switch (ev->kind) {
+    case NASLINK_EVENT_LOGIN_FAILED:
+        fprintf(stderr, "panel: login failed: %s (code %lld)\n", ev->detail,
+                (long long)ev->errno_code);
+        app->status = 1;
+        app->stage = DONE;
+        break;
+    case NASLINK_EVENT_REQUEST_TIMED_OUT:
+    case NASLINK_EVENT_REQUEST_ABORTED:
+        fprintf(stderr, "panel: request %s got no answer\n", ev->reqid.text);
+        app->status = 1;
+        break;
+    case NASLINK_EVENT_CLOSED:
+        printf("closed: %s\n", ev->detail);
+        if (app->stage != CLOSING) app->status = 1;
+        app->stage = DONE;
+        break;
+    case NASLINK_EVENT_REJECTED:
+    case NASLINK_EVENT_TWO_FACTOR_REQUIRED:
+    case NASLINK_EVENT_CONNECTION_DEAD:
+    case NASLINK_EVENT_TRANSMIT_TOO_SMALL:
+    case NASLINK_EVENT_PROTOCOL_UNSUPPORTED:
+    case NASLINK_EVENT_MALFORMED:
+        fprintf(stderr, "panel: cannot go on (event %d)\n", ev->kind);
+        app->status = 1;
+        naslink_close(app->conn, now_ms());
+        app->stage = CLOSING;
+        break;
+    default:
+        break;
+    }
+}
+
+static void cfms_request(struct app *app, const char *action, const char *data,
+                         naslink_reqid *id) {
+    if (!check(naslink_cfms_request(app->conn, now_ms(), action, data, id), action)) {
+        app->status = 1;
+        app->stage = DONE;
+    }
+}
+
+static void on_cfms_event(struct app *app, const naslink_event *ev) {
+    switch (ev->kind) {
+    case NASLINK_EVENT_CONNECTED:
+        printf("connected\n");
+        break;
+    case NASLINK_EVENT_SERVER_INFO:
+        printf("server (protocol %u, lockdown %d):\n", ev->protocol_version, ev->lockdown);
+        figure(ev, "name", "data.server_name");
+        figure(ev, "version", "data.version");
+        break;
+    case NASLINK_EVENT_LOGGED_IN:
+        printf("logged in (token for %llu s)\n", (unsigned long long)(ev->expires_in_ms / 1000));
+        break;
+    case NASLINK_EVENT_LISTENER_REGISTERED:
+        /* The session is ready once its opening sequence is answered. */
+        cfms_request(app, "list_directory", "{\"folder_id\":null}", &app->listing);
+        app->stage = ASKING;
+        break;
+    case NASLINK_EVENT_REPLY:
+        if (ev->status != NASLINK_STATUS_SUCCESS) {
+            fprintf(stderr, "panel: request %s refused (code %lld)\n", ev->reqid.text,
+                    (long long)ev->errno_code);
+            app->status = 1;
+        }
+        if (strcmp(ev->reqid.text, app->listing.text) == 0) {
+            printf("root folder:\n");
+            figure(ev, "folders", "data.folders");
+            figure(ev, "documents", "data.documents");
+            printf("switching lockdown on, waiting for the push...\n");
+            cfms_request(app, "lockdown", "{\"status\":true}", &app->lock_on);
+            app->stage = AWAITING_PUSH;
+        } else if (strcmp(ev->reqid.text, app->lock_off.text) == 0) {
+            naslink_close(app->conn, now_ms());
+            app->stage = CLOSING;
+        }
+        break;
+    case NASLINK_EVENT_LOCKDOWN:
+        printf("push: lockdown %s\n", ev->lockdown ? "on" : "off");
+        if (ev->lockdown && !app->lockdown_seen) {
+            app->lockdown_seen = 1;
+            cfms_request(app, "lockdown", "{\"status\":false}", &app->lock_off);
+        }
+        break;
+    default:
+        fail(app, ev);
+        break;
+    }
+}
 
 static void on_event(struct app *app, const naslink_event *ev) {
     switch (ev->kind) {
@@ -206,58 +306,51 @@ static void on_event(struct app *app, const naslink_event *ev) {
             app->stage = CLOSING;
         }
         break;
-    case NASLINK_EVENT_LOGIN_FAILED:
-        fprintf(stderr, "panel: login failed: %s (errno %lld)\n", ev->detail,
-                (long long)ev->errno_code);
-        app->status = 1;
-        app->stage = DONE;
-        break;
-    case NASLINK_EVENT_REQUEST_TIMED_OUT:
-    case NASLINK_EVENT_REQUEST_ABORTED:
-        fprintf(stderr, "panel: request %s got no answer\n", ev->reqid.text);
-        app->status = 1;
-        break;
-    case NASLINK_EVENT_CLOSED:
-        printf("closed: %s\n", ev->detail);
-        if (app->stage != CLOSING) app->status = 1;
-        app->stage = DONE;
-        break;
-    case NASLINK_EVENT_REJECTED:
-    case NASLINK_EVENT_TWO_FACTOR_REQUIRED:
-    case NASLINK_EVENT_CONNECTION_DEAD:
-    case NASLINK_EVENT_TRANSMIT_TOO_SMALL:
-        fprintf(stderr, "panel: cannot go on (event %d)\n", ev->kind);
-        app->status = 1;
-        naslink_close(app->conn, now_ms());
-        app->stage = CLOSING;
-        break;
     default:
+        fail(app, ev);
         break;
     }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s ws://HOST:PORT/websocket?type=main USER PASSWORD\n", argv[0]);
+    int cfms = argc == 5 && strcmp(argv[1], "--cfms") == 0;
+    if (argc != 4 && !cfms) {
+        fprintf(stderr, "usage: %s [--cfms] ws://HOST:PORT/PATH USER PASSWORD\n", argv[0]);
         return 2;
     }
-    int fd = dial(argv[1]);
+    const char *url = argv[1 + cfms], *user = argv[2 + cfms], *password = argv[3 + cfms];
+    int fd = dial(url);
     if (fd < 0) return 2;
 
     /* The connection's memory is ours: size and alignment from the library. */
-    size_t align = naslink_fnos_align(), size = naslink_fnos_size();
+    size_t align = cfms ? naslink_cfms_align() : naslink_fnos_align();
+    size_t size = cfms ? naslink_cfms_size() : naslink_fnos_size();
     void *mem = aligned_alloc(align, (size + align - 1) / align * align);
     if (mem == NULL) return 2;
-    naslink_fnos_config config = {
-        .url = argv[1],
-        .user = argv[2],
-        .password = argv[3],
-        .device_name = "panel.c",
-        .now_ms = now_ms(),
-        .unix_time_s = (uint64_t)time(NULL),
-    };
     struct app app = {.stage = LOGGING_IN};
-    if (!check(naslink_fnos_init(mem, size, &config, os_random, NULL, &app.conn), "init")) {
+    naslink_result r;
+    if (cfms) {
+        naslink_cfms_config config = {
+            .url = url,
+            .user = user,
+            .password = password,
+            .now_ms = now_ms(),
+            .unix_time_s = (uint64_t)time(NULL),
+            .listener = true,
+        };
+        r = naslink_cfms_init(mem, size, &config, os_random, NULL, &app.conn);
+    } else {
+        naslink_fnos_config config = {
+            .url = url,
+            .user = user,
+            .password = password,
+            .device_name = "panel.c",
+            .now_ms = now_ms(),
+            .unix_time_s = (uint64_t)time(NULL),
+        };
+        r = naslink_fnos_init(mem, size, &config, os_random, NULL, &app.conn);
+    }
+    if (!check(r, "init")) {
         free(mem);
         close(fd);
         return 2;
@@ -270,8 +363,12 @@ int main(int argc, char **argv) {
         /* 1. Events. */
         naslink_event ev;
         while (app.stage != DONE && naslink_poll_event(app.conn, &ev) == NASLINK_OK &&
-               ev.kind != NASLINK_EVENT_NONE)
-            on_event(&app, &ev);
+               ev.kind != NASLINK_EVENT_NONE) {
+            if (cfms)
+                on_cfms_event(&app, &ev);
+            else
+                on_event(&app, &ev);
+        }
         if (app.stage == DONE) break;
 
         /* 2. Bytes out, as far as the socket takes them. */
