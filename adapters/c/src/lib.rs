@@ -1,15 +1,17 @@
 //! # naslink-capi
 //!
-//! A C ABI over [`naslink_core::Connection`]: the same sans-I/O loop as in
-//! Rust, with pointers. The library has no allocator and no std; the
-//! caller owns all memory, the socket and the clock.
+//! A C ABI over [`naslink_core::Connection`] for fnOS and CFMS sessions:
+//! the same sans-I/O loop as in Rust, with pointers. The library has no
+//! allocator and no std; the caller owns all memory, the socket and the
+//! clock. The header is `include/naslink.h` (cbindgen); a complete program
+//! is `examples/panel.c`.
 //!
 //! ```c
-//! static _Alignas(16) unsigned char mem[NASLINK_FNOS_MEMORY];   // or naslink_fnos_size()
+//! void *mem = aligned_alloc(naslink_fnos_align(), naslink_fnos_size()); // or a static buffer
 //! naslink_fnos_config cfg = { .url = "ws://nas:5666/websocket?type=main",
 //!                             .user = "admin", .password = "secret", .now_ms = now() };
 //! naslink_conn *conn;
-//! naslink_fnos_init(mem, sizeof mem, &cfg, my_rng, NULL, &conn);
+//! naslink_fnos_init(mem, naslink_fnos_size(), &cfg, my_rng, NULL, &conn);
 //! for (;;) {
 //!     naslink_event ev;
 //!     while (naslink_poll_event(conn, &ev) == NASLINK_OK && ev.kind != NASLINK_EVENT_NONE) { ... }
@@ -29,7 +31,8 @@
 //! waits): drain, then pass the rest again.
 //!
 //! **Memory.** `naslink_fnos_size` bytes aligned to `naslink_fnos_align`
-//! hold one connection, its buffers (fixed at compile time: see
+//! (`naslink_cfms_size`, `naslink_cfms_align` for CFMS) hold one
+//! connection, its buffers (fixed at compile time: see
 //! `NASLINK_RECEIVE_BUFFER`, `NASLINK_TRANSMIT_BUFFER`) and copies of
 //! the configured strings. The memory must not be moved or copied while
 //! the connection lives; `naslink_deinit` wipes the credentials.
