@@ -42,27 +42,39 @@ link() { # name, connection memory, extra flags...
 # text data bss of an ELF.
 sizes() { arm-none-eabi-size "$1" | awk 'NR == 2 { print $1, $2, $3 }'; }
 
-# The connection memory this target needs: naslink_fnos_size() returns a
-# constant; read it from the linked code.
-link probe 65536
-conn=$(arm-none-eabi-objdump -d --disassemble=naslink_fnos_size "$out/probe.elf" |
-    sed -n 's/.*movw\?\s\+r0, #\([0-9]\+\).*/\1/p' | head -n1)
-[ -n "$conn" ] || { echo "capi-bare-metal: could not read naslink_fnos_size()"; exit 1; }
-conn=$(( (conn + 7) / 8 * 8 ))
-
-link with "$conn"
-link baseline "$conn" -DBASELINE
-read -r t1 d1 b1 < <(sizes "$out/with.elf")
-read -r t0 d0 b0 < <(sizes "$out/baseline.elf")
-flash=$(( (t1 + d1) - (t0 + d0) ))
-ram=$(( (d1 + b1) - (d0 + b0) ))
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
-echo "capi-bare-metal ($target, profile capi-firmware, fnOS):"
-echo "  flash added (text+data):        $flash bytes ($(kib "$flash"))"
-echo "  static RAM added (data+bss):    $ram bytes ($(kib "$ram"))"
-echo "  connection memory (caller's):   $conn bytes ($(kib "$conn"))"
-total_ram=$(( ram + conn ))
-echo "  RAM total (static + connection): $total_ram bytes ($(kib "$total_ram"))"
-[ "$flash" -le $((96 * 1024)) ] || { echo "capi-bare-metal: over 96 KiB flash"; exit 1; }
-[ "$total_ram" -le $((24 * 1024)) ] || { echo "capi-bare-metal: over 24 KiB RAM"; exit 1; }
-echo "capi-bare-metal: ok"
+
+# measure NAME SIZE_FN [flags]: link the program (with and without the
+# library calls) and print what the library adds; sets flash and total_ram.
+measure() {
+    local name=$1 size_fn=$2
+    shift 2
+    # The connection memory this target needs: the size function returns
+    # a constant; read it from the linked code.
+    link "$name-probe" 65536 "$@"
+    local conn
+    conn=$(arm-none-eabi-objdump -d --disassemble="$size_fn" "$out/$name-probe.elf" |
+        sed -n 's/.*movw\?\s\+r0, #\([0-9]\+\).*/\1/p' | head -n1)
+    [ -n "$conn" ] || { echo "capi-bare-metal: could not read $size_fn()"; exit 1; }
+    conn=$(( (conn + 7) / 8 * 8 ))
+    link "$name" "$conn" "$@"
+    link "$name-baseline" "$conn" -DBASELINE "$@"
+    local t1 d1 b1 t0 d0 b0 ram
+    read -r t1 d1 b1 < <(sizes "$out/$name.elf")
+    read -r t0 d0 b0 < <(sizes "$out/$name-baseline.elf")
+    flash=$(( (t1 + d1) - (t0 + d0) ))
+    ram=$(( (d1 + b1) - (d0 + b0) ))
+    total_ram=$(( ram + conn ))
+    echo "capi-bare-metal ($target, profile capi-firmware, $name):"
+    echo "  flash added (text+data):         $flash bytes ($(kib "$flash"))"
+    echo "  static RAM added (data+bss):     $ram bytes ($(kib "$ram"))"
+    echo "  connection memory (caller's):    $conn bytes ($(kib "$conn"))"
+    echo "  RAM total (static + connection): $total_ram bytes ($(kib "$total_ram"))"
+}
+
+measure cfms naslink_cfms_size -DCFMS
+echo "  (CFMS: for information)"
+measure fnos naslink_fnos_size
+[ "$flash" -le $((96 * 1024)) ] || { echo "capi-bare-metal: fnOS over 96 KiB flash"; exit 1; }
+[ "$total_ram" -le $((24 * 1024)) ] || { echo "capi-bare-metal: fnOS over 24 KiB RAM"; exit 1; }
+echo "capi-bare-metal: ok (fnOS within 96 KiB flash and 24 KiB RAM)"

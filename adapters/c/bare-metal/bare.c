@@ -3,7 +3,8 @@
  * C program for a Cortex-M7 (the Nucleo-F767ZI's memory map), built with
  * arm-none-eabi-gcc, no RTOS, no allocator. scripts/capi-bare-metal.sh
  * builds it twice, with and without -DBASELINE (the same program without
- * the library calls), and reports the difference: what naslink adds.
+ * the library calls), and reports the difference: what naslink adds;
+ * -DCFMS builds the CFMS variant instead of fnOS.
  *
  * It is linked, not run: the "network" is a volatile buffer a driver
  * would fill, and the clock a volatile tick counter.
@@ -66,6 +67,18 @@ int main(void) {
 #else
 int main(void) {
     naslink_conn *conn;
+#ifdef CFMS
+    naslink_cfms_config config = {
+        .url = "ws://192.168.1.20:5104/",
+        .user = "panel",
+        .password = "secret",
+        .now_ms = ticks_ms,
+    };
+    if (naslink_cfms_size() > sizeof conn_memory ||
+        naslink_cfms_init(conn_memory, sizeof conn_memory, &config, hw_random, NULL, &conn) !=
+            NASLINK_OK)
+        abort();
+#else
     naslink_fnos_config config = {
         .url = "ws://192.168.1.20:5666/websocket?type=main",
         .user = "panel",
@@ -76,12 +89,19 @@ int main(void) {
         naslink_fnos_init(conn_memory, sizeof conn_memory, &config, hw_random, NULL, &conn) !=
             NASLINK_OK)
         abort();
+#endif
     naslink_reqid reqid;
     for (;;) {
         naslink_event ev;
         while (naslink_poll_event(conn, &ev) == NASLINK_OK && ev.kind != NASLINK_EVENT_NONE) {
+#ifdef CFMS
+            if (ev.kind == NASLINK_EVENT_LISTENER_REGISTERED || ev.kind == NASLINK_EVENT_LOGGED_IN)
+                naslink_cfms_request(conn, ticks_ms, "list_directory", "{\"folder_id\":null}",
+                                     &reqid);
+#else
             if (ev.kind == NASLINK_EVENT_LOGGED_IN)
                 naslink_fnos_request_panel(conn, ticks_ms, NASLINK_PANEL_RESMON_GEN, &reqid);
+#endif
             if (ev.kind == NASLINK_EVENT_REPLY) {
                 const uint8_t *v;
                 size_t n;

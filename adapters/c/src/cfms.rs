@@ -183,7 +183,7 @@ unsafe fn init(
     // SAFETY: checked aligned and large enough; the caller's memory.
     unsafe {
         mem.write(CfmsConn {
-            header: Header { tag: CfmsConn::TAG },
+            header: Header::of::<CfmsConn>(),
             conn: Connection::new(client, session),
         });
         *conn = mem.cast();

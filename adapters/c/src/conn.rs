@@ -59,10 +59,38 @@ impl Entropy for CallbackRng {
 }
 
 /// The first field of every protocol's connection struct (`repr(C)`).
+///
+/// The loop functions reach the protocol through `open`, which only the
+/// protocol's init function stores: a firmware that never calls
+/// `naslink_cfms_init` links no CFMS code (the linker drops it), though the
+/// loop functions serve both protocols.
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) tag: u32,
+    pub(crate) open: Opener,
 }
+
+/// The connection at a pointer as its protocol, or `None` when misaligned
+/// for it.
+pub(crate) type Opener = fn(*mut naslink_conn) -> Option<*mut dyn Protocol>;
+
+impl Header {
+    /// The header of a `P` connection.
+    pub(crate) fn of<P: Tagged + Protocol + 'static>() -> Self {
+        Header {
+            tag: P::TAG,
+            open: open_as::<P>,
+        }
+    }
+}
+
+fn open_as<P: Protocol + 'static>(conn: *mut naslink_conn) -> Option<*mut dyn Protocol> {
+    check(conn.cast::<P>()).ok()?;
+    Some(conn.cast::<P>() as *mut dyn Protocol)
+}
+
+/// The tags an init function writes.
+const TAGS: [u32; 2] = [FnosConn::TAG, CfmsConn::TAG];
 
 /// The tag of no connection (after `naslink_deinit`).
 const TAG_NONE: u32 = 0;
@@ -129,16 +157,20 @@ unsafe fn with_conn(
     conn: *mut naslink_conn,
     f: impl FnOnce(&mut dyn Protocol) -> Result<(), naslink_result>,
 ) -> naslink_result {
-    check(conn.cast::<Header>())
+    let header = conn.cast::<Header>();
+    check(header)
         .and_then(|()| {
-            // SAFETY: checked above; the caller's contract.
-            match unsafe { (*conn.cast::<Header>()).tag } {
-                // SAFETY: the caller's contract.
-                FnosConn::TAG => f(unsafe { as_protocol::<FnosConn>(conn) }?),
-                // SAFETY: the caller's contract.
-                CfmsConn::TAG => f(unsafe { as_protocol::<CfmsConn>(conn) }?),
-                _ => Err(naslink_result::NASLINK_ERR_WRONG_CONNECTION),
+            // SAFETY: not NULL and aligned; the caller's contract makes it
+            // initialized connection memory (or memory deinit tagged).
+            if !TAGS.contains(&unsafe { (*header).tag }) {
+                return Err(naslink_result::NASLINK_ERR_WRONG_CONNECTION);
             }
+            // SAFETY: a known tag: an init function wrote the whole header.
+            let open = unsafe { (*header).open };
+            let p = open(conn).ok_or(naslink_result::NASLINK_ERR_MISALIGNED)?;
+            // SAFETY: `open` is the init function's, for the struct it
+            // wrote there; aligned (checked by `open`).
+            f(unsafe { &mut *p })
         })
         .map_or_else(|e| e, |()| naslink_result::NASLINK_OK)
 }

@@ -210,7 +210,7 @@ unsafe fn init(
     // to give.
     unsafe {
         mem.write(FnosConn {
-            header: Header { tag: FnosConn::TAG },
+            header: Header::of::<FnosConn>(),
             conn: Connection::new(client, session),
             strings: base.add(strings_at),
         });
