@@ -17,13 +17,26 @@ if ! command -v valgrind >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq valgrind >/dev/null
 fi
 
+lib=target/capi/libnaslink_capi.a
+out=target/capi-c
+mkdir -p "$out"
+# A panic in the library aborts the C program (SIGABRT) instead of
+# unwinding into it: the same build plus a function that panics.
+cargo rustc --locked -q -p naslink-capi --profile capi --features panic-handler,panic-probe \
+    --crate-type staticlib
+cp "$lib" "$out/libnaslink_probe.a"
+printf 'void naslink_panic_probe(void);\nint main(void) { naslink_panic_probe(); return 0; }\n' \
+    >"$out/panic_probe.c"
+gcc -std=c11 -Wall -Wextra -Werror "$out/panic_probe.c" "$out/libnaslink_probe.a" -o "$out/panic_probe"
+status=0
+"$out/panic_probe" 2>/dev/null || status=$?
+[ "$status" -eq 134 ] || { echo "capi: a panic should end in SIGABRT (134), got $status"; exit 1; }
+echo "capi: a panic in the library aborts the C program (SIGABRT)"
+
 # The host staticlib: no std, panic = abort, the panic handler calls abort().
 cargo rustc --locked -q -p naslink-capi --profile capi --features panic-handler \
     --crate-type staticlib
 cargo build --locked -q -p naslink-sim
-lib=target/capi/libnaslink_capi.a
-out=target/capi-c
-mkdir -p "$out"
 
 cflags=(-std=c11 -Wall -Wextra -Werror -g -Iadapters/c/include)
 gcc "${cflags[@]}" -O1 adapters/c/examples/panel.c "$lib" -o "$out/panel"

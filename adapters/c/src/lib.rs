@@ -88,6 +88,15 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { abort() }
 }
 
+/// Panics, for the test that proves a panic in the C library aborts the
+/// process instead of unwinding into C (`scripts/capi.sh`). Only in builds
+/// with the `panic-probe` feature; not in the header.
+#[cfg(feature = "panic-probe")]
+#[unsafe(no_mangle)]
+pub extern "C" fn naslink_panic_probe() {
+    panic!("naslink_panic_probe");
+}
+
 /// The precompiled `core` of hosted targets is built to unwind and refers
 /// to this symbol; with `panic = "abort"` nothing unwinds, so it is never
 /// called. (Firmware targets' `core` does not refer to it.)
