@@ -8,6 +8,8 @@
  * Pointers the library hands out are valid until the next call on the
  * same connection. Every function returns a naslink_result (0 = OK,
  * negative = error, see naslink_strerror) unless documented otherwise.
+ * A connection is not thread-safe: call it from one thread at a time, and
+ * never from inside the random-number callback.
  */
 
 #ifndef NASLINK_H

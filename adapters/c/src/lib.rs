@@ -43,6 +43,9 @@
 //! is built with `panic = "abort"`, and its panic handler calls the C
 //! library's `abort()`.
 //!
+//! **Threads.** A connection is used by one thread at a time, and never
+//! from inside its random-number callback.
+//!
 //! **Borrowed pointers** in a `naslink_event` and from
 //! `naslink_poll_transmit` point into the connection's memory and are
 //! valid until the next call on that connection.
