@@ -1,6 +1,6 @@
 //! Hostile input through `naslink_handle_input`: random bytes, split at
 //! random points, in the handshake and after it (raw bytes and text frames
-//! of random JSON-ish text). No panic (a panic here would abort the test
+//! of random JSON-ish text), into fnOS and CFMS connections. No panic (a panic here would abort the test
 //! process), and progress: after draining events and output, the library
 //! takes more bytes, until the connection has closed.
 
@@ -69,21 +69,64 @@ fn drain(conn: *mut naslink_conn) -> bool {
     }
 }
 
-fn feed(stream: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
-    let mem = Memory::fnos();
-    let config = FnosConfig::new("ws://127.0.0.1:5666/websocket?type=main", "admin", "admin");
+/// Which session the bytes are fed to.
+#[derive(Debug, Clone, Copy)]
+enum Proto {
+    Fnos,
+    Cfms,
+}
+
+/// A connection of `proto` in fresh memory, with the constant RNG.
+fn open(proto: Proto) -> (Memory, *mut naslink_conn) {
     let mut conn = null_mut();
-    // SAFETY: memory of the right size and alignment.
-    ok(unsafe {
-        naslink_fnos_init(
-            mem.ptr.cast(),
-            mem.len(),
-            &config.raw(0),
-            Some(sevens),
-            null_mut(),
-            &mut conn,
-        )
-    });
+    let mem = match proto {
+        Proto::Fnos => {
+            let mem = Memory::fnos();
+            let config =
+                FnosConfig::new("ws://127.0.0.1:5666/websocket?type=main", "admin", "admin");
+            // SAFETY: memory of the right size and alignment.
+            ok(unsafe {
+                naslink_fnos_init(
+                    mem.ptr.cast(),
+                    mem.len(),
+                    &config.raw(0),
+                    Some(sevens),
+                    null_mut(),
+                    &mut conn,
+                )
+            });
+            mem
+        }
+        Proto::Cfms => {
+            let mem = Memory::new(naslink_cfms_size(), naslink_cfms_align());
+            let config = naslink_cfms_config {
+                url: c"ws://127.0.0.1:5104/".as_ptr(),
+                user: c"admin".as_ptr(),
+                password: c"admin".as_ptr(),
+                now_ms: 0,
+                unix_time_s: 0,
+                request_timeout_ms: 0,
+                listener: true,
+            };
+            // SAFETY: memory of the right size and alignment.
+            ok(unsafe {
+                naslink_cfms_init(
+                    mem.ptr.cast(),
+                    mem.len(),
+                    &config,
+                    Some(sevens),
+                    null_mut(),
+                    &mut conn,
+                )
+            });
+            mem
+        }
+    };
+    (mem, conn)
+}
+
+fn feed(proto: Proto, stream: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
+    let (_mem, conn) = open(proto);
     let mut closed = drain(conn);
     let mut pieces = Vec::new();
     let mut at = 0;
@@ -162,24 +205,27 @@ proptest! {
 
     #[test]
     fn random_bytes_during_the_handshake(
+        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
-        feed(&bytes, &cuts)?;
+        feed(proto, &bytes, &cuts)?;
     }
 
     #[test]
     fn random_bytes_after_the_upgrade(
+        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
         let mut stream = upgrade_answer();
         stream.extend_from_slice(&bytes);
-        feed(&stream, &cuts)?;
+        feed(proto, &stream, &cuts)?;
     }
 
     #[test]
     fn random_json_ish_text_frames_after_the_upgrade(
+        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
         messages in proptest::collection::vec(json_ish(), 0..12),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
@@ -187,6 +233,6 @@ proptest! {
         for m in &messages {
             stream.extend_from_slice(&text_frame(m));
         }
-        feed(&stream, &cuts)?;
+        feed(proto, &stream, &cuts)?;
     }
 }
