@@ -20,6 +20,18 @@ fi
 lib=target/capi/libnaslink_capi.a
 out=target/capi-c
 mkdir -p "$out"
+
+# The header on its own: C99 to C23 and C++, pedantic, no warnings.
+printf '#include "naslink.h"\nint main(void) { return naslink_fnos_size() == 0; }\n' \
+    >"$out/header.c"
+cp "$out/header.c" "$out/header.cpp"
+for std in c99 c11 c2x; do
+    gcc -std=$std -pedantic -Wall -Wextra -Werror -Iadapters/c/include -c "$out/header.c" \
+        -o "$out/header.o"
+done
+g++ -std=c++11 -pedantic -Wall -Wextra -Werror -Iadapters/c/include -c "$out/header.cpp" \
+    -o "$out/header.o"
+echo "capi: naslink.h compiles as C99, C11, C2x and C++11"
 # A panic in the library aborts the C program (SIGABRT) instead of
 # unwinding into it: the same build plus a function that panics.
 cargo rustc --locked -q -p naslink-capi --profile capi --features panic-handler,panic-probe \

@@ -1,8 +1,9 @@
 //! Hostile input through `naslink_handle_input`: random bytes, split at
 //! random points, in the handshake and after it (raw bytes and text frames
-//! of random JSON-ish text), into fnOS and CFMS connections. No panic (a panic here would abort the test
-//! process), and progress: after draining events and output, the library
-//! takes more bytes, until the connection has closed.
+//! of random JSON-ish text), into fnOS and CFMS connections. No panic (a
+//! panic here would abort the test process), and progress: after draining
+//! events and output, the library takes more bytes, until the connection
+//! has closed.
 
 mod support;
 
