@@ -140,6 +140,11 @@ enum naslink_result
    * The text is not valid JSON.
    */
   NASLINK_ERR_INVALID_JSON = -16,
+  /**
+   * No two-factor code is being asked for (wait for
+   * `NASLINK_EVENT_TWO_FACTOR_REQUIRED`).
+   */
+  NASLINK_ERR_NO_CODE_REQUESTED = -17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -176,8 +181,9 @@ enum naslink_event_kind
    */
   NASLINK_EVENT_LOGGED_IN = 3,
   /**
-   * The server asks for a two-factor code (not supported by this ABI
-   * yet: close the connection).
+   * The server asks for a two-factor code: answer with
+   * `naslink_fnos_submit_two_factor_code` (fnOS). CFMS two-factor logins
+   * are not in the C ABI yet: close the connection.
    */
   NASLINK_EVENT_TWO_FACTOR_REQUIRED = 4,
   /**
@@ -229,7 +235,7 @@ enum naslink_event_kind
    */
   NASLINK_EVENT_CLOSED = 15,
   /**
-   * The two-factor code was refused: `errno_code`.
+   * The two-factor code was refused: `errno_code`. Submit another.
    */
   NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
   /**
@@ -827,6 +833,19 @@ naslink_result naslink_fnos_request_panel(struct naslink_conn *conn,
                                           uint64_t now_ms,
                                           int32_t which,
                                           struct naslink_reqid *reqid);
+
+/**
+ * Answer `NASLINK_EVENT_TWO_FACTOR_REQUIRED` with the code the user
+ * typed; `trusted_device` asks the NAS to remember this device. The
+ * verification goes out through `naslink_poll_transmit`; the outcome is
+ * `NASLINK_EVENT_LOGGED_IN` or `NASLINK_EVENT_TWO_FACTOR_REJECTED`.
+ *
+ * # Safety
+ * `conn` comes from `naslink_fnos_init`; `code` is NUL-terminated.
+ */
+naslink_result naslink_fnos_submit_two_factor_code(struct naslink_conn *conn,
+                                                   const char *code,
+                                                   bool trusted_device);
 
 /**
  * Find the value at `path` in the JSON text `json` (`len` bytes, such as

@@ -18,8 +18,9 @@ pub enum naslink_event_kind {
     /// The login succeeded: `login_method`, `uid`, `admin` (fnOS);
     /// `expires_in_ms`, `json` (CFMS).
     NASLINK_EVENT_LOGGED_IN = 3,
-    /// The server asks for a two-factor code (not supported by this ABI
-    /// yet: close the connection).
+    /// The server asks for a two-factor code: answer with
+    /// `naslink_fnos_submit_two_factor_code` (fnOS). CFMS two-factor logins
+    /// are not in the C ABI yet: close the connection.
     NASLINK_EVENT_TWO_FACTOR_REQUIRED = 4,
     /// The login gave up: `detail`, `errno_code`, `login_method`.
     NASLINK_EVENT_LOGIN_FAILED = 5,
@@ -47,7 +48,7 @@ pub enum naslink_event_kind {
     /// The connection is over: `close_code` (the server's, or -1),
     /// `detail`. Close the transport.
     NASLINK_EVENT_CLOSED = 15,
-    /// The two-factor code was refused: `errno_code`.
+    /// The two-factor code was refused: `errno_code`. Submit another.
     NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
     /// CFMS: the server information: `protocol_version`, `lockdown`,
     /// `json`; `reqid` when it answers a request of the application's.

@@ -333,6 +333,34 @@ pub unsafe extern "C" fn naslink_fnos_request_panel(
     })())
 }
 
+/// Answer `NASLINK_EVENT_TWO_FACTOR_REQUIRED` with the code the user
+/// typed; `trusted_device` asks the NAS to remember this device. The
+/// verification goes out through `naslink_poll_transmit`; the outcome is
+/// `NASLINK_EVENT_LOGGED_IN` or `NASLINK_EVENT_TWO_FACTOR_REJECTED`.
+///
+/// # Safety
+/// `conn` comes from `naslink_fnos_init`; `code` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn naslink_fnos_submit_two_factor_code(
+    conn: *mut naslink_conn,
+    code: *const c_char,
+    trusted_device: bool,
+) -> naslink_result {
+    crate::result::code((|| {
+        // SAFETY: the caller's contract.
+        let c = unsafe { as_protocol::<FnosConn>(conn) }?;
+        // SAFETY: the caller's contract.
+        let code = unsafe { text(code) }?;
+        c.conn
+            .session_mut()
+            .submit_two_factor_code(code, trusted_device)
+            .map_err(|e| match e {
+                fnos::Error::TwoFactorCodeTooLong => naslink_result::NASLINK_ERR_STRING_TOO_LONG,
+                _ => naslink_result::NASLINK_ERR_NO_CODE_REQUESTED,
+            })
+    })())
+}
+
 impl FnosConn {
     fn send(
         &mut self,

@@ -77,6 +77,7 @@ pub use event::{
 pub use fnos::{
     NASLINK_FNOS_STRINGS, naslink_fnos_align, naslink_fnos_config, naslink_fnos_init,
     naslink_fnos_panel, naslink_fnos_request, naslink_fnos_request_panel, naslink_fnos_size,
+    naslink_fnos_submit_two_factor_code,
 };
 pub use json::naslink_json_get;
 pub use result::{naslink_result, naslink_strerror};

@@ -48,10 +48,13 @@ pub enum naslink_result {
     NASLINK_ERR_NOT_FOUND = -15,
     /// The text is not valid JSON.
     NASLINK_ERR_INVALID_JSON = -16,
+    /// No two-factor code is being asked for (wait for
+    /// `NASLINK_EVENT_TWO_FACTOR_REQUIRED`).
+    NASLINK_ERR_NO_CODE_REQUESTED = -17,
 }
 
 impl naslink_result {
-    const ALL: [naslink_result; 17] = [
+    const ALL: [naslink_result; 18] = [
         Self::NASLINK_OK,
         Self::NASLINK_ERR_NULL,
         Self::NASLINK_ERR_MISALIGNED,
@@ -69,6 +72,7 @@ impl naslink_result {
         Self::NASLINK_ERR_INVALID_ARGUMENT,
         Self::NASLINK_ERR_NOT_FOUND,
         Self::NASLINK_ERR_INVALID_JSON,
+        Self::NASLINK_ERR_NO_CODE_REQUESTED,
     ];
 
     /// The description, NUL-terminated.
@@ -95,6 +99,7 @@ impl naslink_result {
             Self::NASLINK_ERR_INVALID_ARGUMENT => c"an argument is out of range",
             Self::NASLINK_ERR_NOT_FOUND => c"the JSON path names nothing",
             Self::NASLINK_ERR_INVALID_JSON => c"the text is not valid JSON",
+            Self::NASLINK_ERR_NO_CODE_REQUESTED => c"no two-factor code is being asked for",
         }
     }
 }

@@ -12,11 +12,15 @@ use support::{Client, FnosConfig, ok};
 use naslink_event_kind as K;
 
 async fn emulator() -> Arc<Handle> {
+    emulator_with(SimConfig::default()).await
+}
+
+async fn emulator_with(config: SimConfig) -> Arc<Handle> {
     Arc::new(
         Server::start(SimConfig {
             key: KeySource::Fixture,
             host_name: "c-panel".into(),
-            ..SimConfig::default()
+            ..config
         })
         .await
         .expect("emulator"),
@@ -110,22 +114,75 @@ async fn a_wrong_password_ends_in_login_failed_with_the_servers_errno() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_transport_aborts_requests_in_flight_then_closes() {
+async fn end_of_stream_aborts_requests_in_flight_then_closes() {
     let sim = emulator().await;
     let url = sim.url();
-    let dropper = sim.clone();
     client(move || {
         let mut nas = Client::connect(&FnosConfig::new(&url, "admin", "admin"));
         nas.wait_for(K::NASLINK_EVENT_LOGGED_IN);
-        let id = nas.panel(naslink_fnos_panel::NASLINK_PANEL_UPTIME);
-        // Let the request be written before the server goes away.
-        nas.final_reply(&id);
         let id = nas.request("appcgi.resmon.mem", None);
-        dropper.drop_connections();
+        // The transport breaks before the answer is read.
+        // SAFETY: conn from init.
+        ok(unsafe { naslink_handle_eof(nas.conn, nas.now()) });
         let (aborted, _) = nas.wait_for(K::NASLINK_EVENT_REQUEST_ABORTED);
         assert_eq!(aborted.reqid, id);
         let (closed, _) = nas.wait_for(K::NASLINK_EVENT_CLOSED);
         assert_eq!(closed.close_code, -1);
+        let mut reqid = naslink_reqid::EMPTY;
+        // SAFETY: conn from init; a closed connection refuses requests.
+        let r = unsafe {
+            naslink_fnos_request(
+                nas.conn,
+                nas.now(),
+                c"appcgi.resmon.cpu".as_ptr(),
+                std::ptr::null(),
+                &mut reqid,
+            )
+        };
+        assert_eq!(r, naslink_result::NASLINK_ERR_CLOSING);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_factor_challenge_is_answered_with_the_code_after_a_wrong_one() {
+    let sim = emulator_with(SimConfig {
+        two_factor_code: Some("123456".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = Client::connect(&FnosConfig::new(&url, "admin", "admin"));
+        // SAFETY: (every call here) conn from init, NUL-terminated codes.
+        unsafe {
+            assert_eq!(
+                naslink_fnos_submit_two_factor_code(nas.conn, c"000000".as_ptr(), false),
+                naslink_result::NASLINK_ERR_NO_CODE_REQUESTED
+            );
+            nas.wait_for(K::NASLINK_EVENT_TWO_FACTOR_REQUIRED);
+            ok(naslink_fnos_submit_two_factor_code(
+                nas.conn,
+                c"000000".as_ptr(),
+                false,
+            ));
+            let (rejected, _) = nas.wait_for(K::NASLINK_EVENT_TWO_FACTOR_REJECTED);
+            assert_eq!(
+                rejected.errno_code,
+                naslink_sim::fnos::ERRNO_WRONG_TWO_FACTOR_CODE as i64
+            );
+            ok(naslink_fnos_submit_two_factor_code(
+                nas.conn,
+                c"123456".as_ptr(),
+                true,
+            ));
+        }
+        let (e, _) = nas.wait_for(K::NASLINK_EVENT_LOGGED_IN);
+        assert_eq!(
+            e.login_method,
+            naslink_login_method::NASLINK_LOGIN_TWO_FACTOR
+        );
     })
     .await;
     sim.shutdown().await;
