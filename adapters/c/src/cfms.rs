@@ -142,6 +142,10 @@ unsafe fn init(
     };
 
     let base = mem.cast::<u8>();
+    // The caller's memory may be uninitialized (malloc, .bss on some
+    // toolchains): zero it before any byte of it is seen as a `u8`.
+    // SAFETY: `CFMS_SIZE` <= the caller's `len` writable bytes at `mem`.
+    unsafe { base.write_bytes(0, CFMS_SIZE) };
     let region = |offset: usize, len: usize| -> &'static mut [u8] {
         // SAFETY: offset + len <= CFMS_SIZE <= the caller's `len`; the
         // regions do not overlap each other or the struct.

@@ -173,6 +173,10 @@ unsafe fn init(
 
     // The regions after the struct, each used through one slice only.
     let base = mem.cast::<u8>();
+    // The caller's memory may be uninitialized (malloc, .bss on some
+    // toolchains): zero it before any byte of it is seen as a `u8`.
+    // SAFETY: `FNOS_SIZE` <= the caller's `len` writable bytes at `mem`.
+    unsafe { base.write_bytes(0, FNOS_SIZE) };
     let region = |offset: usize, len: usize| -> &'static mut [u8] {
         // SAFETY: offset + len <= FNOS_SIZE <= the caller's `len`, and the
         // regions do not overlap each other or the struct.
