@@ -629,7 +629,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Bytes of memory one CFMS connection needs.
+ * Bytes of memory one CFMS connection needs: a multiple of
+ * `naslink_cfms_align`.
  */
 size_t naslink_cfms_size(void);
 
@@ -769,7 +770,9 @@ naslink_result naslink_deinit(struct naslink_conn *conn);
 
 /**
  * Bytes of memory one fnOS connection needs (the connection, its
- * receive and transmit buffers, and the copied strings).
+ * receive and transmit buffers, and the copied strings): a multiple of
+ * `naslink_fnos_align`, so `aligned_alloc(naslink_fnos_align(),
+ * naslink_fnos_size())` is valid C11.
  */
 size_t naslink_fnos_size(void);
 

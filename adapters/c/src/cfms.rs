@@ -66,13 +66,18 @@ impl Tagged for CfmsConn {
     const TAG: u32 = u32::from_le_bytes(*b"CFMS");
 }
 
-const CFMS_SIZE: usize = size_of::<CfmsConn>()
-    + NASLINK_RECEIVE_BUFFER
-    + NASLINK_TRANSMIT_BUFFER
-    + SESSION_RX
-    + size_of::<[u8; 32]>();
+/// A multiple of the alignment (for C11 `aligned_alloc`).
+const CFMS_SIZE: usize = crate::conn::round_up(
+    size_of::<CfmsConn>()
+        + NASLINK_RECEIVE_BUFFER
+        + NASLINK_TRANSMIT_BUFFER
+        + SESSION_RX
+        + size_of::<[u8; 32]>(),
+    align_of::<CfmsConn>(),
+);
 
-/// Bytes of memory one CFMS connection needs.
+/// Bytes of memory one CFMS connection needs: a multiple of
+/// `naslink_cfms_align`.
 #[unsafe(no_mangle)]
 pub extern "C" fn naslink_cfms_size() -> usize {
     CFMS_SIZE

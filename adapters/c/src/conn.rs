@@ -116,6 +116,11 @@ pub(crate) trait Tagged {
     const TAG: u32;
 }
 
+/// `n` rounded up to a multiple of `align` (a power of two).
+pub(crate) const fn round_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
 /// `ptr` is not NULL and is aligned for `T`.
 pub(crate) fn check<T>(ptr: *const T) -> Result<(), naslink_result> {
     if ptr.is_null() {

@@ -60,11 +60,17 @@ impl Tagged for FnosConn {
     const TAG: u32 = u32::from_le_bytes(*b"fnOS");
 }
 
-const FNOS_SIZE: usize =
-    size_of::<FnosConn>() + NASLINK_RECEIVE_BUFFER + NASLINK_TRANSMIT_BUFFER + NASLINK_FNOS_STRINGS;
+/// A multiple of the alignment, so that C11 `aligned_alloc(align, size)`
+/// accepts it.
+const FNOS_SIZE: usize = crate::conn::round_up(
+    size_of::<FnosConn>() + NASLINK_RECEIVE_BUFFER + NASLINK_TRANSMIT_BUFFER + NASLINK_FNOS_STRINGS,
+    align_of::<FnosConn>(),
+);
 
 /// Bytes of memory one fnOS connection needs (the connection, its
-/// receive and transmit buffers, and the copied strings).
+/// receive and transmit buffers, and the copied strings): a multiple of
+/// `naslink_fnos_align`, so `aligned_alloc(naslink_fnos_align(),
+/// naslink_fnos_size())` is valid C11.
 #[unsafe(no_mangle)]
 pub extern "C" fn naslink_fnos_size() -> usize {
     FNOS_SIZE

@@ -36,6 +36,9 @@ fn init_refuses_null_misaligned_and_short_memory() {
     let raw = c.raw(0);
     let size = naslink_fnos_size();
     assert!(naslink_fnos_align() >= 4);
+    // C11 aligned_alloc wants a multiple of the alignment.
+    assert_eq!(size % naslink_fnos_align(), 0);
+    assert_eq!(naslink_cfms_size() % naslink_cfms_align(), 0);
     let mem = Memory::new(size + 64, naslink_fnos_align());
     let mut conn = null_mut();
     // SAFETY: (every call here) NULL or valid pointers only.
