@@ -40,6 +40,11 @@ target/nostd-check/debug/naslink-nostd-check
 target/nostd-check/release/naslink-nostd-check
 echo "nostd-check: linked without std or allocator, and ran"
 
+step "C ABI: panel.c (gcc -Werror) against the fnOS emulator under valgrind and ASan/UBSan"
+bash scripts/capi.sh
+step "C ABI: thumbv7em staticlib linked into bare-metal C with arm-none-eabi-gcc (flash/RAM budget)"
+bash scripts/capi-bare-metal.sh
+
 if skipped autobahn; then
     step "autobahn: skipped (NASLINK_SKIP)"
 else
