@@ -35,6 +35,8 @@ enum Seen {
         text: String,
     },
     Push(String),
+    /// A `sysNotify` task frame, its text.
+    Task(String),
     Other(String),
 }
 
@@ -78,6 +80,9 @@ impl<E: Entropy> Nas<E> {
                         last: r.is_final(),
                         text,
                     },
+                    Event::Session(fnos::Event::Push(p)) if TaskFrame::from_push(&p).is_some() => {
+                        Seen::Task(text)
+                    }
                     Event::Session(fnos::Event::Push(p)) => Seen::Push(format!("{p:?}")),
                     other => Seen::Other(format!("{other:?}")),
                 });
@@ -384,6 +389,63 @@ async fn doing_frames_are_progress_before_the_final_answer() {
             .collect();
         assert_eq!(percents, [Some(25), Some(50), Some(75)]);
         assert_eq!(task_outcome(&reply(&frames[3])), TaskOutcome::Succeeded);
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_frames_carry_the_task_id_and_progress_before_the_answer() {
+    let sim = emulator(SimConfig {
+        task_frames: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = sim.url();
+    client(move || {
+        let mut nas = admin(&url);
+        let files = ["vol1/1000/Documents/notes.txt"];
+        let reqid = nas
+            .link
+            .send(&nas.clock, &Request::file_rm(&files, false))
+            .expect("fits")
+            .to_string();
+        let mut tasks = Vec::new();
+        loop {
+            let seen = nas.wait(|s| matches!(s, Seen::Task(_) | Seen::Frame { .. }));
+            match seen {
+                Seen::Task(text) => tasks.push(text),
+                Seen::Frame {
+                    reqid: r,
+                    last: true,
+                    text,
+                } if r == reqid => {
+                    assert_eq!(task_outcome(&reply(&text)), TaskOutcome::Succeeded);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(tasks.len(), 3, "{tasks:?}");
+        let frames: Vec<(bool, Option<u8>, Option<String>)> = tasks
+            .iter()
+            .map(|text| {
+                let Ok(Message::Push(push)) = Message::parse(text.as_bytes()) else {
+                    panic!("a push: {text}")
+                };
+                let task = TaskFrame::from_push(&push).expect("a task frame");
+                assert_eq!(s(task.reqid()), reqid);
+                let id = task.task_id().and_then(|v| v.as_str()).map(|v| s(Some(v)));
+                (task.is_progress(), task.percent(), id)
+            })
+            .collect();
+        assert!(frames[0].2.is_some(), "taskId first");
+        assert!(frames.iter().all(|f| f.2 == frames[0].2), "one task id");
+        let progress: Vec<_> = frames.iter().map(|f| (f.0, f.1)).collect();
+        assert_eq!(
+            progress,
+            [(false, None), (true, Some(50)), (true, Some(100))]
+        );
     })
     .await;
     sim.shutdown().await;

@@ -81,6 +81,9 @@ pub struct Flags {
     /// Close each `/multiple-download` connection after N body bytes.
     #[arg(long, value_name = "N")]
     pub cut_download_after: Option<u64>,
+    /// `file.rm` sends `sysNotify` taskId/taskInfo frames before its answer.
+    #[arg(long)]
+    pub task_frames: bool,
     /// Health knob: vol1's RAID1 pool is degraded (a member is missing).
     #[arg(long, conflicts_with = "rebuilding_pool")]
     pub degraded_pool: bool,
@@ -185,6 +188,7 @@ impl Flags {
             entries_per_frame: usize::try_from(self.entries_per_frame)?,
             free_space: self.free_space,
             health: self.health(),
+            task_frames: self.task_frames,
             faults: Faults {
                 answer_delay: Duration::from_millis(self.answer_delay_ms),
                 drop_after_frames: self.drop_after_frames,

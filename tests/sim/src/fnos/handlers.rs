@@ -203,6 +203,15 @@ pub fn dispatch(shared: &Shared, login: &Login, req: &str, request: &Request) ->
             ))
         }
         "file.ls" => file_ls(shared, login, request),
+        "file.rm" if config.task_frames => {
+            let answer = file_change(shared, login, req, request);
+            if answer["result"] != "succ" {
+                return one(answer);
+            }
+            let mut frames = super::panel::task_frames(reqid);
+            frames.push(answer);
+            frames
+        }
         "file.mkdir" | "file.rm" | "file.mv" | "file.rename" => {
             one(file_change(shared, login, req, request))
         }

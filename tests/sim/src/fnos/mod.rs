@@ -132,7 +132,8 @@
 //!
 //! Not emulated: the `wss://` port the HTTPS redirect points to, zipped
 //! downloads of folders or several files, ranged downloads, free space that
-//! shrinks as files are uploaded, task-progress pushes, and silence on
+//! shrinks as files are uploaded, task-progress pushes other than
+//! [`Config::task_frames`]'s, and silence on
 //! WebSocket-level PING frames (tungstenite answers them, whereas a real NAS
 //! reportedly does not).
 
@@ -274,6 +275,11 @@ pub struct Config {
     pub free_space: u64,
     /// Deliberate faults.
     pub faults: Faults,
+    /// `file.rm` answers like a long task: `sysNotify` `taskId` and
+    /// `taskInfo` frames with its reqid before the final answer (off by
+    /// default: clients that resolve a request on its first frame would
+    /// take the `taskId` frame for the answer).
+    pub task_frames: bool,
     /// The NAS's health as the panel commands report it at start-up
     /// (change it later with [`Handle::set_health`]).
     pub health: Health,
@@ -296,6 +302,7 @@ impl Default for Config {
             entries_per_frame: 4,
             free_space: DEFAULT_FREE_SPACE,
             faults: Faults::default(),
+            task_frames: false,
             health: Health::default(),
         }
     }

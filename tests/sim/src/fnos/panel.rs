@@ -14,7 +14,8 @@
 //! `"ac"`; NUT-style strings for charge and runtime), and
 //! `appcgi.resmon.sysWarn` (`data{total, warn[{level, type, msg}]}`).
 //! `appcgi.finder.fileSearch` streams `result:"doing"` frames with
-//! `percent` before its final answer.
+//! `percent` before its final answer; with [`Config::task_frames`](super::Config::task_frames)
+//! `file.rm` sends `sysNotify` `taskId` and `taskInfo` frames first.
 
 use serde_json::{Value, json};
 
@@ -493,5 +494,28 @@ fn file_search(reqid: Option<&Value>, request: &Request) -> Vec<Value> {
         reqid,
         json!({"keyword": keyword, "files": []}),
     ));
+    frames
+}
+
+/// The `sysNotify` frames a long file command sends before its final
+/// answer ([`Config::task_frames`](super::Config::task_frames)): the
+/// captured `taskId` frame, then `taskInfo` progress (field names from a
+/// public client; their nesting is not captured, top level is assumed).
+pub fn task_frames(reqid: Option<&Value>) -> Vec<Value> {
+    let task_id = super::crypto::random_token(22) + "==";
+    let total: u64 = 4096;
+    let mut frames = vec![json!({"sysNotify": "taskId", "taskId": task_id})];
+    for percent in [50u64, 100] {
+        frames.push(
+            json!({"sysNotify": "taskInfo", "taskId": task_id, "percent": percent,
+                           "time": 1, "size": total * percent / 100, "sizeTotal": total,
+                           "speed": total / 2}),
+        );
+    }
+    for frame in &mut frames {
+        if let Some(reqid) = reqid {
+            frame["reqid"] = reqid.clone();
+        }
+    }
     frames
 }
