@@ -121,7 +121,9 @@
 //! ```
 //!
 //! From the command line:
-//! `cargo run -p naslink-sim -- fnos --listen 127.0.0.1:5666 --user admin --password admin`.
+//! `cargo run -p naslink-sim -- fnos --listen 127.0.0.1:5666 --user admin --password admin`;
+//! an unhealthy NAS: add `--rebuilding-pool 40 --hot-disk 63 --ups-on-battery 20`
+//! (see `--help` for every [`Health`] knob).
 //!
 //! Choices the specification leaves open, made here: commands that need a
 //! login answer errno 135168 on an anonymous connection; malformed frames,
