@@ -694,3 +694,88 @@ fn debug_of_config_and_credentials_hides_secrets() {
     let shown = format!("{creds:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+#[test]
+fn token_expired_push_leads_to_a_fresh_token_login_on_the_same_connection() {
+    let server = Server::new();
+    let mut s = logged_in(&server, config());
+    assert!(matches!(
+        s.handle_text(at(1), br#"{"sysNotify":"tokenExpired"}"#)
+            .unwrap(),
+        Some(Event::Push(Push::TokenExpired))
+    ));
+    assert_eq!(s.state(), State::LoggingIn(LoginMethod::TokenLogin));
+    let json = verify_signed(&transmit(&mut s, at(1)), &hex(SECRET_HEX)).to_owned();
+    let sent: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(sent["req"], "user.tokenLogin");
+    assert_eq!(sent["token"], "long/1");
+    let granted = format!(
+        r#"{{"uid":1000,"admin":true,"token":"tok2","backId":"6915841b00000045","result":"succ","reqid":"{}"}}"#,
+        reqid_of(&json)
+    );
+    assert!(matches!(
+        s.handle_text(at(1), granted.as_bytes()).unwrap(),
+        Some(Event::LoggedIn {
+            method: LoginMethod::TokenLogin,
+            ..
+        })
+    ));
+    assert_eq!(s.state(), State::Ready);
+}
+
+#[test]
+fn token_expired_without_a_long_token_logs_in_with_the_password_again() {
+    let server = Server::new();
+    let mut s = logged_in(&server, config());
+    let mut creds = s.credentials().clone();
+    creds.long_token.clear();
+    s.set_credentials(creds);
+    s.handle_text(at(1), br#"{"sysNotify":"tokenExpired"}"#)
+        .unwrap();
+    assert_eq!(s.state(), State::LoggingIn(LoginMethod::Password));
+    let (_, inner) = server.open(&transmit(&mut s, at(1)));
+    assert_eq!(inner["req"], "user.login");
+}
+
+#[test]
+fn kicked_push_stops_the_session_forgets_the_tokens_and_says_so() {
+    let server = Server::new();
+    let mut s = logged_in(&server, config());
+    assert!(!s.kicked());
+    assert!(matches!(
+        s.handle_text(at(1), br#"{"sysNotify":"kicked"}"#).unwrap(),
+        Some(Event::Push(Push::Kicked))
+    ));
+    assert!(s.kicked());
+    assert_eq!(s.state(), State::LoginFailed);
+    assert!(s.credentials().token.is_empty() && s.credentials().long_token.is_empty());
+    // Only the heartbeat may go out: no login is retried by itself.
+    let mut buf = [0u8; 2048];
+    while let Some(n) = s.poll_transmit(at(1), &mut rng(), &mut buf).unwrap() {
+        assert_eq!(&buf[..n], br#"{"req":"ping"}"#);
+    }
+    s.handle_disconnect(at(2));
+    assert!(s.kicked(), "still kicked after the connection is gone");
+    // A login the application asks for clears it.
+    let s2 = logged_in(&server, config());
+    assert!(!s2.kicked());
+}
+
+#[test]
+fn privilege_changed_push_updates_is_admin() {
+    let server = Server::new();
+    let mut s = logged_in(&server, config());
+    assert_eq!(s.is_admin(), Some(true));
+    s.handle_text(
+        at(1),
+        br#"{"sysNotify":"privilegeChanged","privilege":"0"}"#,
+    )
+    .unwrap();
+    assert_eq!(s.is_admin(), Some(false));
+    s.handle_text(at(1), br#"{"sysNotify":"privilegeChanged","privilege":1}"#)
+        .unwrap();
+    assert_eq!(s.is_admin(), Some(true));
+    s.handle_text(at(1), br#"{"sysNotify":"storageChanged"}"#)
+        .unwrap();
+    assert_eq!(s.state(), State::Ready, "storageChanged changes nothing");
+}

@@ -245,6 +245,61 @@ async fn pushes_arrive_on_the_event_stream() {
 }
 
 #[tokio::test]
+async fn a_token_expired_push_is_followed_by_a_fresh_login_on_the_same_connection() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let mut events = Box::pin(nas.events());
+        sim.push(Push::TokenExpired);
+        loop {
+            match events.next().await.expect("events continue") {
+                FnosEvent::LoggedIn { method } => {
+                    assert_eq!(method, LoginMethod::TokenLogin);
+                    break;
+                }
+                FnosEvent::Disconnected { reason } => panic!("no reconnect needed: {reason}"),
+                _ => {}
+            }
+        }
+        // Signed, login-only: works only once logged in again.
+        let ok = nas.request("appcgi.sysinfo.getUptime", None).await.unwrap();
+        assert!(ok.get("uptime").and_then(|v| v.as_u64()).is_some());
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_kicked_push_stops_the_client_without_reconnecting() {
+    bounded(async {
+        let sim = emulator(Config::default()).await;
+        let nas = FnosClient::connect(options(&sim.url(), "admin"))
+            .await
+            .unwrap();
+        let mut events = Box::pin(nas.events());
+        sim.push(Push::Kicked);
+        loop {
+            match events.next().await.expect("events continue") {
+                FnosEvent::LoginFailed(why) => {
+                    assert!(why.contains("kicked"), "{why}");
+                    break;
+                }
+                FnosEvent::Reconnecting { .. } | FnosEvent::LoggedIn { .. } => {
+                    panic!("a kicked client must not log in again")
+                }
+                _ => {}
+            }
+        }
+        let after = nas.request("appcgi.sysinfo.getHostName", None).await;
+        assert!(after.is_err(), "{after:?}");
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_refused_with_its_errno() {
     bounded(async {
         let sim = emulator(Config::default()).await;

@@ -12,6 +12,8 @@
 //! - [`request`]: commands with parameters, typed front-panel helpers.
 //! - [`response`]: replies, pushes and pong, read in place.
 //! - [`errno`]: typed failure codes.
+//! - [`health`]: the OK / WARNING / CRITICAL verdict from a panel snapshot.
+//! - [`panel`]: the front panel's commands and borrowed views of their answers.
 //! - [`login`]: login messages, credentials kept across connections.
 //! - [`pending`]: the table of requests in flight.
 //! - [`heartbeat`]: ping timer and missed-pong count.
@@ -19,9 +21,11 @@
 
 pub mod envelope;
 pub mod errno;
+pub mod health;
 pub mod heartbeat;
 pub mod http;
 pub mod login;
+pub mod panel;
 pub mod pending;
 pub mod reqid;
 pub mod request;

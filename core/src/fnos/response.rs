@@ -9,8 +9,9 @@
 //!   core handlers put the payload at the top level beside `result`;
 //!   `appcgi.*` put it in `data` (`appcgi.dockermgr.*` in `rsp`); failures
 //!   carry `errno` and sometimes `errmsg` or `msg`. A reply is final when it
-//!   has `result` or `errno` (`errno: 0` is success); otherwise it is one
-//!   frame of a multi-frame answer;
+//!   has `result` or `errno` (`errno: 0` is success); otherwise, or with
+//!   `result:"doing"` (a long command's progress), it is one frame of a
+//!   multi-frame answer;
 //! - anything else ([`Message::Other`]).
 #![deny(clippy::indexing_slicing)]
 
@@ -138,6 +139,8 @@ impl<'a> Reply<'a> {
             (Some(Errno::Other(0)), _) => Status::Success,
             (Some(errno), _) => Status::Failure(Some(errno)),
             (None, Some(r)) if r.as_str().is_some_and(|s| s.eq_str("succ")) => Status::Success,
+            // Long commands stream `result:"doing"` frames before the final one.
+            (None, Some(r)) if r.as_str().is_some_and(|s| s.eq_str("doing")) => Status::Partial,
             (None, Some(_)) => Status::Failure(None),
             (None, None) => Status::Partial,
         };

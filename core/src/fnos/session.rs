@@ -24,6 +24,8 @@
 //!                             none left / timeout --> LoginFailed     code --> LoggingIn(TwoFactor)
 //! any --disconnect--> Disconnected (pending requests aborted, backId and counter reset,
 //!                                   token, long token and secret kept)
+//! Ready --tokenExpired push--> LoggingIn(TokenLogin or Password)
+//! any connected --kicked push--> LoginFailed (tokens forgotten, `kicked()` until the next login)
 //! ```
 //!
 //! The first method is `user.authToken` when a token and secret are stored,
@@ -322,6 +324,8 @@ pub struct Session<'c, const N: usize = DEFAULT_PENDING> {
     trusted_device: bool,
     uid: Option<u64>,
     admin: Option<bool>,
+    /// A `kicked` push ended the login; cleared by the next login.
+    kicked: bool,
     notices: heapless::Deque<Notice, 4>,
     /// The event about the message the last `handle_message` took, not yet
     /// handed out.
@@ -369,6 +373,7 @@ impl<'c, const N: usize> Session<'c, N> {
             trusted_device: false,
             uid: None,
             admin: None,
+            kicked: false,
             notices: heapless::Deque::new(),
             staged: None,
             last_timeout: Instant::ZERO,
@@ -414,9 +419,19 @@ impl<'c, const N: usize> Session<'c, N> {
         self.uid
     }
 
-    /// `admin` from the last login.
+    /// `admin` from the last login (or a later `privilegeChanged` push).
     pub fn is_admin(&self) -> Option<bool> {
         self.admin
+    }
+
+    /// Whether a `kicked` push ended the login: another login took this
+    /// session over, so the tokens were forgotten and the session stopped.
+    /// Drivers do not reconnect while this holds (a reconnect would only
+    /// log in with the password again and kick the other side back); it
+    /// clears with the next successful login, which only the application
+    /// should ask for.
+    pub fn kicked(&self) -> bool {
+        self.kicked
     }
 
     /// This connection's backId (zeros before login).
@@ -685,13 +700,54 @@ impl<'c, const N: usize> Session<'c, N> {
                 None
             }
             Message::Push(push) => {
-                if *push == Push::TokenExpired {
-                    wipe(&mut self.creds.token);
-                }
+                self.on_push(push);
                 Some(Staged::Borrowed { known: true })
             }
             Message::Reply(reply) => self.on_reply(reply),
             Message::Other(_) => Some(Staged::Borrowed { known: true }),
+        }
+    }
+
+    /// What a push does to the session (the push itself is still handed
+    /// to the application):
+    ///
+    /// - `tokenExpired`: the short token is gone and the server signed this
+    ///   connection out, so a logged-in session logs in afresh at once
+    ///   (`user.tokenLogin` with the long token, else the password);
+    /// - `kicked`: another login took over and the server ended this one;
+    ///   the tokens are forgotten, the session stops in `LoginFailed` and
+    ///   [`kicked`](Self::kicked) tells drivers not to reconnect;
+    /// - `privilegeChanged`: [`is_admin`](Self::is_admin) follows
+    ///   `privilege` (`"1"` admin, `"0"` not).
+    fn on_push(&mut self, push: &Push<'_>) {
+        match push {
+            Push::TokenExpired => {
+                wipe(&mut self.creds.token);
+                if self.state == State::Ready
+                    && let Some(Event::LoginFailed(f)) = self.next_method(None)
+                {
+                    let _ = self.notices.push_back(Notice::LoginFailed(f));
+                }
+            }
+            Push::Kicked => {
+                self.kicked = true;
+                wipe(&mut self.creds.token);
+                wipe(&mut self.creds.long_token);
+                if self.state != State::Disconnected {
+                    self.state = State::LoginFailed;
+                    self.step = None;
+                    self.login_key = None;
+                }
+            }
+            Push::PrivilegeChanged { privilege: Some(p) } => {
+                let text = p.as_str().and_then(|s| s.as_unescaped());
+                match (text, p.as_u64()) {
+                    (Some("1"), _) | (_, Some(1)) => self.admin = Some(true),
+                    (Some("0"), _) | (_, Some(0)) => self.admin = Some(false),
+                    _ => {}
+                }
+            }
+            _ => {}
         }
     }
 
@@ -756,6 +812,7 @@ impl<'c, const N: usize> Session<'c, N> {
                 }
                 self.uid = uid.or(self.uid);
                 self.admin = admin.or(self.admin);
+                self.kicked = false;
                 self.state = State::Ready;
                 wipe(&mut self.code);
                 wipe(&mut self.access_token);

@@ -43,3 +43,46 @@ fn transfer_flags_reach_the_configuration() {
     assert_eq!(config.faults.drop_after_frames, Some(7));
     assert_eq!(config.faults.garbage_after_frames, Some(3));
 }
+
+#[test]
+fn health_knob_flags_reach_the_configuration() {
+    use naslink_sim::fnos::{Health, PoolCondition, UpsCondition};
+    let healthy = Cli::parse_from(["fnos"]).args.config().expect("config");
+    assert_eq!(healthy.health, Health::default());
+    let cli = Cli::parse_from([
+        "fnos",
+        "--rebuilding-pool",
+        "40",
+        "--hot-disk",
+        "63",
+        "--failing-disk",
+        "--cpu-temp",
+        "97",
+        "--ups-on-battery",
+        "20",
+        "--stopped-container",
+        "--unread-warnings",
+        "3",
+        "--volume-full",
+        "92",
+    ]);
+    let health = cli.args.config().expect("config").health;
+    assert_eq!(
+        health,
+        Health {
+            pool: PoolCondition::Rebuilding { percent: 40 },
+            hot_disk: Some(63),
+            failing_disk: true,
+            cpu_temperature: Some(97),
+            ups: UpsCondition::OnBattery { charge: 20 },
+            stopped_container: true,
+            unread_warnings: 3,
+            volume_used_percent: Some(92),
+        }
+    );
+    let degraded = Cli::parse_from(["fnos", "--degraded-pool", "--ups-online"]);
+    let health = degraded.args.config().expect("config").health;
+    assert_eq!(health.pool, PoolCondition::Degraded);
+    assert_eq!(health.ups, UpsCondition::Online { charge: 100 });
+    assert!(Cli::try_parse_from(["fnos", "--degraded-pool", "--rebuilding-pool", "5"]).is_err());
+}

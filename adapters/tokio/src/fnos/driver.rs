@@ -484,12 +484,21 @@ impl Driver<'_> {
                 Some(text) => self.on_reply(&reply, text),
                 None => Step::Nothing,
             },
-            fnos::Event::Push(_) => {
+            fnos::Event::Push(push) => {
                 tracing::debug!("push");
                 let value = text
                     .and_then(|t| serde_json::from_str(t).ok())
                     .unwrap_or(serde_json::Value::Null);
                 let _ = self.events.send(FnosEvent::Push(value));
+                // The session stopped (`Session::kicked`): reconnecting
+                // would log in again and kick the other login back.
+                if push == fnos::Push::Kicked
+                    && let Some(ended) = self.give_up(FnosError::Login(
+                        "kicked: another login took this session over".into(),
+                    ))
+                {
+                    return Step::End(ended);
+                }
                 Step::Nothing
             }
             fnos::Event::Malformed(e) => {

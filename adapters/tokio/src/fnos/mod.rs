@@ -9,7 +9,7 @@
 //! ```text
 //! Connecting --open--> LoggingIn --LoggedIn--> Ready --link lost / dead heartbeat--+
 //!     ^   |                 |                                                       |
-//!     |   +--fail: backoff--+-- login refused: stop (handles get Closed)           |
+//!     |   +--fail: backoff--+-- login refused, kicked: stop (handles get Closed)    |
 //!     +-------------------- backoff with jitter <-----------------------------------+
 //! ```
 //!
@@ -21,6 +21,10 @@
 //!   again after the reconnect within their deadline. The reconnect logs
 //!   in again with the stored token and secret, then the long token, then
 //!   the password (the core picks the order).
+//! - A `kicked` push (another login took the session over) stops the
+//!   client with [`FnosEvent::LoginFailed`]: reconnecting would only kick
+//!   the other login back. A `tokenExpired` push is answered by the core
+//!   with a fresh login on the same connection.
 //! - A two-factor challenge asks [`FnosOptions::two_factor`] for a code,
 //!   again after a refused one (at most three codes per login); the
 //!   connection is served meanwhile.

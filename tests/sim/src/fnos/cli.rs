@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Account, Config, DEFAULT_FREE_SPACE, Faults, KeySource, Redirect, Server};
+use super::{
+    Account, Config, DEFAULT_FREE_SPACE, Faults, Health, KeySource, PoolCondition, Redirect,
+    Server, UpsCondition,
+};
 
 /// Command-line flags of `naslink-sim fnos`.
 #[derive(Debug, clap::Args)]
@@ -78,6 +81,39 @@ pub struct Flags {
     /// Close each `/multiple-download` connection after N body bytes.
     #[arg(long, value_name = "N")]
     pub cut_download_after: Option<u64>,
+    /// `file.rm` sends `sysNotify` taskId/taskInfo frames before its answer.
+    #[arg(long)]
+    pub task_frames: bool,
+    /// Health knob: vol1's RAID1 pool is degraded (a member is missing).
+    #[arg(long, conflicts_with = "rebuilding_pool")]
+    pub degraded_pool: bool,
+    /// Health knob: vol1's pool is rebuilding, PERCENT done.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rebuilding_pool: Option<u8>,
+    /// Health knob: disk `sda` runs at CELSIUS.
+    #[arg(long, value_name = "CELSIUS")]
+    pub hot_disk: Option<u32>,
+    /// Health knob: disk `sdb` fails its SMART self-assessment.
+    #[arg(long)]
+    pub failing_disk: bool,
+    /// Health knob: the CPU runs at CELSIUS.
+    #[arg(long, value_name = "CELSIUS")]
+    pub cpu_temp: Option<u32>,
+    /// Health knob: a UPS is attached and runs on battery at PERCENT charge.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100), conflicts_with = "ups_online")]
+    pub ups_on_battery: Option<u8>,
+    /// Health knob: a UPS is attached, on mains, fully charged.
+    #[arg(long)]
+    pub ups_online: bool,
+    /// Health knob: the `nextcloud` container is stopped.
+    #[arg(long)]
+    pub stopped_container: bool,
+    /// Health knob: N unread system warnings.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub unread_warnings: u32,
+    /// Health knob: vol1 is PERCENT full.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub volume_full: Option<u8>,
 }
 
 impl Args {
@@ -88,6 +124,30 @@ impl Args {
 }
 
 impl Flags {
+    /// The [`Health`] the knob flags describe.
+    pub fn health(&self) -> Health {
+        let pool = match (self.degraded_pool, self.rebuilding_pool) {
+            (_, Some(percent)) => PoolCondition::Rebuilding { percent },
+            (true, None) => PoolCondition::Degraded,
+            (false, None) => PoolCondition::Healthy,
+        };
+        let ups = match (self.ups_on_battery, self.ups_online) {
+            (Some(charge), _) => UpsCondition::OnBattery { charge },
+            (None, true) => UpsCondition::Online { charge: 100 },
+            (None, false) => UpsCondition::Absent,
+        };
+        Health {
+            pool,
+            hot_disk: self.hot_disk,
+            failing_disk: self.failing_disk,
+            cpu_temperature: self.cpu_temp,
+            ups,
+            stopped_container: self.stopped_container,
+            unread_warnings: self.unread_warnings,
+            volume_used_percent: self.volume_full,
+        }
+    }
+
     /// The [`Config`] these flags describe.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut accounts = vec![Account::new(
@@ -127,6 +187,8 @@ impl Flags {
             push_every,
             entries_per_frame: usize::try_from(self.entries_per_frame)?,
             free_space: self.free_space,
+            health: self.health(),
+            task_frames: self.task_frames,
             faults: Faults {
                 answer_delay: Duration::from_millis(self.answer_delay_ms),
                 drop_after_frames: self.drop_after_frames,

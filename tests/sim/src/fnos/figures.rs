@@ -86,17 +86,6 @@ impl Figures {
         json!({ "item": item })
     }
 
-    /// `appcgi.resmon.cpu`'s `data`.
-    pub fn cpu(&self) -> Value {
-        let busy = self.cpu_busy;
-        json!({"cpu": {
-            "name": "Intel(R) Celeron(R) N5105 @ 2.00GHz",
-            "num": 1, "core": 4, "thread": 4,
-            "busy": {"all": busy, "user": busy * 2 / 3, "system": busy / 3, "iowait": 1},
-            "temp": [self.disk_temp + 8],
-        }})
-    }
-
     /// `appcgi.resmon.mem`'s `data`.
     pub fn mem(&self) -> Value {
         let cached = MEM_TOTAL / 5;
@@ -112,18 +101,6 @@ impl Figures {
         json!({"ifs": [
             {"name": "enp1s0", "receive": self.net_receive, "transmit": self.net_transmit},
             {"name": "enp2s0", "receive": 0, "transmit": 0},
-        ]})
-    }
-
-    /// `appcgi.resmon.disk`'s `data`.
-    pub fn disk(&self) -> Value {
-        json!({"disk": [
-            {"name": "nvme0n1", "temp": self.disk_temp + 4, "standby": false,
-             "busy": self.cpu_busy / 4, "read": self.store_read, "write": self.store_write},
-            {"name": "sda", "temp": self.disk_temp, "standby": false,
-             "busy": self.cpu_busy / 8, "read": self.store_read / 3, "write": self.store_write / 2},
-            {"name": "sdb", "temp": self.disk_temp - 2, "standby": true,
-             "busy": 0, "read": 0, "write": 0},
         ]})
     }
 }

@@ -11,7 +11,7 @@ use super::files::{FileError, Overwrite, normalize};
 use super::state::{DownloadTicket, Login, PendingUpload, Shared, unix_now};
 use super::{
     ERRNO_BAD_PARAMETER, ERRNO_EXISTS, ERRNO_NO_PERMISSION, ERRNO_NO_SPACE, ERRNO_NOT_FOUND,
-    ERRNO_UNKNOWN_METHOD,
+    ERRNO_UNKNOWN_METHOD, Health,
 };
 
 /// A request as received: the flat JSON object.
@@ -62,7 +62,7 @@ pub fn appcgi(req: &str, reqid: Option<&Value>, data: Value) -> Value {
 }
 
 /// Partial frames of a multi-frame answer (no `result`), then the final one.
-fn multi_frame(reqid: Option<&Value>, parts: Vec<Value>) -> Vec<Value> {
+pub fn multi_frame(reqid: Option<&Value>, parts: Vec<Value>) -> Vec<Value> {
     let mut frames: Vec<Value> = parts
         .into_iter()
         .map(|part| match part {
@@ -116,6 +116,7 @@ fn str_list(value: Option<&Value>) -> Option<Vec<&str>> {
 fn admin_only(req: &str) -> bool {
     req.starts_with("appcgi.resmon.")
         || matches!(req, "stor.calcSpace" | "stor.listDisk" | "stor.listStor")
+        || super::panel::admin_only(req)
 }
 
 /// Volume sizes in bytes: (id, fssize, bytes used by things outside the home).
@@ -124,14 +125,19 @@ const VOLUMES: [(u32, u64, u64); 2] = [
     (2, 983_349_346_304, 61_203_120_128),
 ];
 
-fn volumes(shared: &Shared, uid: u32) -> Vec<Value> {
+/// The volumes `uid` has a home on; [`Health::volume_used_percent`]
+/// overrides vol1's free space.
+pub fn volumes(shared: &Shared, uid: u32, health: &Health) -> Vec<Value> {
     let mut reg = shared.registry();
     let tree = reg.tree(uid);
     VOLUMES
         .iter()
         .filter(|(id, _, _)| tree.volume_ids().contains(id))
         .map(|&(id, fssize, base)| {
-            let used = (base + tree.used_bytes(id)).min(fssize);
+            let used = match health.volume_used_percent {
+                Some(p) if id == 1 => (fssize * u64::from(p.min(100))).div_ceil(100),
+                _ => (base + tree.used_bytes(id)).min(fssize),
+            };
             let (fstype, disk_type, level) = if id == 1 {
                 ("btrfs", "HDD", "raid1")
             } else {
@@ -151,6 +157,10 @@ pub fn dispatch(shared: &Shared, login: &Login, req: &str, request: &Request) ->
     if admin_only(req) && !login.admin {
         return vec![fail(reqid, ERRNO_NO_PERMISSION)];
     }
+    if let Some(frames) = super::panel::dispatch(shared, login, req, request) {
+        return frames;
+    }
+    let health = shared.health();
     let config = &shared.config;
     let elapsed = shared.started.elapsed().as_secs_f64();
     let figures = || Figures::at(elapsed);
@@ -173,30 +183,18 @@ pub fn dispatch(shared: &Shared, login: &Login, req: &str, request: &Request) ->
         "appcgi.sysinfo.getMachineId" => {
             one(appcgi(req, reqid, json!({"machineId": config.machine_id})))
         }
-        "appcgi.sysinfo.getHardwareInfo" => one(appcgi(
-            req,
-            reqid,
-            json!({
-                "cpu": {"name": "Intel(R) Celeron(R) N5105 @ 2.00GHz", "num": 1, "core": 4, "thread": 4, "arch": "x86_64"},
-                "mem": {"total": super::figures::MEM_TOTAL, "slots": 2},
-                "board": {"vendor": "naslink", "name": "fnOS emulator"},
-                "kernel": "6.12.18-trim",
-            }),
-        )),
         "appcgi.resmon.gen" => {
             let wanted = str_list(request.get("item")).unwrap_or_default();
             one(appcgi(req, reqid, figures().gen_items(&wanted)))
         }
-        "appcgi.resmon.cpu" => one(appcgi(req, reqid, figures().cpu())),
         "appcgi.resmon.mem" => one(appcgi(req, reqid, figures().mem())),
         "appcgi.resmon.net" => one(appcgi(req, reqid, figures().net())),
-        "appcgi.resmon.disk" => one(appcgi(req, reqid, figures().disk())),
         "stor.getUserStorage" => one(succ(
             reqid,
-            json!({"stor": volumes(shared, login.uid), "uid": login.uid}),
+            json!({"stor": volumes(shared, login.uid, &health), "uid": login.uid}),
         )),
         "stor.calcSpace" => {
-            let vols = volumes(shared, login.uid);
+            let vols = volumes(shared, login.uid, &health);
             let total: u64 = vols.iter().filter_map(|v| v["fssize"].as_u64()).sum();
             let free: u64 = vols.iter().filter_map(|v| v["frsize"].as_u64()).sum();
             one(succ(
@@ -204,52 +202,16 @@ pub fn dispatch(shared: &Shared, login: &Login, req: &str, request: &Request) ->
                 json!({"total": total, "used": total - free, "free": free}),
             ))
         }
-        "stor.listDisk" => {
-            let f = figures();
-            let disks = [
-                (
-                    "nvme0n1",
-                    "Samsung SSD 980 1TB",
-                    1_000_204_886_016u64,
-                    "SSD",
-                    2,
-                    f.disk_temp + 4,
-                ),
-                (
-                    "sda",
-                    "WDC WD40EFPX-68C6CN0",
-                    4_000_787_030_016,
-                    "HDD",
-                    1,
-                    f.disk_temp,
-                ),
-                (
-                    "sdb",
-                    "WDC WD40EFPX-68C6CN0",
-                    4_000_787_030_016,
-                    "HDD",
-                    1,
-                    f.disk_temp - 2,
-                ),
-            ];
-            let parts = disks
-                .iter()
-                .map(|(name, model, size, kind, stor, temp)| {
-                    json!({"disk": [{"name": name, "model": model, "size": size, "type": kind,
-                                     "storId": stor, "temp": temp, "health": "normal",
-                                     "standby": *name == "sdb"}]})
-                })
-                .collect();
-            multi_frame(reqid, parts)
-        }
-        "stor.listStor" => {
-            let parts = volumes(shared, login.uid)
-                .into_iter()
-                .map(|v| json!({"stor": [v]}))
-                .collect();
-            multi_frame(reqid, parts)
-        }
         "file.ls" => file_ls(shared, login, request),
+        "file.rm" if config.task_frames => {
+            let answer = file_change(shared, login, req, request);
+            if answer["result"] != "succ" {
+                return one(answer);
+            }
+            let mut frames = super::panel::task_frames(reqid);
+            frames.push(answer);
+            frames
+        }
         "file.mkdir" | "file.rm" | "file.mv" | "file.rename" => {
             one(file_change(shared, login, req, request))
         }

@@ -21,6 +21,14 @@
 //!   `stor.*`, `file.*`, `user.*`) answer from a small virtual file tree and
 //!   figures that change over time; `file.ls`, `stor.listDisk` and
 //!   `stor.listStor` answer in several frames.
+//! - The health panel's commands (`appcgi.resmon.cpu/gpu/disk/sysWarn`,
+//!   `stor.listDisk/diskHealth/diskSmart/general/listStor/state`,
+//!   `appcgi.dockermgr.containerList/stats`, `appcgi.sac.ups.v1.status`,
+//!   `notify.unreadTotal`, `appcgi.sysinfo.getHardwareInfo`, and
+//!   `appcgi.finder.fileSearch` with `result:"doing"` frames) answer in the
+//!   captured shapes, admin-only ones with errno 4352 for other accounts;
+//!   [`Health`] makes the NAS unhealthy (see the `panel` module source for
+//!   which shapes are guesses).
 //! - Files have content: sample files a synthetic one of their stated size
 //!   ([`synthetic_byte`], computed when read, never stored), uploaded files
 //!   their real bytes. [`Handle::file_content`] reads a file and
@@ -113,7 +121,9 @@
 //! ```
 //!
 //! From the command line:
-//! `cargo run -p naslink-sim -- fnos --listen 127.0.0.1:5666 --user admin --password admin`.
+//! `cargo run -p naslink-sim -- fnos --listen 127.0.0.1:5666 --user admin --password admin`;
+//! an unhealthy NAS: add `--rebuilding-pool 40 --hot-disk 63 --ups-on-battery 20`
+//! (see `--help` for every [`Health`] knob).
 //!
 //! Choices the specification leaves open, made here: commands that need a
 //! login answer errno 135168 on an anonymous connection; malformed frames,
@@ -124,7 +134,8 @@
 //!
 //! Not emulated: the `wss://` port the HTTPS redirect points to, zipped
 //! downloads of folders or several files, ranged downloads, free space that
-//! shrinks as files are uploaded, task-progress pushes, and silence on
+//! shrinks as files are uploaded, task-progress pushes other than
+//! [`Config::task_frames`]'s, and silence on
 //! WebSocket-level PING frames (tungstenite answers them, whereas a real NAS
 //! reportedly does not).
 
@@ -136,6 +147,7 @@ mod files;
 mod handlers;
 mod http_codec;
 mod http_gate;
+mod panel;
 mod server;
 mod state;
 mod transfer;
@@ -265,6 +277,14 @@ pub struct Config {
     pub free_space: u64,
     /// Deliberate faults.
     pub faults: Faults,
+    /// `file.rm` answers like a long task: `sysNotify` `taskId` and
+    /// `taskInfo` frames with its reqid before the final answer (off by
+    /// default: clients that resolve a request on its first frame would
+    /// take the `taskId` frame for the answer).
+    pub task_frames: bool,
+    /// The NAS's health as the panel commands report it at start-up
+    /// (change it later with [`Handle::set_health`]).
+    pub health: Health,
 }
 
 impl Default for Config {
@@ -284,7 +304,77 @@ impl Default for Config {
             entries_per_frame: 4,
             free_space: DEFAULT_FREE_SPACE,
             faults: Faults::default(),
+            task_frames: false,
+            health: Health::default(),
         }
+    }
+}
+
+/// The state of vol1's RAID1 pool (`md0` of `sda` and `sdb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PoolCondition {
+    /// Both members in sync.
+    #[default]
+    Healthy,
+    /// `sdb` is gone; no rebuild runs.
+    Degraded,
+    /// `sdb` is being rebuilt (`syncAction:"recover"`), this far along.
+    Rebuilding {
+        /// Percent done.
+        percent: u8,
+    },
+}
+
+/// The UPS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpsCondition {
+    /// No UPS attached (the captured answer).
+    #[default]
+    Absent,
+    /// Attached, on mains.
+    Online {
+        /// Battery charge, percent.
+        charge: u8,
+    },
+    /// Attached, running on battery.
+    OnBattery {
+        /// Battery charge, percent.
+        charge: u8,
+    },
+}
+
+/// Knobs that make the emulated NAS unhealthy. `Health::default()` is a
+/// healthy NAS. Set at start-up in [`Config::health`] or the CLI flags, and
+/// at run time with [`Handle::set_health`] (a change to the pool, a disk or
+/// a volume pushes `storageChanged` to signed-in connections).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// vol1's pool.
+    pub pool: PoolCondition,
+    /// `sda`'s temperature in °C (else it follows the live figures, 34–40 °C).
+    pub hot_disk: Option<u32>,
+    /// `sdb` fails its SMART self-assessment.
+    pub failing_disk: bool,
+    /// The CPU temperature in °C (else the live figures, 42–48 °C).
+    pub cpu_temperature: Option<u32>,
+    /// The UPS.
+    pub ups: UpsCondition,
+    /// The `nextcloud` container is stopped (`exited`).
+    pub stopped_container: bool,
+    /// Unread system warnings (`appcgi.resmon.sysWarn`, `notify.unreadTotal`).
+    pub unread_warnings: u32,
+    /// vol1 this many percent full (else the file tree decides).
+    pub volume_used_percent: Option<u8>,
+}
+
+impl Health {
+    /// Whether going from `self` to `next` changes storage (pool, disks,
+    /// volumes): what `storageChanged` announces.
+    pub fn storage_differs(&self, next: &Health) -> bool {
+        self.pool != next.pool
+            || self.hot_disk != next.hot_disk
+            || self.failing_disk != next.failing_disk
+            || self.volume_used_percent != next.volume_used_percent
     }
 }
 

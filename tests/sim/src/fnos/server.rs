@@ -13,7 +13,7 @@ use super::crypto::ServerKey;
 use super::files::{FileError, owner};
 use super::http_gate;
 use super::state::{Registry, Shared, unix_now};
-use super::{Config, Push};
+use super::{Config, Health, Push};
 
 /// Pushes queued per connection before a slow one starts missing them.
 const CONTROL_QUEUE: usize = 64;
@@ -41,7 +41,9 @@ impl Server {
         let key = tokio::task::spawn_blocking(move || ServerKey::load(&key_source)).await??;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let health = Mutex::new(config.health);
         let shared = Arc::new(Shared {
+            health,
             config,
             key,
             started: Instant::now(),
@@ -153,6 +155,30 @@ impl Handle {
         } else {
             Err(FileError::NotFound(path.to_owned()))
         }
+    }
+
+    /// The health knobs now.
+    pub fn health(&self) -> Health {
+        self.shared.health()
+    }
+
+    /// Change the health knobs; a change to the pool, a disk or a volume
+    /// pushes `storageChanged` to every signed-in connection.
+    pub fn set_health(&self, health: Health) {
+        let before = {
+            let mut now = self.shared.health.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *now, health)
+        };
+        if before.storage_differs(&health) {
+            self.push(Push::StorageChanged);
+        }
+    }
+
+    /// Change some knobs: `handle.update_health(|h| h.failing_disk = true)`.
+    pub fn update_health(&self, change: impl FnOnce(&mut Health)) {
+        let mut next = self.health();
+        change(&mut next);
+        self.set_health(next);
     }
 
     /// Drop every open connection at the TCP level, without a close frame.

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::Config;
 use super::crypto::{ServerKey, random_secret, random_token};
 use super::files::{FileTree, Overwrite};
+use super::{Config, Health};
 
 /// Identifies a login in [`Registry::logins`].
 pub type LoginId = u64;
@@ -138,6 +138,8 @@ pub struct Shared {
     pub started: Instant,
     /// Logins, challenges, cookies, file trees.
     pub registry: Mutex<Registry>,
+    /// The health knobs now.
+    pub health: Mutex<Health>,
 }
 
 impl Shared {
@@ -145,6 +147,11 @@ impl Shared {
     /// task panicked, and the data is still consistent enough for a test server.
     pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The health knobs now.
+    pub fn health(&self) -> Health {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
