@@ -37,7 +37,8 @@ def test_panel_helpers_return_dataclasses(fnos):
             mem = await nas.memory()
             assert mem.total > 0 and 0 < mem.percent < 100
             assert [i.name for i in await nas.network()]
-            assert any(d.standby for d in await nas.disks())
+            disks = await nas.disks()
+            assert disks and all(d.name and d.temperature and d.temperature > 0 for d in disks)
             space = await nas.space()
             assert space.total == space.used + space.free
             assert await nas.uptime() > 0
