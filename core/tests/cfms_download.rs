@@ -510,3 +510,15 @@ fn debug_of_a_download_key_hides_the_key_and_iv() {
     assert!(!shown.contains("171") && !shown.contains("205"), "{shown}");
     assert!(shown.contains("file_size: 10"), "{shown}");
 }
+
+#[test]
+fn an_oversized_field_names_the_member_and_the_chunk_in_words() {
+    let e = DownloadError::FieldTooLong {
+        field: TransferField::Key,
+        chunk: 4,
+    };
+    assert_eq!(
+        e.to_string(),
+        "data.key in the message for chunk 4 is too long to be valid"
+    );
+}

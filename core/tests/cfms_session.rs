@@ -96,9 +96,7 @@ fn the_queue_is_bounded_by_its_capacity() {
     let mut buf = [0u8; 512];
     assert_eq!(
         h.session.list_directory(h.now, None, &mut buf),
-        Err(Error::QueueFull {
-            capacity: cfms_support::Q
-        })
+        Err(Error::Busy)
     );
 }
 
@@ -525,4 +523,23 @@ fn a_login_cut_off_by_a_disconnect_is_reported_by_its_seq() {
             error: RequestError::Disconnected
         })
     );
+}
+
+#[test]
+fn connect_failures_name_the_silent_step() {
+    use naslink_core::cfms::{NoAnswer, State};
+    let silent = NoAnswer {
+        step: State::ServerInfo,
+        waited: naslink_core::time::Duration::from_secs(5),
+    };
+    assert_eq!(
+        silent.to_string(),
+        "no answer to the server information request within 5 s: \
+         is this a CFMS protocol 3-5 server?"
+    );
+    let cut = NoAnswer {
+        step: State::LoggingIn,
+        waited: naslink_core::time::Duration::from_millis(400),
+    };
+    assert_eq!(cut.to_string(), "no answer to the login within 0.4 s");
 }

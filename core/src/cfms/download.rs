@@ -132,6 +132,47 @@ impl DownloadError {
     }
 }
 
+impl core::fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DownloadError::Server(status) => write!(f, "the server answered {}", status.code()),
+            DownloadError::BadHeader => {
+                f.write_str("the transfer header is missing fields or inconsistent")
+            }
+            DownloadError::TooManyChunks { total, capacity } => write!(
+                f,
+                "the file has {total} chunks, this client keeps at most {capacity}"
+            ),
+            DownloadError::ChunkOutOfOrder { expected, got } => {
+                write!(f, "chunk {got} arrived where chunk {expected} was due")
+            }
+            DownloadError::ChunkLength {
+                index,
+                expected,
+                got,
+            } => write!(f, "chunk {index} holds {got} bytes instead of {expected}"),
+            DownloadError::BadChunkFields { index } => write!(
+                f,
+                "chunk {index} lacks a valid hash (or chunk 0 a valid iv)"
+            ),
+            DownloadError::BadKey => f.write_str("the AES key is missing, not 32 bytes, or early"),
+            DownloadError::FieldTooLong { field, chunk } => write!(
+                f,
+                "{field} in the message for chunk {chunk} is too long to be valid"
+            ),
+            DownloadError::Malformed => f.write_str("a transfer message is not JSON or not base64"),
+            DownloadError::MessageTooLarge => f.write_str("a transfer message is too large"),
+            DownloadError::PieceTooLarge { capacity } => write!(
+                f,
+                "a received piece of a chunk decodes to more than the {capacity}-byte receive buffer"
+            ),
+            DownloadError::Unexpected => f.write_str("a message that has no place in a download"),
+            DownloadError::Timeout => f.write_str("no message in time"),
+            DownloadError::Disconnected => f.write_str("the connection closed"),
+        }
+    }
+}
+
 /// Longest number, literal or read string of a transfer message: the
 /// longest valid one is the 64-digit chunk hash; the margin lets numbers
 /// written with exponents and fractions through.
@@ -154,6 +195,21 @@ pub enum TransferField {
     Key,
     /// A number or literal in a member the download does not read.
     Other,
+}
+
+impl core::fmt::Display for TransferField {
+    /// The member as the protocol names it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            TransferField::Action => "action",
+            TransferField::Code => "code",
+            TransferField::Index => "data.index",
+            TransferField::Hash => "data.hash",
+            TransferField::Iv => "data.iv",
+            TransferField::Key => "data.key",
+            TransferField::Other => "a number or literal",
+        })
+    }
 }
 
 /// What a handled message meant for the download.

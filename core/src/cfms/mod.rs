@@ -67,8 +67,8 @@ pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use queue::Seq;
 pub use session::{
-    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent,
-    Session, State, Transmit,
+    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, NoAnswer, PROTOCOLS,
+    RequestError, Sent, Session, State, Transmit,
 };
 pub use status::Status;
 pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

@@ -48,7 +48,9 @@ mod time;
 mod transfer;
 mod types;
 
-pub use types::{Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Transmit};
+pub use types::{
+    Config, Desync, EVENTS, Error, Event, NoAnswer, PROTOCOLS, RequestError, Sent, Transmit,
+};
 
 pub use engine::State;
 use engine::{Body, Item};

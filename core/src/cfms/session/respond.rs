@@ -31,11 +31,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     pub(super) fn on_server_info(&mut self, seq: Option<Seq>, r: Response<'_>) {
-        let data = r.data();
-        let version = data
-            .get("protocol_version")
-            .and_then(|v| v.as_u64())
-            .and_then(|v| u32::try_from(v).ok());
+        let info = super::super::ops::ServerInfo::new(&r);
+        let version = info.protocol_version();
         if !r.status().is_ok() {
             // The opening sequence cannot go on without the version.
             if self.state == State::ServerInfo {
@@ -53,10 +50,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Some(v) if PROTOCOLS.contains(&v) => {
                 self.protocol = Protocol::Spoken(v);
                 self.on_spoken();
-                let lockdown = data
-                    .get("lockdown")
-                    .and_then(|l| l.as_bool())
-                    .unwrap_or(false);
+                let lockdown = info.lockdown();
                 let changed = self.lockdown.is_some_and(|old| old != lockdown);
                 self.lockdown = Some(lockdown);
                 if seq.is_some() {
