@@ -243,6 +243,57 @@ fn rejected_token_on_a_request_leads_to_a_new_login() {
 }
 
 #[test]
+fn a_refresh_due_when_the_token_is_rejected_is_not_sent_before_the_new_login() {
+    let mut h = Harness::logged_in(3);
+    // The refresh comes due while a request waits for its answer.
+    h.now = h.session.poll_timeout().unwrap();
+    let (a, _) = h.req(|s, n, b| s.list_directory(n, None, b));
+    h.session.handle_timeout(h.now);
+    // The answer rejecting the token comes before the refresh is written.
+    let e = h.recv_json(json!({"code": 401, "data": {}, "message": "Invalid user or token"}));
+    assert_eq!(
+        e,
+        vec![
+            Event::Reply {
+                seq: a.seq,
+                status: Status::Unauthorized
+            },
+            Event::TokenRejected { relogin: true }
+        ]
+    );
+    let sent = h.transmit_json();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["action"], "login");
+}
+
+#[test]
+fn a_refresh_refused_behind_a_rejected_request_does_not_log_in_twice() {
+    let mut h = Harness::logged_in(3);
+    // The refresh comes due while a request waits for its answer.
+    h.now = h.session.poll_timeout().unwrap();
+    let (a, _) = h.req(|s, n, b| s.list_directory(n, None, b));
+    h.session.handle_timeout(h.now);
+    let sent = h.transmit_json();
+    assert_eq!(sent[0]["action"], "refresh_token");
+    let e = h.recv_json(json!({"code": 401, "data": {}, "message": "Invalid user or token"}));
+    assert!(e.contains(&Event::Reply {
+        seq: a.seq,
+        status: Status::Unauthorized
+    }));
+    assert!(e.contains(&Event::TokenRejected { relogin: true }));
+    let sent = h.transmit_json();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["action"], "login");
+    // The refresh's own refusal: the re-login is already under way.
+    let e = h.recv_json(json!({"code": 400, "data": {}, "message": "Invalid or expired token"}));
+    assert!(e.is_empty(), "{e:?}");
+    assert!(h.transmit().is_empty());
+    let e = h.recv_json(json!({"code": 200, "data": {"token": "tok.en.3", "exp": 1795308447.0}, "message": "Login successful", "timestamp": 1795304847.0}));
+    assert!(matches!(e[..], [Event::LoggedIn { .. }]));
+    assert_eq!(h.session.token(), "tok.en.3");
+}
+
+#[test]
 fn without_relogin_the_password_is_not_kept() {
     let mut h = Harness::new(Config {
         relogin: false,

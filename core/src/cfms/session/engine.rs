@@ -252,7 +252,7 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
 
     fn can_send(&self) -> bool {
         // Behind a re-login a request would carry the rejected token.
-        let relogging = self.due.relogin || self.pending.any(|p| matches!(p, Purpose::Login(None)));
+        let relogging = self.relogging();
         self.state() == State::Ready
             && matches!(self.transfer, Transfer::None)
             && !self.pending.is_full()

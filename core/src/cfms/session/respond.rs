@@ -163,8 +163,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.emit(Event::TokenRefreshed { expires_in });
             return;
         }
+        // A refresh sent before a request's answer rejected the token is
+        // answered after that rejection: the re-login is under way.
+        if self.relogging() {
+            return;
+        }
         // 400 `Invalid or expired token` (or anything else): log in again.
         self.token_rejected();
+    }
+
+    /// Whether a re-login after a rejected token is due or awaits its answer.
+    pub(super) fn relogging(&self) -> bool {
+        self.due.relogin || self.pending.any(|p| matches!(p, Purpose::Login(None)))
     }
 
     pub(super) fn check_token_rejected(&mut self, r: &Response<'_>) {
@@ -179,6 +189,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.auth.logged_in = false;
         self.auth.refresh_at = None;
         self.auth.token.clear();
+        // A refresh that came due would carry the rejected (now empty) token.
+        self.due.refresh = false;
         let relogin = self.config.relogin && !self.auth.password.is_empty();
         self.due.relogin = relogin;
         self.emit(Event::TokenRejected { relogin });
