@@ -14,12 +14,16 @@
 //! - [`JsonStr::decode_into`] decodes escapes into a caller buffer;
 //!   [`JsonStr::eq_str`] compares with a `&str` without a buffer.
 //! - [`write::JsonWriter`] writes compact JSON in place.
+//! - [`stream::Reader`] reads a document fed in pieces, with bounded
+//!   memory, reporting its structure to a visitor (the CFMS download reads
+//!   its 2.8 MB `file_chunk` messages with it).
 //!
 //! A `\u` escape of a lone surrogate is accepted (it is valid JSON grammar,
 //! and a Python server writes one for a file name it could not decode) and
 //! decodes to U+FFFD; a proper pair decodes to its one character.
 #![deny(clippy::indexing_slicing)]
 
+pub mod stream;
 pub mod write;
 
 use core::fmt;

@@ -97,6 +97,9 @@ enum Protocol {
     Refused(Option<u32>),
 }
 
+// One per session, never moved around: a download's reader state is
+// bounded and has no heap to be boxed on.
+#[allow(clippy::large_enum_variant)]
 enum Transfer {
     None,
     Upload(Upload),
