@@ -4,10 +4,12 @@ mod cfms_support;
 
 use cfms_support::Harness;
 use naslink_core::cfms::{
-    Config, Desync, Error, Event, LoginError, MessageKind, RequestError, Seq, Status,
-    TwoFactorMethod,
+    Config, ConnectionEvent, Desync, Error, Event, LoginError, MessageKind, RequestError, Seq,
+    Status, TwoFactorMethod,
 };
+use naslink_core::connection;
 use naslink_core::time::Duration;
+use naslink_core::ws;
 use serde_json::json;
 
 #[test]
@@ -54,11 +56,12 @@ fn a_framed_binary_answer_to_server_info_is_refused_as_a_newer_protocol() {
     let mut h = Harness::new(Config::default());
     h.req(|s, n, b| s.server_info(n, b));
     let framed = b"\x00\x00\x00\x01\x01{\"code\":200}";
-    let r = h
-        .session
-        .handle_message(h.now, MessageKind::Binary, framed, &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(Error::Malformed(_))));
-    h.drain();
+    h.offer(MessageKind::Binary, framed, &[]);
+    assert!(
+        matches!(h.refused[..], [Error::Malformed(_)]),
+        "{:?}",
+        h.refused
+    );
     assert_eq!(h.events, vec![Event::ProtocolUnsupported { version: None }]);
 }
 
@@ -464,20 +467,8 @@ fn a_message_split_into_pieces_is_reassembled() {
     let mut h = Harness::logged_in(3);
     let (a, _) = h.req(|s, n, b| s.get_document_info(n, "d", b));
     let msg = br#"{"code": 200, "data": {"title": "caf\u00e9\/x"}, "message": "Document info retrieved successfully"}"#;
-    for (i, piece) in msg.chunks(7).enumerate() {
-        let last = (i + 1) * 7 >= msg.len();
-        h.session
-            .handle_message_part(
-                h.now,
-                MessageKind::Text,
-                piece,
-                i == 0,
-                last,
-                &mut |_: &[u8]| {},
-            )
-            .unwrap();
-    }
-    h.drain();
+    let cuts: Vec<usize> = (7..msg.len()).step_by(7).collect();
+    h.recv_pieces(MessageKind::Text, msg, &cuts);
     assert_eq!(
         h.events.last(),
         Some(&Event::Reply {
@@ -496,18 +487,33 @@ fn undrained_reply_events_block_the_next_message() {
     h.req(|s, n, b| s.list_directory(n, None, b));
     h.req(|s, n, b| s.list_directory(n, None, b));
     let msg = br#"{"code": 200, "data": {}, "message": "ok"}"#;
-    h.session
-        .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {})
-        .unwrap();
-    assert_eq!(
-        h.session
-            .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {}),
-        Err(Error::EventsNotDrained)
-    );
-    h.drain();
-    h.session
-        .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {})
-        .unwrap();
+    let message = connection::Message {
+        kind: ws::MessageKind::Text,
+        data: msg,
+        first: true,
+        last: true,
+    };
+    // A driver that hands in the next message before taking the events
+    // that borrow this one is told so.
+    assert!(connection::Session::handle_message(
+        &mut h.session,
+        h.now,
+        message
+    ));
+    connection::Session::handle_message(&mut h.session, h.now, message);
+    let (mut refused, mut replies) = (None, 0);
+    while let Some(e) = connection::Session::poll_event(&mut h.session, Some(message)) {
+        match e {
+            // The first message's answer is still whole.
+            ConnectionEvent::Reply { response, .. } => {
+                assert!(response.status().is_ok());
+                replies += 1;
+            }
+            ConnectionEvent::BadMessage(e) => refused = Some(e),
+            _ => {}
+        }
+    }
+    assert_eq!((replies, refused), (1, Some(Error::EventsNotDrained)));
 }
 
 #[test]
@@ -534,13 +540,8 @@ fn keep_alive_sends_a_quiet_server_info_after_idleness() {
 #[test]
 fn unsolicited_text_is_reported_not_matched() {
     let mut h = Harness::logged_in(3);
-    let r = h.session.handle_message(
-        h.now,
-        MessageKind::Text,
-        br#"{"code": 200, "data": {}}"#,
-        &mut |_: &[u8]| {},
-    );
-    assert_eq!(r, Err(Error::Unsolicited));
+    h.offer(MessageKind::Text, br#"{"code": 200, "data": {}}"#, &[]);
+    assert_eq!(h.refused, vec![Error::Unsolicited]);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Typed helpers for the directory and document actions.
 //!
 //! Each writes one authenticated request; the answer arrives as
-//! [`Event::Reply`](super::Event::Reply) and its body is read with
-//! [`Session::response`](super::Session::response), through the typed views
+//! [`ConnectionEvent::Reply`](super::ConnectionEvent::Reply) and its body is read from
+//! the `response` of a [`ConnectionEvent`](super::ConnectionEvent), through the typed views
 //! below ([`Listing`], [`task_id`], [`LoginInfo`], [`ServerInfo`]). The
 //! root folder is `None` (sent as `null`; the public document's `"root"`
 //! answers 404).

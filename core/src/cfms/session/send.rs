@@ -304,7 +304,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     /// Write the next message the session owes the server into `buf`.
-    pub fn poll_transmit(
+    pub(super) fn poll_transmit(
         &mut self,
         now: Instant,
         buf: &mut [u8],

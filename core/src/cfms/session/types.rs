@@ -1,5 +1,5 @@
-//! The session's public vocabulary: tunables, errors, and the events of
-//! the direct (legacy) API.
+//! The session's public vocabulary: tunables, errors, and [`Event`], the
+//! events as the session queues them (without their bodies).
 #![deny(clippy::indexing_slicing)]
 
 use super::*;
@@ -69,13 +69,13 @@ pub struct Sent {
     pub len: usize,
 }
 
-/// A message the session wants sent, from [`Session::poll_transmit`].
+/// A message the session wants sent (inside `poll_transmit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
+pub(crate) struct Transmit {
     /// Text or binary.
-    pub kind: MessageKind,
+    pub(crate) kind: MessageKind,
     /// Bytes written into the buffer.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 /// Why a call was refused; nothing was written or consumed.
@@ -112,8 +112,8 @@ pub enum Error {
     },
     /// Caller-given `data` is not a JSON object.
     InvalidData(JsonError),
-    /// Drain [`Session::poll_event`] before the next message: the pending
-    /// events refer to the response still in the receive buffer.
+    /// A driver broke the drain rule: a message was handed in while events
+    /// that borrow the previous one were not taken yet.
     EventsNotDrained,
     /// A received message is not one a protocol 3–5 server sends.
     Malformed(EnvelopeError),
@@ -271,11 +271,12 @@ impl core::fmt::Display for Desync {
     }
 }
 
-/// What happened; drain with [`Session::poll_event`] after every input.
+/// What happened, as the session queues it: a [`ConnectionEvent`](super::ConnectionEvent)
+/// without the body or data it borrows (a test or a log can keep it).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {
     /// `server_info` answered with a spoken protocol version. Details via
-    /// [`Session::response`] (`server_name`, `version`).
+    /// the [`ConnectionEvent`](super::ConnectionEvent) (`server_name`, `version`).
     ServerInfo {
         /// Which request (`None` for the session's own keep-alive/fence).
         seq: Option<Seq>,
@@ -290,7 +291,7 @@ pub enum Event {
         version: Option<u32>,
     },
     /// Logged in (or re-logged in). Nickname, permissions and groups via
-    /// [`Session::response`].
+    /// the [`ConnectionEvent`](super::ConnectionEvent).
     LoggedIn {
         /// Time until the token expires.
         expires_in: Duration,
@@ -318,7 +319,7 @@ pub enum Event {
         /// Whether lockdown is now on.
         on: bool,
     },
-    /// The answer to a request; its body via [`Session::response`].
+    /// The answer to a request; its body via the [`ConnectionEvent`](super::ConnectionEvent).
     Reply {
         /// Which request.
         seq: Seq,
@@ -391,7 +392,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// Whether [`Session::response`] holds this event's body.
+    /// Whether the [`ConnectionEvent`](super::ConnectionEvent) holds this event's body.
     pub(super) fn refers_to_response(&self) -> bool {
         matches!(
             self,
