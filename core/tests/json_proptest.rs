@@ -157,3 +157,27 @@ proptest! {
         prop_assert_eq!(stream(&pieces(text.as_bytes(), &cuts)), whole);
     }
 }
+
+proptest! {
+    #[test]
+    fn the_compact_float_reader_agrees_with_the_float_parser(x in any::<f64>()) {
+        let text = serde_json::to_string(&x).unwrap();
+        if let Ok(v) = Value::parse(text.as_bytes())
+            && let Some(compact) = v.as_f64_compact()
+        {
+            prop_assert_eq!(compact, v.as_f64().unwrap(), "{}", text);
+        }
+    }
+
+    #[test]
+    fn timestamps_read_compactly_as_the_float_parser_reads_them(
+        secs in 0u64..5_000_000_000,
+        frac in 0u64..10_000_000,
+        digits in 0usize..8,
+    ) {
+        let frac = format!("{frac:07}");
+        let text = format!("{secs}.{}", &frac[..digits.max(1)]);
+        let v = Value::parse(text.as_bytes()).unwrap();
+        prop_assert_eq!(v.as_f64_compact(), v.as_f64(), "{}", text);
+    }
+}

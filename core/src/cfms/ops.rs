@@ -331,7 +331,7 @@ impl<'a> LoginInfo<'a> {
 
     /// Token expiry (float epoch seconds, server clock).
     pub fn exp(&self) -> Option<f64> {
-        self.data.get("exp")?.as_f64()
+        self.data.get("exp")?.as_f64_compact()
     }
 
     /// Permission names.

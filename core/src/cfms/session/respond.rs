@@ -139,7 +139,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return None;
         }
         self.auth.token.commit(decoded);
-        let exp = data.get("exp").and_then(|e| e.as_f64());
+        let exp = data.get("exp").and_then(|e| e.as_f64_compact());
         let lifetime = auth::token_lifetime(
             now,
             exp,
