@@ -43,7 +43,7 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 #[tokio::test]
-async fn login_after_the_server_information_then_listing_the_root() {
+async fn login_after_the_opening_exchange_then_listing_the_root() {
     bounded(async {
         let sim = emulator(false).await;
         let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
