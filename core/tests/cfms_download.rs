@@ -78,25 +78,7 @@ fn start(h: &mut Harness, served: &Served) -> naslink_core::cfms::Seq {
 
 /// Deliver `msg` in pieces cut at `cuts`.
 fn deliver(h: &mut Harness, msg: &[u8], cuts: &[usize]) {
-    let mut bounds = vec![0];
-    bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < msg.len()));
-    bounds.push(msg.len());
-    bounds.dedup();
-    for w in 0..bounds.len() - 1 {
-        let piece = &msg[bounds[w]..bounds[w + 1]];
-        let cipher = &mut h.ciphertext;
-        h.session
-            .handle_message_part(
-                h.now,
-                MessageKind::Text,
-                piece,
-                w == 0,
-                w + 2 == bounds.len(),
-                &mut |c: &[u8]| cipher.extend_from_slice(c),
-            )
-            .unwrap();
-    }
-    h.drain();
+    h.recv_pieces(MessageKind::Text, msg, cuts);
 }
 
 fn decrypt(
@@ -155,14 +137,15 @@ fn two_mebibyte_chunks_stream_without_holding_the_message() {
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
     let served = serve(&plain, 2097152, [9; 32], [3; 16]);
-    // A receive buffer far smaller than one chunk message.
+    // A receive buffer far smaller than one chunk message (it holds the
+    // ciphertext of one piece, as a Connection's receive buffer bounds it).
     let mut h = Harness::with_buffers(Config::default(), 4096, 4);
     h.handshake(3);
     h.req(|s, n, b| s.login(n, "u", "p", b));
     h.ok(json!({"token": "t", "exp": 1795308447.0}));
     let seq = start(&mut h, &served);
     for msg in &served.chunks {
-        let cuts: Vec<usize> = (1..msg.len()).step_by(65_537).collect();
+        let cuts: Vec<usize> = (1..msg.len()).step_by(4093).collect();
         deliver(&mut h, msg.as_bytes(), &cuts);
     }
     assert!(h.events.contains(&Event::DownloadChunk {
@@ -509,4 +492,16 @@ fn debug_of_a_download_key_hides_the_key_and_iv() {
     let shown = format!("{key:?}");
     assert!(!shown.contains("171") && !shown.contains("205"), "{shown}");
     assert!(shown.contains("file_size: 10"), "{shown}");
+}
+
+#[test]
+fn an_oversized_field_names_the_member_and_the_chunk_in_words() {
+    let e = DownloadError::FieldTooLong {
+        field: TransferField::Key,
+        chunk: 4,
+    };
+    assert_eq!(
+        e.to_string(),
+        "data.key in the message for chunk 4 is too long to be valid"
+    );
 }

@@ -30,43 +30,14 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
     ])
 }
 
-/// Cut `msg` at the (sorted, deduplicated) points; always at least one piece.
-fn pieces<'m>(msg: &'m [u8], cuts: &[usize]) -> Vec<&'m [u8]> {
-    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (msg.len() + 1)).collect();
-    bounds.extend([0, msg.len()]);
-    bounds.sort_unstable();
-    bounds.dedup();
-    if bounds.len() == 1 {
-        return vec![msg];
-    }
-    bounds.windows(2).map(|w| &msg[w[0]..w[1]]).collect()
-}
-
 /// Feed one message in pieces, drain transmit and events; returns the events.
 fn feed(h: &mut Harness, kind: MessageKind, msg: &[u8], cuts: &[usize]) -> Vec<Event> {
-    let parts = pieces(msg, cuts);
-    let last = parts.len() - 1;
-    for (i, part) in parts.iter().enumerate() {
-        let cipher = &mut h.ciphertext;
-        let _ = h.session.handle_message_part(
-            h.now,
-            kind,
-            part,
-            i == 0,
-            i == last,
-            &mut |c: &[u8]| cipher.extend_from_slice(c),
-        );
-    }
     let before = h.events.len();
-    let mut buf = vec![0u8; 16 * 1024];
-    // Whatever the session wants to send ends: each call sends one message.
-    for _ in 0..16 {
-        match h.session.poll_transmit(h.now, &mut buf) {
-            Ok(Some(_)) => {}
-            _ => break,
-        }
-    }
-    h.drain();
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (msg.len() + 1)).collect();
+    bounds.sort_unstable();
+    h.offer(kind, msg, &bounds);
+    // Whatever the session wants to send ends (through the connection's path).
+    h.transmit();
     h.events[before..].to_vec()
 }
 

@@ -4,10 +4,12 @@ mod cfms_support;
 
 use cfms_support::Harness;
 use naslink_core::cfms::{
-    Config, Desync, Error, Event, LoginError, MessageKind, RequestError, Seq, Status,
-    TwoFactorMethod,
+    Config, ConnectionEvent, Desync, Error, Event, LoginError, MessageKind, RequestError, Seq,
+    Status, TwoFactorMethod,
 };
+use naslink_core::connection;
 use naslink_core::time::Duration;
+use naslink_core::ws;
 use serde_json::json;
 
 #[test]
@@ -54,11 +56,12 @@ fn a_framed_binary_answer_to_server_info_is_refused_as_a_newer_protocol() {
     let mut h = Harness::new(Config::default());
     h.req(|s, n, b| s.server_info(n, b));
     let framed = b"\x00\x00\x00\x01\x01{\"code\":200}";
-    let r = h
-        .session
-        .handle_message(h.now, MessageKind::Binary, framed, &mut |_: &[u8]| {});
-    assert!(matches!(r, Err(Error::Malformed(_))));
-    h.drain();
+    h.offer(MessageKind::Binary, framed, &[]);
+    assert!(
+        matches!(h.refused[..], [Error::Malformed(_)]),
+        "{:?}",
+        h.refused
+    );
     assert_eq!(h.events, vec![Event::ProtocolUnsupported { version: None }]);
 }
 
@@ -96,9 +99,7 @@ fn the_queue_is_bounded_by_its_capacity() {
     let mut buf = [0u8; 512];
     assert_eq!(
         h.session.list_directory(h.now, None, &mut buf),
-        Err(Error::QueueFull {
-            capacity: cfms_support::Q
-        })
+        Err(Error::Busy)
     );
 }
 
@@ -239,6 +240,57 @@ fn rejected_token_on_a_request_leads_to_a_new_login() {
     assert!(!h.session.is_logged_in());
     let sent = h.transmit_json();
     assert_eq!(sent[0]["action"], "login");
+    let e = h.recv_json(json!({"code": 200, "data": {"token": "tok.en.3", "exp": 1795308447.0}, "message": "Login successful", "timestamp": 1795304847.0}));
+    assert!(matches!(e[..], [Event::LoggedIn { .. }]));
+    assert_eq!(h.session.token(), "tok.en.3");
+}
+
+#[test]
+fn a_refresh_due_when_the_token_is_rejected_is_not_sent_before_the_new_login() {
+    let mut h = Harness::logged_in(3);
+    // The refresh comes due while a request waits for its answer.
+    h.now = h.session.poll_timeout().unwrap();
+    let (a, _) = h.req(|s, n, b| s.list_directory(n, None, b));
+    h.session.handle_timeout(h.now);
+    // The answer rejecting the token comes before the refresh is written.
+    let e = h.recv_json(json!({"code": 401, "data": {}, "message": "Invalid user or token"}));
+    assert_eq!(
+        e,
+        vec![
+            Event::Reply {
+                seq: a.seq,
+                status: Status::Unauthorized
+            },
+            Event::TokenRejected { relogin: true }
+        ]
+    );
+    let sent = h.transmit_json();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["action"], "login");
+}
+
+#[test]
+fn a_refresh_refused_behind_a_rejected_request_does_not_log_in_twice() {
+    let mut h = Harness::logged_in(3);
+    // The refresh comes due while a request waits for its answer.
+    h.now = h.session.poll_timeout().unwrap();
+    let (a, _) = h.req(|s, n, b| s.list_directory(n, None, b));
+    h.session.handle_timeout(h.now);
+    let sent = h.transmit_json();
+    assert_eq!(sent[0]["action"], "refresh_token");
+    let e = h.recv_json(json!({"code": 401, "data": {}, "message": "Invalid user or token"}));
+    assert!(e.contains(&Event::Reply {
+        seq: a.seq,
+        status: Status::Unauthorized
+    }));
+    assert!(e.contains(&Event::TokenRejected { relogin: true }));
+    let sent = h.transmit_json();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["action"], "login");
+    // The refresh's own refusal: the re-login is already under way.
+    let e = h.recv_json(json!({"code": 400, "data": {}, "message": "Invalid or expired token"}));
+    assert!(e.is_empty(), "{e:?}");
+    assert!(h.transmit().is_empty());
     let e = h.recv_json(json!({"code": 200, "data": {"token": "tok.en.3", "exp": 1795308447.0}, "message": "Login successful", "timestamp": 1795304847.0}));
     assert!(matches!(e[..], [Event::LoggedIn { .. }]));
     assert_eq!(h.session.token(), "tok.en.3");
@@ -415,20 +467,8 @@ fn a_message_split_into_pieces_is_reassembled() {
     let mut h = Harness::logged_in(3);
     let (a, _) = h.req(|s, n, b| s.get_document_info(n, "d", b));
     let msg = br#"{"code": 200, "data": {"title": "caf\u00e9\/x"}, "message": "Document info retrieved successfully"}"#;
-    for (i, piece) in msg.chunks(7).enumerate() {
-        let last = (i + 1) * 7 >= msg.len();
-        h.session
-            .handle_message_part(
-                h.now,
-                MessageKind::Text,
-                piece,
-                i == 0,
-                last,
-                &mut |_: &[u8]| {},
-            )
-            .unwrap();
-    }
-    h.drain();
+    let cuts: Vec<usize> = (7..msg.len()).step_by(7).collect();
+    h.recv_pieces(MessageKind::Text, msg, &cuts);
     assert_eq!(
         h.events.last(),
         Some(&Event::Reply {
@@ -447,18 +487,33 @@ fn undrained_reply_events_block_the_next_message() {
     h.req(|s, n, b| s.list_directory(n, None, b));
     h.req(|s, n, b| s.list_directory(n, None, b));
     let msg = br#"{"code": 200, "data": {}, "message": "ok"}"#;
-    h.session
-        .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {})
-        .unwrap();
-    assert_eq!(
-        h.session
-            .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {}),
-        Err(Error::EventsNotDrained)
-    );
-    h.drain();
-    h.session
-        .handle_message(h.now, MessageKind::Text, msg, &mut |_: &[u8]| {})
-        .unwrap();
+    let message = connection::Message {
+        kind: ws::MessageKind::Text,
+        data: msg,
+        first: true,
+        last: true,
+    };
+    // A driver that hands in the next message before taking the events
+    // that borrow this one is told so.
+    assert!(connection::Session::handle_message(
+        &mut h.session,
+        h.now,
+        message
+    ));
+    connection::Session::handle_message(&mut h.session, h.now, message);
+    let (mut refused, mut replies) = (None, 0);
+    while let Some(e) = connection::Session::poll_event(&mut h.session, Some(message)) {
+        match e {
+            // The first message's answer is still whole.
+            ConnectionEvent::Reply { response, .. } => {
+                assert!(response.status().is_ok());
+                replies += 1;
+            }
+            ConnectionEvent::BadMessage(e) => refused = Some(e),
+            _ => {}
+        }
+    }
+    assert_eq!((replies, refused), (1, Some(Error::EventsNotDrained)));
 }
 
 #[test]
@@ -485,13 +540,8 @@ fn keep_alive_sends_a_quiet_server_info_after_idleness() {
 #[test]
 fn unsolicited_text_is_reported_not_matched() {
     let mut h = Harness::logged_in(3);
-    let r = h.session.handle_message(
-        h.now,
-        MessageKind::Text,
-        br#"{"code": 200, "data": {}}"#,
-        &mut |_: &[u8]| {},
-    );
-    assert_eq!(r, Err(Error::Unsolicited));
+    h.offer(MessageKind::Text, br#"{"code": 200, "data": {}}"#, &[]);
+    assert_eq!(h.refused, vec![Error::Unsolicited]);
 }
 
 #[test]
@@ -525,4 +575,23 @@ fn a_login_cut_off_by_a_disconnect_is_reported_by_its_seq() {
             error: RequestError::Disconnected
         })
     );
+}
+
+#[test]
+fn connect_failures_name_the_silent_step() {
+    use naslink_core::cfms::{NoAnswer, State};
+    let silent = NoAnswer {
+        step: State::ServerInfo,
+        waited: naslink_core::time::Duration::from_secs(5),
+    };
+    assert_eq!(
+        silent.to_string(),
+        "no answer to the server information request within 5 s: \
+         is this a CFMS protocol 3-5 server?"
+    );
+    let cut = NoAnswer {
+        step: State::LoggingIn,
+        waited: naslink_core::time::Duration::from_millis(400),
+    };
+    assert_eq!(cut.to_string(), "no answer to the login within 0.4 s");
 }

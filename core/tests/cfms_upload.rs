@@ -372,3 +372,15 @@ fn ready_n_without_an_announcement_is_capped_at_the_protocol_3_frame() {
     let ready = format!("ready {}", UNANNOUNCED_FRAME_LIMIT + 1);
     assert_refused(&mut h, seq, &ready, want);
 }
+
+#[test]
+fn a_frame_size_above_the_announced_one_names_both_in_words() {
+    let e = UploadError::ThresholdAboveAnnounced {
+        announced: 8192,
+        got: u32::MAX,
+    };
+    assert_eq!(
+        e.to_string(),
+        "the server asked for frames of 4294967295 bytes, above the 8192 this client announced"
+    );
+}

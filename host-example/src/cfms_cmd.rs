@@ -179,28 +179,27 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `server_info` as the first connection saw it.
+/// What the server said about itself when the first connection opened.
 pub fn info(nas: &CfmsClient) -> Value {
-    let data = &nas.server_info()["data"];
+    let server = nas.server();
     json!({
         "protocol": "cfms",
-        "host": data["server_name"],
-        "version": data["version"],
-        "protocol_version": data["protocol_version"],
-        "lockdown": data["lockdown"],
+        "host": server.server_name,
+        "version": server.version,
+        "protocol_version": server.protocol_version,
+        "lockdown": server.lockdown,
     })
 }
 
 /// Server, version, lockdown (asked again now) and user.
 pub async fn status(nas: &CfmsClient, user: &str) -> Result<Value, CfmsError> {
-    let now = nas.request_idempotent("server_info", &json!({})).await?;
-    let data = &now["data"];
+    let server = nas.ask_server().await?;
     Ok(json!({
         "protocol": "cfms",
-        "host": data["server_name"],
-        "version": data["version"],
-        "protocol_version": data["protocol_version"],
-        "lockdown": data["lockdown"],
+        "host": server.server_name,
+        "version": server.version,
+        "protocol_version": server.protocol_version,
+        "lockdown": server.lockdown,
         "user": user,
     }))
 }

@@ -389,7 +389,7 @@ mod cfms {
     }
 
     #[test]
-    fn server_info_then_login_without_heap() {
+    fn opening_exchange_then_login_without_heap() {
         let (runtime, url, addr) = emulator(sim::Config::default());
         let url = Url::parse(&url).unwrap();
         client(async {
@@ -693,7 +693,7 @@ mod cfms {
     }
 
     #[test]
-    fn lockdown_shows_in_server_info() {
+    fn lockdown_shows_in_the_opening_answer() {
         let (runtime, url, addr) = emulator(sim::Config {
             lockdown: true,
             ..sim::Config::default()

@@ -43,11 +43,15 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 #[tokio::test]
-async fn login_after_server_info_then_listing_the_root() {
+async fn login_after_the_opening_exchange_then_listing_the_root() {
     bounded(async {
         let sim = emulator(false).await;
         let nas = CfmsClient::connect(options(&sim, "admin")).await.unwrap();
-        assert_eq!(nas.server_info()["data"]["protocol_version"], 3);
+        assert_eq!(nas.server().protocol_version, 3);
+        assert_eq!(nas.server().server_name, "CFMS WebSocket Server");
+        let asked = nas.ask_server().await.unwrap();
+        assert_eq!(asked.protocol_version, 3);
+        assert!(!asked.lockdown);
         let root = nas
             .request("list_directory", &json!({"folder_id": null}))
             .await

@@ -315,7 +315,7 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_server_silent_after_the_upgrade_fails_the_connect_in_time_naming_server_info() {
+async fn a_server_silent_after_the_upgrade_fails_the_connect_in_time_naming_the_first_step() {
     bounded(async {
         let sim = emulator(3).await;
         let relay = Relay::start(sim.addr(), Mode::SilentAfterUpgrade).await;
@@ -326,7 +326,7 @@ async fn a_server_silent_after_the_upgrade_fails_the_connect_in_time_naming_serv
         let failed = CfmsClient::connect(options).await.unwrap_err();
         let text = failed.to_string();
         assert!(
-            text.contains("no answer to server_info within 1 s"),
+            text.contains("no answer to the server information request within 1 s"),
             "{text}"
         );
         assert!(text.contains("protocol 3-5"), "{text}");
@@ -363,19 +363,21 @@ async fn a_login_without_answer_fails_the_connect_naming_the_login() {
 
 #[test]
 fn connect_failures_read_as_causes() {
-    use naslink_tokio::cfms::SetupStep;
-    let silent = CfmsError::NoAnswer {
-        step: SetupStep::ServerInfo,
-        waited: Duration::from_secs(5),
-    };
+    use naslink_core::cfms::{NoAnswer, State};
+    use naslink_core::time::Duration as CoreDuration;
+    let silent = CfmsError::NoAnswer(NoAnswer {
+        step: State::ServerInfo,
+        waited: CoreDuration::from_secs(5),
+    });
     assert_eq!(
         silent.to_string(),
-        "no answer to server_info within 5 s: is this a CFMS protocol 3-5 server?"
+        "no answer to the server information request within 5 s: \
+         is this a CFMS protocol 3-5 server?"
     );
-    let cut = CfmsError::NoAnswer {
-        step: SetupStep::Login,
-        waited: Duration::from_millis(400),
-    };
+    let cut = CfmsError::NoAnswer(NoAnswer {
+        step: State::LoggingIn,
+        waited: CoreDuration::from_millis(400),
+    });
     assert_eq!(cut.to_string(), "no answer to the login within 0.4 s");
     let gave_up = CfmsError::GaveUp {
         attempts: 3,

@@ -53,6 +53,16 @@ macro_rules! commands {
                 self.command(now, |s, now, buf| s.request(now, action, data, buf))
             }
 
+            /// Ask the server for its information again (name, version,
+            /// protocol version, lockdown): the answer is a
+            /// [`ConnectionEvent::ServerInfo`](super::ConnectionEvent::ServerInfo)
+            /// with this request's `Seq` (read it with
+            /// [`ops::ServerInfo`](super::ops::ServerInfo)), or a `Reply` when
+            /// the server refuses.
+            pub fn ask_server(&mut self, now: Instant) -> Result<Seq, Error> {
+                self.command(now, |s, now, buf| s.server_info(now, buf))
+            }
+
             /// A request written by one of the session's writers (the
             /// [`ops`](super::ops) helpers, `set_passwd`, `refresh_token`):
             /// `conn.command(now, |s, now, buf| s.list_directory(now, None, buf))`.

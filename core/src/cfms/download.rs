@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `file_chunk` messages (2 MiB of ciphertext, about 2.8 MB of base64) are
-//! read by a streaming JSON reader: structure byte by byte, the `chunk`
+//! read by the crate's streaming JSON reader ([`json::stream`](crate::json::stream)):
+//! structure byte by byte, the `chunk`
 //! string in bulk through a streaming base64 decoder to the caller's sink.
 //! Keys may come in any order. Each chunk's `hash` (SHA-256 of its
 //! plaintext) is kept in the caller-provided storage for the decryption
@@ -21,6 +22,7 @@ use super::b64::{self, Base64Stream};
 use super::envelope::ServerAction;
 use super::hex::unhex32;
 use super::status::Status;
+use crate::json::stream::{self, StreamError, Visit};
 use crate::time::Instant;
 
 /// What the decryption pass needs, from the header and the `aes_key` message.
@@ -132,6 +134,47 @@ impl DownloadError {
     }
 }
 
+impl core::fmt::Display for DownloadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DownloadError::Server(status) => write!(f, "the server answered {}", status.code()),
+            DownloadError::BadHeader => {
+                f.write_str("the transfer header is missing fields or inconsistent")
+            }
+            DownloadError::TooManyChunks { total, capacity } => write!(
+                f,
+                "the file has {total} chunks, this client keeps at most {capacity}"
+            ),
+            DownloadError::ChunkOutOfOrder { expected, got } => {
+                write!(f, "chunk {got} arrived where chunk {expected} was due")
+            }
+            DownloadError::ChunkLength {
+                index,
+                expected,
+                got,
+            } => write!(f, "chunk {index} holds {got} bytes instead of {expected}"),
+            DownloadError::BadChunkFields { index } => write!(
+                f,
+                "chunk {index} lacks a valid hash (or chunk 0 a valid iv)"
+            ),
+            DownloadError::BadKey => f.write_str("the AES key is missing, not 32 bytes, or early"),
+            DownloadError::FieldTooLong { field, chunk } => write!(
+                f,
+                "{field} in the message for chunk {chunk} is too long to be valid"
+            ),
+            DownloadError::Malformed => f.write_str("a transfer message is not JSON or not base64"),
+            DownloadError::MessageTooLarge => f.write_str("a transfer message is too large"),
+            DownloadError::PieceTooLarge { capacity } => write!(
+                f,
+                "a received piece of a chunk decodes to more than the {capacity}-byte receive buffer"
+            ),
+            DownloadError::Unexpected => f.write_str("a message that has no place in a download"),
+            DownloadError::Timeout => f.write_str("no message in time"),
+            DownloadError::Disconnected => f.write_str("the connection closed"),
+        }
+    }
+}
+
 /// Longest number, literal or read string of a transfer message: the
 /// longest valid one is the 64-digit chunk hash; the margin lets numbers
 /// written with exponents and fractions through.
@@ -154,6 +197,21 @@ pub enum TransferField {
     Key,
     /// A number or literal in a member the download does not read.
     Other,
+}
+
+impl core::fmt::Display for TransferField {
+    /// The member as the protocol names it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            TransferField::Action => "action",
+            TransferField::Code => "code",
+            TransferField::Index => "data.index",
+            TransferField::Hash => "data.hash",
+            TransferField::Iv => "data.iv",
+            TransferField::Key => "data.key",
+            TransferField::Other => "a number or literal",
+        })
+    }
 }
 
 /// What a handled message meant for the download.
@@ -181,7 +239,8 @@ pub(crate) struct Download {
     iv_seen: bool,
     next_index: u32,
     refusal: Option<DownloadError>,
-    reader: Reader,
+    reader: stream::Reader,
+    message: Message,
 }
 
 impl Download {
@@ -200,7 +259,8 @@ impl Download {
             iv_seen: false,
             next_index: 0,
             refusal: None,
-            reader: Reader::new(),
+            reader: stream::Reader::new(),
+            message: Message::new(),
         }
     }
 
@@ -295,7 +355,8 @@ impl Download {
     }
 
     pub(crate) fn begin_message(&mut self) {
-        self.reader = Reader::new();
+        self.reader = stream::Reader::new();
+        self.message = Message::new();
     }
 
     pub(crate) fn feed(
@@ -303,22 +364,26 @@ impl Download {
         part: &[u8],
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<Option<StreamOutcome>, DownloadError> {
-        self.reader.feed(part, sink).map_err(|e| match e {
-            ReaderError::Grammar => DownloadError::Malformed,
-            ReaderError::TooLong(field) => DownloadError::FieldTooLong {
-                field: field.named(),
-                chunk: self.next_index,
-            },
-        })?;
-        Ok(None)
+        let m = &mut self.message;
+        let field = |f: Field| DownloadError::FieldTooLong {
+            field: f.named(),
+            chunk: self.next_index,
+        };
+        let mut gather = Gather { m, sink };
+        match self.reader.feed(part, &mut gather) {
+            Ok(()) => Ok(None),
+            Err(StreamError::ScalarTooLong) => Err(field(gather.m.field)),
+            Err(StreamError::Visitor(Refusal::TooLong(f))) => Err(field(f)),
+            Err(_) => Err(DownloadError::Malformed),
+        }
     }
 
     pub(crate) fn end_message(
         &mut self,
         hashes: &mut [[u8; 32]],
     ) -> Result<Option<StreamOutcome>, DownloadError> {
-        let r = &mut self.reader;
-        if !r.done() || r.b64.finish().is_err() {
+        let r = &mut self.message;
+        if !self.reader.is_done() || r.b64.finish().is_err() {
             return Err(DownloadError::Malformed);
         }
         if let Some(code) = r.code {
@@ -341,7 +406,7 @@ impl Download {
     }
 
     fn on_chunk(&mut self, hashes: &mut [[u8; 32]]) -> Result<StreamOutcome, DownloadError> {
-        let r = &self.reader;
+        let r = &self.message;
         let index = self.next_index;
         let got = r.index.ok_or(DownloadError::BadChunkFields { index })?;
         if got != u64::from(index) || index >= self.key.total_chunks {
@@ -380,32 +445,12 @@ impl Download {
     }
 }
 
-// ----- streaming JSON reader for transfer messages ----------------------------
+// ----- what a transfer message carries ---------------------------------------
 
-/// Deepest nesting the reader follows: the crate's one JSON limit
-/// (transfer messages nest two levels). `objects` keeps one bit per level.
-const READER_DEPTH: u8 = {
-    assert!(crate::json::MAX_DEPTH <= u32::BITS as usize);
-    crate::json::MAX_DEPTH as u8
-};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    Value,
-    AfterValue,
-    KeyOrEnd,
-    Colon,
-    Str,
-    Escape,
-    Unicode(u8),
-    Scalar,
-    Done,
-}
-
+/// The member whose value is being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
     Other,
-    Key,
     Action,
     Code,
     Index,
@@ -430,28 +475,15 @@ impl Field {
     }
 }
 
-/// Why the reader gave up on a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReaderError {
-    /// The message does not follow the JSON grammar.
-    Grammar,
-    /// A captured value outgrew [`MAX_FIELD_LEN`].
-    TooLong(Field),
-}
-
-struct Reader {
-    tok: Tok,
-    depth: u8,
-    /// Bit `d` set: the container at depth `d + 1` is an object.
-    objects: u32,
+/// The members of a transfer message the download reads, gathered from the
+/// [`json::stream::Reader`]'s reports; keys may come in any order.
+struct Message {
+    /// The depth of the `data` object (0: not inside it).
     data_depth: u8,
+    /// The member whose value comes next.
     field: Field,
-    value_field: Field,
-    key: [u8; 16],
-    key_len: usize,
     cap: [u8; MAX_FIELD_LEN],
     cap_len: usize,
-    uni: u32,
     action: [u8; 16],
     action_len: usize,
     code: Option<i64>,
@@ -462,20 +494,13 @@ struct Reader {
     b64: Base64Stream,
 }
 
-impl Reader {
+impl Message {
     fn new() -> Self {
-        Reader {
-            tok: Tok::Value,
-            depth: 0,
-            objects: 0,
+        Message {
             data_depth: 0,
             field: Field::Other,
-            value_field: Field::Other,
-            key: [0; 16],
-            key_len: 0,
             cap: [0; MAX_FIELD_LEN],
             cap_len: 0,
-            uni: 0,
             action: [0; 16],
             action_len: 0,
             code: None,
@@ -487,261 +512,115 @@ impl Reader {
         }
     }
 
-    fn done(&self) -> bool {
-        self.tok == Tok::Done
-    }
-
     fn action(&self) -> &[u8] {
         self.action.get(..self.action_len).unwrap_or_default()
-    }
-
-    fn in_object(&self) -> bool {
-        self.depth > 0 && self.objects & (1 << (self.depth - 1)) != 0
-    }
-
-    fn feed(&mut self, mut input: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), ReaderError> {
-        while let Some((&b, after)) = input.split_first() {
-            if self.tok == Tok::Str {
-                // String contents go in bulk up to the next quote or escape.
-                let n = input
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\')
-                    .unwrap_or(input.len());
-                let (text, rest) = input.split_at_checked(n).unwrap_or((input, &[]));
-                self.string_bytes(text, sink)?;
-                let Some((&end, rest)) = rest.split_first() else {
-                    break;
-                };
-                input = rest;
-                if end == b'\\' {
-                    self.tok = Tok::Escape;
-                } else {
-                    self.end_string()?;
-                }
-                continue;
-            }
-            if self.byte(b, sink)? {
-                input = after;
-            }
-        }
-        Ok(())
-    }
-
-    /// One structural byte; `false` when the byte must be looked at again.
-    fn byte(&mut self, b: u8, sink: &mut impl FnMut(&[u8])) -> Result<bool, ReaderError> {
-        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-        match self.tok {
-            Tok::Str => return Err(ReaderError::Grammar),
-            Tok::Escape => {
-                let ch = match b {
-                    b'"' | b'\\' | b'/' => b,
-                    b'b' => 8,
-                    b'f' => 12,
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'u' => {
-                        self.tok = Tok::Unicode(0);
-                        self.uni = 0;
-                        return Ok(true);
-                    }
-                    _ => return Err(ReaderError::Grammar),
-                };
-                self.tok = Tok::Str;
-                self.string_bytes(&[ch], sink)?;
-            }
-            Tok::Unicode(n) => {
-                let d = (b as char).to_digit(16).ok_or(ReaderError::Grammar)?;
-                self.uni = self.uni * 16 + d;
-                if n < 3 {
-                    self.tok = Tok::Unicode(n + 1);
-                } else {
-                    self.tok = Tok::Str;
-                    let ch = char::from_u32(self.uni).unwrap_or('\u{fffd}');
-                    let mut utf8 = [0u8; 4];
-                    let s = ch.encode_utf8(&mut utf8);
-                    self.string_bytes(s.as_bytes(), sink)?;
-                }
-            }
-            _ if ws => {}
-            Tok::Value => self.value_start(b)?,
-            Tok::Scalar => {
-                if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
-                    self.capture(&[b])?;
-                } else {
-                    self.end_scalar()?;
-                    return Ok(false);
-                }
-            }
-            Tok::Colon => {
-                if b != b':' {
-                    return Err(ReaderError::Grammar);
-                }
-                self.tok = Tok::Value;
-            }
-            Tok::KeyOrEnd => match b {
-                b'"' => {
-                    self.field = Field::Key;
-                    self.key_len = 0;
-                    self.tok = Tok::Str;
-                }
-                b'}' => self.close(true)?,
-                _ => return Err(ReaderError::Grammar),
-            },
-            Tok::AfterValue => match b {
-                b',' if self.in_object() => self.tok = Tok::KeyOrEnd,
-                b',' => self.tok = Tok::Value,
-                b'}' => self.close(true)?,
-                b']' => self.close(false)?,
-                _ => return Err(ReaderError::Grammar),
-            },
-            Tok::Done => return Err(ReaderError::Grammar),
-        }
-        Ok(true)
-    }
-
-    fn value_start(&mut self, b: u8) -> Result<(), ReaderError> {
-        self.field = self.value_field;
-        self.cap_len = 0;
-        match b {
-            b'{' | b'[' => {
-                if self.depth >= READER_DEPTH {
-                    return Err(ReaderError::Grammar);
-                }
-                let object = b == b'{';
-                if object {
-                    self.objects |= 1 << self.depth;
-                } else {
-                    self.objects &= !(1 << self.depth);
-                }
-                self.depth += 1;
-                if self.field == Field::Data && object {
-                    self.data_depth = self.depth;
-                }
-                self.value_field = Field::Other;
-                self.tok = if object { Tok::KeyOrEnd } else { Tok::Value };
-            }
-            b']' if !self.in_object() && self.depth > 0 => self.close(false)?,
-            b'"' => self.tok = Tok::Str,
-            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-                self.capture(&[b])?;
-                self.tok = Tok::Scalar;
-            }
-            _ => return Err(ReaderError::Grammar),
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, object: bool) -> Result<(), ReaderError> {
-        if self.depth == 0 || self.in_object() != object {
-            return Err(ReaderError::Grammar);
-        }
-        if self.depth == self.data_depth {
-            self.data_depth = 0;
-        }
-        self.depth -= 1;
-        self.tok = if self.depth == 0 {
-            Tok::Done
-        } else {
-            Tok::AfterValue
-        };
-        Ok(())
-    }
-
-    /// Append to the captured value; `cap_len` never passes the buffer.
-    fn capture(&mut self, bytes: &[u8]) -> Result<(), ReaderError> {
-        let dest = self
-            .cap
-            .get_mut(self.cap_len..)
-            .and_then(|free| free.get_mut(..bytes.len()))
-            .ok_or(ReaderError::TooLong(self.field))?;
-        dest.copy_from_slice(bytes);
-        self.cap_len += bytes.len();
-        Ok(())
     }
 
     fn captured(&self) -> &[u8] {
         self.cap.get(..self.cap_len).unwrap_or_default()
     }
+}
 
-    fn string_bytes(
-        &mut self,
-        bytes: &[u8],
-        sink: &mut impl FnMut(&[u8]),
-    ) -> Result<(), ReaderError> {
-        match self.field {
-            Field::Chunk => self.b64.feed(bytes, sink).map_err(|_| ReaderError::Grammar),
-            Field::Key => {
-                // Member names longer than the buffer match no member the
-                // reader looks for: only their length is kept.
-                let free = self.key.get_mut(self.key_len..);
-                if let Some(dest) = free.and_then(|f| f.get_mut(..bytes.len())) {
-                    dest.copy_from_slice(bytes);
-                }
-                self.key_len = self.key_len.saturating_add(bytes.len());
+/// Why a transfer message could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// A string member outgrew [`MAX_FIELD_LEN`].
+    TooLong(Field),
+    /// The `chunk` is not base64.
+    Base64,
+}
+
+/// A [`Message`] being filled, with the sink the `chunk`'s ciphertext goes to.
+struct Gather<'m, S> {
+    m: &'m mut Message,
+    sink: &'m mut S,
+}
+
+impl<S: FnMut(&[u8])> Visit for Gather<'_, S> {
+    type Error = Refusal;
+
+    fn member(&mut self, depth: u8, name: Option<&[u8]>) -> Result<(), Refusal> {
+        let m = &mut *self.m;
+        m.field = match (depth, name.unwrap_or_default()) {
+            (1, b"action") => Field::Action,
+            (1, b"code") => Field::Code,
+            (1, b"data") => Field::Data,
+            (d, k) if d == m.data_depth && d > 0 => match k {
+                b"index" => Field::Index,
+                b"hash" => Field::Hash,
+                b"iv" => Field::Iv,
+                b"key" => Field::AesKey,
+                b"chunk" => Field::Chunk,
+                _ => Field::Other,
+            },
+            _ => Field::Other,
+        };
+        m.cap_len = 0;
+        Ok(())
+    }
+
+    fn open(&mut self, depth: u8, object: bool) -> Result<(), Refusal> {
+        if self.m.field == Field::Data && object {
+            self.m.data_depth = depth;
+        }
+        self.m.field = Field::Other;
+        Ok(())
+    }
+
+    fn close(&mut self, depth: u8) -> Result<(), Refusal> {
+        if depth == self.m.data_depth {
+            self.m.data_depth = 0;
+        }
+        self.m.field = Field::Other;
+        Ok(())
+    }
+
+    fn string_part(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+        let m = &mut *self.m;
+        match m.field {
+            Field::Chunk => m.b64.feed(bytes, self.sink).map_err(|_| Refusal::Base64),
+            Field::Action | Field::Hash | Field::Iv | Field::AesKey => {
+                let dest = m
+                    .cap
+                    .get_mut(m.cap_len..)
+                    .and_then(|free| free.get_mut(..bytes.len()))
+                    .ok_or(Refusal::TooLong(m.field))?;
+                dest.copy_from_slice(bytes);
+                m.cap_len += bytes.len();
                 Ok(())
             }
-            Field::Action | Field::Hash | Field::Iv | Field::AesKey => self.capture(bytes),
             _ => Ok(()),
         }
     }
 
-    fn end_string(&mut self) -> Result<(), ReaderError> {
-        if self.field == Field::Key {
-            let key = self.key.get(..self.key_len).unwrap_or(&[]);
-            self.value_field = match (self.depth, key) {
-                (1, b"action") => Field::Action,
-                (1, b"code") => Field::Code,
-                (1, b"data") => Field::Data,
-                (d, k) if d == self.data_depth && d > 0 => match k {
-                    b"index" => Field::Index,
-                    b"hash" => Field::Hash,
-                    b"iv" => Field::Iv,
-                    b"key" => Field::AesKey,
-                    b"chunk" => Field::Chunk,
-                    _ => Field::Other,
-                },
-                _ => Field::Other,
-            };
-            self.tok = Tok::Colon;
-            return Ok(());
-        }
-        match self.field {
+    fn string_end(&mut self) -> Result<(), Refusal> {
+        let m = &mut *self.m;
+        match m.field {
             Field::Action => {
                 // An action longer than the buffer is no known one: it stays empty.
-                let n = self.cap_len;
-                if let (Some(dest), Some(src)) = (self.action.get_mut(..n), self.cap.get(..n)) {
+                let n = m.cap_len;
+                if let (Some(dest), Some(src)) = (m.action.get_mut(..n), m.cap.get(..n)) {
                     dest.copy_from_slice(src);
-                    self.action_len = n;
+                    m.action_len = n;
                 }
             }
-            Field::Hash => self.hash = unhex32(self.captured()),
-            Field::Iv => self.iv = b64::decode_exact::<16>(self.captured()),
-            Field::AesKey => self.key_bytes = b64::decode_exact::<32>(self.captured()),
+            Field::Hash => m.hash = unhex32(m.captured()),
+            Field::Iv => m.iv = b64::decode_exact::<16>(m.captured()),
+            Field::AesKey => m.key_bytes = b64::decode_exact::<32>(m.captured()),
             _ => {}
         }
-        self.value_field = Field::Other;
-        self.tok = Tok::AfterValue;
+        m.field = Field::Other;
         Ok(())
     }
 
-    fn end_scalar(&mut self) -> Result<(), ReaderError> {
-        let text = core::str::from_utf8(self.captured()).map_err(|_| ReaderError::Grammar)?;
-        let valid = matches!(text, "true" | "false" | "null") || text.parse::<f64>().is_ok();
-        if !valid {
-            return Err(ReaderError::Grammar);
-        }
-        match self.field {
-            Field::Code => self.code = text.parse().ok(),
-            Field::Index => self.index = text.parse().ok(),
+    fn scalar(&mut self, text: &str) -> Result<(), Refusal> {
+        let m = &mut *self.m;
+        match m.field {
+            Field::Code => m.code = text.parse().ok(),
+            Field::Index => m.index = text.parse().ok(),
             _ => {}
         }
-        self.value_field = Field::Other;
-        self.tok = if self.depth == 0 {
-            Tok::Done
-        } else {
-            Tok::AfterValue
-        };
+        m.field = Field::Other;
         Ok(())
     }
 }

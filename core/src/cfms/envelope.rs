@@ -179,7 +179,7 @@ impl<'a> Response<'a> {
 
     /// `timestamp` (server clock, float epoch seconds), sent by the real server.
     pub fn timestamp(&self) -> Option<f64> {
-        self.root.get("timestamp").and_then(|t| t.as_f64())
+        self.root.get("timestamp").and_then(|t| t.as_f64_compact())
     }
 
     /// `protocol_version`, which the public document shows on responses and

@@ -17,33 +17,9 @@
 //!   [`Connection`](crate::connection::Connection) carrying a [`Session`],
 //!   the way every adapter drives it: the session logs in by itself
 //!   ([`Config::login`], [`State`]) and its [`ConnectionEvent`]s carry
-//!   their reply bodies and download data (example there).
+//!   their reply bodies and download data (example there). This is the
+//!   only way to drive a session.
 //!
-//! The session can also be driven directly (below; the core's tests
-//! still do, no runtime does): after every input, drain [`Session::poll_transmit`] and
-//! [`Session::poll_event`], then sleep until [`Session::poll_timeout`].
-//!
-//! ```
-//! use naslink_core::cfms::{Buffers, Config, Event, MessageKind, Session};
-//! use naslink_core::time::Instant;
-//!
-//! let (mut rx, mut hashes) = ([0u8; 4096], [[0u8; 32]; 4]);
-//! let mut cfms: Session<'_, 4> = Session::new(
-//!     Config::default(),
-//!     Buffers { rx: &mut rx, chunk_hashes: &mut hashes },
-//! );
-//! let now = Instant::from_secs(1);
-//! let mut tx = [0u8; 512];
-//! let sent = cfms.server_info(now, &mut tx).unwrap();
-//! // … send tx[..sent.len] as a text message; the server answers:
-//! let answer = br#"{"code": 200, "data": {"server_name": "CFMS WebSocket Server",
-//!     "version": "0.1.0.250919_alpha", "protocol_version": 3, "lockdown": false},
-//!     "message": "Server information retrieved successfully", "timestamp": 1795304844.44}"#;
-//! cfms.handle_message(now, MessageKind::Text, answer, &mut |_ciphertext: &[u8]| {}).unwrap();
-//! assert!(matches!(cfms.poll_event(), Some(Event::ServerInfo { protocol_version: 3, .. })));
-//! let sent = cfms.login(now, "admin", "NewAdminPass-123", &mut tx).unwrap();
-//! assert!(tx[..sent.len].starts_with(br#"{"action":"login""#));
-//! ```
 pub mod auth;
 mod b64;
 pub mod connection;
@@ -67,8 +43,8 @@ pub use download::{DownloadError, DownloadKey, MAX_FIELD_LEN, TransferField};
 pub use envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, Validator};
 pub use queue::Seq;
 pub use session::{
-    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent,
-    Session, State, Transmit,
+    Buffers, Config, ConnectionEvent, Desync, EVENTS, Error, Event, NoAnswer, PROTOCOLS,
+    RequestError, Sent, Session, State,
 };
 pub use status::Status;
 pub use upload::{UploadError, UploadSource, UploadWrite, UploadWriteError, sha256_of};

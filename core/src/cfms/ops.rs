@@ -1,8 +1,8 @@
 //! Typed helpers for the directory and document actions.
 //!
 //! Each writes one authenticated request; the answer arrives as
-//! [`Event::Reply`](super::Event::Reply) and its body is read with
-//! [`Session::response`](super::Session::response), through the typed views
+//! [`ConnectionEvent::Reply`](super::ConnectionEvent::Reply) and its body is read from
+//! the `response` of a [`ConnectionEvent`](super::ConnectionEvent), through the typed views
 //! below ([`Listing`], [`task_id`], [`LoginInfo`], [`ServerInfo`]). The
 //! root folder is `None` (sent as `null`; the public document's `"root"`
 //! answers 404).
@@ -331,7 +331,7 @@ impl<'a> LoginInfo<'a> {
 
     /// Token expiry (float epoch seconds, server clock).
     pub fn exp(&self) -> Option<f64> {
-        self.data.get("exp")?.as_f64()
+        self.data.get("exp")?.as_f64_compact()
     }
 
     /// Permission names.
@@ -356,7 +356,9 @@ fn strings<'a>(list: Option<Value<'a>>) -> impl Iterator<Item = JsonStr<'a>> + '
         .filter_map(|v| v.as_str())
 }
 
-/// A `server_info` answer (after [`Event::ServerInfo`](super::Event::ServerInfo)).
+/// The server information answer (the opening sequence's, or one asked
+/// for with [`Connection::ask_server`](crate::connection::Connection::ask_server)):
+/// carried by [`ConnectionEvent::ServerInfo`](super::ConnectionEvent::ServerInfo).
 #[derive(Debug, Clone, Copy)]
 pub struct ServerInfo<'a> {
     data: Value<'a>,
@@ -376,6 +378,19 @@ impl<'a> ServerInfo<'a> {
     /// `version` (e.g. `0.1.0.250919_alpha`).
     pub fn version(&self) -> Option<JsonStr<'a>> {
         self.data.get("version")?.as_str()
+    }
+
+    /// `protocol_version` (the session speaks [`PROTOCOLS`](super::PROTOCOLS)).
+    pub fn protocol_version(&self) -> Option<u32> {
+        u32::try_from(self.data.get("protocol_version")?.as_u64()?).ok()
+    }
+
+    /// `lockdown`: whether only administrators are served (absent: off).
+    pub fn lockdown(&self) -> bool {
+        self.data
+            .get("lockdown")
+            .and_then(|l| l.as_bool())
+            .unwrap_or(false)
     }
 }
 

@@ -124,6 +124,39 @@ pub enum UploadWriteError {
     BeyondAnnouncedSize,
 }
 
+impl core::fmt::Display for UploadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            UploadError::Server(status) => write!(f, "the server answered {}", status.code()),
+            UploadError::SourceChanged { .. } => {
+                f.write_str("the file changed while it was being sent (its SHA-256 differs)")
+            }
+            UploadError::Unexpected => f.write_str("the server answered out of the upload's order"),
+            UploadError::BadThreshold(n) => write!(
+                f,
+                "the server asked for frames of {n} bytes, below the protocol's {MIN_FRAME}"
+            ),
+            UploadError::ThresholdAboveAnnounced { announced, got } => write!(
+                f,
+                "the server asked for frames of {got} bytes, above the {announced} this client announced"
+            ),
+            UploadError::Timeout => f.write_str("no answer in time"),
+            UploadError::Disconnected => f.write_str("the connection closed"),
+        }
+    }
+}
+
+impl core::fmt::Display for UploadWriteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            UploadWriteError::NotSending => "no upload is sending now",
+            UploadWriteError::BeyondAnnouncedSize => {
+                "the file grew beyond the size announced to the server"
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     AwaitHandshake,

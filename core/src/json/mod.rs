@@ -14,12 +14,16 @@
 //! - [`JsonStr::decode_into`] decodes escapes into a caller buffer;
 //!   [`JsonStr::eq_str`] compares with a `&str` without a buffer.
 //! - [`write::JsonWriter`] writes compact JSON in place.
+//! - [`stream::Reader`] reads a document fed in pieces, with bounded
+//!   memory, reporting its structure to a visitor (the CFMS download reads
+//!   its 2.8 MB `file_chunk` messages with it).
 //!
 //! A `\u` escape of a lone surrogate is accepted (it is valid JSON grammar,
 //! and a Python server writes one for a file name it could not decode) and
 //! decodes to U+FFFD; a proper pair decodes to its one character.
 #![deny(clippy::indexing_slicing)]
 
+pub mod stream;
 pub mod write;
 
 use core::fmt;
@@ -206,6 +210,16 @@ impl<'a> Value<'a> {
     /// The number as a float (integers included).
     pub fn as_f64(&self) -> Option<f64> {
         self.as_number_text()?.parse().ok()
+    }
+
+    /// [`as_f64`](Self::as_f64) for the numbers protocol messages carry
+    /// (timestamps, expiry times): the same correctly rounded value, read
+    /// without `core`'s float parser, whose tables cost about 14 KiB of
+    /// flash on a microcontroller. `None` when the number has more than 19
+    /// significant digits or a decimal exponent beyond what 128-bit
+    /// integer arithmetic reads exactly (then use `as_f64`).
+    pub fn as_f64_compact(&self) -> Option<f64> {
+        compact_f64(self.as_number_text()?.as_bytes())
     }
 
     /// The string, if this is one.
@@ -779,6 +793,58 @@ fn check_array(text: &[u8], pos: usize, depth: usize) -> Result<usize, JsonError
     }
 }
 
+/// A checked JSON number as a correctly rounded float, in integer
+/// arithmetic (see [`Value::as_f64_compact`]).
+fn compact_f64(text: &[u8]) -> Option<f64> {
+    let (negative, text) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let (mut mantissa, mut scale) = (0u64, 0i32);
+    let mut rest = text;
+    let mut fraction = false;
+    while let Some((&c, after)) = rest.split_first() {
+        match c {
+            b'0'..=b'9' => match mantissa.checked_mul(10) {
+                Some(m) if m.checked_add(u64::from(c - b'0')).is_some() => {
+                    mantissa = m + u64::from(c - b'0');
+                    scale -= i32::from(fraction);
+                }
+                // Trailing zeros beyond 19 digits change nothing.
+                _ if c == b'0' => scale += i32::from(!fraction),
+                _ => return None,
+            },
+            b'.' => fraction = true,
+            _ => break,
+        }
+        rest = after;
+    }
+    if let [b'e' | b'E', exponent @ ..] = rest {
+        let exponent = core::str::from_utf8(exponent).ok()?.parse::<i32>().ok()?;
+        scale = scale.checked_add(exponent)?;
+    }
+    let value = if mantissa == 0 {
+        0.0
+    } else if scale >= 0 {
+        // Exact in 128 bits, then rounded once.
+        let power = 10u128.checked_pow(scale.unsigned_abs())?;
+        u128::from(mantissa).checked_mul(power)? as f64
+    } else {
+        // mantissa / 10^k as a quotient of at least 64 bits, the remainder
+        // kept as a sticky bit, so that the one rounding to 53 bits is
+        // correct; then scaled by an exact power of two.
+        let power = 10u128.checked_pow(scale.unsigned_abs())?;
+        let power = u64::try_from(power).ok()?;
+        let shift = mantissa.leading_zeros();
+        let top = u128::from(mantissa << shift) << 64;
+        let (q, r) = (top / u128::from(power), top % u128::from(power));
+        let q = q | u128::from(r != 0);
+        let exp = 1023 - i64::from(64 + shift);
+        (q as f64) * f64::from_bits(u64::try_from(exp).ok()? << 52)
+    };
+    Some(if negative { -value } else { value })
+}
+
 #[cfg(test)]
 // Tests index fixtures they built themselves.
 #[allow(clippy::indexing_slicing)]
@@ -842,6 +908,29 @@ mod tests {
     fn numbers_read_as_integers_and_floats() {
         let v = Value::parse(br#"{"n": -1.5e3, "i": 42, "o": {}}"#).unwrap();
         assert_eq!(v.get("n").unwrap().as_f64(), Some(-1500.0));
+        // The compact reader gives the float parser's answer.
+        for text in [
+            "1795304844.44",
+            "1795304847.5092041",
+            "1795308447.4919195",
+            "1795308447.0",
+            "0.1",
+            "-2.5e-3",
+            "12345678901234567890",
+            "1E+2",
+            "0",
+            "9.87654321e-10",
+            "1.7976931348623157e20",
+            "1795308447.000000000000000000000",
+        ] {
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(compact_f64(text.as_bytes()), Some(want), "{text}");
+        }
+        // Beyond what it reads exactly: 20 digits, 10^-20 and smaller.
+        assert_eq!(compact_f64(b"123456789012345678901"), None);
+        assert_eq!(compact_f64(b"4.9406564584124654e-5"), None);
+        assert_eq!(compact_f64(b"1e400"), None);
+        assert_eq!(compact_f64(b"0e400"), Some(0.0));
         assert_eq!(v.get("n").unwrap().as_i64(), None);
         assert_eq!(v.get("i").unwrap().as_u64(), Some(42));
         assert_eq!(v.get("o").unwrap().entries().count(), 0);

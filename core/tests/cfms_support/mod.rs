@@ -26,6 +26,8 @@ pub struct Harness {
     pub ciphertext: Vec<u8>,
     /// The body of the last event that had one.
     pub body: Option<Vec<u8>>,
+    /// Messages the session refused (`BadMessage`), in order.
+    pub refused: Vec<naslink_core::cfms::Error>,
 }
 
 impl Harness {
@@ -42,6 +44,7 @@ impl Harness {
             events: Vec::new(),
             ciphertext: Vec::new(),
             body: None,
+            refused: Vec::new(),
         }
     }
 
@@ -106,7 +109,13 @@ impl Harness {
     /// Take every event, the first with the message it is about.
     fn drain_with(&mut self, mut message: Option<Message<'_>>) {
         while let Some(e) = connection::Session::poll_event(&mut self.session, message.take()) {
-            let (event, body, data) = undress(e);
+            let (event, body, data) = match undress(e) {
+                Ok(undressed) => undressed,
+                Err(e) => {
+                    self.refused.push(e);
+                    continue;
+                }
+            };
             if body.is_some() {
                 self.body = body;
             }
@@ -120,28 +129,28 @@ impl Harness {
         Response::parse(self.body.as_deref().expect("an answer")).expect("a response")
     }
 
-    /// Deliver a whole server message; returns the events it caused.
+    /// Deliver a whole server message; returns the events it caused. A
+    /// refused message fails the test.
     pub fn recv(&mut self, kind: MessageKind, bytes: &[u8]) -> Vec<Event> {
-        let before = self.events.len();
-        let kind = match kind {
-            MessageKind::Text => ws::MessageKind::Text,
-            MessageKind::Binary => ws::MessageKind::Binary,
-        };
-        let message = Message {
-            kind,
-            data: bytes,
-            first: true,
-            last: true,
-        };
-        if connection::Session::handle_message(&mut self.session, self.now, message) {
-            self.drain_with(Some(message));
-        }
-        self.events[before..].to_vec()
+        self.recv_pieces(kind, bytes, &[])
     }
 
     /// Deliver a message in pieces cut at `cuts` (as a streaming WebSocket
-    /// does with a message larger than its buffer); returns the events.
+    /// does with a message larger than its buffer); returns the events. A
+    /// refused message fails the test.
     pub fn recv_pieces(&mut self, kind: MessageKind, bytes: &[u8], cuts: &[usize]) -> Vec<Event> {
+        let events = self.offer(kind, bytes, cuts);
+        assert!(
+            self.refused.is_empty(),
+            "message refused: {:?}",
+            self.refused
+        );
+        events
+    }
+
+    /// [`recv_pieces`](Self::recv_pieces) for a message the session may
+    /// refuse (see [`Harness::refused`]).
+    pub fn offer(&mut self, kind: MessageKind, bytes: &[u8], cuts: &[usize]) -> Vec<Event> {
         let before = self.events.len();
         let kind = match kind {
             MessageKind::Text => ws::MessageKind::Text,
@@ -150,6 +159,11 @@ impl Harness {
         let mut bounds = vec![0];
         bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < bytes.len()));
         bounds.push(bytes.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        if bounds.len() == 1 {
+            bounds.push(0);
+        }
         for (i, w) in bounds.windows(2).enumerate() {
             let message = Message {
                 kind,
@@ -199,10 +213,12 @@ impl Harness {
     }
 }
 
-/// A connection event as the direct API's event (if it has one), its body,
-/// and its download data. A refused message fails the test, as the direct
-/// API's `expect("message accepted")` did.
-fn undress(e: ConnectionEvent<'_>) -> (Option<Event>, Option<Vec<u8>>, Vec<u8>) {
+/// An event as the session queued it (if any), its body, its download data.
+type Undressed = (Option<Event>, Option<Vec<u8>>, Vec<u8>);
+
+/// A connection event as the session queued it (if it has one), its body,
+/// and its download data; a refused message as its error.
+fn undress(e: ConnectionEvent<'_>) -> Result<Undressed, naslink_core::cfms::Error> {
     use ConnectionEvent as C;
     let body = |r: &Response<'_>| Some(r.root().raw().to_vec());
     let (event, body, data) = match e {
@@ -229,8 +245,8 @@ fn undress(e: ConnectionEvent<'_>) -> (Option<Event>, Option<Vec<u8>>, Vec<u8>) 
             status,
             response,
         } => (Event::Reply { seq, status }, body(&response), vec![]),
-        C::DownloadData { data, .. } => return (None, None, data.to_vec()),
-        C::BadMessage(e) => panic!("message refused: {e:?}"),
+        C::DownloadData { data, .. } => return Ok((None, None, data.to_vec())),
+        C::BadMessage(e) => return Err(e),
         C::ListenerRegistered { status } => panic!("no opening sequence here ({status:?})"),
         C::ProtocolUnsupported { version } => {
             (Event::ProtocolUnsupported { version }, None, vec![])
@@ -266,5 +282,5 @@ fn undress(e: ConnectionEvent<'_>) -> (Option<Event>, Option<Vec<u8>>, Vec<u8>) 
         C::DownloadFinished { seq, key } => (Event::DownloadFinished { seq, key }, None, vec![]),
         C::DownloadFailed { seq, error } => (Event::DownloadFailed { seq, error }, None, vec![]),
     };
-    (Some(event), body, data)
+    Ok((Some(event), body, data))
 }

@@ -9,6 +9,7 @@
 #![no_main]
 
 use naslink_core::cfms;
+use naslink_core::connection;
 use naslink_core::fnos::{self, Request, Session};
 use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
@@ -152,23 +153,30 @@ fn cfms_session_paths() -> bool {
     );
     let now = Instant::from_secs(1);
     let mut tx = [0u8; 256];
-    if session.server_info(now, &mut tx).is_err() {
-        return false;
+    let mut rng = random::from_fn(|b: &mut [u8]| b.fill(7));
+    connection::Session::handle_connect(&mut session, now);
+    match connection::Session::poll_transmit(&mut session, now, &mut rng, &mut tx) {
+        Ok(Some(_)) => {}
+        _ => return false,
     }
     let answer = br#"{"code":200,"data":{"server_name":"CFMS","version":"0.1.0","protocol_version":3,"lockdown":false},"message":"ok","timestamp":1.5}"#;
-    if session
-        .handle_message(now, cfms::MessageKind::Text, answer, &mut |_: &[u8]| {})
-        .is_err()
-    {
+    let message = connection::Message {
+        kind: ws::MessageKind::Text,
+        data: answer,
+        first: true,
+        last: true,
+    };
+    if !connection::Session::handle_message(&mut session, now, message) {
         return false;
     }
-    matches!(
-        session.poll_event(),
-        Some(cfms::Event::ServerInfo {
+    let info = matches!(
+        connection::Session::poll_event(&mut session, Some(message)),
+        Some(cfms::ConnectionEvent::ServerInfo {
             protocol_version: 3,
             ..
         })
-    )
+    );
+    info && session.state() == cfms::State::Ready
 }
 
 /// AES-256-CFB8 and SHA-256 over a download: an empty file verifies, and a

@@ -12,10 +12,11 @@ use std::time::Duration as StdDuration;
 
 use hmac::{Hmac, Mac};
 use naslink_core::cfms::{
-    Buffers, Config, DecryptError, DownloadKey, Error, Event, FileDecryptor, MessageKind, Seq,
-    Session, Status, UploadSource, sha256_of,
+    Buffers, Config, ConnectionEvent, DecryptError, DownloadKey, Error, Event, FileDecryptor,
+    Response, Seq, Session, Status, UploadSource, sha256_of,
 };
-use naslink_core::random::Entropy;
+use naslink_core::connection::{self, Message};
+use naslink_core::random::{self, Entropy};
 use naslink_core::ws::{self, Closed};
 
 use crate::support::{Clock, Incoming, WsLink, unix_secs};
@@ -165,16 +166,9 @@ impl<E: Entropy + Clone> CfmsLink<E> {
             let closed = link.is_closed();
             for item in incoming {
                 let now = self.clock.now();
-                let sink = &mut |c: &[u8]| self.ciphertext.extend_from_slice(c);
-                let result = match item {
-                    Incoming::Text(t) => {
-                        self.session
-                            .handle_message(now, MessageKind::Text, t.as_bytes(), sink)
-                    }
-                    Incoming::Binary(b) => {
-                        self.session
-                            .handle_message(now, MessageKind::Binary, &b, sink)
-                    }
+                let (kind, data, first, last) = match item {
+                    Incoming::Text(t) => (ws::MessageKind::Text, t.into_bytes(), true, true),
+                    Incoming::Binary(b) => (ws::MessageKind::Binary, b, true, true),
                     Incoming::Chunk {
                         text,
                         data,
@@ -183,25 +177,28 @@ impl<E: Entropy + Clone> CfmsLink<E> {
                     } => {
                         self.pieces += 1;
                         let kind = if text {
-                            MessageKind::Text
+                            ws::MessageKind::Text
                         } else {
-                            MessageKind::Binary
+                            ws::MessageKind::Binary
                         };
-                        self.session
-                            .handle_message_part(now, kind, &data, first, last, sink)
+                        (kind, data, first, last)
                     }
                     Incoming::Closed(c) => {
                         self.session.handle_disconnect(now);
                         seen.push(Seen::Closed(c));
-                        Ok(())
+                        continue;
                     }
                 };
-                if let Err(e) = result {
-                    seen.push(Seen::Refused(e));
-                }
-                // Events name the answer still in the receive buffer: take
-                // them (and the body) before the next message.
-                self.drain(&mut seen);
+                let message = Message {
+                    kind,
+                    data: &data,
+                    first,
+                    last,
+                };
+                // The session's path inside a Connection: events (and the
+                // answers they borrow) are taken before the next message.
+                connection::Session::handle_message(&mut self.session, now, message);
+                self.drain_with(Some(message), &mut seen);
             }
             if closed {
                 self.link = None;
@@ -217,35 +214,37 @@ impl<E: Entropy + Clone> CfmsLink<E> {
     }
 
     fn drain(&mut self, seen: &mut Vec<Seen>) {
-        while let Some(event) = self.session.poll_event() {
-            let body = match event {
-                Event::Reply { .. } | Event::LoggedIn { .. } | Event::ServerInfo { .. } => self
-                    .session
-                    .response()
-                    .map(|r| String::from_utf8_lossy(r.root().raw()).into_owned()),
-                _ => None,
-            };
-            seen.push(Seen::Event { event, body });
+        self.drain_with(None, seen);
+    }
+
+    /// Take every event, the first with the message it is about.
+    fn drain_with(&mut self, mut message: Option<Message<'_>>, seen: &mut Vec<Seen>) {
+        while let Some(e) = connection::Session::poll_event(&mut self.session, message.take()) {
+            match undress(e) {
+                Undressed::Event(event, body) => seen.push(Seen::Event { event, body }),
+                Undressed::Data(data) => self.ciphertext.extend_from_slice(data),
+                Undressed::Refused(e) => seen.push(Seen::Refused(e)),
+            }
         }
     }
 
     /// Send what the session owes the server (header, `ready`, refresh …).
     fn transmit(&mut self) {
         let now = self.clock.now();
-        while let Some(t) = self
-            .session
-            .poll_transmit(now, &mut self.tx)
-            .expect("transmit buffer large enough")
+        let mut rng = random::from_fn(|b: &mut [u8]| b.fill(7));
+        while let Some(t) =
+            connection::Session::poll_transmit(&mut self.session, now, &mut rng, &mut self.tx)
+                .expect("transmit buffer large enough")
         {
             let Some(link) = self.link.as_mut() else {
                 return;
             };
             let bytes = &self.tx[..t.len];
             let sent = match t.kind {
-                MessageKind::Text => link
+                ws::MessageKind::Text => link
                     .ws
                     .send_text(std::str::from_utf8(bytes).expect("UTF-8")),
-                MessageKind::Binary => link.ws.send_binary(bytes),
+                ws::MessageKind::Binary => link.ws.send_binary(bytes),
             };
             sent.expect("ws send");
             link.flush(&self.clock);
@@ -586,4 +585,70 @@ fn totp_matches_rfc6238_sha1_vector() {
     let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
     assert_eq!(totp(secret, 59), "287082");
     assert_eq!(totp(secret, 1_111_111_109), "081804");
+}
+
+/// A connection event as the session queued it, with its body as text.
+enum Undressed<'e> {
+    Event(Event, Option<String>),
+    Data(&'e [u8]),
+    Refused(Error),
+}
+
+fn undress(e: ConnectionEvent<'_>) -> Undressed<'_> {
+    use ConnectionEvent as C;
+    let text = |r: &Response<'_>| Some(String::from_utf8_lossy(r.root().raw()).into_owned());
+    let (event, body) = match e {
+        C::ServerInfo {
+            seq,
+            protocol_version,
+            lockdown,
+            response,
+        } => (
+            Event::ServerInfo {
+                seq,
+                protocol_version,
+                lockdown,
+            },
+            text(&response),
+        ),
+        C::LoggedIn {
+            expires_in,
+            response,
+        } => (Event::LoggedIn { expires_in }, text(&response)),
+        C::Reply {
+            seq,
+            status,
+            response,
+        } => (Event::Reply { seq, status }, text(&response)),
+        C::DownloadData { data, .. } => return Undressed::Data(data),
+        C::BadMessage(e) => return Undressed::Refused(e),
+        C::ListenerRegistered { status } => panic!("no opening sequence here ({status:?})"),
+        C::ProtocolUnsupported { version } => (Event::ProtocolUnsupported { version }, None),
+        C::TwoFactorRequired { method } => (Event::TwoFactorRequired { method }, None),
+        C::LoginFailed(e) => (Event::LoginFailed(e), None),
+        C::TokenRefreshed { expires_in } => (Event::TokenRefreshed { expires_in }, None),
+        C::TokenRejected { relogin } => (Event::TokenRejected { relogin }, None),
+        C::Lockdown { on } => (Event::Lockdown { on }, None),
+        C::RequestFailed { seq, error } => (Event::RequestFailed { seq, error }, None),
+        C::Desynchronized(d) => (Event::Desynchronized(d), None),
+        C::UploadReady { seq, frame_size } => (Event::UploadReady { seq, frame_size }, None),
+        C::UploadFinished { seq, size } => (Event::UploadFinished { seq, size }, None),
+        C::UploadFailed { seq, error } => (Event::UploadFailed { seq, error }, None),
+        C::DownloadStarted {
+            seq,
+            file_size,
+            total_chunks,
+        } => (
+            Event::DownloadStarted {
+                seq,
+                file_size,
+                total_chunks,
+            },
+            None,
+        ),
+        C::DownloadChunk { seq, index, len } => (Event::DownloadChunk { seq, index, len }, None),
+        C::DownloadFinished { seq, key } => (Event::DownloadFinished { seq, key }, None),
+        C::DownloadFailed { seq, error } => (Event::DownloadFailed { seq, error }, None),
+    };
+    Undressed::Event(event, body)
 }

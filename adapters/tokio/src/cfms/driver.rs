@@ -34,9 +34,8 @@ use super::files::{read_blocks, write_blocks};
 use super::transfer::{
     ActiveDownload, ActiveUpload, DISK_BLOCK, DISK_QUEUE, DownloadJob, UploadJob,
 };
-use super::words;
 use super::{
-    CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY, SetupStep,
+    CfmsError, CfmsEvent, CfmsOptions, MAX_CHUNKS, MAX_IN_FLIGHT, RECEIVE_CAPACITY, ServerInfo,
 };
 use crate::link::{Link, deadline, now};
 use crate::pump::Pump;
@@ -46,20 +45,50 @@ use crate::two_factor::CodeWait;
 pub(super) type CfmsPump<'s> = Pump<Session<'s, MAX_IN_FLIGHT>>;
 
 pub(super) struct Command {
-    pub(super) action: String,
-    /// The `data` object as text; it may hold a password (`set_passwd`),
-    /// so it is wiped when dropped.
-    pub(super) data: Zeroizing<String>,
-    pub(super) reply: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
+    pub(super) ask: Ask,
+    pub(super) reply: Reply,
     /// Idempotent requests: sent again after a reconnect until then.
     pub(super) resend_until: Option<tokio::time::Instant>,
+}
+
+/// What a request asks.
+pub(super) enum Ask {
+    /// An action and its `data` object as text; it may hold a password
+    /// (`set_passwd`), so it is wiped when dropped.
+    Action(String, Zeroizing<String>),
+    /// The server's information (the session's `ask_server`).
+    Server,
+}
+
+/// Where a request's answer goes.
+pub(super) enum Reply {
+    /// The answer's whole body.
+    Body(oneshot::Sender<Result<serde_json::Value, CfmsError>>),
+    /// The server's information.
+    Server(oneshot::Sender<Result<ServerInfo, CfmsError>>),
+}
+
+impl Reply {
+    pub(super) fn is_closed(&self) -> bool {
+        match self {
+            Reply::Body(tx) => tx.is_closed(),
+            Reply::Server(tx) => tx.is_closed(),
+        }
+    }
+
+    pub(super) fn fail(self, error: CfmsError) {
+        match self {
+            Reply::Body(tx) => drop(tx.send(Err(error))),
+            Reply::Server(tx) => drop(tx.send(Err(error))),
+        }
+    }
 }
 
 /// A request whose answer is awaited.
 pub(super) struct InFlight {
     pub(super) reply: Reply,
     /// The request itself, when it may be sent again after a reconnect.
-    pub(super) again: Option<(String, Zeroizing<String>, tokio::time::Instant)>,
+    pub(super) again: Option<(Ask, tokio::time::Instant)>,
 }
 
 pub(super) enum Job {
@@ -79,9 +108,7 @@ impl Job {
 
     pub(super) fn fail(self, error: CfmsError) {
         match self {
-            Job::Request(c) => {
-                let _ = c.reply.send(Err(error));
-            }
+            Job::Request(c) => c.reply.fail(error),
             Job::Download(d) => {
                 let _ = d.reply.send(Err(error));
             }
@@ -91,8 +118,6 @@ impl Job {
         }
     }
 }
-
-pub(super) type Reply = oneshot::Sender<Result<serde_json::Value, CfmsError>>;
 
 pub(super) enum Ended {
     /// The link broke or the stream went out of step: reconnect.
@@ -139,9 +164,9 @@ pub(super) struct Driver<'s> {
     pub(super) download: Option<ActiveDownload>,
     pub(super) upload: Option<ActiveUpload>,
     pub(super) events: broadcast::Sender<CfmsEvent>,
-    pub(super) first: Option<oneshot::Sender<Result<serde_json::Value, CfmsError>>>,
-    /// The opening `server_info` answer of this connection.
-    pub(super) server: serde_json::Value,
+    pub(super) first: Option<oneshot::Sender<Result<ServerInfo, CfmsError>>>,
+    /// What the server said about itself when this connection opened.
+    pub(super) server: ServerInfo,
     /// The session's opening state as last seen (a change starts the
     /// next step's deadline).
     pub(super) phase: State,
@@ -166,7 +191,7 @@ pub(super) async fn drive(
     options: CfmsOptions,
     mut commands: mpsc::UnboundedReceiver<Job>,
     events: broadcast::Sender<CfmsEvent>,
-    first: oneshot::Sender<Result<serde_json::Value, CfmsError>>,
+    first: oneshot::Sender<Result<ServerInfo, CfmsError>>,
 ) {
     let login = match Credentials::new(&options.user, &options.password) {
         Ok(login) => login,
@@ -201,7 +226,7 @@ pub(super) async fn drive(
         upload: None,
         events,
         first: Some(first),
-        server: serde_json::Value::Null,
+        server: ServerInfo::default(),
         phase: State::Disconnected,
         code: CodeWait::new(options.two_factor.clone()),
         clock: Clock {
@@ -431,12 +456,11 @@ impl Driver<'_> {
 
     /// The current opening step ran out of time.
     fn step_expired(&self) -> Ended {
-        let step = match self.phase {
-            State::ServerInfo => SetupStep::ServerInfo,
-            _ => SetupStep::Login,
-        };
-        let waited = self.clock.step_limit;
-        Ended::Setup(CfmsError::NoAnswer { step, waited })
+        let waited = Duration::from_millis(self.clock.step_limit.as_millis() as u64);
+        Ended::Setup(CfmsError::NoAnswer(cfms::NoAnswer {
+            step: self.phase,
+            waited,
+        }))
     }
 
     async fn run(
@@ -445,7 +469,7 @@ impl Driver<'_> {
         commands: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Ended {
         self.phase = State::Disconnected;
-        self.server = serde_json::Value::Null;
+        self.server = ServerInfo::default();
         self.clock.ping_at = None;
         self.clock.ping_unanswered = false;
         self.clock.code_since = None;
@@ -624,8 +648,8 @@ impl Driver<'_> {
             State::ServerInfo | State::LoggingIn | State::Registering => self.arm_step(),
             State::Ready => self.ready(lockdown.unwrap_or(false)),
             State::Refused if was == State::ServerInfo => {
-                return self
-                    .fail_first(CfmsError::Protocol("the server refused server_info".into()));
+                let why = "the server refused to say which protocol it speaks";
+                return self.fail_first(CfmsError::Protocol(why.into()));
             }
             State::Broken => return Some(Ended::Lost("answers out of step".into())),
             _ => {}
@@ -643,7 +667,22 @@ impl Driver<'_> {
                 seq: None,
                 response,
                 ..
-            } if self.phase == State::ServerInfo => self.server = body_of(&response),
+            } if self.phase == State::ServerInfo => {
+                self.server = ServerInfo::from_view(&cfms::ops::ServerInfo::new(&response));
+            }
+            E::ServerInfo {
+                seq: Some(seq),
+                response,
+                ..
+            } => {
+                if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
+                    let info = ServerInfo::from_view(&cfms::ops::ServerInfo::new(&response));
+                    match reply {
+                        Reply::Server(tx) => drop(tx.send(Ok(info))),
+                        Reply::Body(tx) => drop(tx.send(Ok(body_of(&response)))),
+                    }
+                }
+            }
             E::ProtocolUnsupported { version } => {
                 return end(self.fail_first(CfmsError::ProtocolUnsupported(version)));
             }
@@ -672,29 +711,25 @@ impl Driver<'_> {
                 if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
                     let body = body_of(&response);
                     // Success is the protocol's rule (`Status::is_ok`).
-                    let result = if status.is_ok() {
-                        Ok(body)
-                    } else {
-                        Err(refusal(status, body))
-                    };
-                    let _ = reply.send(result);
+                    match reply {
+                        _ if !status.is_ok() => reply.fail(refusal(status, body)),
+                        Reply::Body(tx) => drop(tx.send(Ok(body))),
+                        // A server information answer is an `Event::ServerInfo`.
+                        Reply::Server(tx) => drop(tx.send(Err(refusal(status, body)))),
+                    }
                 }
             }
             E::RequestFailed { seq, error } => self.request_failed(seq, error),
             E::Desynchronized(_) if self.in_setup() => return Step::End(self.step_expired()),
             E::Desynchronized(why) => {
-                return Step::End(Ended::Lost(format!(
-                    "answers out of step: {}",
-                    words::desync(&why)
-                )));
+                return Step::End(Ended::Lost(format!("answers out of step: {why}")));
             }
             E::BadMessage(cfms::Error::Broken) => {
                 return Step::End(Ended::Lost("answers out of step".into()));
             }
             E::BadMessage(e) => {
                 return Step::End(Ended::Lost(format!(
-                    "a message this client cannot follow: {}",
-                    words::session_error(&e)
+                    "a message this client cannot follow: {e}"
                 )));
             }
             other => return self.on_transfer_event(other, message),
@@ -710,9 +745,9 @@ impl Driver<'_> {
         let error = match error {
             RequestError::Timeout => CfmsError::TimedOut,
             RequestError::Disconnected => return self.lost(request),
-            other => CfmsError::Protocol(words::request_error(&other)),
+            other => CfmsError::Protocol(other.to_string()),
         };
-        let _ = request.reply.send(Err(error));
+        request.reply.fail(error);
     }
 
     /// An upload's or a download's event.
@@ -873,7 +908,10 @@ impl Driver<'_> {
             }
             let conn = pump.connection_mut();
             let sent = match &job {
-                Job::Request(cmd) => conn.request(now(), &cmd.action, cmd.data.as_bytes()),
+                Job::Request(cmd) => match &cmd.ask {
+                    Ask::Action(action, data) => conn.request(now(), action, data.as_bytes()),
+                    Ask::Server => conn.ask_server(now()),
+                },
                 Job::Download(d) => conn.download_file(now(), &d.task_id),
                 Job::Upload(u) => {
                     let source = cfms::UploadSource {
@@ -891,7 +929,7 @@ impl Driver<'_> {
                     waiting.push(job);
                     self.stalled = true;
                 }
-                Err(e) => job.fail(CfmsError::Request(words::session_error(&e))),
+                Err(e) => job.fail(CfmsError::Request(e.to_string())),
             }
         }
         waiting.extend(queued);
@@ -902,8 +940,10 @@ impl Driver<'_> {
     fn track(&mut self, seq: Seq, job: Job) {
         match job {
             Job::Request(cmd) => {
-                tracing::debug!(action = %cmd.action, seq = seq.0, "request");
-                let again = cmd.resend_until.map(|until| (cmd.action, cmd.data, until));
+                if let Ask::Action(action, _) = &cmd.ask {
+                    tracing::debug!(%action, seq = seq.0, "request");
+                }
+                let again = cmd.resend_until.map(|until| (cmd.ask, until));
                 let reply = cmd.reply;
                 self.in_flight.insert(seq, InFlight { reply, again });
             }
@@ -942,20 +982,17 @@ impl Driver<'_> {
     /// connection when it is idempotent and its deadline allows, else failed.
     fn lost(&mut self, request: InFlight) {
         match request.again {
-            Some((action, data, until))
+            Some((ask, until))
                 if until > tokio::time::Instant::now() && !request.reply.is_closed() =>
             {
-                tracing::debug!(%action, "resending after the reconnect");
+                tracing::debug!("resending after the reconnect");
                 self.queued.push(Job::Request(Command {
-                    action,
-                    data,
+                    ask,
                     reply: request.reply,
                     resend_until: Some(until),
                 }));
             }
-            _ => {
-                let _ = request.reply.send(Err(CfmsError::ConnectionLost));
-            }
+            _ => request.reply.fail(CfmsError::ConnectionLost),
         }
     }
 

@@ -55,18 +55,17 @@
 //!   refused request.
 //!
 //! The files: `driver` (the connection task), `transfer` (both sides of
-//! downloads and uploads), `files` (blocking-pool file work), `words` (the
-//! core's errors in words).
+//! downloads and uploads), `files` (blocking-pool file work). The core's
+//! errors say themselves what went wrong (`Display`).
 
 mod driver;
 mod files;
 mod transfer;
-mod words;
 
 use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
-use naslink_core::cfms::{DownloadError, LoginError, UploadError};
+use naslink_core::cfms::{self, DownloadError, LoginError, NoAnswer, UploadError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::Zeroizing;
 
@@ -74,7 +73,7 @@ use crate::fnos::Backoff;
 use crate::link::{ConnectError, LinkOptions};
 use crate::two_factor::TwoFactor;
 
-use driver::{Command, Job, drive};
+use driver::{Ask, Command, Job, Reply, drive};
 
 /// Requests queued on the connection at once (the core's FIFO size).
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -203,13 +202,9 @@ pub enum CfmsError {
     Transfer(String),
     /// A local file could not be read or written.
     Io(std::io::Error),
-    /// A connection step got no answer in time (while connecting).
-    NoAnswer {
-        /// Which step: `server_info` or the login.
-        step: SetupStep,
-        /// How long it waited.
-        waited: StdDuration,
-    },
+    /// A step of the session's opening sequence got no answer in time
+    /// (while connecting): the core's [`NoAnswer`] names the step.
+    NoAnswer(NoAnswer),
     /// The connection ended while connecting or logging in.
     LinkClosed(String),
     /// The first connect failed `attempts` times (or ran out of
@@ -228,26 +223,13 @@ pub enum CfmsError {
     Upload(UploadError),
 }
 
-/// The steps of a connection before it is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetupStep {
-    /// The `server_info` request (protocol check).
-    ServerInfo,
-    /// The login (or a two-factor code).
-    Login,
-}
-
 impl std::fmt::Display for CfmsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CfmsError::Connect(e) => e.fmt(f),
-            CfmsError::ProtocolUnsupported(Some(v)) => {
-                write!(f, "the server speaks CFMS protocol {v}, this client 3 to 5")
+            CfmsError::ProtocolUnsupported(version) => {
+                cfms::Error::ProtocolUnsupported { version: *version }.fmt(f)
             }
-            CfmsError::ProtocolUnsupported(None) => f.write_str(
-                "the server frames its messages as CFMS protocol 13 or later; \
-                 this client speaks 3 to 5",
-            ),
             CfmsError::LoginRefused(e) => write!(f, "login refused: {e}"),
             CfmsError::TwoFactorRequired => {
                 f.write_str("the account needs a two-factor code and none was given")
@@ -263,20 +245,7 @@ impl std::fmt::Display for CfmsError {
             CfmsError::Request(why) => write!(f, "cannot send the request: {why}"),
             CfmsError::Transfer(why) => write!(f, "transfer failed: {why}"),
             CfmsError::Io(e) => write!(f, "local file: {e}"),
-            CfmsError::NoAnswer { step, waited } => {
-                let secs = waited.as_secs_f64();
-                // Whole seconds as such ("5 s"), a cut-short step as "0.4 s".
-                let secs = format!("{secs:.1}");
-                let secs = secs.trim_end_matches(".0");
-                match step {
-                    SetupStep::ServerInfo => write!(
-                        f,
-                        "no answer to server_info within {secs} s: \
-                         is this a CFMS protocol 3-5 server?"
-                    ),
-                    SetupStep::Login => write!(f, "no answer to the login within {secs} s"),
-                }
-            }
+            CfmsError::NoAnswer(e) => e.fmt(f),
             CfmsError::LinkClosed(why) => {
                 write!(
                     f,
@@ -287,8 +256,8 @@ impl std::fmt::Display for CfmsError {
                 write!(f, "gave up after {attempts} attempts: {last}")
             }
             CfmsError::Protocol(why) => write!(f, "the server broke the CFMS protocol: {why}"),
-            CfmsError::Download(e) => write!(f, "download failed: {}", words::download_error(e)),
-            CfmsError::Upload(e) => write!(f, "upload failed: {}", words::upload_error(e)),
+            CfmsError::Download(e) => write!(f, "download failed: {e}"),
+            CfmsError::Upload(e) => write!(f, "upload failed: {e}"),
         }
     }
 }
@@ -337,13 +306,41 @@ pub enum CfmsEvent {
     },
 }
 
+/// What the server says about itself (its server information answer, read
+/// by the core's [`cfms::ops::ServerInfo`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The server's name (`CFMS WebSocket Server`).
+    pub server_name: String,
+    /// Its software version (e.g. `0.1.0.250919_alpha`).
+    pub version: String,
+    /// The CFMS protocol version it speaks (3 to 5).
+    pub protocol_version: u32,
+    /// Whether lockdown is on (only administrators are served).
+    pub lockdown: bool,
+}
+
+impl ServerInfo {
+    /// The owned form of the core's view.
+    pub fn from_view(view: &cfms::ops::ServerInfo<'_>) -> Self {
+        let text =
+            |s: Option<cfms::JsonStr<'_>>| s.map(|s| s.chars().collect()).unwrap_or_default();
+        ServerInfo {
+            server_name: text(view.server_name()),
+            version: text(view.version()),
+            protocol_version: view.protocol_version().unwrap_or(0),
+            lockdown: view.lockdown(),
+        }
+    }
+}
+
 /// A handle to a CFMS session running in the background.
 #[derive(Debug, Clone)]
 pub struct CfmsClient {
     commands: mpsc::UnboundedSender<Job>,
     events: broadcast::Sender<CfmsEvent>,
     timeout: StdDuration,
-    server: serde_json::Value,
+    server: ServerInfo,
 }
 
 impl CfmsClient {
@@ -369,10 +366,18 @@ impl CfmsClient {
         })
     }
 
-    /// The first connection's `server_info` answer (`data`: `server_name`,
-    /// `version`, `protocol_version`, `lockdown`).
-    pub fn server_info(&self) -> &serde_json::Value {
+    /// What the server said about itself when the first connection opened.
+    pub fn server(&self) -> &ServerInfo {
         &self.server
+    }
+
+    /// Ask the server about itself now (its lockdown may have changed
+    /// since [`server`](Self::server)). Idempotent: sent again after a
+    /// reconnect within the request timeout.
+    pub async fn ask_server(&self) -> Result<ServerInfo, CfmsError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Ask::Server, Reply::Server(reply), true)?;
+        self.wait(answer).await
     }
 
     /// Send `action` with `data` (a JSON object) and wait for the answer
@@ -409,14 +414,25 @@ impl CfmsClient {
             return Err(CfmsError::Request("data must be a JSON object".into()));
         }
         let (reply, answer) = oneshot::channel();
+        let ask = Ask::Action(action.to_owned(), Zeroizing::new(data.to_string()));
+        self.enqueue(ask, Reply::Body(reply), resend)?;
+        self.wait(answer).await
+    }
+
+    fn enqueue(&self, ask: Ask, reply: Reply, resend: bool) -> Result<(), CfmsError> {
         self.commands
             .send(Job::Request(Command {
-                action: action.to_owned(),
-                data: Zeroizing::new(data.to_string()),
+                ask,
                 reply,
                 resend_until: resend.then(|| tokio::time::Instant::now() + self.timeout),
             }))
-            .map_err(|_| CfmsError::Closed)?;
+            .map_err(|_| CfmsError::Closed)
+    }
+
+    async fn wait<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T, CfmsError>>,
+    ) -> Result<T, CfmsError> {
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(CfmsError::Closed),

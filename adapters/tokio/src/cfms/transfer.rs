@@ -10,7 +10,7 @@ use zeroize::Zeroize;
 
 use super::driver::{CfmsPump, Driver, Ended, Job};
 use super::files::{decrypt_file, hash_file};
-use super::{CfmsClient, CfmsError, words};
+use super::{CfmsClient, CfmsError};
 use crate::link::now;
 
 /// Where the task sends a finished download's key and chunk hashes.
@@ -204,9 +204,8 @@ impl CfmsClient {
         folder_id: Option<&str>,
         title: &str,
     ) -> Result<CreatedDocument, CfmsError> {
-        let protocol = self.server["data"]["protocol_version"].as_u64();
-        let before = match protocol {
-            Some(p) if p >= 5 => None,
+        let before = match self.server.protocol_version {
+            p if p >= 5 => None,
             _ => Some(titled(self, title, folder_id).await?),
         };
         let answer = self
@@ -466,8 +465,7 @@ impl Driver<'_> {
                 // No room for the next frame's header: flush first.
                 Err(cfms::Error::Ws(SendError::InsufficientSize(_))) => return None,
                 Err(e) => {
-                    let why = words::session_error(&e);
-                    return self.upload_broken(CfmsError::Transfer(why));
+                    return self.upload_broken(CfmsError::Transfer(e.to_string()));
                 }
             };
             if up.at_eof && up.pending.is_empty() {

@@ -252,7 +252,7 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
 
     fn can_send(&self) -> bool {
         // Behind a re-login a request would carry the rejected token.
-        let relogging = self.due.relogin || self.pending.any(|p| matches!(p, Purpose::Login(None)));
+        let relogging = self.relogging();
         self.state() == State::Ready
             && matches!(self.transfer, Transfer::None)
             && !self.pending.is_full()
@@ -304,7 +304,7 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
         let result = if whole && !self.streams(kind) {
             self.handle_in_place(now, kind, message.data)
         } else {
-            self.handle_part(now, kind, message.data, message.first, message.last, None)
+            self.handle_part(now, kind, message.data, message.first, message.last)
         };
         if let Err(e) = result {
             // The adapter closes on it; meanwhile nothing more is sent.

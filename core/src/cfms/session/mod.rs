@@ -1,24 +1,17 @@
 //! The CFMS session: one WebSocket connection's request/response state.
 //!
-//! Two ways to drive it:
+//! It runs inside a [`Connection`](crate::connection::Connection) (the
+//! shape every layer shares): the session implements
+//! [`connection::Session`](crate::connection::Session), runs its own
+//! opening sequence ([`State`]; credentials in [`Config::login`]), and
+//! hands out [`ConnectionEvent`]s that carry reply bodies and download
+//! data. Commands are in [`cfms::connection`](super::connection); the
+//! request writers below (`list_directory`, `set_passwd`, ...) are what
+//! `Connection::command` runs.
 //!
-//! - Inside a [`Connection`](crate::connection::Connection) (the shape
-//!   every layer shares): the session implements
-//!   [`connection::Session`](crate::connection::Session), runs its own
-//!   opening sequence ([`State`]; credentials in [`Config::login`]), and
-//!   hands out [`ConnectionEvent`]s that carry reply bodies and download
-//!   data. Commands are in [`cfms::connection`](super::connection).
-//! - Directly (the API the core's and the end-to-end tests still use; no
-//!   runtime does): request methods write a message into the caller's buffer,
-//!   [`Session::handle_message_part`] / [`Session::handle_message`] take
-//!   received messages (download ciphertext goes to a sink),
-//!   [`Session::poll_event`] gives [`Event`]s whose bodies are read with
-//!   [`Session::response`]; the application sends `server_info` and
-//!   `login` itself.
-//!
-//! Either way, outputs are drained after every input:
-//! `poll_transmit` (messages the session itself must send: transfer
-//! headers, `ready`, token refresh, re-login, keep-alive), `poll_event`,
+//! Outputs are drained after every input: `poll_transmit` (messages the
+//! session itself must send: the opening sequence, transfer headers,
+//! `ready`, token refresh, re-login, keep-alive), `poll_event`,
 //! `poll_timeout`. Messages leave in the order the session produced them:
 //! the server answers in that order and the session matches answers
 //! first-in first-out.
@@ -32,7 +25,7 @@
 //! any --request deadline missed / unknown message--> Broken (reconnect: handle_disconnect)
 //! ```
 //!
-//! Files: `types` (config, errors, direct events), `send` (requests),
+//! Files: `types` (config, errors, queued events), `send` (requests),
 //! `receive` (message intake, download streaming), `respond` (answers:
 //! login, token), `transfer` (upload/download messages), `time`
 //! (deadlines, disconnect), `engine` (opening sequence and the
@@ -48,7 +41,8 @@ mod time;
 mod transfer;
 mod types;
 
-pub use types::{Config, Desync, EVENTS, Error, Event, PROTOCOLS, RequestError, Sent, Transmit};
+pub(crate) use types::Transmit;
+pub use types::{Config, Desync, EVENTS, Error, Event, NoAnswer, PROTOCOLS, RequestError, Sent};
 
 pub use engine::State;
 use engine::{Body, Item};
@@ -95,6 +89,9 @@ enum Protocol {
     Refused(Option<u32>),
 }
 
+// One per session, never moved around: a download's reader state is
+// bounded and has no heap to be boxed on.
+#[allow(clippy::large_enum_variant)]
 enum Transfer {
     None,
     Upload(Upload),
@@ -133,7 +130,6 @@ pub struct Session<'a, const Q: usize> {
     rx_overflow: bool,
     rx_kind: MessageKind,
     rx_streaming: bool,
-    rx_valid: bool,
     chunk_hashes: &'a mut [[u8; 32]],
     pending: Pending<Purpose, Q>,
     next_seq: u32,
@@ -174,7 +170,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
             rx_overflow: false,
             rx_kind: MessageKind::Text,
             rx_streaming: false,
-            rx_valid: false,
             chunk_hashes: buffers.chunk_hashes,
             pending: Pending::new(),
             next_seq: 0,
@@ -226,14 +221,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.lockdown
     }
 
-    /// The most recent response, valid until the next message is handled.
-    pub fn response(&self) -> Option<Response<'_>> {
-        if !self.rx_valid {
-            return None;
-        }
-        Response::parse(self.rx.get(..self.rx_len)?).ok()
-    }
-
     /// The chunk hashes of the last download, index order.
     pub fn chunk_hashes(&self) -> &[[u8; 32]] {
         match &self.transfer {
@@ -246,16 +233,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 .get(..self.last_download_chunks)
                 .unwrap_or(self.chunk_hashes),
         }
-    }
-
-    /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        while let Some(item) = self.events.pop_front() {
-            if let Item::Event(e) = item {
-                return Some(e);
-            }
-        }
-        None
     }
 
     pub(super) fn emit(&mut self, e: Event) {

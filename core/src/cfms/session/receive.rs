@@ -3,43 +3,14 @@
 
 use super::*;
 
-/// Where a caller wants a `file_chunk`'s ciphertext.
-pub(super) type Sink<'s> = &'s mut dyn FnMut(&[u8]);
-
 impl<'a, const Q: usize> Session<'a, Q> {
-    /// Handle one whole received message.
-    pub fn handle_message(
-        &mut self,
-        now: Instant,
-        kind: MessageKind,
-        payload: &[u8],
-        sink: &mut impl FnMut(&[u8]),
-    ) -> Result<(), Error> {
-        self.handle_message_part(now, kind, payload, true, true, sink)
-    }
-
     /// Handle a piece of a received message (`first`/`last` mark its ends).
     ///
     /// `file_chunk` messages (about 2.8 MB) are decoded as they stream in:
-    /// the base64 ciphertext is decoded across any piece boundary and
-    /// handed to `sink` in order; nothing of it is buffered beyond three
-    /// base64 characters. Other messages are collected in the receive
-    /// buffer and handled when the last piece arrives.
-    pub fn handle_message_part(
-        &mut self,
-        now: Instant,
-        kind: MessageKind,
-        part: &[u8],
-        first: bool,
-        last: bool,
-        sink: &mut impl FnMut(&[u8]),
-    ) -> Result<(), Error> {
-        self.handle_part(now, kind, part, first, last, Some(sink))
-    }
-
-    /// [`handle_message_part`](Self::handle_message_part) with the
-    /// ciphertext going to `sink`, or (`None`) decoded into the receive
-    /// buffer and announced as [`Item::Data`].
+    /// the base64 ciphertext is decoded across any piece boundary into the
+    /// receive buffer and announced as [`Item::Data`]; nothing of it is
+    /// kept beyond three base64 characters. Other messages are collected in
+    /// the receive buffer and handled when the last piece arrives.
     pub(super) fn handle_part(
         &mut self,
         now: Instant,
@@ -47,14 +18,13 @@ impl<'a, const Q: usize> Session<'a, Q> {
         part: &[u8],
         first: bool,
         last: bool,
-        sink: Option<Sink<'_>>,
     ) -> Result<(), Error> {
         if first {
             self.begin_message(kind)?;
         }
         self.last_activity = now;
         if self.rx_streaming {
-            return self.stream_part(now, part, last, sink);
+            return self.stream_part(now, part, last);
         }
         let end = self.rx_len + part.len();
         if let Some(dst) = self.rx.get_mut(self.rx_len..end) {
@@ -73,7 +43,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         let message = rx.get(..self.rx_len).unwrap_or_default();
         let result = self.on_message(now, message);
         self.rx = rx;
-        self.rx_valid = true;
         self.body = Body::Rx;
         result
     }
@@ -108,7 +77,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         }
         self.rx_len = 0;
         self.rx_overflow = false;
-        self.rx_valid = false;
         self.body = Body::None;
         self.rx_kind = kind;
         self.rx_streaming = self.streams(kind);
@@ -130,7 +98,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         now: Instant,
         part: &[u8],
         last: bool,
-        sink: Option<Sink<'_>>,
     ) -> Result<(), Error> {
         let Transfer::Download(d) = &mut self.transfer else {
             return Ok(());
@@ -139,9 +106,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             head.deadline = now + self.config.transfer_timeout;
         }
         let seq = d.seq;
-        // Without a caller's sink the ciphertext is decoded into the
-        // receive buffer (idle while a file_chunk streams): a piece of n
-        // base64 bytes decodes to at most 3n/4 + 2 of them.
+        // The ciphertext is decoded into the receive buffer (idle while a
+        // file_chunk streams): a piece of n base64 bytes decodes to at most
+        // 3n/4 + 2 of them.
         let (rx, mut filled, mut overflow) = (&mut *self.rx, 0usize, false);
         let mut into_rx = |b: &[u8]| match rx.get_mut(filled..filled + b.len()) {
             Some(dst) => {
@@ -150,10 +117,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
             None => overflow = true,
         };
-        let mut result = match sink {
-            Some(sink) => d.feed(part, &mut |b: &[u8]| sink(b)),
-            None => d.feed(part, &mut into_rx),
-        };
+        let mut result = d.feed(part, &mut into_rx);
         if overflow {
             result = Err(DownloadError::PieceTooLarge {
                 capacity: self.rx.len(),

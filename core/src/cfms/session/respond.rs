@@ -31,11 +31,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     pub(super) fn on_server_info(&mut self, seq: Option<Seq>, r: Response<'_>) {
-        let data = r.data();
-        let version = data
-            .get("protocol_version")
-            .and_then(|v| v.as_u64())
-            .and_then(|v| u32::try_from(v).ok());
+        let info = super::super::ops::ServerInfo::new(&r);
+        let version = info.protocol_version();
         if !r.status().is_ok() {
             // The opening sequence cannot go on without the version.
             if self.state == State::ServerInfo {
@@ -53,10 +50,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Some(v) if PROTOCOLS.contains(&v) => {
                 self.protocol = Protocol::Spoken(v);
                 self.on_spoken();
-                let lockdown = data
-                    .get("lockdown")
-                    .and_then(|l| l.as_bool())
-                    .unwrap_or(false);
+                let lockdown = info.lockdown();
                 let changed = self.lockdown.is_some_and(|old| old != lockdown);
                 self.lockdown = Some(lockdown);
                 if seq.is_some() {
@@ -145,7 +139,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return None;
         }
         self.auth.token.commit(decoded);
-        let exp = data.get("exp").and_then(|e| e.as_f64());
+        let exp = data.get("exp").and_then(|e| e.as_f64_compact());
         let lifetime = auth::token_lifetime(
             now,
             exp,
@@ -169,8 +163,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.emit(Event::TokenRefreshed { expires_in });
             return;
         }
+        // A refresh sent before a request's answer rejected the token is
+        // answered after that rejection: the re-login is under way.
+        if self.relogging() {
+            return;
+        }
         // 400 `Invalid or expired token` (or anything else): log in again.
         self.token_rejected();
+    }
+
+    /// Whether a re-login after a rejected token is due or awaits its answer.
+    pub(super) fn relogging(&self) -> bool {
+        self.due.relogin || self.pending.any(|p| matches!(p, Purpose::Login(None)))
     }
 
     pub(super) fn check_token_rejected(&mut self, r: &Response<'_>) {
@@ -185,6 +189,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.auth.logged_in = false;
         self.auth.refresh_at = None;
         self.auth.token.clear();
+        // A refresh that came due would carry the rejected (now empty) token.
+        self.due.refresh = false;
         let relogin = self.config.relogin && !self.auth.password.is_empty();
         self.due.relogin = relogin;
         self.emit(Event::TokenRejected { relogin });

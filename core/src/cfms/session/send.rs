@@ -17,7 +17,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Err(Error::TransferActive);
         }
         if self.pending.is_full() {
-            return Err(Error::QueueFull { capacity: Q });
+            return Err(Error::Busy);
         }
         Ok(())
     }
@@ -42,9 +42,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         let seq = self.next_seq();
         let deadline = now + self.config.request_timeout;
         // Cannot fail: check_can_send saw room.
-        self.pending
-            .push(purpose(seq), deadline)
-            .map_err(|_| Error::QueueFull { capacity: Q })?;
+        self.pending.push(purpose(seq), deadline)?;
         self.last_activity = now;
         Ok(Sent { seq, len })
     }
@@ -153,12 +151,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
         })?;
         let seq = self.next_seq();
-        self.pending
-            .push(
-                Purpose::Login(by_application.then_some(seq)),
-                now + self.config.request_timeout,
-            )
-            .map_err(|_| Error::QueueFull { capacity: Q })?;
+        self.pending.push(
+            Purpose::Login(by_application.then_some(seq)),
+            now + self.config.request_timeout,
+        )?;
         self.last_activity = now;
         Ok(Sent { seq, len })
     }
@@ -308,7 +304,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     /// Write the next message the session owes the server into `buf`.
-    pub fn poll_transmit(
+    pub(super) fn poll_transmit(
         &mut self,
         now: Instant,
         buf: &mut [u8],

@@ -63,7 +63,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.broken = false;
         self.due = Due::default();
         self.rx_len = 0;
-        self.rx_valid = false;
         self.rx_streaming = false;
         self.lockdown = None;
         self.auth.awaiting_two_factor = false;

@@ -1,5 +1,5 @@
-//! The session's public vocabulary: tunables, errors, and the events of
-//! the direct (legacy) API.
+//! The session's public vocabulary: tunables, errors, and [`Event`], the
+//! events as the session queues them (without their bodies).
 #![deny(clippy::indexing_slicing)]
 
 use super::*;
@@ -69,13 +69,13 @@ pub struct Sent {
     pub len: usize,
 }
 
-/// A message the session wants sent, from [`Session::poll_transmit`].
+/// A message the session wants sent (inside `poll_transmit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
+pub(crate) struct Transmit {
     /// Text or binary.
-    pub kind: MessageKind,
+    pub(crate) kind: MessageKind,
     /// Bytes written into the buffer.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 /// Why a call was refused; nothing was written or consumed.
@@ -85,11 +85,6 @@ pub enum Error {
     BufferTooSmall {
         /// Bytes needed.
         required: usize,
-    },
-    /// `capacity` requests are already in flight.
-    QueueFull {
-        /// The queue's capacity.
-        capacity: usize,
     },
     /// A transfer is running; nothing may be pipelined behind it.
     TransferActive,
@@ -117,8 +112,8 @@ pub enum Error {
     },
     /// Caller-given `data` is not a JSON object.
     InvalidData(JsonError),
-    /// Drain [`Session::poll_event`] before the next message: the pending
-    /// events refer to the response still in the receive buffer.
+    /// A driver broke the drain rule: a message was handed in while events
+    /// that borrow the previous one were not taken yet.
     EventsNotDrained,
     /// A received message is not one a protocol 3–5 server sends.
     Malformed(EnvelopeError),
@@ -130,6 +125,7 @@ pub enum Error {
     /// a transfer running, `Q` requests in flight, or the connection
     /// broken): see [`State`] and
     /// [`Connection::can_send`](crate::connection::Connection::can_send).
+    /// The capacity error every layer shares ([`pending::Busy`](crate::pending::Busy)).
     Busy,
     /// The WebSocket refused the message (not open, closing, a binary
     /// message half sent, no room in its transmit buffer).
@@ -141,6 +137,89 @@ impl From<InsufficientSize> for Error {
         Error::BufferTooSmall {
             required: e.required,
         }
+    }
+}
+
+impl From<crate::pending::Busy> for Error {
+    fn from(_: crate::pending::Busy) -> Self {
+        Error::Busy
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::BufferTooSmall { required } => write!(
+                f,
+                "the message needs {required} bytes, more than the buffer holds"
+            ),
+            Error::TransferActive => f.write_str("a transfer is running"),
+            Error::ServerInfoFirst => {
+                f.write_str("the server has not told its protocol version yet")
+            }
+            Error::ProtocolUnsupported { version } => unsupported(f, *version),
+            Error::NotLoggedIn => f.write_str("not logged in"),
+            Error::NoTwoFactorPending => f.write_str("no two-factor code was asked for"),
+            Error::Broken => f.write_str("answers and requests are out of step"),
+            Error::TooLong { field, max } => write!(f, "{field} is longer than {max} bytes"),
+            Error::InvalidData(j) => write!(f, "data is not a JSON object: {j}"),
+            Error::EventsNotDrained => f.write_str("events were not drained (a driver bug)"),
+            Error::Malformed(m) => {
+                write!(f, "the server sent a message that is not CFMS 3-5: {m}")
+            }
+            Error::Unsolicited => f.write_str("the server sent a message nobody asked for"),
+            Error::Upload(e) => e.fmt(f),
+            Error::Busy => f.write_str("the session cannot take a request now"),
+            Error::Ws(e) => write!(f, "the WebSocket refused the message: {e:?}"),
+        }
+    }
+}
+
+/// A server that speaks another protocol version, in words.
+pub(super) fn unsupported(
+    f: &mut core::fmt::Formatter<'_>,
+    version: Option<u32>,
+) -> core::fmt::Result {
+    match version {
+        Some(v) => write!(f, "the server speaks CFMS protocol {v}, this client 3 to 5"),
+        None => f.write_str(
+            "the server frames its messages as CFMS protocol 13 or later; \
+             this client speaks 3 to 5",
+        ),
+    }
+}
+
+/// A step of the opening sequence ([`State`]) got no answer in time: the
+/// error an adapter reports when it gives up on a silent server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoAnswer {
+    /// The step that waited ([`State::ServerInfo`], [`State::LoggingIn`],
+    /// [`State::TwoFactor`] or [`State::Registering`]).
+    pub step: State,
+    /// How long it waited.
+    pub waited: Duration,
+}
+
+impl core::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Whole seconds as such ("5 s"), a cut-short wait to a tenth ("0.4 s").
+        let tenths = self.waited.total_millis().saturating_add(50) / 100;
+        let (secs, tenth) = (tenths / 10, tenths % 10);
+        f.write_str("no answer to ")?;
+        f.write_str(match self.step {
+            State::ServerInfo => "the server information request",
+            State::Registering => "the listener registration",
+            _ => "the login",
+        })?;
+        write!(f, " within {secs}")?;
+        if tenth != 0 {
+            write!(f, ".{tenth}")?;
+        }
+        f.write_str(" s")?;
+        if self.step == State::ServerInfo {
+            f.write_str(": is this a CFMS protocol 3-5 server?")?;
+        }
+        Ok(())
     }
 }
 
@@ -160,6 +239,20 @@ pub enum RequestError {
     Malformed(EnvelopeError),
 }
 
+impl core::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RequestError::Timeout => f.write_str("no answer in time"),
+            RequestError::Disconnected => f.write_str("the connection closed"),
+            RequestError::ResponseTooLarge { capacity } => write!(
+                f,
+                "the answer is larger than the {capacity}-byte receive buffer"
+            ),
+            RequestError::Malformed(m) => write!(f, "the answer is not CFMS: {m}"),
+        }
+    }
+}
+
 /// Why the connection can no longer be trusted to match answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Desync {
@@ -169,11 +262,21 @@ pub enum Desync {
     Transfer,
 }
 
-/// What happened; drain with [`Session::poll_event`] after every input.
+impl core::fmt::Display for Desync {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Desync::Timeout => "a request's deadline passed, a late answer would be misread",
+            Desync::Transfer => "a transfer message could not be followed",
+        })
+    }
+}
+
+/// What happened, as the session queues it: a [`ConnectionEvent`](super::ConnectionEvent)
+/// without the body or data it borrows (a test or a log can keep it).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {
     /// `server_info` answered with a spoken protocol version. Details via
-    /// [`Session::response`] (`server_name`, `version`).
+    /// the [`ConnectionEvent`](super::ConnectionEvent) (`server_name`, `version`).
     ServerInfo {
         /// Which request (`None` for the session's own keep-alive/fence).
         seq: Option<Seq>,
@@ -188,7 +291,7 @@ pub enum Event {
         version: Option<u32>,
     },
     /// Logged in (or re-logged in). Nickname, permissions and groups via
-    /// [`Session::response`].
+    /// the [`ConnectionEvent`](super::ConnectionEvent).
     LoggedIn {
         /// Time until the token expires.
         expires_in: Duration,
@@ -216,7 +319,7 @@ pub enum Event {
         /// Whether lockdown is now on.
         on: bool,
     },
-    /// The answer to a request; its body via [`Session::response`].
+    /// The answer to a request; its body via the [`ConnectionEvent`](super::ConnectionEvent).
     Reply {
         /// Which request.
         seq: Seq,
@@ -289,7 +392,7 @@ pub enum Event {
 }
 
 impl Event {
-    /// Whether [`Session::response`] holds this event's body.
+    /// Whether the [`ConnectionEvent`](super::ConnectionEvent) holds this event's body.
     pub(super) fn refers_to_response(&self) -> bool {
         matches!(
             self,
