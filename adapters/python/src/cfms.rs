@@ -497,9 +497,7 @@ impl CfmsConnection {
 
 fn cfms_error(e: cfms::Error) -> PyErr {
     match e {
-        cfms::Error::Busy | cfms::Error::QueueFull { .. } | cfms::Error::TransferActive => {
-            BusyError::new_err(format!("{e:?}"))
-        }
+        cfms::Error::Busy | cfms::Error::TransferActive => BusyError::new_err(format!("{e:?}")),
         cfms::Error::Ws(_) | cfms::Error::NotLoggedIn | cfms::Error::Broken => {
             NotConnectedError::new_err(format!("{e:?}"))
         }
