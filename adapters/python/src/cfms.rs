@@ -57,9 +57,8 @@ pub struct CfmsConnection {
     user: String,
     password: zeroize::Zeroizing<String>,
     settings: Settings,
-    input: Vec<u8>,
-    input_start: usize,
-    eof: bool,
+    /// Received bytes and end of stream, for the core.
+    inbox: crate::Inbox,
     output: Vec<u8>,
     now: naslink_core::time::Instant,
 }
@@ -164,19 +163,13 @@ impl CfmsConnection {
             if let Some(e) = event {
                 return Ok(Some(e));
             }
-            if self.input_start < self.input.len() {
-                let (input, start) = (&self.input, self.input_start);
+            if !self.inbox.pending().is_empty() {
+                let input = self.inbox.pending();
                 let taken = match &mut self.cell {
-                    Some(cell) => cell.with_conn_mut(|conn| {
-                        conn.handle_input(now, input.get(start..).unwrap_or_default())
-                    }),
+                    Some(cell) => cell.with_conn_mut(|conn| conn.handle_input(now, input)),
                     None => 0,
                 };
-                self.input_start += taken;
-                if self.input_start == self.input.len() {
-                    self.input.clear();
-                    self.input_start = 0;
-                }
+                self.inbox.consume(taken);
                 if taken == 0 {
                     let before = self.output.len();
                     self.drain_transmit();
@@ -186,8 +179,7 @@ impl CfmsConnection {
                 }
                 continue;
             }
-            if self.eof {
-                self.eof = false;
+            if self.inbox.take_eof() {
                 self.with(|conn| {
                     conn.handle_eof(now);
                     Ok(())
@@ -231,9 +223,7 @@ impl CfmsConnection {
                 request_timeout: duration(request_timeout)?,
                 transfer_timeout: duration(transfer_timeout)?,
             },
-            input: Vec::new(),
-            input_start: 0,
-            eof: false,
+            inbox: crate::Inbox::default(),
             output: Vec::new(),
             now,
         };
@@ -271,22 +261,7 @@ impl CfmsConnection {
     #[pyo3(signature = (data, now = None))]
     fn receive_data(&mut self, py: Python<'_>, data: &[u8], now: Option<f64>) -> PyResult<()> {
         self.now = self.now.max(instant(py, now)?);
-        if data.is_empty() {
-            self.eof = true;
-            return Ok(());
-        }
-        let waiting = self.input.len() - self.input_start;
-        if waiting + data.len() > crate::input_cap(self.settings.receive) {
-            return Err(BusyError::new_err(
-                "too much received data waits: take events with next_event() first",
-            ));
-        }
-        if self.input_start > 0 {
-            self.input.drain(..self.input_start);
-            self.input_start = 0;
-        }
-        self.input.extend_from_slice(data);
-        Ok(())
+        self.inbox.push(data, self.settings.receive)
     }
 
     /// The next event, or ``None`` when more input (or time) is needed.
@@ -485,9 +460,7 @@ impl CfmsConnection {
     fn reconnect(&mut self, py: Python<'_>, now: Option<f64>) -> PyResult<()> {
         let now = instant(py, now)?;
         self.now = self.now.max(now);
-        self.input.clear();
-        self.input_start = 0;
-        self.eof = false;
+        self.inbox = crate::Inbox::default();
         self.output.clear();
         self.cell = None;
         self.cell = Some(self.build(now)?);

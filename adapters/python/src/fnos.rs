@@ -94,12 +94,8 @@ fn ws_client(
 pub struct Connection {
     cell: Cell,
     sizes: Sizes,
-    /// Received bytes the core has not taken yet.
-    input: Vec<u8>,
-    /// Where the untaken bytes of `input` start.
-    input_start: usize,
-    /// End of stream was received and not yet passed on.
-    eof: bool,
+    /// Received bytes and end of stream, for the core.
+    inbox: crate::Inbox,
     /// Bytes taken out of the core to unblock input, for `data_to_send`.
     output: Vec<u8>,
     /// The time of the last input, for calls that take none.
@@ -147,18 +143,13 @@ impl Connection {
             if let Some(e) = event {
                 return Ok(Some(e));
             }
-            if self.input_start < self.input.len() {
-                let (input, start) = (&self.input, self.input_start);
+            if !self.inbox.pending().is_empty() {
+                let input = self.inbox.pending();
                 let taken = self.cell.with_dependent_mut(|_, live| {
-                    live.as_mut().map_or(0, |conn| {
-                        conn.handle_input(now, input.get(start..).unwrap_or_default())
-                    })
+                    live.as_mut()
+                        .map_or(0, |conn| conn.handle_input(now, input))
                 });
-                self.input_start += taken;
-                if self.input_start == self.input.len() {
-                    self.input.clear();
-                    self.input_start = 0;
-                }
+                self.inbox.consume(taken);
                 if taken == 0 {
                     // A pong or close reply waits for room: move the
                     // output out, then try again; still nothing means
@@ -171,8 +162,7 @@ impl Connection {
                 }
                 continue;
             }
-            if self.eof {
-                self.eof = false;
+            if self.inbox.take_eof() {
                 self.with(|conn| {
                     conn.handle_eof(now);
                     Ok(())
@@ -237,9 +227,7 @@ impl Connection {
         Ok(Connection {
             cell,
             sizes,
-            input: Vec::new(),
-            input_start: 0,
-            eof: false,
+            inbox: crate::Inbox::default(),
             output: Vec::new(),
             now,
         })
@@ -277,22 +265,7 @@ impl Connection {
     #[pyo3(signature = (data, now = None))]
     fn receive_data(&mut self, py: Python<'_>, data: &[u8], now: Option<f64>) -> PyResult<()> {
         self.now = self.now.max(instant(py, now)?);
-        if data.is_empty() {
-            self.eof = true;
-            return Ok(());
-        }
-        let waiting = self.input.len() - self.input_start;
-        if waiting + data.len() > crate::input_cap(self.sizes.receive) {
-            return Err(BusyError::new_err(
-                "too much received data waits: take events with next_event() first",
-            ));
-        }
-        if self.input_start > 0 {
-            self.input.drain(..self.input_start);
-            self.input_start = 0;
-        }
-        self.input.extend_from_slice(data);
-        Ok(())
+        self.inbox.push(data, self.sizes.receive)
     }
 
     /// The next event, or ``None`` when more input (or time) is needed.
@@ -455,9 +428,7 @@ impl Connection {
     fn reconnect(&mut self, py: Python<'_>, now: Option<f64>) -> PyResult<()> {
         let now = instant(py, now)?;
         self.now = self.now.max(now);
-        self.input.clear();
-        self.input_start = 0;
-        self.eof = false;
+        self.inbox = crate::Inbox::default();
         self.output.clear();
         let sizes = self.sizes;
         self.cell.with_dependent_mut(|owned, live| {

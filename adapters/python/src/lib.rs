@@ -87,6 +87,56 @@ fn input_cap(receive_buffer: usize) -> usize {
     receive_buffer.max(256 * 1024) * 4
 }
 
+/// Received bytes the core has not taken yet, and an end of stream not
+/// yet passed on: what both bindings' `receive_data` queues and their
+/// event loop feeds to the core.
+#[derive(Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    /// Where the untaken bytes of `bytes` start.
+    start: usize,
+    eof: bool,
+}
+
+impl Inbox {
+    /// Queues bytes from the transport (`b""` is end of stream); more than
+    /// `input_cap(receive_buffer)` waiting is `BusyError`.
+    fn push(&mut self, data: &[u8], receive_buffer: usize) -> PyResult<()> {
+        if data.is_empty() {
+            self.eof = true;
+            return Ok(());
+        }
+        if self.pending().len() + data.len() > input_cap(receive_buffer) {
+            return Err(BusyError::new_err(
+                "too much received data waits: take events with next_event() first",
+            ));
+        }
+        self.bytes.drain(..self.start);
+        self.start = 0;
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The bytes the core has not taken yet.
+    fn pending(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or_default()
+    }
+
+    /// The core took `n` more bytes.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Whether an end of stream waits to be passed on (once).
+    fn take_eof(&mut self) -> bool {
+        core::mem::take(&mut self.eof)
+    }
+}
+
 /// The OS random source: WebSocket masks, login keys, RSA padding.
 ///
 /// A failing OS random source cannot be answered with weaker keys, so it
