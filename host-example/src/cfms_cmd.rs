@@ -175,8 +175,8 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
-        Command::Check(_) => {
-            return Err(Failure::Usage("check speaks fnOS only".into()));
+        Command::Check(_) | Command::Exporter { .. } => {
+            return Err(Failure::Usage("check and exporter speak fnOS only".into()));
         }
     }
     Ok(())

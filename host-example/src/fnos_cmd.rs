@@ -105,7 +105,7 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
                 );
             }
         }
-        Command::Demo | Command::Sim(_) | Command::Check(_) => {
+        Command::Demo | Command::Sim(_) | Command::Check(_) | Command::Exporter { .. } => {
             unreachable!("handled before connecting")
         }
     }

@@ -25,6 +25,7 @@
 
 mod cfms_cmd;
 mod demo;
+mod exporter;
 mod fnos_cmd;
 mod output;
 
@@ -124,6 +125,13 @@ enum Command {
     /// fnOS: Nagios/Icinga plugin. One status line with performance data; exit 0 OK,
     /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no connection, login refused, usage).
     Check(CheckArgs),
+    /// fnOS: Prometheus exporter; each scrape of /metrics takes a fresh snapshot
+    /// over one session kept open.
+    Exporter {
+        /// Address to serve /metrics on.
+        #[arg(long, default_value = "127.0.0.1:9633")]
+        listen: std::net::SocketAddr,
+    },
     /// List a folder (fnOS: the home view without a path; CFMS: the root).
     Ls {
         /// Folder path (`vol1/1000/Documents`, CFMS `a/b`) or a CFMS folder id.
@@ -481,6 +489,7 @@ async fn execute(job: Job) -> Result<(), Failure> {
         Job::Sim(Sim::Cfms(args)) => naslink_sim::cfms::run_cli(args).await.map_err(emulator),
         Job::Fnos(cli, options) => match &cli.command {
             Command::Check(args) => Err(fnos_cmd::check(args, options).await),
+            Command::Exporter { listen } => exporter::run(*listen, options).await,
             _ => fnos_cmd::run(&cli, options).await,
         },
         Job::Cfms(cli, options) => cfms_cmd::run(&cli, options).await,
