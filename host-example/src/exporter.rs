@@ -85,16 +85,16 @@ async fn serve(mut stream: TcpStream, exporter: &Exporter) -> std::io::Result<()
     let mut head = Vec::with_capacity(1024);
     let read = tokio::time::timeout(HEAD_TIMEOUT, async {
         let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            if head.len() >= MAX_HEAD {
-                return false;
-            }
+        loop {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => return false,
-                Ok(n) => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Ok(n) => match absorb(&mut head, buf.get(..n).unwrap_or_default()) {
+                    Head::More => {}
+                    Head::Complete => return true,
+                    Head::TooLarge => return false,
+                },
             }
         }
-        true
     })
     .await;
     if read != Ok(true) {
@@ -106,14 +106,43 @@ async fn serve(mut stream: TcpStream, exporter: &Exporter) -> std::io::Result<()
         )
         .await;
     }
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let mut words = line.split(|b| *b == b' ');
-    let (method, path) = (words.next(), words.next());
-    if method != Some(b"GET") || !matches!(path, Some(b"/metrics")) {
+    if !is_metrics_request(&head) {
         return respond(&mut stream, "404 Not Found", "text/plain", "try /metrics\n").await;
     }
     let body = exporter.scrape().await;
     respond(&mut stream, "200 OK", CONTENT_TYPE, &body).await
+}
+
+/// Where reading a request head stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// No blank line yet.
+    More,
+    /// The blank line ending the head arrived.
+    Complete,
+    /// [`MAX_HEAD`] bytes without a blank line.
+    TooLarge,
+}
+
+/// Add `chunk` to `head` (never beyond [`MAX_HEAD`]) and say whether the
+/// head is complete.
+fn absorb(head: &mut Vec<u8>, chunk: &[u8]) -> Head {
+    let room = MAX_HEAD.saturating_sub(head.len());
+    head.extend_from_slice(chunk.get(..chunk.len().min(room)).unwrap_or_default());
+    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+        Head::Complete
+    } else if head.len() >= MAX_HEAD {
+        Head::TooLarge
+    } else {
+        Head::More
+    }
+}
+
+/// Whether the request line is `GET /metrics ...`.
+fn is_metrics_request(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let mut words = line.split(|b| *b == b' ');
+    words.next() == Some(b"GET") && words.next() == Some(b"/metrics")
 }
 
 async fn respond(
@@ -373,5 +402,60 @@ fn record(registry: &mut Registry, s: &Snapshot) {
             None,
             *n as f64,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random bytes split at random points: no panic, the head never
+        /// outgrows its cap, and it ends once complete or full.
+        #[test]
+        fn request_heads_of_random_bytes_in_random_pieces(
+            bytes in proptest::collection::vec(any::<u8>(), 0..20_000),
+            cuts in proptest::collection::vec(1usize..3000, 1..16),
+        ) {
+            let mut head = Vec::new();
+            let mut rest = bytes.as_slice();
+            let mut state = Head::More;
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() || state != Head::More {
+                    break;
+                }
+                let (chunk, tail) = rest.split_at((*cut).min(rest.len()));
+                rest = tail;
+                state = absorb(&mut head, chunk);
+                prop_assert!(head.len() <= MAX_HEAD);
+            }
+            let _ = is_metrics_request(&head);
+            if state == Head::More {
+                prop_assert!(head.len() < MAX_HEAD);
+            }
+        }
+
+        /// A `GET /metrics` head arrives complete however it is split.
+        #[test]
+        fn a_metrics_request_in_any_pieces_is_routed(cut in 1usize..60) {
+            let request = b"GET /metrics HTTP/1.1\r\nHost: nas\r\n\r\n";
+            let mut head = Vec::new();
+            let mut state = Head::More;
+            for chunk in request.chunks(cut) {
+                state = absorb(&mut head, chunk);
+            }
+            prop_assert_eq!(state, Head::Complete);
+            prop_assert!(is_metrics_request(&head));
+        }
+    }
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        assert!(is_metrics_request(b"GET /metrics HTTP/1.1\r\n\r\n"));
+        assert!(!is_metrics_request(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!is_metrics_request(b"POST /metrics HTTP/1.1\r\n\r\n"));
+        assert!(!is_metrics_request(b"GET /metricsx HTTP/1.1\r\n\r\n"));
+        assert!(!is_metrics_request(b""));
     }
 }
