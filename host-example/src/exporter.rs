@@ -265,6 +265,15 @@ fn record(registry: &mut Registry, s: &Snapshot) {
     for part in &report.needs_admin {
         set(&denied, "part", part, 1.0);
     }
+    let refused = family(
+        registry,
+        "part_refused",
+        "Panel parts the server refused for another reason (a command this firmware lacks)",
+        None,
+    );
+    for part in &report.refused {
+        set(&refused, "part", part, 1.0);
+    }
     if let Part::Known(cpu) = &s.cpu {
         if let Some(t) = cpu.temperature {
             gauge(

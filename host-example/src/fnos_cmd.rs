@@ -166,6 +166,9 @@ pub async fn check(args: &CheckArgs, options: FnosOptions) -> Failure {
     if !report.needs_admin.is_empty() {
         summary.push(format!("needs admin: {}", report.needs_admin.join(" ")));
     }
+    if !report.refused.is_empty() {
+        summary.push(format!("refused: {}", report.refused.join(" ")));
+    }
     let mut perf = Vec::new();
     for p in snapshot.pools.known().into_iter().flatten() {
         if let Some(used) = p.used_percent() {
@@ -313,6 +316,7 @@ fn part<T>(part: &Part<T>, f: impl FnOnce(&T) -> Value) -> Value {
     match part {
         Part::Known(t) => f(t),
         Part::NeedsAdmin => json!("needs admin"),
+        Part::Refused(why) => json!({ "refused": why }),
     }
 }
 
@@ -347,6 +351,7 @@ fn panel_json(s: &Snapshot) -> Value {
             })).collect::<Vec<_>>(),
             "omitted": report.omitted,
             "needs_admin": report.needs_admin,
+            "refused": report.refused,
         },
         "cpu": part(&s.cpu, |c| json!({
             "name": c.name,
@@ -411,6 +416,9 @@ fn panel_rows(s: &Value) -> (String, String) {
     }
     for part in h["needs_admin"].as_array().into_iter().flatten() {
         head.push_str(&format!("  {:<8} needs admin\n", text(part)));
+    }
+    for part in h["refused"].as_array().into_iter().flatten() {
+        head.push_str(&format!("  {:<8} refused by the server\n", text(part)));
     }
     let celsius = |v: &Value| v.as_i64().map_or("?".into(), |c| format!("{c} C"));
     let mut tail = String::new();

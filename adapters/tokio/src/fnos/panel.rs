@@ -7,7 +7,9 @@
 //! [`request_idempotent`](FnosClient::request_idempotent) (they only
 //! read). [`FnosClient::snapshot`] sends all of a panel's requests at once
 //! and waits for them together; a part the account may not see (errno
-//! 4352, administrators only) is [`Part::NeedsAdmin`], not an error.
+//! 4352, administrators only) is [`Part::NeedsAdmin`], and a part the
+//! server refuses otherwise (a command this firmware lacks, an app not
+//! installed) is [`Part::Refused`]: neither fails the snapshot.
 
 use naslink_core::fnos::health::{self, Level, Thresholds};
 use naslink_core::fnos::panel::{
@@ -28,14 +30,26 @@ pub enum Part<T> {
     Known(T),
     /// Administrators only.
     NeedsAdmin,
+    /// The server refused this part for another reason (its message).
+    Refused(String),
 }
 
 impl<T> Part<T> {
+    /// `None` when known, `Some(true)` when it needs admin, `Some(false)`
+    /// when refused otherwise.
+    fn kind(&self) -> Option<bool> {
+        match self {
+            Part::Known(_) => None,
+            Part::NeedsAdmin => Some(true),
+            Part::Refused(_) => Some(false),
+        }
+    }
+
     /// The figures, if known.
     pub fn known(&self) -> Option<&T> {
         match self {
             Part::Known(t) => Some(t),
-            Part::NeedsAdmin => None,
+            Part::NeedsAdmin | Part::Refused(_) => None,
         }
     }
 }
@@ -170,6 +184,8 @@ pub struct HealthReport {
     pub omitted: usize,
     /// Parts left out because the account is not an administrator.
     pub needs_admin: Vec<&'static str>,
+    /// Parts the server refused for another reason.
+    pub refused: Vec<&'static str>,
 }
 
 impl Snapshot {
@@ -219,16 +235,19 @@ impl Snapshot {
         };
         let verdict = health::verdict(&snapshot, thresholds);
         let mut needs_admin = Vec::new();
-        for (name, denied) in [
-            ("cpu", self.cpu == Part::NeedsAdmin),
-            ("disks", self.disks == Part::NeedsAdmin),
-            ("pools", self.pools == Part::NeedsAdmin),
-            ("containers", self.containers == Part::NeedsAdmin),
-            ("ups", self.ups == Part::NeedsAdmin),
-            ("warnings", self.unread_warnings == Part::NeedsAdmin),
+        let mut refused = Vec::new();
+        for (name, state) in [
+            ("cpu", self.cpu.kind()),
+            ("disks", self.disks.kind()),
+            ("pools", self.pools.kind()),
+            ("containers", self.containers.kind()),
+            ("ups", self.ups.kind()),
+            ("warnings", self.unread_warnings.kind()),
         ] {
-            if denied {
-                needs_admin.push(name);
+            match state {
+                Some(true) => needs_admin.push(name),
+                Some(false) => refused.push(name),
+                None => {}
             }
         }
         HealthReport {
@@ -243,6 +262,7 @@ impl Snapshot {
                 .collect(),
             omitted: verdict.omitted(),
             needs_admin,
+            refused,
         }
     }
 }
@@ -283,7 +303,8 @@ fn owned(s: Option<JsonStr<'_>>) -> Option<String> {
     s.map(|s| s.chars().collect())
 }
 
-/// Map errno 4352 to [`Part::NeedsAdmin`].
+/// Map errno 4352 to [`Part::NeedsAdmin`] and other refusals to
+/// [`Part::Refused`]; connection-level failures stay errors.
 fn part<T>(result: Result<T, FnosError>) -> Result<Part<T>, FnosError> {
     match result {
         Ok(t) => Ok(Part::Known(t)),
@@ -291,6 +312,7 @@ fn part<T>(result: Result<T, FnosError>) -> Result<Part<T>, FnosError> {
             errno: Some(Errno::PermissionDenied),
             ..
         }) => Ok(Part::NeedsAdmin),
+        Err(e @ FnosError::Server { .. }) => Ok(Part::Refused(e.to_string())),
         Err(e) => Err(e),
     }
 }
@@ -472,7 +494,9 @@ impl FnosClient {
     }
 
     /// The whole panel, every request in flight together; parts refused
-    /// with errno 4352 are [`Part::NeedsAdmin`]. Fails on any other error.
+    /// with errno 4352 are [`Part::NeedsAdmin`], other refusals
+    /// [`Part::Refused`]. Fails when the connection fails (timeout, lost,
+    /// closed).
     pub async fn snapshot(&self) -> Result<Snapshot, FnosError> {
         let (cpu, disks, pools, containers, ups, unread) = tokio::join!(
             self.cpu(),
@@ -506,5 +530,38 @@ mod tests {
         assert!(params.to_string().contains("sda"), "{params}");
         let (_, none) = split(&Request::new("appcgi.resmon.cpu")).unwrap();
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn refusals_become_parts_and_connection_failures_stay_errors() {
+        let server = |errno| FnosError::Server {
+            errno: Some(errno),
+            message: "no".into(),
+            body: serde_json::Value::Null,
+        };
+        assert_eq!(
+            part::<()>(Err(server(Errno::PermissionDenied))).unwrap(),
+            Part::NeedsAdmin
+        );
+        assert!(matches!(
+            part::<()>(Err(server(Errno::BadParameter))).unwrap(),
+            Part::Refused(m) if m.contains("no")
+        ));
+        assert!(matches!(
+            part::<()>(Err(FnosError::TimedOut)),
+            Err(FnosError::TimedOut)
+        ));
+        let snapshot = Snapshot {
+            cpu: Part::Refused("x".into()),
+            disks: Part::NeedsAdmin,
+            pools: Part::Known(Vec::new()),
+            containers: Part::Known(Vec::new()),
+            ups: Part::Known(UpsStatus::default()),
+            unread_warnings: Part::Known(None),
+        };
+        let report = snapshot.health(&Thresholds::default());
+        assert_eq!(report.level, Level::Ok);
+        assert_eq!(report.needs_admin, ["disks"]);
+        assert_eq!(report.refused, ["cpu"]);
     }
 }
