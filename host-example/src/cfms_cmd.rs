@@ -175,6 +175,9 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
+        Command::Check(_) | Command::Exporter { .. } => {
+            return Err(Failure::Usage("check and exporter speak fnOS only".into()));
+        }
     }
     Ok(())
 }

@@ -7,7 +7,10 @@ use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosRep
 use serde_json::{Value, json};
 
 use crate::output::{Progress, done, human, term, text};
-use crate::{Cli, Command, Failure};
+use crate::{CheckArgs, Cli, Command, Failure};
+use naslink_tokio::core::fnos::health::{Level, Thresholds};
+use naslink_tokio::core::fnos::panel::{PoolState, SmartVerdict};
+use naslink_tokio::fnos::{Part, Snapshot};
 
 /// Connect, log in, run the command.
 pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
@@ -102,9 +105,120 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
                 );
             }
         }
-        Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
+        Command::Demo | Command::Sim(_) | Command::Check(_) | Command::Exporter { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(())
+}
+
+/// The plugin's name on its status line.
+const PLUGIN: &str = "NASLINK";
+
+/// Any failure of `check` before its verdict: UNKNOWN (exit 3), said on
+/// standard output as monitoring plugins do.
+pub fn unknown(failure: Failure) -> Failure {
+    if let Failure::Check(_) = failure {
+        return failure;
+    }
+    println!("{PLUGIN} UNKNOWN - {}", failure.message_for_plugin());
+    Failure::Check(3)
+}
+
+/// The thresholds of `check`'s flags.
+fn thresholds(args: &CheckArgs) -> Thresholds {
+    Thresholds {
+        volume_warning_percent: args.volume_warning,
+        volume_critical_percent: args.volume_critical,
+        disk_warning_celsius: args.disk_temp_warning,
+        disk_critical_celsius: args.disk_temp_critical,
+        cpu_warning_celsius: args.cpu_temp_warning,
+        cpu_critical_celsius: args.cpu_temp_critical,
+        ups_critical_percent: args.ups_critical,
+    }
+}
+
+/// A performance-data label: quoted, its quotes doubled.
+fn label(name: &str) -> String {
+    format!("'{}'", name.replace('\'', "''"))
+}
+
+/// `naslink check`: connect, take a snapshot, print one status line with
+/// performance data, and return the exit code as a [`Failure::Check`].
+pub async fn check(args: &CheckArgs, options: FnosOptions) -> Failure {
+    let nas = match FnosClient::connect(options).await {
+        Ok(nas) => nas,
+        Err(e) => return unknown(e.into()),
+    };
+    let snapshot = match nas.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return unknown(e.into()),
+    };
+    let t = thresholds(args);
+    let report = snapshot.health(&t);
+    let mut summary: Vec<String> = report.reasons.iter().map(|r| term(&r.text)).collect();
+    if report.omitted > 0 {
+        summary.push(format!("{} more", report.omitted));
+    }
+    if summary.is_empty() {
+        summary.push("no problems".into());
+    }
+    if !report.needs_admin.is_empty() {
+        summary.push(format!("needs admin: {}", report.needs_admin.join(" ")));
+    }
+    if !report.refused.is_empty() {
+        summary.push(format!("refused: {}", report.refused.join(" ")));
+    }
+    let mut perf = Vec::new();
+    for p in snapshot.pools.known().into_iter().flatten() {
+        if let Some(used) = p.used_percent() {
+            perf.push(format!(
+                "{}={used}%;{};{};0;100",
+                label(&format!("{} used", term(&p.name))),
+                t.volume_warning_percent,
+                t.volume_critical_percent
+            ));
+        }
+    }
+    for d in snapshot.disks.known().into_iter().flatten() {
+        if let Some(c) = d.temperature {
+            perf.push(format!(
+                "{}={c};{};{}",
+                label(&format!("{} temperature", term(&d.name))),
+                t.disk_warning_celsius,
+                t.disk_critical_celsius
+            ));
+        }
+    }
+    if let Some(c) = snapshot.cpu.known().and_then(|c| c.temperature) {
+        perf.push(format!(
+            "{}={c};{};{}",
+            label("cpu temperature"),
+            t.cpu_warning_celsius,
+            t.cpu_critical_celsius
+        ));
+    }
+    if let Some(p) = snapshot.ups.known().and_then(|u| u.battery_percent) {
+        perf.push(format!(
+            "{}={p}%;;{}:;0;100",
+            label("ups battery"),
+            u16::from(t.ups_critical_percent) + 1
+        ));
+    }
+    if let Some(n) = snapshot.unread_warnings.known().copied().flatten() {
+        perf.push(format!("{}={n};1;;0", label("unread warnings")));
+    }
+    println!(
+        "{PLUGIN} {} - {} | {}",
+        report.level,
+        summary.join(", "),
+        perf.join(" ")
+    );
+    Failure::Check(match report.level {
+        Level::Ok => 0,
+        Level::Warning => 1,
+        Level::Critical => 2,
+    })
 }
 
 /// The remote path of `put`: `folder/name` as given, or `folder/` with
@@ -140,12 +254,14 @@ pub async fn info(nas: &FnosClient) -> Result<Value, FnosError> {
 /// The front-panel snapshot; its four requests are in flight together.
 pub async fn status(nas: &FnosClient) -> Result<Value, FnosError> {
     let gen_params = json!({ "item": ["storeSpeed", "netSpeed", "cpuBusy", "memPercent"] });
-    let (host, uptime, resmon, storage) = tokio::join!(
+    let (host, uptime, resmon, storage, snapshot) = tokio::join!(
         nas.request_idempotent("appcgi.sysinfo.getHostName", None),
         nas.request_idempotent("appcgi.sysinfo.getUptime", None),
         nas.request_idempotent("appcgi.resmon.gen", Some(&gen_params)),
         nas.request_idempotent("stor.getUserStorage", None),
+        nas.snapshot(),
     );
+    let snapshot = snapshot?;
     let host = host?;
     let uptime = uptime?;
     let storage = storage?;
@@ -172,7 +288,7 @@ pub async fn status(nas: &FnosClient) -> Result<Value, FnosError> {
             })
         })
         .collect();
-    Ok(json!({
+    let mut status = json!({
         "protocol": "fnos",
         "host": host.get("hostName").cloned().unwrap_or(Value::Null),
         "version": host.get("trimVersion").cloned().unwrap_or(Value::Null),
@@ -188,7 +304,170 @@ pub async fn status(nas: &FnosClient) -> Result<Value, FnosError> {
             "read_bytes_per_s": item.pointer("/storeSpeed/read").cloned().unwrap_or(Value::Null),
             "write_bytes_per_s": item.pointer("/storeSpeed/write").cloned().unwrap_or(Value::Null),
         },
-    }))
+    });
+    if let (Value::Object(map), Value::Object(panel)) = (&mut status, panel_json(&snapshot)) {
+        map.extend(panel);
+    }
+    Ok(status)
+}
+
+/// A part as JSON: its figures, or `"needs admin"`.
+fn part<T>(part: &Part<T>, f: impl FnOnce(&T) -> Value) -> Value {
+    match part {
+        Part::Known(t) => f(t),
+        Part::NeedsAdmin => json!("needs admin"),
+        Part::Refused(why) => json!({ "refused": why }),
+    }
+}
+
+fn pool_state(state: PoolState) -> (&'static str, Option<u8>) {
+    match state {
+        PoolState::Normal => ("normal", None),
+        PoolState::Degraded => ("degraded", None),
+        PoolState::Rebuilding(p) => ("rebuilding", p.map(|p| p.percent())),
+        PoolState::Checking(p) => ("checking", p.map(|p| p.percent())),
+        PoolState::Unknown => ("unknown", None),
+    }
+}
+
+fn smart(v: SmartVerdict) -> &'static str {
+    match v {
+        SmartVerdict::Passed => "passed",
+        SmartVerdict::Failing => "failing",
+        SmartVerdict::Unknown => "unknown",
+    }
+}
+
+/// The health panel of `status --json`: the verdict with its reasons, then
+/// CPU, disks, pools, containers, UPS (base units: bytes, seconds, °C).
+fn panel_json(s: &Snapshot) -> Value {
+    let report = s.health(&Thresholds::default());
+    json!({
+        "health": {
+            "level": report.level.as_str(),
+            "reasons": report.reasons.iter().map(|r| json!({
+                "level": r.level.as_str(),
+                "text": r.text,
+            })).collect::<Vec<_>>(),
+            "omitted": report.omitted,
+            "needs_admin": report.needs_admin,
+            "refused": report.refused,
+        },
+        "cpu": part(&s.cpu, |c| json!({
+            "name": c.name,
+            "temperature_celsius": c.temperature,
+            "busy_percent": c.busy_percent,
+            "load_average": c.load_average,
+        })),
+        "disks": part(&s.disks, |d| Value::Array(d.iter().map(|d| json!({
+            "name": d.name,
+            "model": d.model,
+            "size_bytes": d.size,
+            "kind": format!("{:?}", d.kind).to_lowercase(),
+            "temperature_celsius": d.temperature,
+            "smart": smart(d.smart),
+            "power_on_hours": d.power_on_hours,
+            "standby": d.standby,
+        })).collect())),
+        "pools": part(&s.pools, |p| Value::Array(p.iter().map(|p| {
+            let (state, percent) = pool_state(p.state);
+            json!({
+                "name": p.name,
+                "level": p.level,
+                "state": state,
+                "progress_percent": percent,
+                "size_bytes": p.size,
+                "free_bytes": p.free,
+                "used_percent": p.used_percent(),
+            })
+        }).collect())),
+        "containers": part(&s.containers, |c| Value::Array(c.iter().map(|c| json!({
+            "name": c.name,
+            "image": c.image,
+            "state": format!("{:?}", c.state).to_lowercase(),
+            "status": c.status,
+        })).collect())),
+        "ups": part(&s.ups, |u| json!({
+            "enabled": u.enabled,
+            "connected": u.connected,
+            "model": u.model,
+            "on_battery": u.on_battery,
+            "battery_percent": u.battery_percent,
+            "runtime_seconds": u.runtime_secs,
+        })),
+        "unread_warnings": part(&s.unread_warnings, |n| json!(n)),
+    })
+}
+
+/// The health rows of the readable status: verdict and reasons first
+/// (`head`), the panel sections after the rest (`tail`).
+fn panel_rows(s: &Value) -> (String, String) {
+    let h = &s["health"];
+    let mut head = format!("health    {}\n", text(&h["level"]));
+    for r in h["reasons"].as_array().into_iter().flatten() {
+        head.push_str(&format!(
+            "  {:<8} {}\n",
+            text(&r["level"]),
+            text(&r["text"])
+        ));
+    }
+    if let Some(n) = h["omitted"].as_u64().filter(|n| *n > 0) {
+        head.push_str(&format!("  ({n} more)\n"));
+    }
+    for part in h["needs_admin"].as_array().into_iter().flatten() {
+        head.push_str(&format!("  {:<8} needs admin\n", text(part)));
+    }
+    for part in h["refused"].as_array().into_iter().flatten() {
+        head.push_str(&format!("  {:<8} refused by the server\n", text(part)));
+    }
+    let celsius = |v: &Value| v.as_i64().map_or("?".into(), |c| format!("{c} C"));
+    let mut tail = String::new();
+    if s["cpu"].is_object() {
+        tail.push_str(&format!(
+            "cpu temp  {}\n",
+            celsius(&s["cpu"]["temperature_celsius"])
+        ));
+    }
+    for d in s["disks"].as_array().into_iter().flatten() {
+        tail.push_str(&format!(
+            "disk      {:<10} {:<6} {:>10} {:>6} SMART {}\n",
+            text(&d["name"]),
+            text(&d["kind"]),
+            human(d["size_bytes"].as_u64()),
+            celsius(&d["temperature_celsius"]),
+            text(&d["smart"]),
+        ));
+    }
+    for p in s["pools"].as_array().into_iter().flatten() {
+        let progress = p["progress_percent"]
+            .as_u64()
+            .map_or(String::new(), |n| format!(" {n}%"));
+        tail.push_str(&format!(
+            "pool      {:<10} {:<6} {}{}\n",
+            text(&p["name"]),
+            text(&p["level"]),
+            text(&p["state"]),
+            progress
+        ));
+    }
+    for c in s["containers"].as_array().into_iter().flatten() {
+        tail.push_str(&format!(
+            "container {:<10} {}\n",
+            text(&c["name"]),
+            text(&c["state"])
+        ));
+    }
+    let ups = &s["ups"];
+    if ups.is_object() {
+        let line = match (ups["on_battery"].as_bool(), ups["battery_percent"].as_u64()) {
+            (Some(true), Some(p)) => format!("on battery, {p} %"),
+            (Some(true), None) => "on battery".into(),
+            (Some(false), Some(p)) => format!("on mains, {p} %"),
+            _ => "none".into(),
+        };
+        tail.push_str(&format!("ups       {line}\n"));
+    }
+    (head, tail)
 }
 
 fn uptime(secs: Option<u64>) -> String {
@@ -202,7 +481,9 @@ fn uptime(secs: Option<u64>) -> String {
 pub fn status_table(s: &Value) -> String {
     let percent = |v: &Value| v.as_f64().map_or("?".into(), |p| format!("{p:.0} %"));
     let rate = |v: &Value| format!("{}/s", human(v.as_u64()));
-    let mut out = format!(
+    let (head, tail) = panel_rows(s);
+    let mut out = head;
+    out += &format!(
         "host      {} (fnOS {})\nuptime    {}\ncpu       {}\nmemory    {}\nnetwork   down {}  up {}\n",
         text(&s["host"]),
         text(&s["version"]),
@@ -223,7 +504,7 @@ pub fn status_table(s: &Value) -> String {
             human(total)
         ));
     }
-    out
+    out + &tail
 }
 
 /// A folder's entries as `{name, dir, size, mtime}`.

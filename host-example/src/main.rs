@@ -25,6 +25,7 @@
 
 mod cfms_cmd;
 mod demo;
+mod exporter;
 mod fnos_cmd;
 mod output;
 
@@ -117,9 +118,20 @@ enum Command {
     Demo,
     /// Server identity (fnOS host name and version / CFMS server_info).
     Info,
-    /// Front-panel snapshot: fnOS host, uptime, CPU %, memory %, volumes, network
-    /// rates; CFMS server, version, lockdown, user.
+    /// Front-panel snapshot: fnOS health verdict and its reasons first, then host,
+    /// uptime, CPU %, memory %, volumes, network rates, temperatures, disks, pools,
+    /// containers, UPS; CFMS server, version, lockdown, user.
     Status,
+    /// fnOS: Nagios/Icinga plugin. One status line with performance data; exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no connection, login refused, usage).
+    Check(CheckArgs),
+    /// fnOS: Prometheus exporter; each scrape of /metrics takes a fresh snapshot
+    /// over one session kept open.
+    Exporter {
+        /// Address to serve /metrics on.
+        #[arg(long, default_value = "127.0.0.1:9633")]
+        listen: std::net::SocketAddr,
+    },
     /// List a folder (fnOS: the home view without a path; CFMS: the root).
     Ls {
         /// Folder path (`vol1/1000/Documents`, CFMS `a/b`) or a CFMS folder id.
@@ -176,6 +188,32 @@ enum Command {
     Sim(Sim),
 }
 
+/// Where `naslink check` draws its lines (defaults: the core's table).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Volume percent used for WARNING.
+    #[arg(long, default_value_t = 80)]
+    pub volume_warning: u8,
+    /// Volume percent used for CRITICAL.
+    #[arg(long, default_value_t = 90)]
+    pub volume_critical: u8,
+    /// Disk temperature (°C) for WARNING.
+    #[arg(long, default_value_t = 50)]
+    pub disk_temp_warning: i32,
+    /// Disk temperature (°C) for CRITICAL.
+    #[arg(long, default_value_t = 60)]
+    pub disk_temp_critical: i32,
+    /// CPU temperature (°C) for WARNING.
+    #[arg(long, default_value_t = 85)]
+    pub cpu_temp_warning: i32,
+    /// CPU temperature (°C) for CRITICAL.
+    #[arg(long, default_value_t = 95)]
+    pub cpu_temp_critical: i32,
+    /// UPS on battery with this charge (percent) or less is CRITICAL.
+    #[arg(long, default_value_t = 30)]
+    pub ups_critical: u8,
+}
+
 #[derive(Debug, Subcommand)]
 enum Sim {
     /// Emulate an fnOS NAS.
@@ -193,6 +231,9 @@ pub enum Failure {
     Usage(String),
     /// Connection, TLS, protocol, timeout or local file failure (exit 3).
     Connection(String),
+    /// `naslink check` printed its status line; exit with its code
+    /// (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Check(u8),
     /// A signal ended the command (exit 128 + the signal number).
     Interrupted {
         /// `SIGINT` or `SIGTERM`.
@@ -208,14 +249,20 @@ impl Failure {
             Failure::Refused(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Connection(_) => 3,
-            Failure::Interrupted { code, .. } => *code,
+            Failure::Interrupted { code, .. } | Failure::Check(code) => *code,
         }
+    }
+
+    /// The message on one line, for a plugin's status line.
+    fn message_for_plugin(&self) -> String {
+        self.message().replace(['\n', '|'], " ")
     }
 
     fn message(&self) -> String {
         match self {
             Failure::Refused(m) | Failure::Usage(m) | Failure::Connection(m) => output::term(m),
             Failure::Interrupted { signal, .. } => format!("interrupted by {signal}"),
+            Failure::Check(_) => String::new(),
         }
     }
 }
@@ -247,11 +294,13 @@ fn main() -> ExitCode {
     // Single-threaded until the runtime below starts: clap reads the
     // environment without spawning anything.
     let cli = Cli::parse();
+    let check = matches!(cli.command, Command::Check(_));
     let env_password = take_secrets(&cli);
     // The password prompt comes before the signal handlers: Ctrl-C there
     // ends the program the ordinary way.
     let job = match prepare(cli, env_password) {
         Ok(job) => job,
+        Err(failure) if check => return exit(fnos_cmd::unknown(failure)),
         Err(failure) => return exit(failure),
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -284,12 +333,16 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if check => exit(fnos_cmd::unknown(failure)),
         Err(failure) => exit(failure),
     }
 }
 
 fn exit(failure: Failure) -> ExitCode {
-    eprintln!("naslink: {}", failure.message());
+    // `check` printed its status line already.
+    if !matches!(failure, Failure::Check(_)) {
+        eprintln!("naslink: {}", failure.message());
+    }
     ExitCode::from(failure.exit_code())
 }
 
@@ -434,7 +487,11 @@ async fn execute(job: Job) -> Result<(), Failure> {
         Job::Demo { json } => demo::run(json).await,
         Job::Sim(Sim::Fnos(args)) => naslink_sim::fnos::run_cli(args).await.map_err(emulator),
         Job::Sim(Sim::Cfms(args)) => naslink_sim::cfms::run_cli(args).await.map_err(emulator),
-        Job::Fnos(cli, options) => fnos_cmd::run(&cli, options).await,
+        Job::Fnos(cli, options) => match &cli.command {
+            Command::Check(args) => Err(fnos_cmd::check(args, options).await),
+            Command::Exporter { listen } => exporter::run(*listen, options).await,
+            _ => fnos_cmd::run(&cli, options).await,
+        },
         Job::Cfms(cli, options) => cfms_cmd::run(&cli, options).await,
     }
 }

@@ -59,8 +59,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::{Zeroize, Zeroizing};
 
 mod driver;
+mod panel;
 mod transfer;
 
+pub use panel::{
+    ContainerStatus, CpuStatus, DiskStatus, HealthReason, HealthReport, Part, PoolStatus, Snapshot,
+    UpsStatus,
+};
 pub use transfer::Overwrite;
 
 use crate::two_factor::TwoFactor;
