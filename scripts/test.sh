@@ -16,6 +16,14 @@ step "toolchain: targets and components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null
 
+step "promtool (Debian package prometheus): the exporter test lints a scrape with it"
+if ! command -v promtool >/dev/null; then
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export NASLINK_REQUIRE_PROMTOOL=1
+
 step "format"
 cargo fmt --all -- --check
 

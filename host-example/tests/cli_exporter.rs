@@ -98,6 +98,41 @@ impl Exporter {
     }
 }
 
+/// `promtool check metrics` (Prometheus's own linter) on a scrape: the
+/// exposition must parse and follow the naming conventions. CI installs
+/// promtool and sets `NASLINK_REQUIRE_PROMTOOL=1`, so there a missing
+/// promtool fails the test instead of skipping the check.
+fn promtool_accepts(body: &str) {
+    let required = std::env::var_os("NASLINK_REQUIRE_PROMTOOL").is_some_and(|v| v == "1");
+    let child = StdCommand::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("promtool not installed: `promtool check metrics` skipped");
+            return;
+        }
+        Err(e) => panic!("promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(body.as_bytes())
+        .expect("write the scrape to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused the scrape:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The value of the sample `series` (name with labels, as written).
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
@@ -176,6 +211,7 @@ fn each_scrape_is_a_fresh_snapshot_in_the_openmetrics_format() {
     let exporter = Exporter::start(&sim.handle.url());
     let body = exporter.metrics();
     assert_eq!(sample(&body, "naslink_up"), Some(1.0), "{body}");
+    promtool_accepts(&body);
     assert!(sample(&body, "naslink_scrape_duration_seconds").is_some_and(|s| s > 0.0 && s < 10.0));
     assert_eq!(sample(&body, "naslink_health_status"), Some(0.0));
     assert!(sample(&body, "naslink_cpu_temperature_celsius").is_some());
@@ -208,6 +244,7 @@ fn each_scrape_is_a_fresh_snapshot_in_the_openmetrics_format() {
     });
     let body = exporter.metrics();
     assert_eq!(sample(&body, "naslink_health_status"), Some(2.0), "{body}");
+    promtool_accepts(&body);
     assert_eq!(
         sample(&body, "naslink_pool_degraded{pool=\"vol1\"}"),
         Some(1.0)
