@@ -10,12 +10,10 @@ from typing import Any, Dict, List
 import pytest
 
 import naslink
-
+from conftest import ROOT
 from test_sansio import Blocking
 
-SCENARIOS = json.loads(
-    (__import__("conftest").ROOT / "tests" / "scenarios" / "fnos.json").read_text()
-)["scenarios"]
+SCENARIOS = json.loads((ROOT / "tests" / "scenarios" / "fnos.json").read_text())["scenarios"]
 
 
 def at_path(value: Any, path: str) -> Any:
