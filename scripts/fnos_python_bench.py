@@ -12,49 +12,23 @@ Prints one JSON object on stdout:
 Any failed request raises, so the process exits non-zero.
 """
 
-import argparse
 import asyncio
 import importlib.metadata
 import json
 import logging
-import time
 
+from bench_common import arguments, measure
 from fnos import FnosClient, SystemInfo
 
 
-async def measure(info, in_flight, seconds):
-    deadline = time.perf_counter() + seconds
-    counts = [0] * in_flight
-
-    async def worker(slot):
-        while time.perf_counter() < deadline:
-            answer = await info.get_host_name()
-            if answer.get("result") != "succ":
-                raise RuntimeError(f"getHostName failed: {answer}")
-            counts[slot] += 1
-
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    await asyncio.gather(*(worker(slot) for slot in range(in_flight)))
-    cpu = time.process_time() - cpu_start
-    elapsed = time.perf_counter() - start
-    done = sum(counts)
-    return {
-        "in_flight": in_flight,
-        "requests": done,
-        "seconds": elapsed,
-        "requests_per_second": done / elapsed,
-        "cpu_seconds": cpu,
-    }
+async def get_host_name(info):
+    answer = await info.get_host_name()
+    if answer.get("result") != "succ":
+        raise RuntimeError(f"getHostName failed: {answer}")
 
 
 async def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--endpoint", required=True, help="HOST:PORT of the emulator")
-    parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", default="admin")
-    parser.add_argument("--seconds", type=float, default=2.0, help="duration of each measurement")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     # pyfnos logs every frame at INFO; the bench measures the client, not the log.
     logging.disable(logging.CRITICAL)
 
@@ -64,7 +38,7 @@ async def main():
     if result.get("result") != "succ":
         raise RuntimeError(f"login failed: {result}")
     info = SystemInfo(client)
-    results = [await measure(info, n, args.seconds) for n in (1, 64)]
+    results = [await measure(lambda: get_host_name(info), n, args.seconds) for n in (1, 64)]
     await client.close()
     version = importlib.metadata.version("fnos")
     print(json.dumps({"client": f"pyfnos {version}", "results": results}))
