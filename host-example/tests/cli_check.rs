@@ -5,46 +5,19 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use naslink_sim::fnos::{
-    Account, Config, Handle, Health, KeySource, PoolCondition, Server, UpsCondition,
-};
+use naslink_sim::fnos::{Account, Config, Health, PoolCondition, UpsCondition};
 use serde_json::Value;
 
-/// An emulator on its own runtime, alive while the binary runs.
-struct Sim {
-    _runtime: tokio::runtime::Runtime,
-    handle: Handle,
-}
+mod support;
 
-impl Sim {
-    fn start(config: Config) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = runtime
-            .block_on(Server::start(Config {
-                key: KeySource::Fixture,
-                ..config
-            }))
-            .unwrap();
-        Sim {
-            _runtime: runtime,
-            handle,
-        }
-    }
+use support::FnosSim as Sim;
 
-    fn with(health: Health) -> Sim {
-        Sim::start(Config {
-            health,
-            ..Config::default()
-        })
-    }
-
-    fn url(&self) -> String {
-        self.handle.url()
-    }
+/// The emulator with `health` and otherwise the defaults.
+fn with(health: Health) -> Sim {
+    Sim::start(Config {
+        health,
+        ..Config::default()
+    })
 }
 
 fn naslink(url: &str) -> Command {
@@ -67,7 +40,7 @@ fn check(url: &str, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn check_of_a_healthy_nas_is_ok_with_performance_data() {
-    let sim = Sim::with(Health::default());
+    let sim = with(Health::default());
     let (code, line) = check(&sim.url(), &[]);
     assert_eq!(code, 0, "{line}");
     let (status, perf) = line.split_once(" | ").expect("performance data");
@@ -87,7 +60,7 @@ fn check_of_a_healthy_nas_is_ok_with_performance_data() {
 
 #[test]
 fn check_warns_on_a_rebuild_and_thresholds_come_from_the_flags() {
-    let sim = Sim::with(Health {
+    let sim = with(Health {
         pool: PoolCondition::Rebuilding { percent: 40 },
         ..Health::default()
     });
@@ -98,7 +71,7 @@ fn check_warns_on_a_rebuild_and_thresholds_come_from_the_flags() {
         "{line}"
     );
 
-    let sim = Sim::with(Health {
+    let sim = with(Health {
         hot_disk: Some(55),
         ..Health::default()
     });
@@ -115,7 +88,7 @@ fn check_warns_on_a_rebuild_and_thresholds_come_from_the_flags() {
 
 #[test]
 fn check_is_critical_for_a_degraded_pool_and_a_failing_disk() {
-    let sim = Sim::with(Health {
+    let sim = with(Health {
         pool: PoolCondition::Degraded,
         failing_disk: true,
         ..Health::default()
@@ -137,7 +110,7 @@ fn check_is_unknown_without_a_connection_or_with_a_refused_login() {
     assert_eq!(code, 3, "{line}");
     assert!(line.starts_with("NASLINK UNKNOWN - "), "{line}");
 
-    let sim = Sim::with(Health::default());
+    let sim = with(Health::default());
     let out = naslink(&sim.url())
         .env("NASLINK_PASSWORD", "wrong")
         .arg("check")
@@ -153,7 +126,7 @@ fn check_is_unknown_without_a_connection_or_with_a_refused_login() {
 
 #[test]
 fn status_shows_the_verdict_first_and_json_carries_the_panel() {
-    let sim = Sim::with(Health {
+    let sim = with(Health {
         pool: PoolCondition::Degraded,
         ups: UpsCondition::OnBattery { charge: 80 },
         stopped_container: true,

@@ -10,29 +10,18 @@ use std::net::TcpStream;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use naslink_sim::fnos::{Config, Handle, Health, KeySource, PoolCondition, Server, UpsCondition};
+use naslink_sim::fnos::{Config, Health, PoolCondition, UpsCondition};
 
-struct Sim {
-    runtime: tokio::runtime::Runtime,
-    handle: Handle,
-}
+mod support;
 
-impl Sim {
-    fn start(health: Health) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = runtime
-            .block_on(Server::start(Config {
-                key: KeySource::Fixture,
-                health,
-                ..Config::default()
-            }))
-            .unwrap();
-        Sim { runtime, handle }
-    }
+use support::FnosSim as Sim;
+
+/// The emulator with `health` and otherwise the defaults.
+fn start(health: Health) -> Sim {
+    Sim::start(Config {
+        health,
+        ..Config::default()
+    })
 }
 
 /// The exporter child, killed when dropped.
@@ -204,7 +193,7 @@ fn validate(body: &str) {
 
 #[test]
 fn each_scrape_is_a_fresh_snapshot_in_the_openmetrics_format() {
-    let sim = Sim::start(Health {
+    let sim = start(Health {
         ups: UpsCondition::Online { charge: 100 },
         ..Health::default()
     });

@@ -9,35 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use naslink_sim::fnos::{Config, Handle, KeySource, Server};
+use naslink_sim::fnos::Config;
 use serde_json::Value;
 
-/// An emulator on its own runtime, alive while the binary runs.
-struct Sim {
-    runtime: tokio::runtime::Runtime,
-    handle: Handle,
-}
+mod support;
 
-impl Sim {
-    fn start(config: Config) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = runtime
-            .block_on(Server::start(Config {
-                key: KeySource::Fixture,
-                ..config
-            }))
-            .unwrap();
-        Sim { runtime, handle }
-    }
-
-    fn url(&self) -> String {
-        self.handle.url()
-    }
-}
+use support::FnosSim as Sim;
 
 fn naslink(url: &str) -> Command {
     let mut cmd = Command::cargo_bin("naslink").unwrap();

@@ -171,3 +171,37 @@ pub fn target_dir() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&target, b"original").unwrap();
     (dir, target)
 }
+
+/// An fnOS emulator on a runtime of its own (the committed test key),
+/// alive while a test runs the binary against it.
+pub struct FnosSim {
+    /// The emulator's runtime, for a test that acts on it (a shutdown).
+    pub runtime: tokio::runtime::Runtime,
+    /// The emulator's handle: its URL and knobs.
+    pub handle: naslink_sim::fnos::Handle,
+}
+
+impl FnosSim {
+    /// Starts the emulator with `config` and the fixture key.
+    pub fn start(config: naslink_sim::fnos::Config) -> FnosSim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the emulator");
+        let handle = runtime
+            .block_on(naslink_sim::fnos::Server::start(
+                naslink_sim::fnos::Config {
+                    key: naslink_sim::fnos::KeySource::Fixture,
+                    ..config
+                },
+            ))
+            .expect("the fnOS emulator starts");
+        FnosSim { runtime, handle }
+    }
+
+    /// Its `ws://` URL.
+    pub fn url(&self) -> String {
+        self.handle.url()
+    }
+}
