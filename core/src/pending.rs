@@ -94,6 +94,18 @@ impl<K: Copy + Eq, const N: usize> Table<K, N> {
         Some(*entry)
     }
 
+    /// Move `key`'s deadline (a stream that is still sending is alive);
+    /// `false` if it is not in flight.
+    pub fn set_deadline(&mut self, key: &K, deadline: Instant) -> bool {
+        match self.live_mut(key).and_then(Option::as_mut) {
+            Some(entry) => {
+                entry.deadline = deadline;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stop tracking `key` (final frame received); `None` if unknown.
     pub fn remove(&mut self, key: &K) -> Option<Pending<K>> {
         let mut entry = self.live_mut(key)?.take()?;

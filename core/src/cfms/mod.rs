@@ -12,6 +12,8 @@
 //!   lockdown, and the operations ([`ops`]).
 //! - [`upload`], [`download`], [`decrypt`]: the file transfer state
 //!   machines and the AES-256-CFB8 + SHA-256 verification pass.
+//! - [`p13`]: protocol 13's framed, multiplexed wire (frames, streams,
+//!   replay protection, negotiation, events).
 //!
 //! - [`connection`]: the commands on a
 //!   [`Connection`](crate::connection::Connection) carrying a [`Session`],
@@ -28,6 +30,7 @@ pub mod download;
 pub mod envelope;
 mod hex;
 pub mod ops;
+pub mod p13;
 pub mod queue;
 pub mod session;
 pub mod status;

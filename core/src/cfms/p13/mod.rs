@@ -1,0 +1,38 @@
+//! CFMS protocol 13: the framed, multiplexed wire (`cfms-13.md`).
+//!
+//! Protocol 13 keeps the 3–5 request and response JSON but carries every
+//! message in a binary frame `u32 stream id | u8 type | payload`, runs
+//! several requests at once on their own streams, stamps authenticated
+//! requests with a nonce and a timestamp, and pushes events on streams the
+//! server opens. The pieces, bottom up:
+//!
+//! - [`frame`]: the frame header, parsed and emitted; a reader for
+//!   messages that arrive in pieces.
+//! - [`streams`]: odd ids handed out and never reused, answers matched by
+//!   id in completion order, a deadline per stream, streams that end
+//!   without a CONCLUSION.
+//! - [`replay`]: the nonce and timestamp of authenticated requests, the
+//!   server clock offset, and the typed 1001 answer.
+//! - [`negotiate`]: telling a protocol-13 server from a 3–5 one by its
+//!   answer to a framed `server_info` (§11).
+//! - [`event`]: the server's `{"event": …}` pushes (lockdown).
+//!
+//! # One engine
+//!
+//! These pieces are protocol 13's *wire*: everything that differs from
+//! 3–5 below the request level. The request writers ([`ops`](super::ops)),
+//! the response views ([`Response`](super::Response)), the status codes and
+//! the login logic are shared with 3–5, so the plan is that the same
+//! [`Session`](super::Session) drives both, with a wire mode (text in
+//! order, or framed by stream) chosen at construction (a pinned version)
+//! or by [`negotiate`]: a second session type would duplicate the opening
+//! sequence, the token refresh and every adapter's glue. The framed mode
+//! costs the 3–5 path nothing but a branch: these modules are only linked
+//! when a session is built for protocol 13.
+#![deny(clippy::indexing_slicing)]
+
+pub mod frame;
+pub mod streams;
+
+pub use frame::{FrameError, FrameType, Header, StreamId};
+pub use streams::{Ended, IN_FLIGHT, Route, StreamError, Streams};
