@@ -143,7 +143,7 @@ pub enum LoginError {
     InvalidCredentials,
     /// 401 after a wrong TOTP or backup code.
     InvalidTwoFactorCode,
-    /// 403 `Password should be changed because it's expired`.
+    /// 403 `Password should be changed because it's expired` (protocol 13: 4002).
     ///
     /// How to fix: change the password with
     /// [`Session::set_passwd`](super::Session::set_passwd)`(username, old, new)`,

@@ -13,6 +13,7 @@
 //!   without a CONCLUSION.
 //! - [`replay`]: the nonce and timestamp of authenticated requests, the
 //!   server clock offset, and the typed 1001 answer.
+//! - [`request`]: requests written as PROCESS frames, signed or not.
 //! - [`negotiate`]: telling a protocol-13 server from a 3–5 one by its
 //!   answer to a framed `server_info` (§11).
 //! - [`event`]: the server's `{"event": …}` pushes (lockdown).
@@ -32,7 +33,11 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod frame;
+pub mod replay;
+pub mod request;
 pub mod streams;
 
 pub use frame::{FrameError, FrameType, Header, StreamId};
+pub use replay::{Nonce, Replay, ServerClock};
+pub use request::{ROOT_FOLDER, Signed, emit_frame, emit_request};
 pub use streams::{Ended, IN_FLIGHT, Route, StreamError, Streams};

@@ -116,6 +116,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             {
                 LoginError::PasswordExpired
             }
+            // Protocol 13 gives the expired password its own code.
+            Status::PasswordExpired => LoginError::PasswordExpired,
             Status::Lockdown => LoginError::Lockdown,
             other => LoginError::Rejected(other),
         };
