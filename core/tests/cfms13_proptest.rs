@@ -4,7 +4,8 @@
 //! error, never a panic, and every piece is consumed.
 
 use naslink_core::cfms::p13::frame::{Frame, FrameError, Piece, Reader};
-use naslink_core::cfms::p13::{Route, Streams};
+use naslink_core::cfms::p13::negotiate;
+use naslink_core::cfms::p13::{Route, ServerEvent, Streams};
 use naslink_core::time::{Duration, Instant};
 use proptest::prelude::*;
 
@@ -99,4 +100,37 @@ proptest! {
             prop_assert!(s.in_flight() <= 4);
         }
     }
+
+    /// Event payloads and probe answers: a value or a named error.
+    #[test]
+    fn event_and_probe_readers_never_panic(msg in framish(), json in eventish()) {
+        let _ = ServerEvent::parse(&msg);
+        let _ = ServerEvent::parse(&json);
+        let _ = negotiate::read_answer(&msg);
+        let mut framed = vec![0, 0, 0, 1, 1];
+        framed.extend_from_slice(&json);
+        let _ = negotiate::read_answer(&framed);
+    }
+}
+
+/// JSON-ish bytes with the words events and probe answers use.
+fn eventish() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just(&b"{"[..]),
+            Just(&b"}"[..]),
+            Just(&b"\"event\":"[..]),
+            Just(&b"\"lockdown\""[..]),
+            Just(&b"\"data\":"[..]),
+            Just(&b"\"status\":"[..]),
+            Just(&b"\"code\":200,"[..]),
+            Just(&b"\"protocol_version\":"[..]),
+            Just(&b"13"[..]),
+            Just(&b"true"[..]),
+            Just(&b","[..]),
+            Just(&b"\xff"[..]),
+        ],
+        0..16,
+    )
+    .prop_map(|parts| parts.concat())
 }

@@ -32,12 +32,16 @@
 //! when a session is built for protocol 13.
 #![deny(clippy::indexing_slicing)]
 
+pub mod event;
 pub mod frame;
+pub mod negotiate;
 pub mod replay;
 pub mod request;
 pub mod streams;
 
+pub use event::{EventError, ServerEvent};
 pub use frame::{FrameError, FrameType, Header, StreamId};
+pub use negotiate::{Negotiated, ProbeError, Unsupported, Wire};
 pub use replay::{Nonce, Replay, ServerClock};
 pub use request::{ROOT_FOLDER, Signed, emit_frame, emit_request};
 pub use streams::{Ended, IN_FLIGHT, Route, StreamError, Streams};
