@@ -14,6 +14,14 @@
 //!                                  └─► ConnectionDead / Closed ──► Err
 //! ```
 //!
+//! A `kicked` push (another login took the session over) is handed to
+//! the closure like any push; the next call then fails with
+//! [`Error::Kicked`], and [`Connection::open`] refuses a kicked session
+//! with the same error before touching the transport, so an application
+//! that reconnects on errors stops instead of kicking the other login
+//! back ([`Session::kicked`] clears only with a login the application asks
+//! for).
+//!
 //! Any error ends the connection: the session is told about the
 //! disconnect (requests in flight are then reported as aborted), and the
 //! application drops the transport and calls [`Connection::open`] on a new
@@ -94,6 +102,9 @@ where
         rng: &'a mut R,
         buffers: &'a mut Buffers<RX, TX>,
     ) -> Result<Self, Error<T::Error>> {
+        if session.kicked() {
+            return Err(Error::Kicked);
+        }
         let Buffers { ws_rx, ws_tx, read } = buffers;
         let memory = Memory {
             rx: ws_rx,
@@ -157,6 +168,9 @@ where
         F: FnOnce(Event<'_>) -> O,
     {
         loop {
+            if self.driver.session().kicked() {
+                return Err(Error::Kicked);
+            }
             if !self.driver.wait_event(until).await? {
                 return Ok(None);
             }

@@ -125,4 +125,8 @@ pub enum Error<E> {
     },
     /// CFMS answers can no longer be matched to requests.
     Desynchronized(naslink_core::cfms::session::Desync),
+    /// The fnOS server sent `{"sysNotify":"kicked"}`: another login took
+    /// this session over ([`Session::kicked`](naslink_core::fnos::Session::kicked)).
+    /// Do not reconnect: a new login would kick the other one back.
+    Kicked,
 }

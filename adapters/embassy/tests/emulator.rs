@@ -206,6 +206,46 @@ fn password_login_then_a_request_is_answered_without_heap() {
 }
 
 #[test]
+fn a_kicked_session_ends_the_connection_and_refuses_to_reconnect() {
+    let emu = emulator(sim::Config::default());
+    let url = Url::parse(&emu.url).unwrap();
+    let addr = emu.handle.addr().to_string();
+    client(async {
+        let mut session: Session<'_, 4> = Session::new(Config::new("admin", "admin"));
+        let mut rng = rng().into_inner();
+        let mut buffers = Buf::new();
+        {
+            let io = connect(&addr).await;
+            let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
+                .await
+                .unwrap();
+            assert_eq!(
+                conn.next_event(seen).await.unwrap(),
+                Seen::LoggedIn(LoginMethod::Password)
+            );
+            emu.handle.push(sim::Push::Kicked);
+            // The push itself reaches the application first...
+            let push = conn
+                .next_event(|e| matches!(e, Event::Push(fnos::Push::Kicked)))
+                .await
+                .unwrap();
+            assert!(push, "the kicked push was not handed over");
+            // ...then the connection ends, naming why.
+            let err = conn.next_event(seen).await.unwrap_err();
+            assert_eq!(err, Error::Kicked);
+        }
+        assert!(session.kicked());
+        // A reconnect is refused before the transport is used.
+        let io = connect(&addr).await;
+        let err = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
+            .await
+            .err();
+        assert_eq!(err, Some(Error::Kicked));
+    });
+    drop(emu.runtime);
+}
+
+#[test]
 fn after_a_dropped_connection_the_token_logs_in_again() {
     let emu = emulator(sim::Config::default());
     let url = Url::parse(&emu.url).unwrap();
