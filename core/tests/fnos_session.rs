@@ -4,11 +4,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use naslink_core::fnos::device_token;
 use naslink_core::fnos::envelope::LoginKey;
 use naslink_core::fnos::heartbeat::HeartbeatConfig;
 use naslink_core::fnos::sign::{Secret, Signer};
 use naslink_core::fnos::{
-    Config, Credentials, Errno, Event, LoginFailure, LoginMethod, Push, Request, Session, State,
+    Config, Credentials, DeviceToken, Errno, Event, LoginFailure, LoginMethod, Push, Request,
+    Session, State,
 };
 use naslink_core::random;
 use naslink_core::time::{Duration, Instant};
@@ -635,11 +637,126 @@ fn restored_credentials_without_password_use_token_login_only() {
     );
     assert_eq!(
         s.handle_text(at(0), fail.as_bytes()).unwrap(),
-        Some(Event::LoginFailed(LoginFailure::Rejected {
-            method: LoginMethod::TokenLogin,
+        Some(Event::LoginFailed(LoginFailure::DeviceTokenRefused {
             errno: Some(Errno::InvalidCredential)
         }))
     );
+}
+
+/// A device token made from a `stay` login's credentials, read back as a
+/// fresh device would from its text.
+fn device_token_of(s: &Fnos<'_>, did: Option<&str>) -> DeviceToken {
+    let token = DeviceToken::new("admin", did, s.credentials()).unwrap();
+    let mut text = [0u8; device_token::MAX_TEXT_LEN];
+    let n = token.encode(&mut text).unwrap();
+    DeviceToken::parse(std::str::from_utf8(&text[..n]).unwrap()).unwrap()
+}
+
+#[test]
+fn a_device_token_logs_in_with_token_login_signed_with_its_secret_and_did() {
+    let server = Server::new();
+    let issuer = logged_in(&server, config());
+    let token = device_token_of(&issuer, Some("panel-7"));
+    let mut s: Fnos<'_> = Session::from_device_token(Config::from_device_token(&token), &token);
+    s.handle_connect(at(0));
+    let get = transmit(&mut s, at(0));
+    s.handle_text(at(0), server.rsa_pub(&reqid_of(&get), "5").as_bytes())
+        .unwrap();
+    assert_eq!(s.state(), State::LoggingIn(LoginMethod::TokenLogin));
+    let json = verify_signed(&transmit(&mut s, at(0)), &hex(SECRET_HEX)).to_owned();
+    let sent: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(sent["req"], "user.tokenLogin");
+    assert_eq!(sent["token"], "long/1");
+    assert_eq!(sent["did"], "panel-7");
+    assert_eq!(sent["si"], "5");
+    let granted = format!(
+        r#"{{"uid":1000,"admin":true,"token":"tok2","backId":"6915841b00000045","result":"succ","reqid":"{}"}}"#,
+        reqid_of(&json)
+    );
+    assert!(matches!(
+        s.handle_text(at(0), granted.as_bytes()).unwrap(),
+        Some(Event::LoggedIn {
+            method: LoginMethod::TokenLogin,
+            ..
+        })
+    ));
+    let (_, n) = s
+        .send(at(0), &Request::get_host_name(), &mut [0u8; 512])
+        .unwrap();
+    assert!(n > 44, "requests are signed once logged in");
+}
+
+#[test]
+fn a_refused_device_token_ends_the_login_by_name_and_never_tries_a_password() {
+    let server = Server::new();
+    let issuer = logged_in(&server, config());
+    let token = device_token_of(&issuer, None);
+    // Even a config that has a password: the device-token session drops it.
+    let mut s: Fnos<'_> = Session::from_device_token(config(), &token);
+    s.handle_connect(at(0));
+    let get = transmit(&mut s, at(0));
+    s.handle_text(at(0), server.rsa_pub(&reqid_of(&get), "1").as_bytes())
+        .unwrap();
+    let json = verify_signed(&transmit(&mut s, at(0)), &hex(SECRET_HEX)).to_owned();
+    let fail = format!(
+        r#"{{"errno":135168,"result":"fail","reqid":"{}"}}"#,
+        reqid_of(&json)
+    );
+    assert_eq!(
+        s.handle_text(at(0), fail.as_bytes()).unwrap(),
+        Some(Event::LoginFailed(LoginFailure::DeviceTokenRefused {
+            errno: Some(Errno::InvalidCredential)
+        }))
+    );
+    assert_eq!(s.state(), State::LoginFailed);
+    nothing_to_transmit(&mut s, at(0));
+    assert!(
+        s.credentials().long_token.is_empty(),
+        "the refused token is forgotten"
+    );
+}
+
+#[test]
+fn a_device_token_session_refused_after_a_reconnect_says_so_too() {
+    let server = Server::new();
+    let issuer = logged_in(&server, config());
+    let token = device_token_of(&issuer, None);
+    let mut s: Fnos<'_> = Session::from_device_token(Config::from_device_token(&token), &token);
+    s.handle_connect(at(0));
+    let get = transmit(&mut s, at(0));
+    s.handle_text(at(0), server.rsa_pub(&reqid_of(&get), "1").as_bytes())
+        .unwrap();
+    let json = verify_signed(&transmit(&mut s, at(0)), &hex(SECRET_HEX)).to_owned();
+    let granted = format!(
+        r#"{{"uid":1000,"token":"tok2","result":"succ","reqid":"{}"}}"#,
+        reqid_of(&json)
+    );
+    s.handle_text(at(0), granted.as_bytes()).unwrap();
+    assert_eq!(s.state(), State::Ready);
+    // Next connection: user.authToken first, then user.tokenLogin, both refused.
+    s.handle_disconnect(at(1));
+    s.handle_connect(at(1));
+    let get = transmit(&mut s, at(1));
+    s.handle_text(at(1), server.rsa_pub(&reqid_of(&get), "2").as_bytes())
+        .unwrap();
+    for method in ["user.authToken", "user.tokenLogin"] {
+        let json = verify_signed(&transmit(&mut s, at(1)), &hex(SECRET_HEX)).to_owned();
+        assert!(json.contains(method), "{json}");
+        let fail = format!(
+            r#"{{"errno":135168,"result":"fail","reqid":"{}"}}"#,
+            reqid_of(&json)
+        );
+        let event = s.handle_text(at(1), fail.as_bytes()).unwrap();
+        if method == "user.tokenLogin" {
+            assert_eq!(
+                event,
+                Some(Event::LoginFailed(LoginFailure::DeviceTokenRefused {
+                    errno: Some(Errno::InvalidCredential)
+                }))
+            );
+        }
+    }
+    nothing_to_transmit(&mut s, at(1));
 }
 
 #[test]

@@ -533,6 +533,11 @@ fn login_failure(f: LoginFailure) -> naslink_event {
         },
         LoginFailure::TimedOut => e.with_detail(c"a login step timed out"),
         LoginFailure::NoCredentials => e.with_detail(c"no credentials to log in with"),
+        LoginFailure::DeviceTokenRefused { errno: n } => naslink_event {
+            login_method: method(LoginMethod::TokenLogin),
+            errno_code: errno(n),
+            ..e.with_detail(c"the NAS refused the device token (revoked or expired)")
+        },
         LoginFailure::InvalidServerKey(_) => e.with_detail(c"the server's RSA key is unusable"),
         LoginFailure::InvalidSecret(_) => e.with_detail(c"the login secret could not be decrypted"),
         LoginFailure::MissingField(_) => e.with_detail(c"a login answer lacks a required member"),

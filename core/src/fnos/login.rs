@@ -64,6 +64,14 @@ pub enum LoginFailure {
     TimedOut,
     /// No stored token and no password configured.
     NoCredentials,
+    /// The NAS refused the long token of a session with no password (one
+    /// started from a [`DeviceToken`](super::device_token::DeviceToken)):
+    /// the token was revoked or has expired. The session does not try a
+    /// password; the device needs a new token.
+    DeviceTokenRefused {
+        /// The server's code, if it gave one.
+        errno: Option<Errno>,
+    },
     /// `util.crypto.getRSAPub` returned an unusable key.
     InvalidServerKey(RsaError),
     /// The `secret` could not be decrypted.

@@ -15,10 +15,13 @@
 //! - [`health`]: the OK / WARNING / CRITICAL verdict from a panel snapshot.
 //! - [`panel`]: the front panel's commands and borrowed views of their answers.
 //! - [`login`]: login messages, credentials kept across connections.
+//! - [`device_token`]: the `nlt1.` text that lets a device log in with a
+//!   long token and its secret instead of the password.
 //! - [`pending`]: the table of requests in flight.
 //! - [`heartbeat`]: ping timer and missed-pong count.
 //! - [`http`]: the HTTP side (access-code gate, upload, download checks).
 
+pub mod device_token;
 pub mod envelope;
 pub mod errno;
 pub mod health;
@@ -34,6 +37,7 @@ pub mod rsa;
 pub mod session;
 pub mod sign;
 
+pub use device_token::{DeviceToken, DeviceTokenError};
 pub use errno::Errno;
 pub use login::{Credentials, Device, LoginFailure, LoginMethod};
 pub use reqid::Reqid;

@@ -31,7 +31,10 @@
 //! The first method is `user.authToken` when a token and secret are stored,
 //! else `user.tokenLogin` when a long token and secret are stored, else the
 //! password. A failed token method clears that token and falls through to the
-//! next; a refused password ends in `LoginFailed`.
+//! next; a refused password ends in `LoginFailed`. A session with no password
+//! (one started from a [`DeviceToken`], see
+//! [`Session::from_device_token`]) never tries one: when its tokens are
+//! refused the login ends with [`LoginFailure::DeviceTokenRefused`].
 //!
 //! Requests are signed once the session is `Ready` (and the token logins with
 //! the stored secret); before that everything goes unsigned, as the web UI
@@ -70,6 +73,7 @@
 
 use zeroize::Zeroize;
 
+use super::device_token::DeviceToken;
 use super::envelope::{EnvelopeError, LoginKey, envelope_len, write_envelope};
 use super::errno::Errno;
 use super::heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig};
@@ -147,6 +151,18 @@ impl<'c> Config<'c> {
             login_timeout: Duration::from_secs(30),
             heartbeat: HeartbeatConfig::default(),
         }
+    }
+}
+
+impl<'c> Config<'c> {
+    /// Defaults as [`Config::new`] for the token's user, with the token's
+    /// `did` and **no password**: the session logs in with
+    /// `user.tokenLogin` only (see [`Session::from_device_token`]).
+    pub fn from_device_token(token: &'c DeviceToken) -> Self {
+        let mut config = Config::new(token.user(), "");
+        config.password = None;
+        config.device.did = token.did();
+        config
     }
 }
 
@@ -378,6 +394,17 @@ impl<'c, const N: usize> Session<'c, N> {
             staged: None,
             last_timeout: Instant::ZERO,
         }
+    }
+
+    /// A disconnected session that logs in with a device token: its long
+    /// token and secret are stored and `config`'s password is dropped, so
+    /// the session never falls back to one. A refused token ends the login
+    /// with [`LoginFailure::DeviceTokenRefused`].
+    pub fn from_device_token(mut config: Config<'c>, token: &DeviceToken) -> Self {
+        config.password = None;
+        let mut session = Session::new(config);
+        session.set_credentials(token.credentials());
+        session
     }
 
     /// Tell the session that `now` is `unix_secs` seconds after the UNIX
@@ -870,6 +897,13 @@ impl<'c, const N: usize> Session<'c, N> {
             (Some(method), _) => {
                 self.begin(method);
                 None
+            }
+            // Without a password a refused token is the end: say so by
+            // name rather than as an ordinary refusal.
+            (None, Some((LoginMethod::AuthToken | LoginMethod::TokenLogin, errno)))
+                if self.config.password.is_none() =>
+            {
+                self.fail(LoginFailure::DeviceTokenRefused { errno })
             }
             (None, Some((method, errno))) => self.fail(LoginFailure::Rejected { method, errno }),
             (None, None) => self.fail(LoginFailure::NoCredentials),

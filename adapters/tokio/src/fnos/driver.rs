@@ -118,13 +118,19 @@ pub(super) async fn drive(
 ) {
     let owned = OwnedOptions(options);
     let options = &owned.0;
-    let mut config = fnos::Config::new(&options.user, &options.password);
+    let mut config = match &options.device_token {
+        Some(token) => fnos::Config::from_device_token(token),
+        None => fnos::Config::new(&options.user, &options.password),
+    };
     // The handles enforce per-request deadlines; the core's is a backstop.
     config.request_timeout = millis(options.request_timeout);
     // A login step may not outlast the first connection's whole budget.
     config.login_timeout = millis(options.connect_timeout.min(StdDuration::from_secs(30)));
     let mut driver = Driver {
-        session: Some(Session::new(config)),
+        session: Some(match &options.device_token {
+            Some(token) => Session::from_device_token(config, token),
+            None => Session::new(config),
+        }),
         queued: Vec::new(),
         in_flight: HashMap::new(),
         events,
@@ -720,6 +726,9 @@ impl Driver<'_> {
 fn accept(queued: &mut Vec<Command>, job: Job, session: &Session<'_, MAX_IN_FLIGHT>) {
     match job {
         Job::Request(cmd) => queued.push(cmd),
+        Job::Credentials { reply } => {
+            let _ = reply.send(session.credentials().clone());
+        }
         Job::Sign { message, reply } => {
             let credentials = session.credentials();
             let auth = session
@@ -779,6 +788,9 @@ fn login_error(failure: LoginFailure, step: fnos::State, budget: StdDuration) ->
     let text = match failure {
         LoginFailure::Rejected { errno, .. } | LoginFailure::KeyExchangeRefused(errno) => {
             return FnosError::LoginRefused { errno };
+        }
+        LoginFailure::DeviceTokenRefused { errno } => {
+            return FnosError::DeviceTokenRefused { errno };
         }
         LoginFailure::TimedOut => format!(
             "no answer to {} within {} s",

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures_util::Stream;
-use naslink_core::fnos::{Errno, LoginMethod};
+use naslink_core::fnos::{Credentials, DeviceToken, Errno, LoginMethod};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zeroize::{Zeroize, Zeroizing};
@@ -136,6 +136,10 @@ pub struct FnosOptions {
     pub max_answer_bytes: usize,
     /// Most frames in the answer to one request. Default 4096.
     pub max_answer_frames: usize,
+    /// Log in with this device token (`user.tokenLogin`) instead of the
+    /// password, which is then never used: a refused token fails with
+    /// [`FnosError::DeviceTokenRefused`]. See [`FnosOptions::with_device_token`].
+    pub device_token: Option<DeviceToken>,
 }
 
 impl std::fmt::Debug for FnosOptions {
@@ -150,6 +154,7 @@ impl std::fmt::Debug for FnosOptions {
             .field("first_attempts", &self.first_attempts)
             .field("max_answer_bytes", &self.max_answer_bytes)
             .field("max_answer_frames", &self.max_answer_frames)
+            .field("device_token", &self.device_token)
             .finish_non_exhaustive()
     }
 }
@@ -174,7 +179,16 @@ impl FnosOptions {
             first_attempts: 3,
             max_answer_bytes: 16 * 1024 * 1024,
             max_answer_frames: 4096,
+            device_token: None,
         }
+    }
+
+    /// Options as [`new`](Self::new) that log in with `token` only (its
+    /// user, no password).
+    pub fn with_device_token(url: &str, token: DeviceToken) -> Self {
+        let mut options = FnosOptions::new(url, token.user(), "");
+        options.device_token = Some(token);
+        options
     }
 }
 
@@ -202,6 +216,12 @@ pub enum FnosError {
         limit: &'static str,
         /// Its value.
         value: usize,
+    },
+    /// The NAS refused the device token of [`FnosOptions::device_token`]
+    /// (revoked or expired); no password was tried.
+    DeviceTokenRefused {
+        /// The server's code, if any.
+        errno: Option<Errno>,
     },
     /// The server refused the login.
     LoginRefused {
@@ -266,6 +286,13 @@ impl std::fmt::Display for FnosError {
                 write!(f, "login refused: {} (errno {})", e.message(), e.code())
             }
             FnosError::LoginRefused { errno: None } => f.write_str("login refused"),
+            FnosError::DeviceTokenRefused { errno } => {
+                f.write_str("the NAS refused the device token (revoked or expired)")?;
+                if let Some(e) = errno {
+                    write!(f, ": {} (errno {})", e.message(), e.code())?;
+                }
+                Ok(())
+            }
             FnosError::Login(why) => write!(f, "login failed: {why}"),
             FnosError::TwoFactorRequired => {
                 f.write_str("the account needs a two-factor code and none was given")
@@ -402,6 +429,8 @@ struct Command {
 enum Job {
     /// Send a request and answer with its reply.
     Request(Command),
+    /// Hand over a copy of the session's tokens and secret.
+    Credentials { reply: oneshot::Sender<Credentials> },
     /// Sign `message` for the HTTP side of the API and hand over the token.
     Sign {
         message: String,
@@ -459,6 +488,7 @@ pub struct FnosClient {
     events: broadcast::Sender<FnosEvent>,
     timeout: StdDuration,
     http: Arc<HttpTarget>,
+    user: String,
 }
 
 impl FnosClient {
@@ -477,6 +507,7 @@ impl FnosClient {
         let (events, _) = broadcast::channel(256);
         let (first_tx, first_rx) = oneshot::channel();
         let timeout = options.request_timeout;
+        let user = options.user.clone();
         let http = Arc::new(HttpTarget {
             url: options.url.clone(),
             link: options.link.clone(),
@@ -493,7 +524,23 @@ impl FnosClient {
             events,
             timeout,
             http,
+            user,
         })
+    }
+
+    /// A device token for this login: its long token and secret as one
+    /// `nlt1.` text (see [`naslink_core::fnos::device_token`]) that logs a
+    /// device in without the password. Needs a login that returned a long
+    /// token (a password login, which asks for one with `stay`, or a
+    /// device-token login).
+    pub async fn device_token(&self) -> Result<DeviceToken, FnosError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Job::Credentials { reply })
+            .map_err(|_| FnosError::Closed)?;
+        let creds = answer.await.map_err(|_| FnosError::Closed)?;
+        DeviceToken::new(&self.user, None, &creds)
+            .map_err(|e| FnosError::Login(format!("no device token from this login: {e}")))
     }
 
     /// Send `command` with the parameters of the JSON object `params`
