@@ -445,7 +445,7 @@ type EnvPassword = Result<Option<Zeroizing<String>>, Failure>;
 enum Job {
     Demo { json: bool },
     Sim(Sim),
-    Fnos(Box<Cli>, FnosOptions),
+    Fnos(Box<Cli>, Box<FnosOptions>),
     Cfms(Box<Cli>, CfmsOptions),
 }
 
@@ -468,7 +468,7 @@ fn prepare(mut cli: Cli, env_password: EnvPassword) -> Result<Job, Failure> {
     Ok(match protocol {
         Protocol::Fnos => {
             let options = fnos_options(&cli, &url, env_password)?;
-            Job::Fnos(Box::new(cli), options)
+            Job::Fnos(Box::new(cli), Box::new(options))
         }
         Protocol::Cfms => {
             let options = cfms_options(&cli, &url, env_password)?;
@@ -487,11 +487,16 @@ async fn execute(job: Job) -> Result<(), Failure> {
         Job::Demo { json } => demo::run(json).await,
         Job::Sim(Sim::Fnos(args)) => naslink_sim::fnos::run_cli(args).await.map_err(emulator),
         Job::Sim(Sim::Cfms(args)) => naslink_sim::cfms::run_cli(args).await.map_err(emulator),
-        Job::Fnos(cli, options) => match &cli.command {
-            Command::Check(args) => Err(fnos_cmd::check(args, options).await),
-            Command::Exporter { listen } => exporter::run(*listen, options).await,
-            _ => fnos_cmd::run(&cli, options).await,
-        },
+        Job::Fnos(cli, options) => {
+            // The options hold a device token inline (fixed buffers), so they
+            // travel boxed; unbox once here.
+            let options = *options;
+            match &cli.command {
+                Command::Check(args) => Err(fnos_cmd::check(args, options).await),
+                Command::Exporter { listen } => exporter::run(*listen, options).await,
+                _ => fnos_cmd::run(&cli, options).await,
+            }
+        }
         Job::Cfms(cli, options) => cfms_cmd::run(&cli, options).await,
     }
 }
