@@ -145,7 +145,14 @@ macro_rules! commands {
                     return Err(Error::Busy);
                 }
                 let mut seq = None;
-                let written = self.ws.send_with(ws::MessageKind::Text, usize::MAX, |buf, _| {
+                let kind = match session.message_kind() {
+                    super::MessageKind::Text => ws::MessageKind::Text,
+                    super::MessageKind::Binary => ws::MessageKind::Binary,
+                };
+                let written = self.ws.send_with(kind, usize::MAX, |buf, rng| {
+                    // Protocol 13 signs requests with a nonce from the
+                    // connection's entropy.
+                    session.prepare_nonce(rng);
                     let sent = write(session, now, buf)?;
                     seq = Some(sent.seq);
                     Ok(sent.len)

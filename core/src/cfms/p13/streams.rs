@@ -130,6 +130,12 @@ impl<const N: usize> Streams<N> {
         Ok(StreamId(id))
     }
 
+    /// The id the next [`open`](Self::open) hands out (to write a request
+    /// before committing to it).
+    pub fn next_id(&self) -> Option<StreamId> {
+        self.next.map(StreamId)
+    }
+
     /// Whether another stream can be opened now.
     pub fn can_open(&self) -> bool {
         self.next.is_some() && self.table.has_room()

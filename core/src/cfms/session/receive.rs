@@ -78,6 +78,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.rx_len = 0;
         self.rx_overflow = false;
         self.body = Body::None;
+        self.body_skip = 0;
         self.rx_kind = kind;
         self.rx_streaming = self.streams(kind);
         if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
@@ -87,6 +88,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     fn on_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        if self.wire == Wire::Framed {
+            return self.on_frame(now, message);
+        }
         match Incoming::parse(self.rx_kind, message) {
             Ok(incoming) => self.on_incoming(now, incoming),
             Err(e) => self.on_malformed(e),
