@@ -17,6 +17,7 @@
 //! - [`negotiate`]: telling a protocol-13 server from a 3–5 one by its
 //!   answer to a framed `server_info` (§11).
 //! - [`event`]: the server's `{"event": …}` pushes (lockdown).
+//! - [`transfer`]: upload and download messages, per-chunk AES-256-GCM.
 //!
 //! # One engine
 //!
@@ -38,6 +39,7 @@ pub mod negotiate;
 pub mod replay;
 pub mod request;
 pub mod streams;
+pub mod transfer;
 
 pub use event::{EventError, ServerEvent};
 pub use frame::{FrameError, FrameType, Header, StreamId};
@@ -45,3 +47,6 @@ pub use negotiate::{Negotiated, ProbeError, Unsupported, Wire};
 pub use replay::{Nonce, Replay, ServerClock};
 pub use request::{ROOT_FOLDER, Signed, emit_frame, emit_request};
 pub use streams::{Ended, IN_FLIGHT, Route, StreamError, Streams};
+pub use transfer::{
+    ChunkKey, DownloadCheck, DownloadHeader, FileChunk, TransferError, TransferMessage,
+};
