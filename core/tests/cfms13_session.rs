@@ -442,3 +442,57 @@ fn transfers_over_13_are_refused_by_name_for_now() {
         Err(cfms::Error::NotOnFramedWire)
     );
 }
+
+#[test]
+fn an_answer_larger_than_the_receive_buffer_fails_only_its_request() {
+    let rx = Box::leak(vec![0u8; 512].into_boxed_slice());
+    let chunk_hashes = Box::leak(vec![[0u8; 32]; 1].into_boxed_slice());
+    let s = cfms::Session::new(config(Some(13)), Buffers { rx, chunk_hashes });
+    // A streaming WebSocket hands the session messages in pieces.
+    let url = Url::parse("ws://nas.local:5104/").unwrap();
+    let ws_config = ws::Config {
+        streaming: true,
+        ..ws::Config::default()
+    };
+    let ws = ws::Client::connect(
+        Instant::ZERO,
+        &url,
+        &[],
+        ws_config,
+        Counter(0),
+        vec![0u8; 1024],
+        vec![0u8; 8192],
+    )
+    .unwrap();
+    let mut c: Conn = Connection::new(ws, s);
+    open(&mut c);
+    exchange(&mut c, Instant::from_secs(1), &server_info(1, 13));
+    exchange(&mut c, Instant::from_secs(1), &login_ok(3));
+    let big = list_root(&mut c, Instant::from_secs(2));
+    let small = list_root(&mut c, Instant::from_secs(2));
+    drain_tx(&mut c, Instant::from_secs(2));
+    let names: Vec<Value> = (0..200)
+        .map(|i| json!({"id": format!("{i:032}"), "name": "x"}))
+        .collect();
+    let mut bytes = answer(5, 200, json!({"folders": names, "documents": []}), "ok", T0);
+    bytes.extend(answer(
+        7,
+        200,
+        json!({"folders": [], "documents": []}),
+        "ok",
+        T0,
+    ));
+    let (events, _) = exchange(&mut c, Instant::from_secs(2), &bytes);
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert!(
+        names[0].starts_with(&format!(
+            "RequestFailed {{ seq: {big:?}, error: ResponseTooLarge"
+        )),
+        "{names:?}"
+    );
+    assert!(
+        names[1].starts_with(&format!("Reply {{ seq: {small:?}, status: Ok")),
+        "{names:?}"
+    );
+    assert!(c.can_send());
+}

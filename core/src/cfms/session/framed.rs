@@ -143,6 +143,25 @@ impl<'a, const Q: usize> Session<'a, Q> {
         Ok(())
     }
 
+    /// A framed message larger than the receive buffer: only its stream's
+    /// request fails (a large directory listing does not break the
+    /// connection); an oversized event is dropped.
+    pub(super) fn on_framed_overflow(&mut self, capacity: usize) -> Result<(), Error> {
+        let header = self
+            .rx_header
+            .ok_or(Error::Frame(FrameError::ShortFrame { len: 0 }))?;
+        if let Route::Answer { stream, last: true } = self.mux.route(self.last_activity, header)
+            && let Some(entry) = self.pending.remove_stream(stream.0)
+        {
+            self.fail_head(
+                entry.purpose,
+                RequestError::ResponseTooLarge { capacity },
+                DownloadError::MessageTooLarge,
+            );
+        }
+        Ok(())
+    }
+
     /// Protocol 13's deadlines: each stream's own. Returns whether the
     /// connection is now broken.
     pub(super) fn expire_streams(&mut self, now: Instant) -> bool {

@@ -52,6 +52,7 @@ pub use event::Event as ConnectionEvent;
 use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
 use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
+use super::p13::frame::{Header as FrameHeader, Piece, Reader as FrameReader};
 use super::p13::{FrameError, Negotiated, Nonce, ServerClock, Streams, Wire};
 use super::queue::{Pending, Seq};
 use super::status::Status;
@@ -166,6 +167,10 @@ pub struct Session<'a, const Q: usize> {
     /// Header bytes in front of the last handled message's body (5 on the
     /// framed wire).
     body_skip: usize,
+    /// Protocol 13: the header of a message arriving in pieces, read even
+    /// when the message does not fit `rx` (its request then fails alone).
+    rx_frame: FrameReader,
+    rx_header: Option<FrameHeader>,
     /// Protocol 13: the server's clock, for request timestamps.
     clock: ServerClock,
     /// Protocol 13: the nonce of the next signed request, drawn from the
@@ -219,6 +224,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             negotiated: None,
             mux,
             body_skip: 0,
+            rx_frame: FrameReader::new(),
+            rx_header: None,
             clock: ServerClock::new(),
             nonce: None,
         }

@@ -26,6 +26,14 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if self.rx_streaming {
             return self.stream_part(now, part, last);
         }
+        if self.wire == Wire::Framed {
+            if first {
+                self.rx_header = None;
+            }
+            if let Ok(Piece::Payload { header, .. }) = self.rx_frame.feed(part, first, last) {
+                self.rx_header = Some(header);
+            }
+        }
         let end = self.rx_len + part.len();
         if let Some(dst) = self.rx.get_mut(self.rx_len..end) {
             dst.copy_from_slice(part);
@@ -185,6 +193,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     pub(super) fn on_overflow(&mut self) -> Result<(), Error> {
         let capacity = self.rx.len();
+        if self.wire == Wire::Framed {
+            return self.on_framed_overflow(capacity);
+        }
         if self.rx_kind == MessageKind::Binary {
             // Lockdown pushes are 38 bytes; anything this large is not one.
             return Err(Error::Malformed(EnvelopeError::UnexpectedBinary));
