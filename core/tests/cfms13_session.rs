@@ -35,6 +35,8 @@ fn config(pinned: Option<u32>) -> Config {
         protocol_version: pinned,
         negotiate: pinned.is_none(),
         request_timeout: Duration::from_secs(10),
+        // The protocol-13 server's own largest frame.
+        upload_frame: 65536,
         ..Config::default()
     }
 }
@@ -434,8 +436,151 @@ fn two_factor_202_then_the_code_on_a_new_stream() {
     assert!(sent[0].json.get("nonce").is_none());
 }
 
+/// All frames the client sent, raw: (stream, type, payload).
+fn raw_frames(sent: &[u8]) -> Vec<(u32, u8, Vec<u8>)> {
+    decode_client(sent)
+        .into_iter()
+        .filter(|f| f.opcode == Opcode::Binary)
+        .map(|f| {
+            (
+                u32::from_be_bytes(f.payload[..4].try_into().unwrap()),
+                f.payload[4],
+                f.payload[5..].to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Start an upload of `data` on stream 5 up to `ready`; returns the
+/// upload's seq and what the server was told.
+fn start_upload(c: &mut Conn, data: &[u8], ready: Option<u32>) -> (cfms::Seq, Value) {
+    let source = cfms::UploadSource {
+        size: data.len() as u64,
+        sha256: Some(cfms::sha256_of(data)),
+    };
+    let seq = c
+        .upload_file(Instant::from_secs(2), "task-1", source)
+        .unwrap();
+    let sent = raw_frames(&drain_tx(c, Instant::from_secs(2)));
+    assert_eq!(sent[0].0, 5);
+    let waiting = frame(
+        5,
+        false,
+        json!({"action": "transfer_file", "data": {}, "message": "waiting for file transfer"}),
+    );
+    let (_, sent) = exchange(c, Instant::from_secs(2), &waiting);
+    assert_eq!(
+        (sent[0].opcode, sent[0].stream, sent[0].kind),
+        (Opcode::Binary, 5, 0)
+    );
+    let header = sent[0].json.clone();
+    if let Some(chunk) = ready {
+        let mut p = 5u32.to_be_bytes().to_vec();
+        p.push(0);
+        p.extend(format!("ready {chunk}").into_bytes());
+        let (events, _) = exchange(c, Instant::from_secs(2), &server_frame(true, 0, 2, &p));
+        assert!(events[0].0.starts_with("UploadReady"), "{events:?}");
+    }
+    (seq, header)
+}
+
+/// Feed the whole file; returns the data frames sent, as (stream, type, len).
+fn send_file(c: &mut Conn, data: &[u8]) -> Vec<(u32, u8, usize)> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    loop {
+        let n = c.upload_write(Instant::from_secs(3), rest).unwrap();
+        rest = &rest[n..];
+        out.extend(drain_tx(c, Instant::from_secs(3)));
+        if rest.is_empty() && n == 0 {
+            // One more call ends a file that fills its last frame.
+            let n = c.upload_write(Instant::from_secs(3), rest).unwrap();
+            out.extend(drain_tx(c, Instant::from_secs(3)));
+            assert_eq!(n, 0);
+            break;
+        }
+    }
+    raw_frames(&out)
+        .into_iter()
+        .map(|(s, t, p)| (s, t, p.len()))
+        .collect()
+}
+
+fn verdict(stream: u32) -> Vec<u8> {
+    answer(
+        stream,
+        200,
+        json!({}),
+        "File received successfully",
+        T0 + 3.0,
+    )
+}
+
 #[test]
-fn transfers_over_13_are_refused_by_name_for_now() {
+fn an_upload_sends_frames_of_exactly_the_ready_size_on_its_stream() {
+    let mut c = logged_in();
+    let data: Vec<u8> = (0..70000u32).map(|i| i as u8).collect();
+    let (seq, header) = start_upload(&mut c, &data, Some(65536));
+    assert_eq!(header["action"], "transfer_file");
+    assert_eq!(header["data"]["file_size"], 70000);
+    assert!(header["data"]["max_chunk_size"].as_u64().unwrap() >= 512);
+    assert_eq!(send_file(&mut c, &data), [(5, 0, 65536), (5, 0, 4464)]);
+    let (events, _) = exchange(&mut c, Instant::from_secs(3), &verdict(5));
+    assert_eq!(
+        events[0].0,
+        format!("UploadFinished {{ seq: {seq:?}, size: 70000 }}")
+    );
+    assert!(c.can_send());
+}
+
+#[test]
+fn an_upload_that_fills_its_last_frame_ends_with_an_empty_frame() {
+    let mut c = logged_in();
+    let data = vec![7u8; 65536];
+    start_upload(&mut c, &data, Some(65536));
+    assert_eq!(send_file(&mut c, &data), [(5, 0, 65536), (5, 0, 0)]);
+    let (events, _) = exchange(&mut c, Instant::from_secs(3), &verdict(5));
+    assert!(events[0].0.starts_with("UploadFinished"), "{events:?}");
+}
+
+#[test]
+fn an_empty_upload_is_stored_when_stop_is_followed_by_silence() {
+    let mut c = logged_in();
+    let (seq, _) = start_upload(&mut c, b"", None);
+    let mut p = 5u32.to_be_bytes().to_vec();
+    p.push(0);
+    p.extend(b"stop");
+    let (events, sent) = exchange(&mut c, Instant::from_secs(2), &server_frame(true, 0, 2, &p));
+    assert!(events.is_empty() && sent.is_empty(), "{events:?}");
+    assert_eq!(c.poll_timeout(), Some(Instant::from_secs(4)));
+    c.handle_timeout(Instant::from_secs(4));
+    let e = own(c.poll_event().unwrap()).0;
+    assert_eq!(e, format!("UploadFinished {{ seq: {seq:?}, size: 0 }}"));
+    assert!(c.can_send());
+}
+
+#[test]
+fn an_empty_upload_fails_when_a_conclusion_follows_stop() {
+    let mut c = logged_in();
+    start_upload(&mut c, b"", None);
+    let mut p = 5u32.to_be_bytes().to_vec();
+    p.push(0);
+    p.extend(b"stop");
+    exchange(&mut c, Instant::from_secs(2), &server_frame(true, 0, 2, &p));
+    let fault = answer(
+        5,
+        500,
+        json!({"log_id": "46b4"}),
+        "Internal server error",
+        T0,
+    );
+    let (events, _) = exchange(&mut c, Instant::from_secs(3), &fault);
+    assert!(events[0].0.starts_with("UploadFailed"), "{events:?}");
+    assert!(events[0].0.contains("ServerError"), "{events:?}");
+}
+
+#[test]
+fn downloads_over_13_are_refused_by_name_for_now() {
     let mut c = logged_in();
     assert_eq!(
         c.download_file(Instant::from_secs(2), "task"),

@@ -173,6 +173,12 @@ impl<const N: usize> Streams<N> {
         }
     }
 
+    /// Push `stream`'s deadline to `deadline` (the client is still
+    /// sending on it). `false` if it is not in flight.
+    pub fn extend(&mut self, stream: StreamId, deadline: Instant) -> bool {
+        self.table.set_deadline(&stream.0, deadline)
+    }
+
     /// The stream ended by its content (a download's `aes_key`, an empty
     /// download's header): forget it. `false` if it was not in flight.
     pub fn finish(&mut self, stream: StreamId) -> bool {

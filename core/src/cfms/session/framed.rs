@@ -16,11 +16,15 @@
 //!   from every answer;
 //! - frames on even ids are events (lockdown), for every connection.
 //!
-//! File transfers over 13 are not wired in yet ([`Error::NotOnFramedWire`]).
+//! Uploads run the 3–5 upload machine on their stream (the server's words
+//! and JSON are the same, framed; the data frames get a header); the
+//! silence after an empty upload's `stop` is its success. Downloads over
+//! 13 are not wired in yet ([`Error::NotOnFramedWire`]; the pieces are in
+//! [`p13::transfer`](crate::cfms::p13::transfer)).
 #![deny(clippy::indexing_slicing)]
 
 use super::*;
-use crate::cfms::p13::frame::{Frame, HEADER_LEN};
+use crate::cfms::p13::frame::{Frame, FrameType, HEADER_LEN, Header, StreamId};
 use crate::cfms::p13::{self, Ended, Route, ServerEvent, Signed};
 use crate::random::Entropy;
 
@@ -94,6 +98,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.pending
             .push_on(purpose, now + self.config.request_timeout, stream)?;
         self.last_activity = now;
+        self.last_stream = stream;
         Ok(())
     }
 
@@ -120,6 +125,18 @@ impl<'a, const Q: usize> Session<'a, Q> {
                     self.emit(Event::Lockdown { on });
                 }
             }
+            Route::Answer { stream, .. }
+                if stream.0 == self.transfer_stream
+                    && matches!(self.transfer, Transfer::Upload(_)) =>
+            {
+                // The upload's own steps are the 3-5 words and JSON, framed.
+                match Incoming::parse(MessageKind::Text, frame.payload) {
+                    Ok(incoming) => self.on_transfer_message(now, incoming)?,
+                    Err(_) => {
+                        self.fail_transfer(UploadError::Unexpected, DownloadError::Unexpected)
+                    }
+                }
+            }
             // A late answer to a request given up on, or a PROCESS frame
             // of a request that has no intermediate steps.
             Route::Stray { .. } | Route::Answer { last: false, .. } => {}
@@ -141,6 +158,53 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
         }
         Ok(())
+    }
+
+    /// Take the running transfer's entry from the in-flight queue.
+    pub(super) fn pop_transfer(&mut self) {
+        match self.wire {
+            Wire::Text => {
+                self.pending.pop();
+            }
+            Wire::Framed => {
+                self.pending.remove_stream(self.transfer_stream);
+                self.mux.finish(StreamId(self.transfer_stream));
+            }
+        }
+    }
+
+    /// The 5-byte header of the running upload's frames.
+    pub(crate) fn upload_frame_header(&self) -> Option<[u8; HEADER_LEN]> {
+        (self.wire == Wire::Framed && matches!(self.transfer, Transfer::Upload(_))).then(|| {
+            Header {
+                stream: StreamId(self.transfer_stream),
+                kind: FrameType::Process,
+            }
+            .to_bytes()
+        })
+    }
+
+    /// How much of the current upload frame's header is still to be sent.
+    pub(crate) fn upload_head_left(&self) -> usize {
+        HEADER_LEN - self.upload_head_sent.min(HEADER_LEN)
+    }
+
+    /// `n` more header bytes were handed to the WebSocket.
+    pub(crate) fn upload_head_advance(&mut self, n: usize) {
+        self.upload_head_sent = (self.upload_head_sent + n).min(HEADER_LEN);
+    }
+
+    /// An empty upload's `stop`: wait a little for a late CONCLUSION.
+    pub(super) fn upload_stopped(&mut self, now: Instant) {
+        self.mux
+            .end_quietly(now, StreamId(self.transfer_stream), p13::streams::QUIET_END);
+    }
+
+    /// Keep the running upload's stream alive while the client sends.
+    pub(super) fn upload_touch(&mut self, now: Instant, limit: Duration) {
+        if self.wire == Wire::Framed {
+            self.mux.extend(StreamId(self.transfer_stream), now + limit);
+        }
     }
 
     /// A framed message larger than the receive buffer: only its stream's
@@ -177,6 +241,17 @@ impl<'a, const Q: usize> Session<'a, Q> {
                     seq,
                     error: RequestError::Timeout,
                 }),
+                // Silence after an empty upload's `stop` is success (§9.5).
+                Purpose::Transfer if matches!(ended, Ended::Quiet(_)) => {
+                    if let Transfer::Upload(up) = &self.transfer {
+                        let (seq, size) = (up.seq, up.sent());
+                        self.transfer = Transfer::None;
+                        self.emit(Event::UploadFinished { seq, size });
+                    }
+                }
+                Purpose::Transfer => {
+                    self.fail_transfer(UploadError::Timeout, DownloadError::Timeout)
+                }
                 // The session's own steps: a server that leaves them
                 // unanswered is wedged (§12.6); reconnect.
                 other => {

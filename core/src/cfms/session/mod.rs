@@ -52,7 +52,7 @@ pub use event::Event as ConnectionEvent;
 use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
 use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
-use super::p13::frame::{Header as FrameHeader, Piece, Reader as FrameReader};
+use super::p13::frame::{HEADER_LEN, Header as FrameHeader, Piece, Reader as FrameReader};
 use super::p13::{FrameError, Negotiated, Nonce, ServerClock, Streams, Wire};
 use super::queue::{Pending, Seq};
 use super::status::Status;
@@ -171,6 +171,13 @@ pub struct Session<'a, const Q: usize> {
     /// when the message does not fit `rx` (its request then fails alone).
     rx_frame: FrameReader,
     rx_header: Option<FrameHeader>,
+    /// Protocol 13: the stream of the last request written, and of the
+    /// running transfer.
+    last_stream: u32,
+    transfer_stream: u32,
+    /// Protocol 13: bytes of the running upload frame's 5-byte header
+    /// already handed to the WebSocket.
+    upload_head_sent: usize,
     /// Protocol 13: the server's clock, for request timestamps.
     clock: ServerClock,
     /// Protocol 13: the nonce of the next signed request, drawn from the
@@ -226,6 +233,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             body_skip: 0,
             rx_frame: FrameReader::new(),
             rx_header: None,
+            last_stream: 0,
+            transfer_stream: 0,
+            upload_head_sent: 0,
             clock: ServerClock::new(),
             nonce: None,
         }

@@ -231,9 +231,6 @@ impl<'a, const Q: usize> Session<'a, Q> {
         source: UploadSource,
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
-        if self.wire == Wire::Framed {
-            return Err(Error::NotOnFramedWire);
-        }
         let anonymous = !self.auth.logged_in;
         let sent = self.send(
             now,
@@ -250,6 +247,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             _ => None,
         };
         self.transfer = Transfer::Upload(Upload::new(sent.seq, source, max_chunk));
+        self.transfer_stream = self.last_stream;
+        self.upload_head_sent = 0;
         Ok(sent)
     }
 
@@ -259,13 +258,17 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Err(Error::Upload(UploadWriteError::NotSending));
         };
         let w = up.write(data).map_err(Error::Upload)?;
+        let limit = if up.phase == Phase::AwaitVerdict {
+            self.config.request_timeout
+        } else {
+            self.config.transfer_timeout
+        };
         if let Some(head) = self.pending.front_mut() {
-            let limit = if up.phase == Phase::AwaitVerdict {
-                self.config.request_timeout
-            } else {
-                self.config.transfer_timeout
-            };
             head.deadline = now + limit;
+        }
+        self.upload_touch(now, limit);
+        if w.message_end {
+            self.upload_head_sent = 0;
         }
         self.last_activity = now;
         Ok(w)
@@ -314,6 +317,25 @@ impl<'a, const Q: usize> Session<'a, Q> {
         };
         match &mut self.transfer {
             Transfer::Upload(up) if up.phase == Phase::HeaderDue => {
+                if self.wire == Wire::Framed {
+                    let (head, body) =
+                        buf.split_at_mut_checked(HEADER_LEN)
+                            .ok_or(Error::BufferTooSmall {
+                                required: HEADER_LEN,
+                            })?;
+                    let len = up.header(body).map_err(|e| Error::BufferTooSmall {
+                        required: e.required + HEADER_LEN,
+                    })?;
+                    head.copy_from_slice(
+                        &FrameHeader {
+                            stream: super::super::p13::StreamId(self.transfer_stream),
+                            kind: super::super::p13::FrameType::Process,
+                        }
+                        .to_bytes(),
+                    );
+                    up.phase = Phase::AwaitReady;
+                    return text(len + HEADER_LEN);
+                }
                 let len = up.header(buf)?;
                 up.phase = Phase::AwaitReady;
                 return text(len);
