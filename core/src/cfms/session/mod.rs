@@ -26,7 +26,8 @@
 //! ```
 //!
 //! Files: `types` (config, errors, queued events), `send` (requests),
-//! `receive` (message intake, download streaming), `respond` (answers:
+//! `framed` (the protocol-13 wire: streams, signing, events, per-request
+//! deadlines), `receive` (message intake, download streaming), `respond` (answers:
 //! login, token), `transfer` (upload/download messages), `time`
 //! (deadlines, disconnect), `engine` (opening sequence and the
 //! `connection::Session` impl), `event` (events with bodies).
@@ -125,7 +126,9 @@ pub struct Buffers<'a> {
     pub chunk_hashes: &'a mut [[u8; 32]],
 }
 
-/// A CFMS protocol 3–5 client session with at most `Q` requests in flight.
+/// A CFMS client session (protocols 3–5 as text, 13 as frames: see
+/// [`Config::protocol_version`], [`Config::negotiate`]) with at most `Q`
+/// requests in flight.
 pub struct Session<'a, const Q: usize> {
     config: Config,
     rx: &'a mut [u8],
