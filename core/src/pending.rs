@@ -163,6 +163,9 @@ impl<K: Copy + Eq, const N: usize> Table<K, N> {
 pub(crate) struct Entry<P> {
     pub(crate) purpose: P,
     pub(crate) deadline: Instant,
+    /// The CFMS protocol-13 stream the request went out on (0 on an
+    /// in-order wire).
+    pub(crate) stream: u32,
 }
 
 /// Up to `N` requests in flight, answered strictly in the order sent.
@@ -179,10 +182,37 @@ impl<P, const N: usize> Fifo<P, N> {
     }
 
     /// Track a request for `purpose` until `deadline`.
-    pub(crate) fn push(&mut self, purpose: P, deadline: Instant) -> Result<(), Busy> {
+    /// `stream` is the CFMS protocol-13 stream it went out on (0 on the
+    /// in-order wire).
+    pub(crate) fn push_on(
+        &mut self,
+        purpose: P,
+        deadline: Instant,
+        stream: u32,
+    ) -> Result<(), Busy> {
         self.items
-            .push_back(Entry { purpose, deadline })
+            .push_back(Entry {
+                purpose,
+                deadline,
+                stream,
+            })
             .map_err(|_| Busy)
+    }
+
+    /// Stop tracking the request sent on `stream`, wherever it is in the
+    /// queue (answers on a multiplexed wire come in any order).
+    pub(crate) fn remove_stream(&mut self, stream: u32) -> Option<Entry<P>> {
+        let mut found = None;
+        for _ in 0..self.items.len() {
+            let entry = self.items.pop_front()?;
+            if found.is_none() && entry.stream == stream {
+                found = Some(entry);
+            } else {
+                // Room is certain: one was just taken out.
+                let _ = self.items.push_back(entry);
+            }
+        }
+        found
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -273,11 +303,23 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_taken_out_by_its_stream_wherever_it_is() {
+        let mut q: Fifo<u8, 3> = Fifo::new();
+        for (p, stream) in [(1, 1), (2, 3), (3, 5)] {
+            q.push_on(p, Instant::from_secs(30), stream).unwrap();
+        }
+        assert_eq!(q.remove_stream(3).map(|e| e.purpose), Some(2));
+        assert!(q.remove_stream(3).is_none());
+        assert_eq!(q.pop().map(|e| e.purpose), Some(1));
+        assert_eq!(q.pop().map(|e| e.purpose), Some(3));
+    }
+
+    #[test]
     fn responses_match_requests_in_fifo_order_within_capacity() {
         let mut q: Fifo<u8, 2> = Fifo::new();
-        q.push(1, Instant::from_secs(30)).unwrap();
-        q.push(2, Instant::from_secs(10)).unwrap();
-        assert_eq!(q.push(3, Instant::from_secs(5)), Err(Busy));
+        q.push_on(1, Instant::from_secs(30), 0).unwrap();
+        q.push_on(2, Instant::from_secs(10), 0).unwrap();
+        assert_eq!(q.push_on(3, Instant::from_secs(5), 0), Err(Busy));
         assert_eq!(q.next_deadline(), Some(Instant::from_secs(10)));
         assert_eq!(q.pop().map(|e| e.purpose), Some(1));
         assert_eq!(q.pop().map(|e| e.purpose), Some(2));

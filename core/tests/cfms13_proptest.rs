@@ -5,7 +5,7 @@
 
 use naslink_core::cfms::p13::frame::{Frame, FrameError, Piece, Reader};
 use naslink_core::cfms::p13::negotiate;
-use naslink_core::cfms::p13::{Route, ServerEvent, Streams};
+use naslink_core::cfms::p13::{Route, ServerEvent, Streams, TransferMessage};
 use naslink_core::time::{Duration, Instant};
 use proptest::prelude::*;
 
@@ -111,6 +111,18 @@ proptest! {
         framed.extend_from_slice(&json);
         let _ = negotiate::read_answer(&framed);
     }
+
+    /// Transfer messages: a value or a named error; a chunk's ciphertext
+    /// decodes into a buffer of any size without a panic.
+    #[test]
+    fn transfer_messages_never_panic(msg in framish(), json in eventish(), cap in 0usize..64) {
+        for payload in [&msg[..], &json[..]] {
+            if let Ok(TransferMessage::Chunk(c)) = TransferMessage::parse(payload) {
+                let mut out = vec![0u8; cap];
+                let _ = c.ciphertext_into(&mut out);
+            }
+        }
+    }
 }
 
 /// JSON-ish bytes with the words events and probe answers use.
@@ -126,6 +138,12 @@ fn eventish() -> impl Strategy<Value = Vec<u8>> {
             Just(&b"\"code\":200,"[..]),
             Just(&b"\"protocol_version\":"[..]),
             Just(&b"13"[..]),
+            Just(&b"\"action\":\"file_chunk\","[..]),
+            Just(&b"\"action\":\"aes_key\","[..]),
+            Just(&b"\"action\":\"transfer_file\","[..]),
+            Just(&b"\"index\":1,\"chunk\":\"QUJD\",\"tag\":\"sVKjSQ2/S9DOwRwhqVmvWQ==\",\"prefix\":\"uOXcstBwWQw=\""[..]),
+            Just(&b"\"key\":null"[..]),
+            Just(&b"\"file_size\":5,\"chunk_size\":2,\"total_chunks\":3"[..]),
             Just(&b"true"[..]),
             Just(&b","[..]),
             Just(&b"\xff"[..]),

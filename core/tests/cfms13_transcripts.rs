@@ -6,7 +6,7 @@
 use naslink_core::cfms::p13::frame::{Frame, FrameType};
 use naslink_core::cfms::p13::negotiate::{self, Negotiated};
 use naslink_core::cfms::p13::streams::QUIET_END;
-use naslink_core::cfms::p13::{Replay, Route, ServerEvent, StreamId, Streams};
+use naslink_core::cfms::p13::{Replay, Route, ServerEvent, StreamId, Streams, TransferMessage};
 use naslink_core::cfms::{Response, Status};
 use naslink_core::time::{Duration, Instant};
 use std::collections::BTreeMap;
@@ -124,8 +124,16 @@ fn every_recorded_server_frame_parses_and_finds_its_stream() {
 }
 
 /// A CONCLUSION is a response; its 1001 says which replay check refused.
+/// A PROCESS frame is a transfer message.
 fn check_payload(payload: &[u8], line: &serde_json::Value) {
     let Some(code) = line["json"]["code"].as_i64() else {
+        let m = TransferMessage::parse(payload).unwrap_or_else(|e| panic!("{e}: {}", line["note"]));
+        if let TransferMessage::Chunk(c) = m {
+            assert_eq!(
+                u64::from(c.index),
+                line["json"]["data"]["index"].as_u64().unwrap()
+            );
+        }
         return;
     };
     let r = Response::parse(payload).unwrap();

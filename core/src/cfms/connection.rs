@@ -113,12 +113,30 @@ macro_rules! commands {
                     // Let the session name the misuse.
                     return session.upload_write(now, data).map(|w| w.accepted);
                 };
+                // Protocol 13: each binary message starts with the frame
+                // header of the upload's stream.
+                let head = session.upload_frame_header();
+                let head_len = head.map_or(0, |h| h.len() as u64);
                 if start {
-                    match self.ws.begin_binary(len) {
+                    match self.ws.begin_binary(len + head_len) {
                         // Begun by an earlier call whose bytes found no
                         // room: only uploads stream binary messages.
                         Ok(()) | Err(ws::SendError::MessageInProgress) => {}
                         Err(e) => return Err(Error::Ws(e)),
+                    }
+                }
+                if let Some(head) = head
+                    && start
+                {
+                    let left = session.upload_head_left();
+                    let rest = head.get(head.len() - left..).unwrap_or_default();
+                    if !rest.is_empty() {
+                        let n = self.ws.send_binary_part(rest).map_err(Error::Ws)?;
+                        session.upload_head_advance(n);
+                        if n < rest.len() {
+                            // No room: drain poll_transmit and call again.
+                            return Ok(0);
+                        }
                     }
                 }
                 let left = usize::try_from(left).unwrap_or(usize::MAX);
@@ -145,7 +163,14 @@ macro_rules! commands {
                     return Err(Error::Busy);
                 }
                 let mut seq = None;
-                let written = self.ws.send_with(ws::MessageKind::Text, usize::MAX, |buf, _| {
+                let kind = match session.message_kind() {
+                    super::MessageKind::Text => ws::MessageKind::Text,
+                    super::MessageKind::Binary => ws::MessageKind::Binary,
+                };
+                let written = self.ws.send_with(kind, usize::MAX, |buf, rng| {
+                    // Protocol 13 signs requests with a nonce from the
+                    // connection's entropy.
+                    session.prepare_nonce(rng);
                     let sent = write(session, now, buf)?;
                     seq = Some(sent.seq);
                     Ok(sent.len)

@@ -1,4 +1,5 @@
-//! CFMS protocol 3–5 client session: sans-I/O, `no_std`, no allocation.
+//! CFMS client session, protocols 3–5 (text) and 13 (frames): sans-I/O,
+//! `no_std`, no allocation.
 //!
 //! The session works at the level of WebSocket *messages*: it writes
 //! requests into caller buffers and consumes received messages, whole or in

@@ -46,6 +46,7 @@ extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
         fnos_login_paths(),
         cfms_session_paths(),
         cfms_decrypt_paths(),
+        cfms13_paths(),
     ];
     checks
         .iter()
@@ -219,4 +220,19 @@ fn concat(out: &mut [u8], parts: &[&[u8]]) -> Option<usize> {
         n += part.len();
     }
     Some(n)
+}
+
+/// CFMS protocol 13: a frame parsed, a probe written, and a chunk checked
+/// with AES-256-GCM (a forged tag must be refused) without an allocator.
+fn cfms13_paths() -> bool {
+    use cfms::p13;
+    let mut out = [0u8; 64];
+    let probe = p13::negotiate::probe(&mut out).is_ok_and(|n| n > 5);
+    let frame = p13::frame::Frame::parse(b"\x00\x00\x00\x02\x01{}")
+        .is_ok_and(|f| f.header.stream.is_server());
+    let key = p13::ChunkKey::new([1u8; 32]);
+    let mut chunk = [0u8; 16];
+    let forged = key.decrypt_chunk(0, &[0u8; 8], &[0u8; 16], &mut chunk)
+        == Err(p13::TransferError::ForgedTag { index: 0 });
+    probe && frame && forged
 }

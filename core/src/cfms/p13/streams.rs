@@ -130,6 +130,12 @@ impl<const N: usize> Streams<N> {
         Ok(StreamId(id))
     }
 
+    /// The id the next [`open`](Self::open) hands out (to write a request
+    /// before committing to it).
+    pub fn next_id(&self) -> Option<StreamId> {
+        self.next.map(StreamId)
+    }
+
     /// Whether another stream can be opened now.
     pub fn can_open(&self) -> bool {
         self.next.is_some() && self.table.has_room()
@@ -165,6 +171,12 @@ impl<const N: usize> Streams<N> {
             },
             (false, _) => Route::Stray { stream },
         }
+    }
+
+    /// Push `stream`'s deadline to `deadline` (the client is still
+    /// sending on it). `false` if it is not in flight.
+    pub fn extend(&mut self, stream: StreamId, deadline: Instant) -> bool {
+        self.table.set_deadline(&stream.0, deadline)
     }
 
     /// The stream ended by its content (a download's `aes_key`, an empty

@@ -138,7 +138,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             self.state,
             State::ServerInfo | State::LoggingIn | State::TwoFactor
         ) {
-            let next = if self.config.listener && self.listener_seq.is_none() {
+            // Protocol 13 sends events to every connection unasked.
+            let listen = self.config.listener && self.wire == Wire::Text;
+            let next = if listen && self.listener_seq.is_none() {
                 State::Registering
             } else {
                 State::Ready
@@ -266,15 +268,15 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
     fn poll_transmit<R: Entropy>(
         &mut self,
         now: Instant,
-        _rng: &mut R,
+        rng: &mut R,
         out: &mut [u8],
     ) -> Result<Option<ConnTransmit>, crate::InsufficientSize> {
-        let text = |len| {
-            Some(ConnTransmit {
-                kind: ws::MessageKind::Text,
-                len,
-            })
+        self.prepare_nonce(rng);
+        let kind = match self.message_kind() {
+            MessageKind::Text => ws::MessageKind::Text,
+            MessageKind::Binary => ws::MessageKind::Binary,
         };
+        let text = |len| Some(ConnTransmit { kind, len });
         match self.write_step(now, out) {
             Ok(Some(len)) => return Ok(text(len)),
             Ok(None) => {}
@@ -288,7 +290,8 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
         match Session::poll_transmit(self, now, out) {
             Ok(t) => Ok(t.map(|t| ConnTransmit {
                 kind: match t.kind {
-                    MessageKind::Text => ws::MessageKind::Text,
+                    // Requests the session owes go out on the current wire.
+                    MessageKind::Text => kind,
                     MessageKind::Binary => ws::MessageKind::Binary,
                 },
                 len: t.len,

@@ -153,8 +153,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
     fn body<'m>(&'m self, message: Option<Message<'m>>) -> Option<Response<'m>> {
         match self.body {
             Body::None => None,
-            Body::Rx => Response::parse(self.rx.get(..self.rx_len)?).ok(),
-            Body::Message => Response::parse(message?.data).ok(),
+            Body::Rx => Response::parse(self.rx.get(self.body_skip..self.rx_len)?).ok(),
+            Body::Message => Response::parse(message?.data.get(self.body_skip..)?).ok(),
         }
     }
 

@@ -26,7 +26,8 @@
 //! ```
 //!
 //! Files: `types` (config, errors, queued events), `send` (requests),
-//! `receive` (message intake, download streaming), `respond` (answers:
+//! `framed` (the protocol-13 wire: streams, signing, events, per-request
+//! deadlines), `receive` (message intake, download streaming), `respond` (answers:
 //! login, token), `transfer` (upload/download messages), `time`
 //! (deadlines, disconnect), `engine` (opening sequence and the
 //! `connection::Session` impl), `event` (events with bodies).
@@ -34,6 +35,7 @@
 
 mod engine;
 mod event;
+mod framed;
 mod receive;
 mod respond;
 mod send;
@@ -51,6 +53,8 @@ pub use event::Event as ConnectionEvent;
 use super::auth::{self, Auth, Credentials, LoginError, TwoFactorMethod};
 use super::download::{Download, DownloadError, DownloadKey, StreamOutcome};
 use super::envelope::{EnvelopeError, Incoming, MessageKind, Response, ServerAction, emit_request};
+use super::p13::frame::{HEADER_LEN, Header as FrameHeader, Piece, Reader as FrameReader};
+use super::p13::{FrameError, Negotiated, Nonce, ServerClock, Streams, Wire};
 use super::queue::{Pending, Seq};
 use super::status::Status;
 use super::upload::{
@@ -122,7 +126,9 @@ pub struct Buffers<'a> {
     pub chunk_hashes: &'a mut [[u8; 32]],
 }
 
-/// A CFMS protocol 3–5 client session with at most `Q` requests in flight.
+/// A CFMS client session (protocols 3–5 as text, 13 as frames: see
+/// [`Config::protocol_version`], [`Config::negotiate`]) with at most `Q`
+/// requests in flight.
 pub struct Session<'a, const Q: usize> {
     config: Config,
     rx: &'a mut [u8],
@@ -153,12 +159,47 @@ pub struct Session<'a, const Q: usize> {
     body: Body,
     last_activity: Instant,
     last_download_chunks: usize,
+    /// How messages are carried: text in order (3–5) or frames (13).
+    wire: Wire,
+    /// Open connections with the protocol-13 probe (no version pinned).
+    probe: bool,
+    /// What the probe found, once known.
+    negotiated: Option<Negotiated>,
+    /// Protocol 13: stream ids, deadlines, quiet ends.
+    mux: Streams<Q>,
+    /// Header bytes in front of the last handled message's body (5 on the
+    /// framed wire).
+    body_skip: usize,
+    /// Protocol 13: the header of a message arriving in pieces, read even
+    /// when the message does not fit `rx` (its request then fails alone).
+    rx_frame: FrameReader,
+    rx_header: Option<FrameHeader>,
+    /// Protocol 13: the stream of the last request written, and of the
+    /// running transfer.
+    last_stream: u32,
+    transfer_stream: u32,
+    /// Protocol 13: bytes of the running upload frame's 5-byte header
+    /// already handed to the WebSocket.
+    upload_head_sent: usize,
+    /// Protocol 13: the server's clock, for request timestamps.
+    clock: ServerClock,
+    /// Protocol 13: the nonce of the next signed request, drawn from the
+    /// connection's entropy just before the request is written.
+    nonce: Option<Nonce>,
 }
 
 impl<'a, const Q: usize> Session<'a, Q> {
     /// A session for a freshly opened connection.
     pub fn new(mut config: Config, buffers: Buffers<'a>) -> Self {
         let mut auth = Auth::new();
+        let pinned = config.protocol_version.map(Wire::for_version);
+        let (wire, probe, protocol) = match pinned {
+            Some(Ok(wire)) => (wire, false, Protocol::Unknown),
+            Some(Err(u)) => (Wire::Text, false, Protocol::Refused(Some(u.version))),
+            None if config.negotiate => (Wire::Framed, true, Protocol::Unknown),
+            None => (Wire::Text, false, Protocol::Unknown),
+        };
+        let mux = Streams::new(config.request_timeout);
         if let Some(c) = config.login.take() {
             auth.username = c.username.clone();
             auth.password = c.password.clone();
@@ -173,7 +214,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             chunk_hashes: buffers.chunk_hashes,
             pending: Pending::new(),
             next_seq: 0,
-            protocol: Protocol::Unknown,
+            protocol,
             broken: false,
             auth,
             unix_anchor: None,
@@ -188,7 +229,33 @@ impl<'a, const Q: usize> Session<'a, Q> {
             body: Body::None,
             last_activity: Instant::ZERO,
             last_download_chunks: 0,
+            wire,
+            probe,
+            negotiated: None,
+            mux,
+            body_skip: 0,
+            rx_frame: FrameReader::new(),
+            rx_header: None,
+            last_stream: 0,
+            transfer_stream: 0,
+            upload_head_sent: 0,
+            clock: ServerClock::new(),
+            nonce: None,
         }
+    }
+
+    /// How this session carries messages now: text (3–5) or frames (13).
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// What the protocol-13 probe found ([`Config::negotiate`]): `Framed`
+    /// once a 13 server answered it; `Text` once a connection closed
+    /// without an answer (a 3–5 server: reconnect with this session, which
+    /// then speaks text). The adapter remembers the outcome per server and
+    /// pins it next time ([`Config::protocol_version`]).
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.negotiated
     }
 
     /// Tell the session the wall clock: at `now`, it is `unix_secs` seconds
@@ -196,6 +263,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     /// response carries no server `timestamp`.
     pub fn set_unix_time(&mut self, now: Instant, unix_secs: f64) {
         self.unix_anchor = Some((now, unix_secs));
+        self.clock.set_local(now, unix_secs);
     }
 
     /// The protocol version, once `server_info` answered with a spoken one.

@@ -26,6 +26,14 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if self.rx_streaming {
             return self.stream_part(now, part, last);
         }
+        if self.wire == Wire::Framed {
+            if first {
+                self.rx_header = None;
+            }
+            if let Ok(Piece::Payload { header, .. }) = self.rx_frame.feed(part, first, last) {
+                self.rx_header = Some(header);
+            }
+        }
         let end = self.rx_len + part.len();
         if let Some(dst) = self.rx.get_mut(self.rx_len..end) {
             dst.copy_from_slice(part);
@@ -78,6 +86,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.rx_len = 0;
         self.rx_overflow = false;
         self.body = Body::None;
+        self.body_skip = 0;
         self.rx_kind = kind;
         self.rx_streaming = self.streams(kind);
         if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
@@ -87,6 +96,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     fn on_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        if self.wire == Wire::Framed {
+            return self.on_frame(now, message);
+        }
         match Incoming::parse(self.rx_kind, message) {
             Ok(incoming) => self.on_incoming(now, incoming),
             Err(e) => self.on_malformed(e),
@@ -181,6 +193,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     pub(super) fn on_overflow(&mut self) -> Result<(), Error> {
         let capacity = self.rx.len();
+        if self.wire == Wire::Framed {
+            return self.on_framed_overflow(capacity);
+        }
         if self.rx_kind == MessageKind::Binary {
             // Lockdown pushes are 38 bytes; anything this large is not one.
             return Err(Error::Malformed(EnvelopeError::UnexpectedBinary));

@@ -47,10 +47,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return;
         }
         match version {
-            Some(v) if PROTOCOLS.contains(&v) => {
+            Some(v) if self.speaks(v) => {
                 self.protocol = Protocol::Spoken(v);
                 self.on_spoken();
                 let lockdown = info.lockdown();
+                self.framed_answered(v, lockdown);
                 let changed = self.lockdown.is_some_and(|old| old != lockdown);
                 self.lockdown = Some(lockdown);
                 if seq.is_some() {

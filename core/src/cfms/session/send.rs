@@ -33,17 +33,10 @@ impl<'a, const Q: usize> Session<'a, Q> {
         data: impl FnOnce(&mut JsonWriter<'_>),
     ) -> Result<Sent, Error> {
         self.check_can_send(action)?;
-        let (user, token) = if anonymous {
-            ("", "")
-        } else {
-            (self.auth.username.as_str(), self.auth.token.as_str())
-        };
-        let len = emit_request(buf, action, user, token, data)?;
+        let (len, stream) = self.write_request(now, buf, action, anonymous, data)?;
         let seq = self.next_seq();
-        let deadline = now + self.config.request_timeout;
         // Cannot fail: check_can_send saw room.
-        self.pending.push(purpose(seq), deadline)?;
-        self.last_activity = now;
+        self.track(purpose(seq), now, stream)?;
         Ok(Sent { seq, len })
     }
 
@@ -141,21 +134,19 @@ impl<'a, const Q: usize> Session<'a, Q> {
         two_factor: Option<&str>,
         by_application: bool,
     ) -> Result<Sent, Error> {
-        let user = self.auth.username.as_str();
-        let pass = self.auth.password.as_str();
-        let len = emit_request(buf, "login", "", "", |w| {
-            w.field_str("username", user);
-            w.field_str("password", pass);
+        // Copies: the writer borrows the session mutably.
+        let user = self.auth.username.clone();
+        let pass = self.auth.password.clone();
+        // Never with the envelope's token: a stale one would fail the login.
+        let (len, stream) = self.write_request(now, buf, "login", true, |w| {
+            w.field_str("username", user.as_str());
+            w.field_str("password", pass.as_str());
             if let Some(code) = two_factor {
                 w.field_str("2fa_token", code);
             }
         })?;
         let seq = self.next_seq();
-        self.pending.push(
-            Purpose::Login(by_application.then_some(seq)),
-            now + self.config.request_timeout,
-        )?;
-        self.last_activity = now;
+        self.track(Purpose::Login(by_application.then_some(seq)), now, stream)?;
         Ok(Sent { seq, len })
     }
 
@@ -256,6 +247,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
             _ => None,
         };
         self.transfer = Transfer::Upload(Upload::new(sent.seq, source, max_chunk));
+        self.transfer_stream = self.last_stream;
+        self.upload_head_sent = 0;
         Ok(sent)
     }
 
@@ -265,13 +258,17 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Err(Error::Upload(UploadWriteError::NotSending));
         };
         let w = up.write(data).map_err(Error::Upload)?;
+        let limit = if up.phase == Phase::AwaitVerdict {
+            self.config.request_timeout
+        } else {
+            self.config.transfer_timeout
+        };
         if let Some(head) = self.pending.front_mut() {
-            let limit = if up.phase == Phase::AwaitVerdict {
-                self.config.request_timeout
-            } else {
-                self.config.transfer_timeout
-            };
             head.deadline = now + limit;
+        }
+        self.upload_touch(now, limit);
+        if w.message_end {
+            self.upload_head_sent = 0;
         }
         self.last_activity = now;
         Ok(w)
@@ -286,6 +283,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
         task_id: &str,
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
+        if self.wire == Wire::Framed {
+            return Err(Error::NotOnFramedWire);
+        }
         let anonymous = !self.auth.logged_in;
         let sent = self.send(
             now,
@@ -317,6 +317,25 @@ impl<'a, const Q: usize> Session<'a, Q> {
         };
         match &mut self.transfer {
             Transfer::Upload(up) if up.phase == Phase::HeaderDue => {
+                if self.wire == Wire::Framed {
+                    let (head, body) =
+                        buf.split_at_mut_checked(HEADER_LEN)
+                            .ok_or(Error::BufferTooSmall {
+                                required: HEADER_LEN,
+                            })?;
+                    let len = up.header(body).map_err(|e| Error::BufferTooSmall {
+                        required: e.required + HEADER_LEN,
+                    })?;
+                    head.copy_from_slice(
+                        &FrameHeader {
+                            stream: super::super::p13::StreamId(self.transfer_stream),
+                            kind: super::super::p13::FrameType::Process,
+                        }
+                        .to_bytes(),
+                    );
+                    up.phase = Phase::AwaitReady;
+                    return text(len + HEADER_LEN);
+                }
                 let len = up.header(buf)?;
                 up.phase = Phase::AwaitReady;
                 return text(len);
@@ -341,11 +360,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return Ok(None);
         }
         if self.due.fence {
-            let len = emit_request(buf, "server_info", "", "", |_| {})?;
+            let (len, stream) = self.write_request(now, buf, "server_info", true, |_| {})?;
             self.due.fence = false;
-            let _ = self
-                .pending
-                .push(Purpose::ServerInfo(None), now + self.config.request_timeout);
+            let _ = self.track(Purpose::ServerInfo(None), now, stream);
             return text(len);
         }
         if !matches!(self.transfer, Transfer::None) || !matches!(self.protocol, Protocol::Spoken(_))
@@ -358,22 +375,15 @@ impl<'a, const Q: usize> Session<'a, Q> {
             return text(sent.len);
         }
         if self.due.refresh {
-            let (user, token) = (self.auth.username.as_str(), self.auth.token.as_str());
-            let len = emit_request(buf, "refresh_token", user, token, |_| {})?;
+            let (len, stream) = self.write_request(now, buf, "refresh_token", false, |_| {})?;
             self.due.refresh = false;
-            let _ = self
-                .pending
-                .push(Purpose::Refresh(None), now + self.config.request_timeout);
-            self.last_activity = now;
+            let _ = self.track(Purpose::Refresh(None), now, stream);
             return text(len);
         }
         if self.due.keep_alive {
-            let len = emit_request(buf, "server_info", "", "", |_| {})?;
+            let (len, stream) = self.write_request(now, buf, "server_info", true, |_| {})?;
             self.due.keep_alive = false;
-            let _ = self
-                .pending
-                .push(Purpose::ServerInfo(None), now + self.config.request_timeout);
-            self.last_activity = now;
+            let _ = self.track(Purpose::ServerInfo(None), now, stream);
             return text(len);
         }
         Ok(None)

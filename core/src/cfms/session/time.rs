@@ -6,7 +6,10 @@ use super::*;
 impl<'a, const Q: usize> Session<'a, Q> {
     /// When [`Session::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.pending.next_deadline();
+        let mut t = match self.wire {
+            Wire::Text => self.pending.next_deadline(),
+            Wire::Framed => self.mux.poll_timeout(),
+        };
         let mut consider = |x: Option<Instant>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t: Instant| t.min(x)));
@@ -27,7 +30,15 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// Let time pass: expire requests, schedule refresh and keep-alive.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.pending.next_deadline().is_some_and(|d| d <= now) {
+        if self.wire == Wire::Framed {
+            // Each stream times out alone; only the session's own steps
+            // going unanswered break the connection.
+            if self.expire_streams(now) {
+                self.broken = true;
+                self.emit(Event::Desynchronized(Desync::Timeout));
+                return;
+            }
+        } else if self.pending.next_deadline().is_some_and(|d| d <= now) {
             self.fail_all(
                 RequestError::Timeout,
                 UploadError::Timeout,
@@ -68,6 +79,8 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.auth.awaiting_two_factor = false;
         self.state = State::Disconnected;
         self.step_due = false;
+        self.framed_disconnect();
+        self.opening_seq = None;
     }
 
     pub(super) fn fail_all(&mut self, req: RequestError, up: UploadError, down: DownloadError) {

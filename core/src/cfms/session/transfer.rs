@@ -51,14 +51,21 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 .inspect_err(|_| desync = true),
             (Phase::AwaitReady, Incoming::Stop) => {
                 up.phase = Phase::AwaitFence;
-                self.due.fence = true;
+                if self.wire == Wire::Framed {
+                    // Success is silence; a failure still concludes.
+                    self.upload_stopped(now);
+                } else {
+                    self.due.fence = true;
+                }
                 Ok(None)
             }
             (Phase::AwaitFence, Incoming::Response(r)) => {
                 let size = up.sent();
                 self.transfer = Transfer::None;
-                self.pending.pop();
-                if r.status().is_ok() {
+                self.pop_transfer();
+                if r.status().is_ok() && self.wire == Wire::Framed {
+                    self.emit(Event::UploadFinished { seq, size });
+                } else if r.status().is_ok() {
                     // Silence after `stop`: this is the fence's answer.
                     self.emit(Event::UploadFinished { seq, size });
                     if let Some(head) = self.pending.pop() {
@@ -82,7 +89,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
             .inspect(|_| {
                 self.transfer = Transfer::None;
-                self.pending.pop();
+                self.pop_transfer();
             }),
             _ => Err(UploadError::Unexpected),
         };
@@ -92,7 +99,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             Err(error) => {
                 if matches!(self.transfer, Transfer::Upload(_)) {
                     self.transfer = Transfer::None;
-                    self.pending.pop();
+                    self.pop_transfer();
                 }
                 self.emit(Event::UploadFailed { seq, error });
                 if desync {

@@ -10,7 +10,9 @@ use super::*;
 /// that does not drain loses the oldest events first.
 pub const EVENTS: usize = 8;
 
-/// Lowest and highest `protocol_version` this session speaks.
+/// Lowest and highest `protocol_version` this session speaks as text; it
+/// also speaks [`p13::negotiate::FRAMED`](crate::cfms::p13::negotiate::FRAMED)
+/// (13) as frames.
 pub const PROTOCOLS: core::ops::RangeInclusive<u32> = 3..=5;
 
 /// Tunables. `Config::default()` suits the real server.
@@ -40,8 +42,23 @@ pub struct Config {
     /// wiped from there) by [`Session::new`].
     pub login: Option<Credentials>,
     /// After logging in, send `register_listener` so that lockdown changes
-    /// arrive as events.
+    /// arrive as events. (Protocol 13 has no listener registration: every
+    /// connection gets the events, so it is never sent there.)
     pub listener: bool,
+    /// A protocol version known in advance (pinned by the user, or
+    /// remembered for this server by the adapter): 3–5 speak text, 13
+    /// speaks frames, without a probe. Any other version is refused with
+    /// [`Error::ProtocolUnsupported`] naming it. `None`: see
+    /// [`negotiate`](Self::negotiate).
+    pub protocol_version: Option<u32>,
+    /// Without a pinned version: open each connection with the protocol-13
+    /// probe (a framed `server_info`). A 13 server answers it; a 3–5 server
+    /// closes the connection, after which [`Session::negotiated`] is
+    /// [`Negotiated::Text`](crate::cfms::p13::Negotiated::Text) and the
+    /// session speaks text on the next connection (reconnect with the same
+    /// session). Off (the default until every adapter reconnects on that
+    /// outcome): speak text and learn 3–5 from `server_info`.
+    pub negotiate: bool,
 }
 
 impl Default for Config {
@@ -56,6 +73,8 @@ impl Default for Config {
             upload_frame: upload::PROTOCOL3_FRAME,
             login: None,
             listener: false,
+            protocol_version: None,
+            negotiate: false,
         }
     }
 }
@@ -130,6 +149,14 @@ pub enum Error {
     /// The WebSocket refused the message (not open, closing, a binary
     /// message half sent, no room in its transmit buffer).
     Ws(crate::ws::SendError),
+    /// A protocol-13 message is not a frame.
+    Frame(FrameError),
+    /// This operation is not available on a protocol-13 connection yet
+    /// (file transfers).
+    NotOnFramedWire,
+    /// A signed protocol-13 request needs a nonce: call
+    /// [`Session::prepare_nonce`] first (a connection does).
+    NonceNeeded,
 }
 
 impl From<InsufficientSize> for Error {
@@ -171,6 +198,11 @@ impl core::fmt::Display for Error {
             Error::Upload(e) => e.fmt(f),
             Error::Busy => f.write_str("the session cannot take a request now"),
             Error::Ws(e) => write!(f, "the WebSocket refused the message: {e:?}"),
+            Error::Frame(e) => write!(f, "the server sent a message that is not CFMS 13: {e}"),
+            Error::NonceNeeded => f.write_str("no nonce was drawn for a signed request"),
+            Error::NotOnFramedWire => {
+                f.write_str("file transfers over CFMS protocol 13 are not supported yet")
+            }
         }
     }
 }
@@ -181,7 +213,10 @@ pub(super) fn unsupported(
     version: Option<u32>,
 ) -> core::fmt::Result {
     match version {
-        Some(v) => write!(f, "the server speaks CFMS protocol {v}, this client 3 to 5"),
+        Some(v) => write!(
+            f,
+            "the server speaks CFMS protocol {v}, this client 3 to 5 and 13"
+        ),
         None => f.write_str(
             "the server frames its messages as CFMS protocol 13 or later; \
              this client speaks 3 to 5",
