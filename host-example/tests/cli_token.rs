@@ -136,3 +136,20 @@ fn a_damaged_token_is_a_usage_error_naming_the_variable() {
         .code(2)
         .stderr(predicates::str::contains("NOT_SET_ANYWHERE is not set"));
 }
+
+#[test]
+fn raw_user_logout_with_the_token_revokes_it() {
+    let sim = Sim::start(Config::default());
+    let token = make_token(&sim);
+    naslink(&sim.url())
+        .env("NASLINK_TOKEN", token.trim())
+        .args(["raw", "user.logout"])
+        .assert()
+        .success();
+    naslink(&sim.url())
+        .env("NASLINK_TOKEN", token.trim())
+        .arg("info")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("refused the device token"));
+}
