@@ -7,6 +7,7 @@ fn main() {
         "NASLINK_URL",
         "NASLINK_USER",
         "NASLINK_PASSWORD",
+        "NASLINK_TOKEN",
         "NASLINK_POLL_SECS",
         "NASLINK_TLS_PIN_SHA256",
         "NASLINK_TLS_INSECURE",

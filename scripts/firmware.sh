@@ -5,7 +5,8 @@
 #   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
 #   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel unit tests
 #   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root):
-#                                        # fnOS, CFMS, and CFMS over wss:// with a pinned certificate
+#                                        # fnOS (password, then a device token only), CFMS,
+#                                        # and CFMS over wss:// with a pinned certificate
 #
 # The firmware is its own cargo workspace (firmware-example/Cargo.toml) with
 # its own lock file and target directory (target/firmware). Cargo runs from
@@ -174,15 +175,61 @@ tls_test() {
     stop_sim
 }
 
+# The fnOS panel built with a device token and no password: the token
+# comes from `naslink login --device-token` against the emulator; the panel
+# must log in with it, and once the emulator restarts (forgetting every
+# login, as a NAS does with a revoked token) show that the token is refused.
+token_test() {
+    echo "--- fnOS with a device token only (NASLINK_TOKEN, no password in the build)"
+    local url="ws://192.168.69.1:$port/websocket?type=main" token status=0 l
+    start_sim "$log/token-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin
+    token=$(ip netns exec "$ns" env -u NASLINK_TOKEN NASLINK_PASSWORD=admin \
+        "$naslink" --url "$url" --timeout 10 login --device-token 2>>"$log/token-login.err" || true)
+    case $token in
+        nlt1.*) echo "ok   naslink login --device-token printed a token" ;;
+        *) echo "FAIL naslink login --device-token printed no token"; fail=1; stop_sim; return ;;
+    esac
+    (
+        export NASLINK_URL="$url" NASLINK_PASSWORD= NASLINK_USER= NASLINK_TOKEN="$token"
+        cargo_fw build --features host --bin panel-host
+    )
+    cp "$target_dir/debug/panel-host" "$target_dir/panel-host-token"
+    NASLINK_RUN_SECS=6 ip netns exec "$ns" "$target_dir/panel-host-token" \
+        >"$log/token.log" 2>"$log/token.err" || status=$?
+    tail -n 3 "$log/token.log"
+    l="$log/token.log"
+    expect "$l" "token only: logged in" '^note  \| logged in$' 1
+    expect "$l" "token only: host name from the NAS" '^panel \| fnos-sim +online$' 1
+    expect "$l" "token only: live figures" '^panel \| cpu [0-9]+%  mem [0-9]+%$' 1
+    [ "$status" -eq 0 ] || { echo "FAIL panel-host (token) exited with $status"; fail=1; }
+    # A fresh emulator knows no login: the token is refused, as a revoked one.
+    stop_sim
+    start_sim "$log/token-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin
+    status=0
+    NASLINK_RUN_SECS=6 ip netns exec "$ns" "$target_dir/panel-host-token" \
+        >"$log/token-refused.log" 2>"$log/token-refused.err" || status=$?
+    tail -n 3 "$log/token-refused.log"
+    l="$log/token-refused.log"
+    expect "$l" "refused token: says so" '^note  \| the NAS refused the device token \(revoked or expired\)$' 1
+    expect "$l" "refused token: the panel shows it" 'token refused$' 1
+    expect_none "$l" "refused token: never logged in" '^note  \| logged in$'
+    [ "$status" -eq 0 ] || { echo "FAIL panel-host (refused token) exited with $status"; fail=1; }
+    stop_sim
+}
+
 host_test() {
     local secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test" status=0
     port=5666
     fail=0
     mkdir -p "$log"
     rm -f "$log"/*.log "$log"/*.err
-    cargo build --locked -p naslink-sim --manifest-path "$root/Cargo.toml"
-    sim="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/naslink-sim"
+    cargo build --locked -p naslink-sim -p host-example --bin naslink-sim --bin naslink \
+        --manifest-path "$root/Cargo.toml"
+    local host_target
+    host_target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+    sim="$host_target/naslink-sim"
+    naslink="$host_target/naslink"
     export NASLINK_USER=admin NASLINK_PASSWORD=admin NASLINK_POLL_SECS=1
     NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" \
         cargo_fw build --features host --bin panel-host
@@ -209,6 +256,8 @@ host_test() {
     expect "$l" "reconnected" '^panel \| connections [2-9]' 1
     expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
     [ "$status" -eq 0 ] || { echo "panel-host (fnOS) exited with $status"; fail=1; }
+
+    token_test
 
     echo "--- CFMS: the server is restarted halfway; the panel must reconnect"
     status=0

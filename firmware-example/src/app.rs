@@ -149,7 +149,7 @@ pub async fn run<R: Entropy>(
             Ended::Failed => {}
         }
         let wait = BACKOFF.delay(attempts.failed() - 1, &mut rng);
-        if snap.link != Some(Link::LoginFailed) {
+        if !matches!(snap.link, Some(Link::LoginFailed | Link::TokenRefused)) {
             snap.link = Some(Link::Offline {
                 retry_in_s: (wait.total_millis() / 1000) as u32,
             });

@@ -5,7 +5,7 @@
 use embedded_io_async::{Read, Write};
 use naslink_core::fnos::request::RESMON_GEN_ITEMS;
 use naslink_core::fnos::session::TRANSMIT_CAPACITY;
-use naslink_core::fnos::{self, Config, Event, Reply, Reqid, Request};
+use naslink_core::fnos::{self, Config, DeviceToken, Event, LoginFailure, Reply, Reqid, Request};
 use naslink_core::random::Entropy;
 use naslink_core::time::Duration as CoreDuration;
 use naslink_core::ws::Url;
@@ -26,13 +26,16 @@ pub const WS_TX: usize = TRANSMIT_CAPACITY + 16;
 pub type WsBuffers = Buffers<WS_RX, WS_TX>;
 /// The session, kept across connections (its tokens log in again).
 pub type Session = fnos::Session<'static, PENDING>;
-/// What the session borrows from [`Resources`](crate::app::Resources): nothing.
-pub struct SessionMemory;
+/// What the session borrows from [`Resources`](crate::app::Resources): the
+/// device token its user name comes from, when the build has one.
+pub struct SessionMemory {
+    token: Option<DeviceToken>,
+}
 
 impl SessionMemory {
-    /// Nothing to allocate.
+    /// No token yet.
     pub const fn new() -> Self {
-        SessionMemory
+        SessionMemory { token: None }
     }
 }
 
@@ -42,12 +45,24 @@ impl Default for SessionMemory {
     }
 }
 
-/// A session for the build-time user.
-pub fn session(_memory: &'static mut SessionMemory) -> Session {
-    let mut config = Config::new(settings::USER, settings::PASSWORD);
+/// A session for the build-time user, or for the build's device token
+/// (then no password is ever sent; see [`settings::TOKEN`]).
+pub fn session(memory: &'static mut SessionMemory) -> Session {
+    let token = settings::TOKEN.map(|text| match DeviceToken::parse(text) {
+        Ok(token) => &*memory.token.insert(token),
+        // A build setting, not network input: stop at start-up, saying why.
+        Err(e) => panic!("NASLINK_TOKEN: {}", e),
+    });
+    let mut config = match token {
+        Some(token) => Config::from_device_token(token),
+        None => Config::new(settings::USER, settings::PASSWORD),
+    };
     config.device.device_name = "naslink-panel";
     config.request_timeout = CoreDuration::from_secs(10);
-    Session::new(config)
+    match token {
+        Some(token) => Session::from_device_token(config, token),
+        None => Session::new(config),
+    }
 }
 
 /// The panel kind this module fills in.
@@ -109,6 +124,11 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
                 snap.link = Some(Link::LoginFailed);
                 break;
             }
+            Ok(Some(Step::TokenRefused)) => {
+                panel.note("the NAS refused the device token (revoked or expired)");
+                snap.link = Some(Link::TokenRefused);
+                break;
+            }
             Ok(Some(Step::Nothing) | None) => {}
             Err(e) => {
                 panel.note(why(&e));
@@ -148,6 +168,7 @@ enum Step {
     Redraw,
     LoggedIn,
     GiveUp,
+    TokenRefused,
     Nothing,
 }
 
@@ -161,6 +182,10 @@ fn on_event(
             snap.link = Some(Link::Online);
             Step::LoggedIn
         }
+        // A refused token is wiped, so later connections have none left.
+        Event::LoginFailed(
+            LoginFailure::DeviceTokenRefused { .. } | LoginFailure::NoCredentials,
+        ) if settings::TOKEN.is_some() => Step::TokenRefused,
         // A panel has no keypad for a two-factor code.
         Event::LoginFailed(_) | Event::TwoFactorRequired | Event::TwoFactorRejected(_) => {
             Step::GiveUp

@@ -31,6 +31,9 @@ pub enum Link {
     Online,
     /// The login was refused; retrying later.
     LoginFailed,
+    /// The NAS refused the build's device token (revoked or expired): the
+    /// panel needs a new one.
+    TokenRefused,
     /// Disconnected; the next attempt is in `retry_in_s` seconds.
     Offline {
         /// Seconds until the next attempt.
@@ -152,6 +155,7 @@ fn link_text(link: Option<Link>) -> Line {
         Some(Link::LoggingIn) => line(format_args!("logging in")),
         Some(Link::Online) => line(format_args!("online")),
         Some(Link::LoginFailed) => line(format_args!("login failed")),
+        Some(Link::TokenRefused) => line(format_args!("token refused")),
         Some(Link::Offline { retry_in_s }) => line(format_args!("offline {retry_in_s}s")),
     }
 }

@@ -12,6 +12,15 @@
 //! `NASLINK_TLS_INSECURE=1` to accept any certificate. With neither the
 //! panel refuses to start a `wss://` connection. A malformed value, or
 //! both at once, fails the build.
+//!
+//! fnOS only: `NASLINK_TOKEN`, a device token made by
+//! `naslink login --device-token`, replaces the password: the panel logs
+//! in with `user.tokenLogin` and never holds the password (the token's user
+//! replaces `NASLINK_USER`). Setting both `NASLINK_TOKEN` and
+//! `NASLINK_PASSWORD` (non-empty) fails the build, as does a token that does
+//! not start with `nlt1.`; a token damaged in copying stops the firmware at
+//! start-up, naming the fault. When the NAS refuses the token (revoked or
+//! expired) the panel shows `token refused`.
 
 /// The NAS WebSocket URL (`ws://` or, with the `tls` feature, `wss://`).
 pub const URL: &str = match option_env!("NASLINK_URL") {
@@ -25,11 +34,50 @@ pub const USER: &str = match option_env!("NASLINK_USER") {
     None => "admin",
 };
 
-/// Password.
+/// Password (unused when [`TOKEN`] is set).
 pub const PASSWORD: &str = match option_env!("NASLINK_PASSWORD") {
     Some(v) => v,
     None => "admin",
 };
+
+/// The fnOS device token, if the build was given one (empty counts as unset).
+pub const TOKEN: Option<&str> = {
+    let token = match option_env!("NASLINK_TOKEN") {
+        Some(v) if !v.is_empty() => Some(v),
+        _ => None,
+    };
+    let password = match option_env!("NASLINK_PASSWORD") {
+        Some(v) => !v.is_empty(),
+        None => false,
+    };
+    if let Some(t) = token {
+        assert!(
+            !password,
+            "set NASLINK_TOKEN or NASLINK_PASSWORD, not both: the token replaces the password"
+        );
+        assert!(
+            starts_with(t, "nlt1."),
+            "NASLINK_TOKEN is not a device token (`naslink login --device-token` prints one starting with nlt1.)"
+        );
+    }
+    token
+};
+
+/// Prefix test at compile time.
+const fn starts_with(s: &str, prefix: &str) -> bool {
+    let (s, p) = (s.as_bytes(), prefix.as_bytes());
+    if s.len() < p.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < p.len() {
+        if s[i] != p[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Seconds between status refreshes.
 pub const POLL_SECS: u64 = match option_env!("NASLINK_POLL_SECS") {

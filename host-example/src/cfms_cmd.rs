@@ -175,8 +175,10 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             }
         }
         Command::Demo | Command::Sim(_) => unreachable!("handled before connecting"),
-        Command::Check(_) | Command::Exporter { .. } => {
-            return Err(Failure::Usage("check and exporter speak fnOS only".into()));
+        Command::Check(_) | Command::Exporter { .. } | Command::Login { .. } => {
+            return Err(Failure::Usage(
+                "check, exporter and login speak fnOS only".into(),
+            ));
         }
     }
     Ok(())

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use naslink_tokio::core::fnos::device_token;
 use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions, FnosReply, Overwrite};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::output::{Progress, done, human, term, text};
 use crate::{CheckArgs, Cli, Command, Failure};
@@ -105,10 +107,42 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
                 );
             }
         }
+        Command::Login { device_token } => login(cli.json, &nas, *device_token).await?,
         Command::Demo | Command::Sim(_) | Command::Check(_) | Command::Exporter { .. } => {
             unreachable!("handled before connecting")
         }
     }
+    Ok(())
+}
+
+/// `naslink login`: the login succeeded; with `device_token`, print the
+/// device token alone on standard output (the JSON form wraps it).
+async fn login(json: bool, nas: &FnosClient, device_token: bool) -> Result<(), Failure> {
+    if !device_token {
+        if json {
+            println!("{}", json!({"logged_in": true}));
+        } else {
+            println!("logged in");
+        }
+        return Ok(());
+    }
+    let token = nas.device_token().await?;
+    let mut text = Zeroizing::new(vec![0u8; device_token::MAX_TEXT_LEN]);
+    let n = token
+        .encode(&mut text)
+        .map_err(|e| Failure::Connection(format!("cannot write the device token: {e}")))?;
+    let text = std::str::from_utf8(text.get(..n).unwrap_or_default())
+        .map_err(|_| Failure::Connection("the device token is not text".into()))?;
+    if json {
+        println!("{}", json!({"device_token": text, "user": token.user()}));
+    } else {
+        println!("{text}");
+    }
+    eprintln!(
+        "naslink: this token logs in as {} without the password: keep it secret. \
+         It stops working when the NAS revokes it (see the README: device tokens).",
+        term(token.user())
+    );
     Ok(())
 }
 

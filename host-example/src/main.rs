@@ -22,6 +22,14 @@
 //!
 //! Two-factor logins take the code from `--2fa-code` / `NASLINK_2FA_CODE`,
 //! or ask for it on the terminal.
+//!
+//! fnOS device tokens: `naslink login --device-token` logs in with the
+//! password and prints an `nlt1.` token (its long token and secret) on
+//! standard output; the other fnOS commands log in with a token instead of
+//! the password when `NASLINK_TOKEN` (or the variable named by
+//! `--token-env`) holds one. The token wins over a password; it is never
+//! taken on the command line, and its variable is removed from the
+//! environment once read, like the password's.
 
 mod cfms_cmd;
 mod demo;
@@ -36,6 +44,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use naslink_tokio::cfms::CfmsOptions;
+use naslink_tokio::core::fnos::DeviceToken;
 use naslink_tokio::fnos::{FnosError, FnosOptions};
 use naslink_tokio::{ConnectError, Trust, TwoFactor};
 use zeroize::Zeroizing;
@@ -48,6 +57,8 @@ Examples:
       --pin-sha256 3f:9a:... --json status
   naslink ls vol1/1000/Documents
   naslink raw appcgi.resmon.gen '{\"item\":[\"cpuBusy\"]}'
+  naslink login --device-token > panel.token
+  NASLINK_TOKEN=\"$(cat panel.token)\" naslink status
   naslink --url wss://cfms.example:5104/ --ca-file cfms.pem ls Projects
   naslink sim fnos --listen 127.0.0.1:5666 --fixed-key";
 
@@ -70,6 +81,11 @@ struct Cli {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
+    /// fnOS: read a device token (`naslink login --device-token`) from this
+    /// environment variable (default NASLINK_TOKEN) and log in with it
+    /// instead of the password.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["password_env", "password_stdin"])]
+    token_env: Option<String>,
     /// Trust the CA certificates in this PEM file (a NAS's self-signed certificate).
     /// Without --ca-file, --pin-sha256 or --insecure, the system's trust store is used.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pin_sha256", "insecure"])]
@@ -118,6 +134,14 @@ enum Command {
     Demo,
     /// Server identity (fnOS host name and version / CFMS server_info).
     Info,
+    /// fnOS: log in with the password; with --device-token, print a long-lived
+    /// device token (only the token, on standard output) for NASLINK_TOKEN.
+    Login {
+        /// Print a device token: the login's long token and secret as one
+        /// `nlt1.` line that logs in without the password until revoked.
+        #[arg(long)]
+        device_token: bool,
+    },
     /// Front-panel snapshot: fnOS health verdict and its reasons first, then host,
     /// uptime, CPU %, memory %, volumes, network rates, temperatures, disks, pools,
     /// containers, UPS; CFMS server, version, lockdown, user.
@@ -272,6 +296,9 @@ impl From<FnosError> for Failure {
         let text = e.to_string();
         match e {
             FnosError::LoginRefused { .. } | FnosError::Server { .. } => Failure::Refused(text),
+            FnosError::DeviceTokenRefused { .. } => Failure::Refused(format!(
+                "{text}; make a new one with `naslink login --device-token`"
+            )),
             FnosError::TwoFactorRequired => Failure::Refused(format!(
                 "{text}: pass it with --2fa-code or NASLINK_2FA_CODE"
             )),
@@ -295,10 +322,11 @@ fn main() -> ExitCode {
     // environment without spawning anything.
     let cli = Cli::parse();
     let check = matches!(cli.command, Command::Check(_));
+    let env_token = take_token(&cli);
     let env_password = take_secrets(&cli);
     // The password prompt comes before the signal handlers: Ctrl-C there
     // ends the program the ordinary way.
-    let job = match prepare(cli, env_password) {
+    let job = match prepare(cli, env_password, env_token) {
         Ok(job) => job,
         Err(failure) if check => return exit(fnos_cmd::unknown(failure)),
         Err(failure) => return exit(failure),
@@ -404,6 +432,29 @@ fn take_secrets(cli: &Cli) -> Result<Option<Zeroizing<String>>, Failure> {
     }
 }
 
+/// Read the device token variable (`--token-env`, else `NASLINK_TOKEN`),
+/// then remove it from this process's environment.
+fn take_token(cli: &Cli) -> Result<Option<Zeroizing<String>>, Failure> {
+    let var = cli.token_env.as_deref().unwrap_or("NASLINK_TOKEN");
+    let value = std::env::var_os(var);
+    // SAFETY: called from `main` right after argument parsing, before the
+    // tokio runtime or any other thread exists.
+    unsafe { std::env::remove_var(var) };
+    match value {
+        None if cli.token_env.is_some() => Err(Failure::Usage(format!(
+            "the environment variable {var} is not set"
+        ))),
+        None => Ok(None),
+        Some(v) => v
+            .into_string()
+            .map(|s| Some(Zeroizing::new(s)))
+            .map_err(|v| {
+                drop(Zeroizing::new(v.into_encoded_bytes()));
+                Failure::Usage(format!("the environment variable {var} is not valid UTF-8"))
+            }),
+    }
+}
+
 /// Wait for SIGINT or SIGTERM.
 async fn interrupted() -> Failure {
     let sigint = Failure::Interrupted {
@@ -451,7 +502,11 @@ enum Job {
 
 /// Decide what to run and gather its options (the password prompt
 /// included).
-fn prepare(mut cli: Cli, env_password: EnvPassword) -> Result<Job, Failure> {
+fn prepare(
+    mut cli: Cli,
+    env_password: EnvPassword,
+    env_token: EnvPassword,
+) -> Result<Job, Failure> {
     match std::mem::replace(&mut cli.command, Command::Info) {
         Command::Demo => return Ok(Job::Demo { json: cli.json }),
         Command::Sim(sim) => return Ok(Job::Sim(sim)),
@@ -467,10 +522,22 @@ fn prepare(mut cli: Cli, env_password: EnvPassword) -> Result<Job, Failure> {
     };
     Ok(match protocol {
         Protocol::Fnos => {
-            let options = fnos_options(&cli, &url, env_password)?;
+            // `login` makes tokens from the password; everything else logs
+            // in with a token when one is given.
+            let token = match (&cli.command, env_token?) {
+                (Command::Login { .. }, _) | (_, None) => None,
+                (_, Some(text)) => Some(device_token(&cli, &text)?),
+            };
+            let options = match token {
+                Some(token) => token_options(&cli, &url, token)?,
+                None => fnos_options(&cli, &url, env_password)?,
+            };
             Job::Fnos(Box::new(cli), Box::new(options))
         }
         Protocol::Cfms => {
+            if matches!(env_token, Ok(Some(_))) || cli.token_env.is_some() {
+                return Err(Failure::Usage("device tokens are for fnOS only".into()));
+            }
             let options = cfms_options(&cli, &url, env_password)?;
             Job::Cfms(Box::new(cli), options)
         }
@@ -487,16 +554,11 @@ async fn execute(job: Job) -> Result<(), Failure> {
         Job::Demo { json } => demo::run(json).await,
         Job::Sim(Sim::Fnos(args)) => naslink_sim::fnos::run_cli(args).await.map_err(emulator),
         Job::Sim(Sim::Cfms(args)) => naslink_sim::cfms::run_cli(args).await.map_err(emulator),
-        Job::Fnos(cli, options) => {
-            // The options hold a device token inline (fixed buffers), so they
-            // travel boxed; unbox once here.
-            let options = *options;
-            match &cli.command {
-                Command::Check(args) => Err(fnos_cmd::check(args, options).await),
-                Command::Exporter { listen } => exporter::run(*listen, options).await,
-                _ => fnos_cmd::run(&cli, options).await,
-            }
-        }
+        Job::Fnos(cli, options) => match &cli.command {
+            Command::Check(args) => Err(fnos_cmd::check(args, *options).await),
+            Command::Exporter { listen } => exporter::run(*listen, *options).await,
+            _ => fnos_cmd::run(&cli, *options).await,
+        },
         Job::Cfms(cli, options) => cfms_cmd::run(&cli, options).await,
     }
 }
@@ -622,10 +684,29 @@ fn cfms_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<CfmsO
     Ok(options)
 }
 
+/// A device token read from its variable.
+fn device_token(cli: &Cli, text: &str) -> Result<DeviceToken, Failure> {
+    let var = cli.token_env.as_deref().unwrap_or("NASLINK_TOKEN");
+    DeviceToken::parse(text).map_err(|e| Failure::Usage(format!("{var}: {e}")))
+}
+
+/// Options that log in with `token` (its user; no password, no prompt).
+fn token_options(cli: &Cli, url: &str, token: DeviceToken) -> Result<FnosOptions, Failure> {
+    let mut options = FnosOptions::with_device_token(url, token);
+    link_options(cli, &mut options)?;
+    Ok(options)
+}
+
 fn fnos_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<FnosOptions, Failure> {
     let password = password(cli, env_password)?;
     warn_plain_password(url);
     let mut options = FnosOptions::new(url, &cli.user, &password);
+    link_options(cli, &mut options)?;
+    Ok(options)
+}
+
+/// Everything but the credentials.
+fn link_options(cli: &Cli, options: &mut FnosOptions) -> Result<(), Failure> {
     options.two_factor = two_factor(cli);
     options.link.trust = trust(cli)?;
     options.link.follow_redirect = cli.follow_redirect;
@@ -633,5 +714,5 @@ fn fnos_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<FnosO
     options.link.connect_timeout = Some(timeout(cli)?);
     options.connect_timeout = timeout(cli)?;
     options.request_timeout = timeout(cli)?;
-    Ok(options)
+    Ok(())
 }

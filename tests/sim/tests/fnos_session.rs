@@ -110,6 +110,98 @@ async fn token_login_with_long_token_after_token_expired() {
     server.shutdown().await;
 }
 
+/// `user.tokenLogin` with `long_token` on a fresh connection signed with `secret`.
+async fn token_login(
+    server: &naslink_sim::fnos::Handle,
+    secret: &[u8],
+    long_token: &str,
+) -> serde_json::Value {
+    let mut client = Client::connect(&server.url()).await;
+    client.secret = Some(secret.to_vec());
+    client
+        .call(
+            "user.tokenLogin",
+            json!({"token": long_token, "deviceType": "Browser",
+                   "deviceName": "panel", "si": client.si}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn revoked_long_tokens_answer_errno_135168() {
+    let server = start_default().await;
+    let mut first = Client::connect(&server.url()).await;
+    let credentials = first.login("admin", "admin").await;
+    let long_token = credentials
+        .long_token
+        .clone()
+        .expect("stay gives a long token");
+    assert_eq!(
+        token_login(&server, &credentials.secret, &long_token).await["result"],
+        "succ"
+    );
+    assert_eq!(server.revoke_long_tokens(), 1);
+    assert_eq!(
+        token_login(&server, &credentials.secret, &long_token).await["errno"],
+        135168
+    );
+    let mut other = Client::connect(&server.url()).await;
+    other.secret = Some(credentials.secret.clone());
+    let short = other
+        .call(
+            "user.authToken",
+            json!({"token": credentials.token, "si": other.si, "main": true}),
+        )
+        .await;
+    assert_eq!(short["errno"], 135168, "the login's short token goes too");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn logout_revokes_the_long_token() {
+    let server = start_default().await;
+    let mut client = Client::connect(&server.url()).await;
+    let credentials = client.login("admin", "admin").await;
+    let long_token = credentials
+        .long_token
+        .clone()
+        .expect("stay gives a long token");
+    assert_eq!(
+        client.call("user.logout", json!({})).await["result"],
+        "succ"
+    );
+    assert_eq!(
+        token_login(&server, &credentials.secret, &long_token).await["errno"],
+        135168
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_tokens_expire_after_their_lifetime() {
+    let server = start(Config {
+        long_token_lifetime: Some(Duration::from_millis(300)),
+        ..Config::default()
+    })
+    .await;
+    let mut client = Client::connect(&server.url()).await;
+    let credentials = client.login("admin", "admin").await;
+    let long_token = credentials
+        .long_token
+        .clone()
+        .expect("stay gives a long token");
+    assert_eq!(
+        token_login(&server, &credentials.secret, &long_token).await["result"],
+        "succ"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        token_login(&server, &credentials.secret, &long_token).await["errno"],
+        135168
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn logout_ends_the_login() {
     let server = start_default().await;

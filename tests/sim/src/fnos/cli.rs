@@ -111,6 +111,10 @@ pub struct Flags {
     /// Health knob: N unread system warnings.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub unread_warnings: u32,
+    /// Long tokens stop working with `user.tokenLogin` SECS seconds after
+    /// their login (default: never).
+    #[arg(long, value_name = "SECS")]
+    pub long_token_lifetime: Option<f64>,
     /// Health knob: vol1 is PERCENT full.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub volume_full: Option<u8>,
@@ -172,8 +176,14 @@ impl Flags {
             Some(secs) => anyhow::bail!("--push-every wants a positive number, got {secs}"),
             None => None,
         };
+        let long_token_lifetime = match self.long_token_lifetime {
+            Some(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+            Some(secs) => anyhow::bail!("--long-token-lifetime wants seconds, got {secs}"),
+            None => None,
+        };
         Ok(Config {
             listen: self.listen,
+            long_token_lifetime,
             accounts,
             key,
             host_name: self.host_name.clone(),

@@ -165,6 +165,14 @@ impl Session {
         let Some(login) = reg.logins.get_mut(&id) else {
             return fail(reqid, ERRNO_INVALID_CREDENTIAL);
         };
+        let expired = shared
+            .config
+            .long_token_lifetime
+            .is_some_and(|lifetime| login.issued.elapsed() >= lifetime);
+        if req == "user.tokenLogin" && expired {
+            login.long_token = None;
+            return fail(reqid, ERRNO_INVALID_CREDENTIAL);
+        }
         if !signature.is_some_and(|sig| signature_matches(&login.secret, sig, json)) {
             return fail(reqid, ERRNO_BAD_SIGNATURE);
         }

@@ -50,10 +50,14 @@
 //! served (other commands answer errno 135168). A successful `user.login`
 //! (or `user.2fa.loginVerify` after a two-factor challenge), `user.authToken`
 //! or `user.tokenLogin` makes it **signed in** to a login, whose S then checks
-//! every frame. `user.logout` ends the login; a [`Push::Kicked`] ends all
-//! logins; a [`Push::TokenExpired`] revokes the short tokens and signs every
-//! connection out, leaving long tokens (and their S) usable with
-//! `user.tokenLogin`.
+//! every frame. `user.logout` ends the login (its short and long token stop
+//! working); a [`Push::Kicked`] ends all logins; a [`Push::TokenExpired`]
+//! revokes the short tokens and signs every connection out, leaving long
+//! tokens (and their S) usable with `user.tokenLogin`.
+//! [`Handle::revoke_long_tokens`] revokes every `stay` login's tokens (what
+//! a device token's owner does to retire a device), and
+//! [`Config::long_token_lifetime`] makes long tokens expire; a revoked or
+//! expired long token answers errno 135168.
 //!
 //! Before the WebSocket upgrade, optional HTTP modes answer first: an
 //! HTTPS redirect ([`Config::https_redirect`]) and an access-code gate
@@ -285,6 +289,10 @@ pub struct Config {
     /// The NAS's health as the panel commands report it at start-up
     /// (change it later with [`Handle::set_health`]).
     pub health: Health,
+    /// How long a long token works with `user.tokenLogin` after the login
+    /// that issued it; `None` (the default): until revoked. fnOS is said
+    /// to keep them 30 days (unconfirmed).
+    pub long_token_lifetime: Option<Duration>,
 }
 
 impl Default for Config {
@@ -306,6 +314,7 @@ impl Default for Config {
             faults: Faults::default(),
             task_frames: false,
             health: Health::default(),
+            long_token_lifetime: None,
         }
     }
 }

@@ -181,6 +181,24 @@ impl Handle {
         self.set_health(next);
     }
 
+    /// Revoke the tokens of every login that has a long token (a `stay`
+    /// login: what a device token carries), as changing the password or
+    /// signing the device out is expected to on a NAS: `user.tokenLogin`
+    /// and `user.authToken` with them answer errno 135168 from now on.
+    /// Connections signed in with them stay open until they reconnect.
+    /// Returns how many logins lost their tokens.
+    pub fn revoke_long_tokens(&self) -> usize {
+        let mut reg = self.shared.registry();
+        let mut revoked = 0;
+        for login in reg.logins.values_mut() {
+            if login.long_token.take().is_some() {
+                login.token = None;
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
     /// Drop every open connection at the TCP level, without a close frame.
     pub fn drop_connections(&self) {
         let _ = self.control.send(Control::Drop);

@@ -37,6 +37,8 @@ pub struct Login {
     pub token: Option<String>,
     /// The long token for `user.tokenLogin` (`stay: true`), while valid.
     pub long_token: Option<String>,
+    /// When the password login was made (long tokens age from here).
+    pub issued: Instant,
 }
 
 /// A password login waiting for its two-factor code.
@@ -98,6 +100,7 @@ impl Registry {
             back_id,
             token: Some(random_token(32)),
             long_token: stay.then(|| random_token(40)),
+            issued: Instant::now(),
         };
         self.logins.insert(id, login);
         id
