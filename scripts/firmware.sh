@@ -201,6 +201,7 @@ token_test() {
     expect "$l" "token only: logged in" '^note  \| logged in$' 1
     expect "$l" "token only: host name from the NAS" '^panel \| fnos-sim +online$' 1
     expect "$l" "token only: live figures" '^panel \| cpu [0-9]+%  mem [0-9]+%$' 1
+    expect "$l" "token only: no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
     [ "$status" -eq 0 ] || { echo "FAIL panel-host (token) exited with $status"; fail=1; }
     # A fresh emulator knows no login: the token is refused, as a revoked one.
     stop_sim

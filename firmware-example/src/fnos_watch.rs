@@ -26,16 +26,22 @@ pub const WS_TX: usize = TRANSMIT_CAPACITY + 16;
 pub type WsBuffers = Buffers<WS_RX, WS_TX>;
 /// The session, kept across connections (its tokens log in again).
 pub type Session = fnos::Session<'static, PENDING>;
+/// Room for the device token: one slot when the build has a token, none
+/// (no RAM) when it has a password.
+const TOKEN_SLOTS: usize = if settings::TOKEN.is_some() { 1 } else { 0 };
+
 /// What the session borrows from [`Resources`](crate::app::Resources): the
-/// device token its user name comes from, when the build has one.
+/// device token its user name and `did` come from, when the build has one.
 pub struct SessionMemory {
-    token: Option<DeviceToken>,
+    token: [Option<DeviceToken>; TOKEN_SLOTS],
 }
 
 impl SessionMemory {
-    /// No token yet.
+    /// No token read yet.
     pub const fn new() -> Self {
-        SessionMemory { token: None }
+        SessionMemory {
+            token: [const { None }; TOKEN_SLOTS],
+        }
     }
 }
 
@@ -48,11 +54,14 @@ impl Default for SessionMemory {
 /// A session for the build-time user, or for the build's device token
 /// (then no password is ever sent; see [`settings::TOKEN`]).
 pub fn session(memory: &'static mut SessionMemory) -> Session {
-    let token = settings::TOKEN.map(|text| match DeviceToken::parse(text) {
-        Ok(token) => &*memory.token.insert(token),
-        // A build setting, not network input: stop at start-up, saying why.
-        Err(e) => panic!("NASLINK_TOKEN: {}", e),
-    });
+    let slot = memory.token.first_mut();
+    let token = settings::TOKEN
+        .zip(slot)
+        .map(|(text, slot)| match DeviceToken::parse(text) {
+            Ok(token) => &*slot.insert(token),
+            // A build setting, not network input: stop at start-up, saying why.
+            Err(e) => panic!("NASLINK_TOKEN: {}", e),
+        });
     let mut config = match token {
         Some(token) => Config::from_device_token(token),
         None => Config::new(settings::USER, settings::PASSWORD),

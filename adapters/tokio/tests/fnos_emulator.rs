@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use naslink_core::fnos::{Errno, LoginMethod};
 use naslink_sim::fnos::{Config, Faults, Push, Redirect};
-use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent};
+use naslink_tokio::fnos::{FnosClient, FnosError, FnosEvent, FnosOptions};
 use naslink_tokio::link::ConnectError;
 
 mod fnos_support;
@@ -488,6 +488,34 @@ async fn time_spent_typing_a_two_factor_code_does_not_count_against_the_connect_
         let nas = FnosClient::connect(slow).await.unwrap();
         nas.request("user.info", None).await.unwrap();
         sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_device_token_logs_in_without_the_password_until_it_is_revoked() {
+    bounded(async {
+        let server = emulator(Config::default()).await;
+        let nas = FnosClient::connect(options(&server.url(), "admin"))
+            .await
+            .unwrap();
+        let token = nas.device_token().await.unwrap();
+        assert_eq!(token.user(), "admin");
+
+        let mut with_token = FnosOptions::with_device_token(&server.url(), token.clone());
+        with_token.request_timeout = Duration::from_secs(5);
+        assert!(with_token.password.is_empty(), "no password at all");
+        let device = FnosClient::connect(with_token.clone()).await.unwrap();
+        let info = device.request("user.info", None).await.unwrap();
+        assert_eq!(info.last()["result"], "succ");
+
+        assert_eq!(server.revoke_long_tokens(), 1);
+        match FnosClient::connect(with_token).await {
+            Err(FnosError::DeviceTokenRefused { errno }) => {
+                assert_eq!(errno, Some(Errno::InvalidCredential));
+            }
+            other => panic!("expected DeviceTokenRefused, got {other:?}"),
+        }
     })
     .await;
 }
