@@ -27,9 +27,9 @@ pub struct Args {
     /// Serve plain `ws://` instead of `wss://` with a self-signed certificate.
     #[arg(long)]
     pub plain: bool,
-    /// `server_info.protocol_version` (3, 4 and 5 behave differently; higher
-    /// values are only reported).
-    #[arg(long, default_value_t = 3)]
+    /// `server_info.protocol_version` (3, 4, 5 and 13 behave differently:
+    /// 13 speaks the binary stream framing; other values are only reported).
+    #[arg(long, visible_alias = "protocol", default_value_t = 3)]
     pub protocol_version: u32,
     /// Seconds a token stays valid.
     #[arg(long, default_value_t = 3600)]
