@@ -266,6 +266,20 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes: no panic; a frame is exactly what was encoded.
+        #[test]
+        fn parse_never_panics_and_inverts_encode(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some((id, kind, payload)) = parse(&bytes) {
+                prop_assert!(kind <= CONCLUSION);
+                prop_assert_eq!(encode(id, kind, payload), bytes);
+            } else {
+                prop_assert!(bytes.len() < 5 || bytes[4] > CONCLUSION);
+            }
+        }
+    }
 
     #[test]
     fn parse_takes_the_header_apart_and_ignores_what_the_server_ignores() {
