@@ -59,3 +59,13 @@ fn every_flag_reaches_the_configuration() {
     assert!(admin.password_expired);
     assert_eq!(admin.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
 }
+
+#[test]
+fn protocol_13_and_the_chunk_size_are_flags() {
+    let cli = Cli::parse_from(["cfms", "--protocol", "13", "--chunk-size", "65536"]);
+    let config = cli.args.config();
+    assert_eq!(config.protocol_version, 13);
+    assert_eq!(config.chunk_size, 65536);
+    let defaults = Cli::parse_from(["cfms"]).args.config();
+    assert_eq!(defaults.chunk_size, 2 * 1024 * 1024);
+}

@@ -45,7 +45,7 @@ impl Reply {
 
 /// Who must be signed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Auth {
+pub(crate) enum Auth {
     /// Nobody (or the action checks credentials itself).
     Open,
     /// The envelope's username and token must be valid.
@@ -53,11 +53,11 @@ enum Auth {
 }
 
 /// How one action is admitted.
-struct ActionSpec {
-    schema: Schema,
-    auth: Auth,
+pub(crate) struct ActionSpec {
+    pub schema: Schema,
+    pub auth: Auth,
     /// Passes during lockdown.
-    lockdown_ok: bool,
+    pub lockdown_ok: bool,
 }
 
 const fn spec(
@@ -87,12 +87,54 @@ use Auth::{Open, Required};
 use Ty::{Any, Array, Bool, Int, Object, Str, StrOrNull};
 
 /// The actions of `protocol`, with their schemas.
-fn lookup(action: &str, protocol: u32) -> Option<ActionSpec> {
+pub(crate) fn lookup(action: &str, protocol: u32) -> Option<ActionSpec> {
     let login_p3: &[(&str, Ty)] = &[("username", Str), ("password", Str)];
     let login_p5: &[(&str, Ty)] = &[("username", Str), ("password", Str), ("2fa_token", Str)];
+    let p13 = protocol >= 13;
     Some(match action {
         "server_info" => passes_lockdown(spec(&[], &[], Open)),
+        "register_listener" if p13 => return None,
         "register_listener" => passes_lockdown(spec(&[], &[], Open)),
+        "refresh_token" if p13 => passes_lockdown(spec(&[], &[], Required)),
+        "download_file" if p13 => passes_lockdown(spec(
+            &["task_id"],
+            &[("task_id", Str), ("offset", Int)],
+            Open,
+        )),
+        "create_directory" if p13 => ActionSpec {
+            schema: Schema {
+                required: &["name"],
+                properties: &[("parent_id", StrOrNull), ("name", Str), ("exists_ok", Bool)],
+                open: true,
+            },
+            ..spec(&[], &[], Required)
+        },
+        "create_document" if p13 => spec(
+            &["title"],
+            &[
+                ("title", Str),
+                ("folder_id", StrOrNull),
+                ("access_rules", Any),
+                ("inherit_parent", Bool),
+            ],
+            Required,
+        ),
+        "set_passwd" if p13 => spec(
+            &["username", "new_passwd"],
+            &[
+                ("username", Str),
+                ("old_passwd", StrOrNull),
+                ("new_passwd", Str),
+                ("force_update_after_login", Bool),
+                ("bypass_passwd_requirements", Bool),
+            ],
+            Open,
+        ),
+        "manage_user_status" if p13 => spec(
+            &["username", "status"],
+            &[("username", Str), ("status", Str)],
+            Required,
+        ),
         "login" if protocol >= 5 => {
             passes_lockdown(spec(&["username", "password"], login_p5, Open))
         }

@@ -27,9 +27,9 @@ pub struct Args {
     /// Serve plain `ws://` instead of `wss://` with a self-signed certificate.
     #[arg(long)]
     pub plain: bool,
-    /// `server_info.protocol_version` (3, 4 and 5 behave differently; higher
-    /// values are only reported).
-    #[arg(long, default_value_t = 3)]
+    /// `server_info.protocol_version` (3, 4, 5 and 13 behave differently:
+    /// 13 speaks the binary stream framing; other values are only reported).
+    #[arg(long, visible_alias = "protocol", default_value_t = 3)]
     pub protocol_version: u32,
     /// Seconds a token stays valid.
     #[arg(long, default_value_t = 3600)]
@@ -46,6 +46,10 @@ pub struct Args {
     /// The administrator's password is expired (403 until `set_passwd`).
     #[arg(long)]
     pub password_expired: bool,
+    /// Plaintext bytes per download chunk (the real server's default is
+    /// 2 MiB; smaller chunks make resume tests quick).
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub chunk_size: usize,
     /// Write the certificate (PEM) to this file.
     #[arg(long)]
     pub cert_out: Option<PathBuf>,
@@ -67,6 +71,7 @@ impl Args {
             token_lifetime: Duration::from_secs(self.token_lifetime),
             bad_password_delay: Duration::from_millis(self.bad_password_delay_ms),
             lockdown: self.lockdown,
+            chunk_size: self.chunk_size,
             ..Config::default()
         }
     }

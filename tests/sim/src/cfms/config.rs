@@ -24,8 +24,10 @@ pub struct Config {
     /// Serve `wss://` with a fresh self-signed ECDSA P-256 certificate
     /// (like the real server) instead of plain `ws://`.
     pub tls: bool,
-    /// `server_info.protocol_version`; 3, 4 and 5 change behaviour, higher
-    /// values are only reported (to test a client's refusal).
+    /// `server_info.protocol_version`; 3, 4 and 5 change behaviour; 13 and
+    /// above speak protocol 13 (binary stream framing, see the `p13`
+    /// module); 6 to 12 are only reported over the 3–5 framing (to test a
+    /// client's refusal).
     pub protocol_version: u32,
     /// `server_info.version`; `None` picks the recorded string for the
     /// protocol version.

@@ -1,6 +1,11 @@
 //! A CFMS server emulator speaking protocol 3 to 5, as recorded from the real
 //! server (`/work/shared/transcripts/cfms-*.jsonl`; where the public document
-//! and the recordings differ, the recordings win).
+//! and the recordings differ, the recordings win), and protocol 13
+//! (`shared/protocol/cfms-13.md`, `cfms-p13*.jsonl`) when
+//! [`Config::protocol_version`] is 13 or more: binary stream framing, many
+//! requests in flight, replay protection, AES-256-GCM downloads with resume.
+//! What follows describes 3 to 5; the `mux`, `p13` and `p13_transfer`
+//! modules describe 13.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -61,6 +66,9 @@ mod config;
 mod connection;
 mod files;
 mod jwt;
+mod mux;
+mod p13;
+mod p13_transfer;
 mod server;
 mod store;
 mod tls;

@@ -1,7 +1,9 @@
 //! Starting a server in-process and controlling it through a [`Handle`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rand::RngCore;
 use tokio::net::TcpListener;
@@ -11,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::config::{Config, DownloadFault};
 use super::connection::{self, Io};
+use super::mux;
 use super::store::{Document, Revision, Store, new_id, sha256_hex};
 use super::tls::Identity;
 
@@ -28,6 +31,20 @@ pub(crate) enum Control {
     Drop,
 }
 
+/// Deliberate protocol-13 faults, for clients' deadline tests.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Faults13 {
+    /// Requests with these actions are read and never answered.
+    pub unanswered: BTreeSet<String>,
+    /// Requests with these actions are answered only after the delay.
+    pub delays: BTreeMap<String, Duration>,
+    /// Downloads send this many chunks, then nothing more (stream frozen).
+    pub freeze_after: Option<usize>,
+    /// The next empty upload answers 500 after `stop` and leaves the
+    /// document inactive (the real server's first upload of a month).
+    pub empty_upload_bug: bool,
+}
+
 /// State shared by the accept loop, the connections and the [`Handle`].
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -35,6 +52,8 @@ pub(crate) struct Shared {
     pub jwt_key: Vec<u8>,
     store: Mutex<Store>,
     fault: Mutex<Option<DownloadFault>>,
+    /// Protocol 13 fault knobs.
+    pub faults13: Mutex<Faults13>,
     control: broadcast::Sender<Control>,
     /// Signalled by the `shutdown` action: stop accepting and drop everyone.
     pub halt: tokio::sync::Notify,
@@ -56,12 +75,20 @@ impl Shared {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Switch lockdown and tell the listeners. Turning it on cancels tasks.
+    /// Switch lockdown and tell the listeners. Turning it on cancels tasks
+    /// (protocol 13: ends every task that has not ended yet).
     pub fn set_lockdown(&self, on: bool) {
         {
+            let now = self.now();
             let mut store = self.store();
             store.lockdown = on;
-            if on {
+            if on && self.config.protocol_version >= 13 {
+                store
+                    .tasks
+                    .values_mut()
+                    .filter(|t| t.end_time > now)
+                    .for_each(|t| t.end_time = now);
+            } else if on {
                 store.cancel_tasks();
             }
         }
@@ -113,6 +140,7 @@ impl Server {
             jwt_key,
             store: Mutex::new(store),
             fault: Mutex::new(None),
+            faults13: Mutex::new(Faults13::default()),
             control,
             halt: tokio::sync::Notify::new(),
         });
@@ -159,7 +187,11 @@ async fn accept_loop(
                     else {
                         return;
                     };
-                    connection::serve(ws, shared).await;
+                    if shared.config.protocol_version >= 13 {
+                        mux::serve(ws, shared).await;
+                    } else {
+                        connection::serve(ws, shared).await;
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -257,6 +289,77 @@ impl Handle {
             .filter(|(_, d)| d.title == title)
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Protocol 13: read requests with `action` but never answer them
+    /// (`on = false` answers them again).
+    pub fn set_unanswered(&self, action: &str, on: bool) {
+        let mut faults = self.faults13();
+        if on {
+            faults.unanswered.insert(action.to_owned());
+        } else {
+            faults.unanswered.remove(action);
+        }
+    }
+
+    /// Protocol 13: answer requests with `action` only after `delay` (`None`
+    /// removes it), so answers come back out of order.
+    pub fn set_action_delay(&self, action: &str, delay: Option<Duration>) {
+        let mut faults = self.faults13();
+        match delay {
+            Some(d) => faults.delays.insert(action.to_owned(), d),
+            None => faults.delays.remove(action),
+        };
+    }
+
+    /// Protocol 13: downloads send `after_chunks` chunks and then freeze (no
+    /// more frames on the stream, the connection stays open); `None` disarms.
+    pub fn set_download_freeze(&self, after_chunks: Option<usize>) {
+        self.faults13().freeze_after = after_chunks;
+    }
+
+    /// Protocol 13: the next empty upload gets `stop` and then a 500, and
+    /// its document stays inactive, as the real server's first upload into
+    /// a storage month that does not exist yet (`cfms-13.md` §9).
+    pub fn arm_empty_upload_bug(&self) {
+        self.faults13().empty_upload_bug = true;
+    }
+
+    /// Protocol 13: make `username` inactive (login 4003, its tokens 401) or
+    /// active again.
+    pub fn set_user_active(&self, username: &str, active: bool) {
+        let mut store = self.shared.store();
+        if active {
+            store.disabled.remove(username);
+        } else {
+            store.disabled.insert(username.to_owned());
+        }
+    }
+
+    /// Protocol 13: `username`'s password breaks the policy (login 4001
+    /// until `set_passwd`).
+    pub fn set_password_weak(&self, username: &str, weak: bool) {
+        let mut store = self.shared.store();
+        if weak {
+            store.weak_passwords.insert(username.to_owned());
+        } else {
+            store.weak_passwords.remove(username);
+        }
+    }
+
+    /// `username`'s password is expired (protocol 13: login 4002; 3 to 5:
+    /// 403) until `set_passwd`.
+    pub fn set_password_expired(&self, username: &str, expired: bool) {
+        if let Some(user) = self.shared.store().users.get_mut(username) {
+            user.password_expired = expired;
+        }
+    }
+
+    fn faults13(&self) -> MutexGuard<'_, Faults13> {
+        self.shared
+            .faults13
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drop every open connection at the TCP level, without a close frame.

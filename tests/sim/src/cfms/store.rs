@@ -49,6 +49,20 @@ const SYSOP_P3: &[&str] = &[
 /// What protocol 5 adds to `sysop`.
 const SYSOP_P5_EXTRA: &[&str] = &["debugging", "super_set_user_avatar", "manage_2fa"];
 
+/// What protocol 13 adds to `sysop` (as recorded).
+const SYSOP_P13_EXTRA: &[&str] = &[
+    "manage_user_status",
+    "view_revision",
+    "restore",
+    "list_user_blocks",
+    "delete_revision",
+    "list_revisions",
+    "purge",
+    "manage_keyrings",
+    "list_deleted_items",
+    "set_current_revision",
+];
+
 /// An account.
 #[derive(Debug, Clone)]
 pub(crate) struct User {
@@ -103,8 +117,12 @@ pub(crate) struct Task {
     pub kind: TaskKind,
     pub document: String,
     pub end_time: f64,
-    /// Single use: set once a transfer has started or been cancelled.
+    /// Single use: set once a transfer has started or been cancelled
+    /// (protocol 13: once an upload succeeded or a download ended).
     pub used: bool,
+    /// Protocol 13: the AES-256 key of this download task, made by its
+    /// first attempt and reused by every resumed one.
+    pub key: Option<[u8; 32]>,
 }
 
 /// One audit log entry (`view_audit_logs`).
@@ -126,6 +144,14 @@ pub(crate) struct Store {
     pub tasks: BTreeMap<String, Task>,
     pub lockdown: bool,
     pub audit: Vec<AuditEntry>,
+    /// Protocol 13: accounts that are not active (login 4003, tokens 401).
+    pub disabled: BTreeSet<String>,
+    /// Protocol 13: accounts whose password breaks the policy (login 4001).
+    pub weak_passwords: BTreeSet<String>,
+    /// Protocol 13: failed logins per user name (5 or more: 429).
+    pub login_failures: BTreeMap<String, u32>,
+    /// Protocol 13: nonces seen, with the time they were recorded.
+    pub nonces: BTreeMap<String, f64>,
 }
 
 impl Store {
@@ -134,6 +160,9 @@ impl Store {
         let mut sysop: BTreeSet<String> = SYSOP_P3.iter().map(|p| p.to_string()).collect();
         if config.protocol_version >= 5 {
             sysop.extend(SYSOP_P5_EXTRA.iter().map(|p| p.to_string()));
+        }
+        if config.protocol_version >= 13 {
+            sysop.extend(SYSOP_P13_EXTRA.iter().map(|p| p.to_string()));
         }
         let mut store = Store {
             lockdown: config.lockdown,
@@ -147,8 +176,14 @@ impl Store {
             store.add_user(spec);
         }
         if config.seed_hello {
+            // Protocol 13's sample document is empty.
+            let content = if config.protocol_version >= 13 {
+                Vec::new()
+            } else {
+                hello_content()
+            };
             let revision = (config.protocol_version >= 5).then(|| Revision {
-                data: Arc::new(hello_content()),
+                data: Arc::new(content),
                 sha256: None,
             });
             store.documents.insert(
@@ -219,6 +254,7 @@ impl Store {
                 document: document.to_owned(),
                 end_time: now + lifetime,
                 used: false,
+                key: None,
             },
         );
         id
