@@ -3,7 +3,7 @@
 # end-to-end check against the fnOS emulator.
 #
 #   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
-#   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel unit tests
+#   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel, display and PNG unit tests
 #   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root):
 #                                        # fnOS, CFMS, and CFMS over wss:// with a pinned certificate
 #
@@ -268,7 +268,8 @@ check() {
     cargo_fw clippy --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board -- -D warnings
     cargo_fw clippy --features host,cfms --all-targets -- -D warnings
     cargo_fw clippy --release --target thumbv7em-none-eabihf --features board,cfms,tls --bin panel-board -- -D warnings
-    cargo_fw test --lib
+    # With `host`: the PNG picture's test too.
+    cargo_fw test --lib --features host
 }
 
 case "${1:-}" in
