@@ -221,7 +221,8 @@ host_test() {
     status=0
     start_sim "$log/fnos-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin \
         --degraded-pool --hot-disk 55
-    NASLINK_RUN_SECS=8 ip netns exec "$ns" "$target_dir/debug/panel-host" \
+    rm -f "$log/panel-unhealthy.png"
+    NASLINK_RUN_SECS=8 NASLINK_PNG="$log/panel-unhealthy.png" ip netns exec "$ns" "$target_dir/debug/panel-host" \
         >"$log/fnos-unhealthy.log" 2>"$log/fnos-unhealthy.err" || status=$?
     stop_sim
     tail -n 7 "$log/fnos-unhealthy.log"
@@ -232,6 +233,48 @@ host_test() {
     expect_none "$l" "never OK" '^panel \| OK'
     expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
     [ "$status" -eq 0 ] || { echo "panel-host (fnOS, unhealthy) exited with $status"; fail=1; }
+    # NASLINK_PNG: the last refresh as a 128x64 one-bit grayscale PNG.
+    if python3 - "$log/panel-unhealthy.png" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n" and d[12:16] == b"IHDR", "not a PNG"
+assert struct.unpack(">IIBB", d[16:26]) == (128, 64, 1, 0), struct.unpack(">IIBB", d[16:26])
+PY
+    then echo "ok   the panel picture (128x64 PNG)"; else echo "FAIL the panel picture"; fail=1; fi
+
+    echo "--- fnOS, a non-admin account: the parts it may not read (errno 4352) show as unknown"
+    status=0
+    NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" NASLINK_USER=guest NASLINK_PASSWORD=guest \
+        fw_target="$target_dir/guest" cargo_fw build --features host --bin panel-host
+    start_sim "$log/fnos-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin \
+        --guest guest:guest --degraded-pool
+    NASLINK_RUN_SECS=8 ip netns exec "$ns" "$target_dir/guest/debug/panel-host" \
+        >"$log/fnos-guest.log" 2>"$log/fnos-guest.err" || status=$?
+    stop_sim
+    tail -n 7 "$log/fnos-guest.log"
+    l="$log/fnos-guest.log"
+    expect "$l" "logged in" '^note  \| logged in$' 1
+    expect "$l" "host name still shown" '^panel \| fnos-sim +online$' 1
+    expect "$l" "no verdict with neither disks nor pools" '^panel \| health --$' 1
+    expect_none "$l" "never a verdict" '^panel \| (OK|WARNING|CRITICAL)'
+    expect "$l" "disks and pools unknown" '^panel \| temp -- +pool --$' 1
+    [ "$status" -eq 0 ] || { echo "panel-host (fnOS, non-admin) exited with $status"; fail=1; }
+
+    echo "--- fnOS: another login kicks the session after 3 s; the panel must stop"
+    status=0
+    start_sim "$log/fnos-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin \
+        --kick-after 3
+    NASLINK_RUN_SECS=10 ip netns exec "$ns" "$target_dir/debug/panel-host" \
+        >"$log/fnos-kicked.log" 2>"$log/fnos-kicked.err" || status=$?
+    stop_sim
+    tail -n 9 "$log/fnos-kicked.log"
+    l="$log/fnos-kicked.log"
+    expect "$l" "logged in" '^note  \| logged in$' 1
+    expect "$l" "the kicked push was seen" '^note  \| kicked: another login took this session over$' 1
+    expect "$l" "the panel says why" '^panel \| fnos-sim +kicked$' 1
+    expect "$l" "and that it stopped" '^panel \| kicked: not retrying$' 1
+    expect_none "$l" "never reconnected" '^note  \| connection [2-9]'
+    [ "$status" -eq 0 ] || { echo "panel-host (fnOS, kicked) exited with $status"; fail=1; }
 
     echo "--- CFMS: the server is restarted halfway; the panel must reconnect"
     status=0

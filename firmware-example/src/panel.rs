@@ -259,10 +259,9 @@ fn verdict_lines(s: &Snapshot, live: bool) -> (Line, Line) {
             line(format_args!("another login took it")),
         );
     }
-    let known = s.disks.is_some()
-        || s.pools.is_some()
-        || s.cpu_temperature.is_some()
-        || s.unread_warnings.is_some();
+    // Disks and pools carry most rules: with neither, there is no verdict
+    // worth the name (a non-administrator may read neither).
+    let known = s.disks.is_some() || s.pools.is_some();
     if !live || !known || !s.health_ready {
         return (line(format_args!("health --")), Line::new());
     }
@@ -558,11 +557,13 @@ mod tests {
         let mut s = online();
         s.pools = None;
         assert_eq!(render(&s)[1].as_str(), "OK (partial)");
-        s.disks = None;
         s.cpu_temperature = Some(96);
         let lines = render(&s);
         assert_eq!(lines[1].as_str(), "CRITICAL (partial)");
         assert_eq!(lines[2].as_str(), "CPU 96 C");
+        // Neither disks nor pools: no verdict, whatever else is known.
+        s.disks = None;
+        assert_eq!(texts(&render(&s))[1..3], ["health --", ""]);
     }
 
     #[test]
