@@ -20,11 +20,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
         last: bool,
     ) -> Result<(), Error> {
         if first {
-            self.begin_message(kind)?;
+            self.begin_message(kind, part)?;
         }
         self.last_activity = now;
         if self.rx_streaming {
-            return self.stream_part(now, part, last);
+            return self.stream_part(now, part, first, last);
         }
         if self.wire == Wire::Framed {
             if first {
@@ -63,23 +63,40 @@ impl<'a, const Q: usize> Session<'a, Q> {
         kind: MessageKind,
         message: &[u8],
     ) -> Result<(), Error> {
-        self.begin_message(kind)?;
+        self.begin_message(kind, message)?;
         self.last_activity = now;
         self.body = Body::Message;
         self.on_message(now, message)
     }
 
-    /// Whether a message of `kind` starting now is a streamed `file_chunk`.
-    pub(super) fn streams(&self, kind: MessageKind) -> bool {
-        kind == MessageKind::Text
-            && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
-            && self
-                .pending
-                .front()
-                .is_some_and(|e| e.purpose == Purpose::Transfer)
+    /// Whether a message of `kind` starting with `head` is a streamed
+    /// `file_chunk` (or, on protocol 13, any frame of the receiving
+    /// download's stream: its chunks, key, or error).
+    pub(super) fn streams(&self, kind: MessageKind, head: &[u8]) -> bool {
+        if !matches!(&self.transfer, Transfer::Download(d) if d.is_receiving()) {
+            return false;
+        }
+        match self.wire {
+            Wire::Text => {
+                kind == MessageKind::Text
+                    && self
+                        .pending
+                        .front()
+                        .is_some_and(|e| e.purpose == Purpose::Transfer)
+            }
+            // A first piece shorter than the header is collected instead
+            // (a chunk then overflows and fails the download by name).
+            Wire::Framed => {
+                kind == MessageKind::Binary
+                    && head
+                        .first_chunk::<HEADER_LEN>()
+                        .and_then(|h| FrameHeader::parse(*h).ok())
+                        .is_some_and(|h| h.stream.0 == self.transfer_stream)
+            }
+        }
     }
 
-    fn begin_message(&mut self, kind: MessageKind) -> Result<(), Error> {
+    fn begin_message(&mut self, kind: MessageKind, head: &[u8]) -> Result<(), Error> {
         if self.events.iter().any(Item::refers_to_response) {
             return Err(Error::EventsNotDrained);
         }
@@ -88,7 +105,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.body = Body::None;
         self.body_skip = 0;
         self.rx_kind = kind;
-        self.rx_streaming = self.streams(kind);
+        self.rx_streaming = self.streams(kind, head);
         if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
             d.begin_message();
         }
@@ -108,13 +125,29 @@ impl<'a, const Q: usize> Session<'a, Q> {
     pub(super) fn stream_part(
         &mut self,
         now: Instant,
-        part: &[u8],
+        mut part: &[u8],
+        first: bool,
         last: bool,
     ) -> Result<(), Error> {
         let Transfer::Download(d) = &mut self.transfer else {
             return Ok(());
         };
-        if let Some(head) = self.pending.front_mut() {
+        if self.wire == Wire::Framed {
+            if first {
+                // `streams` read this header: the download's own stream.
+                if let Some(h) = part
+                    .first_chunk::<HEADER_LEN>()
+                    .and_then(|h| FrameHeader::parse(*h).ok())
+                {
+                    self.mux.route(now, h);
+                }
+                part = part.get(HEADER_LEN..).unwrap_or_default();
+            }
+            self.mux.extend(
+                super::super::p13::StreamId(self.transfer_stream),
+                now + self.config.transfer_timeout,
+            );
+        } else if let Some(head) = self.pending.front_mut() {
             head.deadline = now + self.config.transfer_timeout;
         }
         let seq = d.seq;
@@ -148,10 +181,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 Ok(())
             }
             Err(error) => {
-                self.transfer = Transfer::None;
-                self.pending.pop();
+                self.end_download();
                 self.emit(Event::DownloadFailed { seq, error });
-                if error.breaks_stream() {
+                // On protocol 13 the stream's id is retired: its late
+                // frames are dropped, other streams carry on.
+                if error.breaks_stream() && self.wire == Wire::Text {
                     self.broken = true;
                     self.emit(Event::Desynchronized(Desync::Transfer));
                 }
@@ -178,17 +212,28 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 self.emit(Event::DownloadChunk { seq, index, len })
             }
             StreamOutcome::Finished(key) => {
+                self.end_download();
                 self.last_download_chunks = key.total_chunks as usize;
-                self.transfer = Transfer::None;
-                self.pending.pop();
                 self.emit(Event::DownloadFinished { seq, key });
             }
             StreamOutcome::Failed(error) => {
-                self.transfer = Transfer::None;
-                self.pending.pop();
+                self.end_download();
                 self.emit(Event::DownloadFailed { seq, error });
             }
         }
+    }
+
+    /// The download ended: its entry leaves the in-flight queue (on 13 its
+    /// stream id is retired: `aes_key` has no CONCLUSION). The seals held
+    /// stay readable through `chunk_hashes` on 13, for a resume.
+    pub(super) fn end_download(&mut self) {
+        if let Transfer::Download(d) = &self.transfer
+            && self.wire == Wire::Framed
+        {
+            self.last_download_chunks = d.hashes_known();
+        }
+        self.transfer = Transfer::None;
+        self.pop_transfer();
     }
 
     pub(super) fn on_overflow(&mut self) -> Result<(), Error> {
