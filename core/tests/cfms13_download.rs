@@ -687,3 +687,68 @@ fn an_event_between_chunks_is_read_and_the_download_goes_on() {
     assert_eq!(got.data, [[1u8; 33], [2u8; 33]].concat());
     let _ = DownloadError::Timeout;
 }
+
+// ----- any bytes on the download's stream -----------------------------------
+
+/// `msg` with some bytes replaced and maybe cut short.
+fn mutate(mut msg: Vec<u8>, edits: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> {
+    for &(at, b) in edits {
+        let n = msg.len().max(1);
+        if let Some(x) = msg.get_mut(at % n) {
+            *x = b;
+        }
+    }
+    if let Some(c) = cut {
+        msg.truncate(c % (msg.len() + 1));
+    }
+    msg
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Whatever a server sends on a receiving download's stream (chunk,
+    /// key or error messages with bytes changed or cut, or random bytes),
+    /// delivered in whatever pieces the network cuts, the session
+    /// consumes every byte, never panics, and the download either goes on
+    /// or ends with one named outcome.
+    #[test]
+    fn any_message_on_the_download_stream_in_any_pieces(
+        which in 0usize..4,
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..6),
+        cut in proptest::option::of(proptest::prelude::any::<usize>()),
+        random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        conclusion in proptest::prelude::any::<bool>(),
+        cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..8),
+    ) {
+        let (mut c, stream, mut got) = started(66, 33);
+        let base = match which {
+            0 => chunk(0, &[9; 33], &[1; 16]).to_string().into_bytes(),
+            1 => key().to_string().into_bytes(),
+            2 => br#"{"code": 400, "data": {}, "message": "Invalid offset"}"#.to_vec(),
+            _ => random,
+        };
+        let wire = frame_raw(stream, conclusion, &mutate(base, &edits, cut));
+        let mut bounds: Vec<usize> = cuts.iter().map(|x| x % (wire.len() + 1)).collect();
+        bounds.extend([0, wire.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        for w in bounds.windows(2) {
+            let mut rest = &wire[w[0]..w[1]];
+            let mut rounds = 0;
+            while !rest.is_empty() {
+                let n = c.handle_input(Instant::from_secs(3), rest);
+                rest = &rest[n..];
+                collect(&mut c, &mut got);
+                drain_tx(&mut c, Instant::from_secs(3));
+                rounds += 1;
+                proptest::prop_assert!(rounds < 1000, "no progress");
+            }
+        }
+        let ends = got
+            .events
+            .iter()
+            .filter(|e| e.starts_with("DownloadFinished") || e.starts_with("DownloadFailed"))
+            .count();
+        proptest::prop_assert!(ends <= 1, "{:?}", got.events);
+    }
+}
