@@ -16,6 +16,11 @@
 //! plaintext) is kept in the caller-provided storage for the decryption
 //! pass; the key arrives last, so decryption happens afterwards over the
 //! ciphertext the caller stored ([`FileDecryptor`](super::FileDecryptor)).
+//!
+//! Protocol 13 (`cfms-13.md` §10) runs the same machine: no `sha256` in the
+//! header, an optional resume `offset`, chunks with `tag` and `prefix`
+//! (AES-256-GCM per chunk, kept as the chunk's seal where 3–5 keep its
+//! hash), no `iv`, and a `null` key when another attempt finished first.
 #![deny(clippy::indexing_slicing)]
 
 use super::b64::{self, Base64Stream};

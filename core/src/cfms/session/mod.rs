@@ -122,7 +122,10 @@ pub struct Buffers<'a> {
     /// hold 3/4 of the WebSocket receive buffer plus 2 bytes.
     pub rx: &'a mut [u8],
     /// One SHA-256 per download chunk (2 MiB each): bounds the largest
-    /// downloadable file to `chunk_hashes.len()` × 2 MiB.
+    /// downloadable file to `chunk_hashes.len()` × 2 MiB. On protocol 13
+    /// a slot holds the chunk's seal instead (GCM tag ‖ nonce prefix ‖ 8
+    /// zero bytes), for [`open_chunk`](crate::cfms::p13::transfer::open_chunk);
+    /// to resume on a new session, copy the earlier seals back in.
     pub chunk_hashes: &'a mut [[u8; 32]],
 }
 
