@@ -752,3 +752,32 @@ proptest::proptest! {
         proptest::prop_assert!(ends <= 1, "{:?}", got.events);
     }
 }
+
+#[test]
+fn more_chunks_than_seal_slots_are_refused_with_a_framed_cancel() {
+    let mut c = ready(true, vec![[0u8; 32]; 2]);
+    let seq = c.download_file(Instant::from_secs(2), "big").unwrap();
+    let stream = raw_frames(&drain_tx(&mut c, Instant::from_secs(2)))[0].0;
+    let mut got = Got::default();
+    let sent = feed(
+        &mut c,
+        Instant::from_secs(2),
+        &frame(stream, false, &header(5242880, 2097152 / 2)),
+        &mut got,
+    );
+    // Anything but `ready` makes the server answer 400 and stop (§10.4).
+    assert_eq!(sent, [(stream, 0, b"cancel".to_vec())]);
+    let refused = frame(
+        stream,
+        true,
+        &json!({"code": 400, "data": {}, "message": "Client not ready for file transfer", "timestamp": T0}),
+    );
+    feed(&mut c, Instant::from_secs(2), &refused, &mut got);
+    assert_eq!(
+        got.events[1],
+        format!(
+            "DownloadFailed {{ seq: {seq:?}, error: TooManyChunks {{ total: 5, capacity: 2 }} }}"
+        )
+    );
+    assert!(c.can_send());
+}
