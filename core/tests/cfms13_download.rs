@@ -781,3 +781,88 @@ fn more_chunks_than_seal_slots_are_refused_with_a_framed_cancel() {
     );
     assert!(c.can_send());
 }
+
+/// A session driven directly (as an adapter with its own WebSocket does),
+/// handed each message in the pieces given.
+fn direct(pieces: &[&[&[u8]]]) -> Got {
+    use naslink_core::connection::{Message, Session as _};
+    use naslink_core::random;
+    use naslink_core::ws::MessageKind;
+    let rx = Box::leak(vec![0u8; 100].into_boxed_slice());
+    let chunk_hashes = Box::leak(vec![[0u8; 32]; 2].into_boxed_slice());
+    let mut s: Session = cfms::Session::new(config(false), Buffers { rx, chunk_hashes });
+    let now = Instant::from_secs(1);
+    let mut tx = [0u8; 256];
+    let mut rng = random::from_fn(|b: &mut [u8]| b.fill(7));
+    s.handle_connect(now);
+    s.poll_transmit(now, &mut rng, &mut tx).unwrap();
+    let mut got = Got::default();
+    for (i, message) in pieces.iter().enumerate() {
+        for (j, piece) in message.iter().enumerate() {
+            let m = Message {
+                kind: MessageKind::Binary,
+                data: piece,
+                first: j == 0,
+                last: j + 1 == message.len(),
+            };
+            s.handle_message(now, m);
+            while let Some(e) = s.poll_event(Some(m)) {
+                match e {
+                    Ev::DownloadData { data, .. } => got.data.extend_from_slice(data),
+                    other => got.events.push(format!("{other:?}")),
+                }
+            }
+        }
+        if i == 0 {
+            s.download_file(now, "t", &mut tx).unwrap();
+        }
+        while let Ok(Some(_)) = s.poll_transmit(now, &mut rng, &mut tx) {}
+    }
+    got
+}
+
+#[test]
+fn a_message_whose_first_piece_is_shorter_than_the_frame_header_is_told_by_its_header() {
+    let info = server_info(1);
+    // The WebSocket frame's own 2- or 4-byte header is not the session's.
+    let info = &info[if info[1] & 0x7f == 126 { 4 } else { 2 }..];
+    let body = |stream: u32, json: &Value| {
+        let mut p = stream.to_be_bytes().to_vec();
+        p.push(0);
+        p.extend(json.to_string().into_bytes());
+        p
+    };
+    let header = body(3, &header(66, 33));
+    // Larger than the 100-byte receive buffer: only streaming takes them.
+    let c0 = body(3, &chunk(0, &[1; 33], &[0; 16]));
+    assert!(c0.len() > 100);
+    let c1 = body(3, &chunk(1, &[2; 33], &[0; 16]));
+    let lockdown = {
+        let mut p = 2u32.to_be_bytes().to_vec();
+        p.push(1);
+        p.extend(br#"{"event":"lockdown","data":{"status":true}}"#);
+        p
+    };
+    let k = body(3, &key());
+    for cut in 1..5 {
+        let got = direct(&[
+            &[info],
+            &[&header],
+            &[&c0[..cut], &c0[cut..cut + 1], &c0[cut + 1..]],
+            &[&lockdown[..cut], &lockdown[cut..]],
+            &[&c1[..cut], &c1[cut..]],
+            &[&k[..cut], &k[cut..]],
+        ]);
+        assert!(
+            got.events.iter().any(|e| e == "Lockdown { on: true }"),
+            "{cut}: {:?}",
+            got.events
+        );
+        assert!(
+            got.events.last().unwrap().starts_with("DownloadFinished"),
+            "{cut}: {:?}",
+            got.events
+        );
+        assert_eq!(got.data, [[1u8; 33], [2u8; 33]].concat());
+    }
+}

@@ -177,6 +177,12 @@ pub struct Session<'a, const Q: usize> {
     /// when the message does not fit `rx` (its request then fails alone).
     rx_frame: FrameReader,
     rx_header: Option<FrameHeader>,
+    /// Protocol 13, while a download receives: the first bytes of a
+    /// message whose first piece was shorter than a frame header, until
+    /// the header tells whether it is the download's (streamed) or not.
+    rx_head: [u8; HEADER_LEN],
+    rx_head_len: usize,
+    rx_undecided: bool,
     /// Protocol 13: the stream of the last request written, and of the
     /// running transfer.
     last_stream: u32,
@@ -239,6 +245,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             body_skip: 0,
             rx_frame: FrameReader::new(),
             rx_header: None,
+            rx_head: [0; HEADER_LEN],
+            rx_head_len: 0,
+            rx_undecided: false,
             last_stream: 0,
             transfer_stream: 0,
             upload_head_sent: 0,

@@ -21,11 +21,74 @@ impl<'a, const Q: usize> Session<'a, Q> {
     ) -> Result<(), Error> {
         if first {
             self.begin_message(kind, part)?;
+            self.rx_head_len = 0;
+            self.rx_undecided = self.wire == Wire::Framed
+                && !self.rx_streaming
+                && part.len() < HEADER_LEN
+                && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving());
         }
         self.last_activity = now;
         if self.rx_streaming {
             return self.stream_part(now, part, first, last);
         }
+        if self.rx_undecided {
+            return self.decide_part(now, kind, part, last);
+        }
+        self.collect_part(now, part, first, last)
+    }
+
+    /// A message whose first piece was shorter than a frame header, while
+    /// a download receives: gather the header, then stream the message (the
+    /// download's) or collect it (any other).
+    fn decide_part(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        part: &[u8],
+        last: bool,
+    ) -> Result<(), Error> {
+        let take = (HEADER_LEN - self.rx_head_len.min(HEADER_LEN)).min(part.len());
+        let (bytes, rest) = part.split_at(take);
+        if let Some(dst) = self
+            .rx_head
+            .get_mut(self.rx_head_len..self.rx_head_len + take)
+        {
+            dst.copy_from_slice(bytes);
+            self.rx_head_len += take;
+        }
+        if self.rx_head_len < HEADER_LEN && !last {
+            return Ok(());
+        }
+        self.rx_undecided = false;
+        let head = self.rx_head;
+        let head = head.get(..self.rx_head_len).unwrap_or_default();
+        let only = last && rest.is_empty();
+        if self.streams(kind, head) {
+            self.rx_streaming = true;
+            if let Transfer::Download(d) = &mut self.transfer {
+                d.begin_message();
+            }
+            self.stream_part(now, head, true, only)?;
+            return match only {
+                true => Ok(()),
+                false => self.stream_part(now, rest, false, last),
+            };
+        }
+        self.collect_part(now, head, true, only)?;
+        match only {
+            true => Ok(()),
+            false => self.collect_part(now, rest, false, last),
+        }
+    }
+
+    /// A piece of a message that is collected in the receive buffer.
+    fn collect_part(
+        &mut self,
+        now: Instant,
+        part: &[u8],
+        first: bool,
+        last: bool,
+    ) -> Result<(), Error> {
         if self.wire == Wire::Framed {
             if first {
                 self.rx_header = None;
