@@ -727,6 +727,7 @@ proptest::proptest! {
             2 => br#"{"code": 400, "data": {}, "message": "Invalid offset"}"#.to_vec(),
             _ => random,
         };
+        let base_copy = base.clone();
         let wire = frame_raw(stream, conclusion, &mutate(base, &edits, cut));
         let mut bounds: Vec<usize> = cuts.iter().map(|x| x % (wire.len() + 1)).collect();
         bounds.extend([0, wire.len()]);
@@ -750,6 +751,37 @@ proptest::proptest! {
             .filter(|e| e.starts_with("DownloadFinished") || e.starts_with("DownloadFailed"))
             .count();
         proptest::prop_assert!(ends <= 1, "{:?}", got.events);
+        // The same frame handed straight to a session in the pieces cut
+        // (an adapter with its own WebSocket may cut anywhere, even inside
+        // the 5-byte frame header).
+        let direct_wire = frame_raw(3, conclusion, &mutate(base_copy, &edits, cut));
+        let framed = &direct_wire[ws_head_len(&direct_wire)..];
+        let mut bounds: Vec<usize> = cuts.iter().map(|x| x % (framed.len() + 1)).collect();
+        bounds.extend([0, framed.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let parts: Vec<&[u8]> = bounds.windows(2).map(|w| &framed[w[0]..w[1]]).collect();
+        let info = server_info(1);
+        let info = &info[ws_head_len(&info)..];
+        let mut head = 3u32.to_be_bytes().to_vec();
+        head.push(0);
+        head.extend(header(66, 33).to_string().into_bytes());
+        let got = direct(&[&[info], &[&head], &parts]);
+        let ends = got
+            .events
+            .iter()
+            .filter(|e| e.starts_with("DownloadFinished") || e.starts_with("DownloadFailed"))
+            .count();
+        proptest::prop_assert!(ends <= 1, "{:?}", got.events);
+    }
+}
+
+/// The length of a server WebSocket frame's own header (no mask).
+fn ws_head_len(frame: &[u8]) -> usize {
+    match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
     }
 }
 
@@ -824,8 +856,8 @@ fn direct(pieces: &[&[&[u8]]]) -> Got {
 #[test]
 fn a_message_whose_first_piece_is_shorter_than_the_frame_header_is_told_by_its_header() {
     let info = server_info(1);
-    // The WebSocket frame's own 2- or 4-byte header is not the session's.
-    let info = &info[if info[1] & 0x7f == 126 { 4 } else { 2 }..];
+    // The WebSocket frame's own header is not the session's.
+    let info = &info[ws_head_len(&info)..];
     let body = |stream: u32, json: &Value| {
         let mut p = stream.to_be_bytes().to_vec();
         p.push(0);
