@@ -898,3 +898,27 @@ fn a_message_whose_first_piece_is_shorter_than_the_frame_header_is_told_by_its_h
         assert_eq!(got.data, [[1u8; 33], [2u8; 33]].concat());
     }
 }
+
+#[test]
+fn the_recorded_refusal_of_a_spent_task_fails_the_download_before_any_header() {
+    let lines = transcript();
+    let frames = recorded(&lines, "A", "download the same task again");
+    assert_eq!(frames.len(), 1);
+    let mut c = ready(true, vec![[0u8; 32]; 4]);
+    let seq = c.download_file(Instant::from_secs(2), "387a").unwrap();
+    let stream = raw_frames(&drain_tx(&mut c, Instant::from_secs(2)))[0].0;
+    let (events, sent) = exchange(
+        &mut c,
+        Instant::from_secs(2),
+        &frame(stream, true, &frames[0].2),
+    );
+    assert!(sent.is_empty());
+    assert_eq!(
+        events,
+        [format!(
+            "DownloadFailed {{ seq: {seq:?}, error: Server(BadRequest) }}"
+        )]
+    );
+    assert!(c.can_send());
+    assert!(c.poll_timeout().is_none_or(|t| t > Instant::from_secs(11)));
+}
