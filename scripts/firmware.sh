@@ -65,14 +65,23 @@ build() {
     NASLINK_URL="wss://nas.lan:5667/websocket?type=main" NASLINK_TLS_PIN_SHA256="$(printf '0%.0s' {1..64})" \
         cargo_fw build --release --target thumbv7em-none-eabihf --features board,tls --bin panel-board
     cp "$elf" "$target_dir/panel-board-tls.elf"
+    # A device-token panel (NASLINK_TOKEN, no password): built with
+    # `naslink_token_only`, which leaves the password login's RSA and
+    # AES-CBC encryption out of the core. The token is a placeholder (only
+    # the prefix is checked at build time); only the size matters here.
+    NASLINK_TOKEN="nlt1.AAAAAAAAAAAA" NASLINK_PASSWORD="" fw_target="$target_dir/token-board" \
+        cargo_fw build --release --target thumbv7em-none-eabihf --features board --bin panel-board \
+        --config 'target.thumbv7em-none-eabihf.rustflags=["--cfg", "naslink_rsa_max_2048", "--cfg", "naslink_token_only"]'
+    cp "$target_dir/token-board/thumbv7em-none-eabihf/release/panel-board" "$target_dir/panel-board-token.elf"
     # The CFMS panel, for information: the budgets are set for fnOS.
     cargo_fw build --release --target thumbv7em-none-eabihf --features board,cfms --bin panel-board
     cp "$elf" "$target_dir/panel-board-cfms.elf"
     echo "size ($(size_tool)):"
-    "$(size_tool)" -B -d "$target_dir/panel-board.elf" "$target_dir/panel-board-tls.elf" \
-        "$target_dir/panel-board-cfms.elf"
+    "$(size_tool)" -B -d "$target_dir/panel-board.elf" "$target_dir/panel-board-token.elf" \
+        "$target_dir/panel-board-tls.elf" "$target_dir/panel-board-cfms.elf"
     local ok=0
     check_size "fnOS" "$target_dir/panel-board.elf" $((128 * 1024)) $((32 * 1024)) || ok=1
+    check_size "fnOS, token" "$target_dir/panel-board-token.elf" $((128 * 1024)) $((32 * 1024)) || ok=1
     check_size "fnOS + TLS" "$target_dir/panel-board-tls.elf" $((208 * 1024)) $((64 * 1024)) || ok=1
     check_size "CFMS" "$target_dir/panel-board-cfms.elf" $((128 * 1024)) $((32 * 1024)) || true
     return $ok
@@ -198,7 +207,10 @@ token_test() {
         export NASLINK_URL="$url" NASLINK_PASSWORD= NASLINK_USER= NASLINK_TOKEN="$token"
         # Its own target directory: the password build in $target_dir/debug
         # is what the other runs use.
-        fw_target="$target_dir/token" cargo_fw build --features host --bin panel-host
+        # As the board's token build: no password login code at all, so
+        # this run also proves the token login needs none of it.
+        RUSTFLAGS="--cfg naslink_token_only" fw_target="$target_dir/token" \
+            cargo_fw build --features host --bin panel-host
     )
     cp "$target_dir/token/debug/panel-host" "$target_dir/panel-host-token"
     NASLINK_RUN_SECS=6 ip netns exec "$ns" "$target_dir/panel-host-token" \

@@ -15,8 +15,11 @@ use base64::engine::general_purpose::STANDARD;
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::rsa::{MAX_MODULUS_BYTES, RsaError, RsaPublicKey};
+#[cfg(not(naslink_token_only))]
+use super::rsa::MAX_MODULUS_BYTES;
+use super::rsa::{RsaError, RsaPublicKey};
 use super::sign::{SECRET_CAPACITY, Secret};
+#[cfg(not(naslink_token_only))]
 use crate::json::write::JsonWriter;
 use crate::random::Entropy;
 
@@ -38,6 +41,9 @@ pub enum EnvelopeError {
     InvalidPadding,
     /// The decrypted secret is empty or longer than [`SECRET_CAPACITY`].
     SecretLength,
+    /// This build leaves password login out (`--cfg naslink_token_only`,
+    /// as a device-token firmware is built): only a device token logs in.
+    PasswordLoginNotBuilt,
 }
 
 impl From<crate::InsufficientSize> for EnvelopeError {
@@ -199,12 +205,29 @@ const fn b64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
+/// A build with `--cfg naslink_token_only` (a device-token firmware) has
+/// no password login: the RSA and AES-CBC encryption it needs are left out
+/// of the image. The password JSON is wiped and the login refused by name.
+#[cfg(naslink_token_only)]
+pub fn write_envelope(
+    _key: &LoginKey,
+    _rsa: &RsaPublicKey,
+    plaintext: &mut [u8],
+    plaintext_len: usize,
+    _rng: &mut impl Entropy,
+    _out: &mut [u8],
+) -> Result<usize, EnvelopeError> {
+    wipe(plaintext, plaintext_len);
+    Err(EnvelopeError::PasswordLoginNotBuilt)
+}
+
 /// Write the `encrypted` envelope for the login JSON in
 /// `plaintext[..plaintext_len]` into `out`.
 ///
 /// `plaintext` needs room for the padding (up to 16 more bytes); it is
 /// encrypted in place, so it no longer holds the password afterwards.
 /// Returns the envelope length.
+#[cfg(not(naslink_token_only))]
 pub fn write_envelope(
     key: &LoginKey,
     rsa: &RsaPublicKey,
