@@ -111,6 +111,12 @@ struct Cli {
     /// The fnOS access code, when the NAS asks for one.
     #[arg(long, env = "NASLINK_ACCESS_CODE", hide_env_values = true)]
     access_code: Option<String>,
+    /// CFMS: the server's protocol version (3, 4, 5 or 13), when known, so
+    /// that naslink speaks it at once. Without it, naslink finds out by
+    /// itself (a protocol-13 request first; a 3–5 server closes the
+    /// connection and naslink reconnects speaking text).
+    #[arg(long, value_name = "N", env = "NASLINK_PROTOCOL_VERSION")]
+    protocol_version: Option<u32>,
     /// Print exactly one JSON document on standard output (`watch`: one per line).
     #[arg(long, global = true)]
     json: bool,
@@ -681,6 +687,7 @@ fn cfms_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<CfmsO
     options.link.connect_timeout = Some(timeout(cli)?);
     options.connect_timeout = timeout(cli)?;
     options.request_timeout = timeout(cli)?;
+    options.protocol_version = cli.protocol_version;
     Ok(options)
 }
 
