@@ -5,9 +5,12 @@
 //! │        │ open                                                   │
 //! │        ▼                                                        │
 //! │   LoggingIn ──LoggedIn──► Online: every POLL_SECS ask host name, │
-//! │        │ refused             uptime, resmon.gen, calcSpace       │
+//! │        │ refused             resmon.gen, calcSpace, health parts │
 //! │        ▼                        │ error / close / dead heartbeat │
 //! │   LoginFailed ──────────────────┴──────────────► Offline ────────┘
+//! │                                 │ kicked push
+//! │                                 ▼
+//! │                              Kicked: shown, never reconnects
 //! ```
 //!
 //! The backoff (the core's rule: doubling from 1 s to 30 s, with jitter)
@@ -30,9 +33,9 @@ use crate::fnos_watch as watch;
 use crate::panel::{Line, Link, ROWS, Snapshot, render};
 use crate::settings;
 
-/// Requests in flight: the status queries plus room for a slow reply from
-/// the previous round.
-pub const PENDING: usize = 8;
+/// Requests in flight: the status queries (nine for fnOS) plus room for a
+/// slow reply from the previous round.
+pub const PENDING: usize = 12;
 /// Each TCP socket buffer: a reply or a login envelope in at most two
 /// segments; smaller than the WebSocket buffers because TCP drains into them.
 pub const TCP_BUFFER: usize = 1536;
@@ -85,6 +88,10 @@ pub(crate) enum Ended {
     WasOnline,
     /// It never got online.
     Failed,
+    /// The server kicked the session (another login took it over): do
+    /// not reconnect, which would kick the other login back.
+    #[cfg_attr(feature = "cfms", allow(dead_code))]
+    Kicked,
 }
 
 /// Run the panel forever on `stack`, with `rng` (a CSPRNG) for the login.
@@ -147,6 +154,11 @@ pub async fn run<R: Entropy>(
         {
             Ended::WasOnline => attempts.logged_in(),
             Ended::Failed => {}
+            Ended::Kicked => loop {
+                panel.show(&render(&snap));
+                panel.note("kicked: not reconnecting");
+                Timer::after_secs(3600).await;
+            },
         }
         let wait = BACKOFF.delay(attempts.failed() - 1, &mut rng);
         if !matches!(snap.link, Some(Link::LoginFailed | Link::TokenRefused)) {

@@ -1,11 +1,25 @@
 //! The fnOS panel: log in, then every [`POLL_SECS`](settings::POLL_SECS)
-//! ask for the host name, uptime, `appcgi.resmon.gen` (CPU, memory,
-//! network) and `stor.calcSpace`, and copy the answers into the snapshot.
+//! ask for the host name, `appcgi.resmon.gen` (CPU, memory),
+//! `stor.calcSpace`, and what the health verdict needs:
+//! `appcgi.resmon.cpu` (temperature), `appcgi.resmon.disk` (disks and
+//! their temperatures), `stor.diskHealth` (SMART, for the disks last
+//! seen), `stor.listStor` (pools, one frame each), the UPS and
+//! `notify.unreadTotal`; copy the answers into the snapshot.
+//!
+//! Every answer must fit [`WS_RX`]; a part refused (errno 4352 for a
+//! non-administrator) or failed becomes unknown and the rest goes on.
+//! A `kicked` push ends the connection for good: the panel says so and
+//! [`app::run`](crate::app::run) stops reconnecting.
 
 use embedded_io_async::{Read, Write};
+use heapless::Vec;
+use naslink_core::fnos::panel::{self as views, DiskHealthList, Pools, ResmonDisks};
 use naslink_core::fnos::request::RESMON_GEN_ITEMS;
 use naslink_core::fnos::session::TRANSMIT_CAPACITY;
-use naslink_core::fnos::{self, Config, DeviceToken, Event, LoginFailure, Reply, Reqid, Request};
+use naslink_core::fnos::{
+    self, Config, DeviceToken, Event, LoginFailure, Reply, Reqid, Request, health,
+};
+use naslink_core::json::JsonStr;
 use naslink_core::random::Entropy;
 use naslink_core::time::Duration as CoreDuration;
 use naslink_core::ws::Url;
@@ -13,11 +27,15 @@ use naslink_embassy::fnos::{Buffers, Connection, Error};
 use naslink_embassy::time::now;
 
 use crate::app::{Ended, PENDING, Panel, why};
-use crate::panel::{Link, Server, Snapshot, render};
+use crate::panel::{
+    DiskFigures, Link, MAX_DISKS, MAX_POOLS, Name, PoolFigures, Server, Snapshot, render,
+};
 use crate::settings;
 
 /// WebSocket receive buffer: the largest reply asked for (the RSA key answer
-/// and the login answer are about 600 bytes) with room to spare.
+/// and the login answer are about 600 bytes, a `stor.listStor` frame with
+/// one pool about 700, `appcgi.resmon.cpu` and the UPS about 500) with
+/// room to spare.
 pub const WS_RX: usize = 2048;
 /// WebSocket transmit buffer: one login envelope and its frame header.
 pub const WS_TX: usize = TRANSMIT_CAPACITY + 16;
@@ -81,10 +99,24 @@ pub const SERVER: Server = Server::Fnos;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Query {
     HostName,
-    Uptime,
     Resmon,
     Space,
+    Cpu,
+    Disks,
+    DiskHealth,
+    Pools,
+    Ups,
+    Unread,
 }
+
+/// Queries per round.
+const QUERIES: usize = 9;
+
+/// The queries in flight.
+type Queries = [Option<(Reqid, Query)>; QUERIES];
+
+/// Pools gathered from the frames of `stor.listStor` until its last one.
+type PoolFrames = Vec<PoolFigures, MAX_POOLS>;
 
 /// One WebSocket connection over `io`, until it fails.
 pub(crate) async fn serve<T: Read + Write, R: Entropy>(
@@ -104,22 +136,28 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
         }
     };
     snap.connections = snap.connections.saturating_add(1);
+    let mut count = heapless::String::<24>::new();
+    let _ = core::fmt::write(&mut count, format_args!("connection {}", snap.connections));
+    panel.note(&count);
     snap.link = Some(Link::LoggingIn);
     panel.show(&render(snap));
-    let mut queries: [Option<(Reqid, Query)>; 4] = [None; 4];
+    let mut queries: Queries = [None; QUERIES];
+    let mut pool_frames = PoolFrames::new();
     let mut was_online = false;
     let mut next_poll = now();
     loop {
         if conn.session().state() == fnos::State::Ready && now() >= next_poll {
             next_poll = now() + CoreDuration::from_secs(settings::POLL_SECS);
-            if let Err(e) = ask_status(&mut conn, &mut queries).await {
+            if let Err(e) = ask_status(&mut conn, &mut queries, &mut pool_frames, snap).await {
                 panel.note(why(&e));
                 break;
             }
         }
         let until = (conn.session().state() == fnos::State::Ready).then_some(next_poll);
         let step = conn
-            .next_event_until(until, |event| on_event(event, &mut queries, snap))
+            .next_event_until(until, |event| {
+                on_event(event, &mut queries, &mut pool_frames, snap)
+            })
             .await;
         match step {
             Ok(Some(Step::Redraw)) => panel.show(&render(snap)),
@@ -138,7 +176,12 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
                 snap.link = Some(Link::TokenRefused);
                 break;
             }
+            Ok(Some(Step::Kicked)) => panel.note("kicked: another login took this session over"),
             Ok(Some(Step::Nothing) | None) => {}
+            Err(Error::Kicked) => {
+                snap.link = Some(Link::Kicked);
+                break;
+            }
             Err(e) => {
                 panel.note(why(&e));
                 break;
@@ -146,28 +189,45 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
         }
     }
     conn.close().await;
-    if was_online {
+    if snap.link == Some(Link::Kicked) {
+        Ended::Kicked
+    } else if was_online {
         Ended::WasOnline
     } else {
         Ended::Failed
     }
 }
 
-/// Send the four status queries (skipping any whose last one is unanswered).
+/// Send the status queries (skipping any whose last one is unanswered).
 async fn ask_status<T: Read + Write, R: Entropy>(
     conn: &mut Connection<'_, 'static, T, R, PENDING>,
-    queries: &mut [Option<(Reqid, Query)>; 4],
+    queries: &mut Queries,
+    pool_frames: &mut PoolFrames,
+    snap: &Snapshot,
 ) -> Result<(), Error<T::Error>> {
+    // SMART for the disks the last `appcgi.resmon.disk` named.
+    let mut names: Vec<&str, MAX_DISKS> = Vec::new();
+    for d in snap.disks.iter().flatten() {
+        let _ = names.push(&d.name);
+    }
     let wanted = [
         (Query::HostName, Request::get_host_name()),
-        (Query::Uptime, Request::get_uptime()),
         (Query::Resmon, Request::resmon_gen(&RESMON_GEN_ITEMS)),
         (Query::Space, Request::calc_space()),
+        (Query::Cpu, Request::resmon_cpu()),
+        (Query::Disks, Request::resmon_disk()),
+        (Query::DiskHealth, Request::disk_health(&names, false)),
+        (Query::Pools, Request::list_stor()),
+        (Query::Ups, Request::ups_status()),
+        (Query::Unread, Request::unread_total()),
     ];
     for (slot, (query, request)) in queries.iter_mut().zip(wanted) {
-        if slot.is_none() {
+        if slot.is_none() && !(query == Query::DiskHealth && names.is_empty()) {
             let reqid = conn.send(&request).await?;
             *slot = Some((reqid, query));
+            if query == Query::Pools {
+                pool_frames.clear();
+            }
         }
     }
     Ok(())
@@ -178,12 +238,14 @@ enum Step {
     LoggedIn,
     GiveUp,
     TokenRefused,
+    Kicked,
     Nothing,
 }
 
 fn on_event(
     event: Event<'_>,
-    queries: &mut [Option<(Reqid, Query)>; 4],
+    queries: &mut Queries,
+    pool_frames: &mut PoolFrames,
     snap: &mut Snapshot,
 ) -> Step {
     match event {
@@ -199,33 +261,87 @@ fn on_event(
         Event::LoginFailed(_) | Event::TwoFactorRequired | Event::TwoFactorRejected(_) => {
             Step::GiveUp
         }
-        Event::Reply(reply) => match take_query(queries, reply.reqid()) {
+        Event::Reply(reply) => match take_query(queries, reply.reqid(), reply.is_final()) {
             Some(query) => {
-                read_reply(query, &reply, snap);
-                Step::Redraw
+                read_reply(query, &reply, pool_frames, snap);
+                if reply.is_final() {
+                    round_done(queries, snap);
+                    Step::Redraw
+                } else {
+                    Step::Nothing
+                }
             }
             None => Step::Nothing,
         },
         Event::RequestTimedOut(reqid) | Event::RequestAborted(reqid) => {
-            take_query(queries, Some(reqid));
+            take_query(queries, Some(reqid), true);
+            round_done(queries, snap);
             Step::Nothing
         }
+        Event::Push(fnos::Push::Kicked) => Step::Kicked,
         _ => Step::Nothing,
     }
 }
 
-fn take_query(queries: &mut [Option<(Reqid, Query)>; 4], reqid: Option<Reqid>) -> Option<Query> {
+/// Once no query is in flight, every health part has answered (or failed)
+/// at least once: the verdict may show.
+fn round_done(queries: &Queries, snap: &mut Snapshot) {
+    if queries.iter().all(Option::is_none) {
+        snap.health_ready = true;
+    }
+}
+
+/// The query `reqid` answers; its slot is freed by the final frame.
+fn take_query(queries: &mut Queries, reqid: Option<Reqid>, last: bool) -> Option<Query> {
     let reqid = reqid?;
     let slot = queries
         .iter_mut()
         .find(|slot| slot.is_some_and(|(r, _)| r == reqid))?;
-    slot.take().map(|(_, query)| query)
+    let (_, query) = (*slot)?;
+    if last {
+        *slot = None;
+    }
+    Some(query)
+}
+
+/// A name cut to [`Name`]'s capacity.
+fn name(s: &str) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
+/// A JSON string as a [`Name`] (escapes decoded, cut to fit).
+fn json_name(s: JsonStr<'_>) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
 }
 
 /// Copy the figures of one reply into the snapshot; missing or malformed
 /// fields leave the old value (shown as `--` until a first one arrives).
-fn read_reply(query: Query, reply: &Reply<'_>, snap: &mut Snapshot) {
+/// A refused health part (errno 4352, or any failure) becomes unknown.
+fn read_reply(query: Query, reply: &Reply<'_>, pool_frames: &mut PoolFrames, snap: &mut Snapshot) {
+    if query == Query::Pools {
+        read_pools(reply, pool_frames, snap);
+        return;
+    }
     if reply.status() != fnos::Status::Success {
+        match query {
+            Query::Cpu => snap.cpu_temperature = None,
+            Query::Disks => snap.disks = None,
+            Query::Ups => snap.ups = None,
+            Query::Unread => snap.unread_warnings = None,
+            _ => {}
+        }
         return;
     }
     let data = reply.data();
@@ -239,11 +355,6 @@ fn read_reply(query: Query, reply: &Reply<'_>, snap: &mut Snapshot) {
                 snap.host_name = name;
             }
         }
-        Query::Uptime => {
-            if let Some(up) = field("uptime").and_then(|v| v.as_u64()) {
-                snap.uptime_s = Some(up);
-            }
-        }
         Query::Resmon => {
             let item = field("item");
             let get = |name: &str| item.and_then(|i| i.get(name));
@@ -251,11 +362,6 @@ fn read_reply(query: Query, reply: &Reply<'_>, snap: &mut Snapshot) {
             snap.mem_percent = get("memPercent")
                 .and_then(|v| v.as_u64())
                 .or(snap.mem_percent);
-            let net = get("netSpeed");
-            let rate = |name: &str| net.and_then(|n| n.get(name)).and_then(|v| v.as_u64());
-            if let (Some(rx), Some(tx)) = (rate("receive"), rate("transmit")) {
-                snap.net = Some((rx, tx));
-            }
         }
         Query::Space => {
             let number = |name: &str| reply.get(name).and_then(|v| v.as_u64());
@@ -263,5 +369,83 @@ fn read_reply(query: Query, reply: &Reply<'_>, snap: &mut Snapshot) {
                 snap.storage = Some((used, total));
             }
         }
+        Query::Cpu => snap.cpu_temperature = views::Cpu::from_reply(reply).temperature(),
+        Query::Disks => {
+            let mut disks = Vec::new();
+            for d in ResmonDisks::from_reply(reply).iter() {
+                let Some(n) = d.name().map(json_name) else {
+                    continue;
+                };
+                // SMART comes from `stor.diskHealth`: keep the last verdict.
+                let smart = snap
+                    .disks
+                    .iter()
+                    .flatten()
+                    .find(|old| old.name == n)
+                    .map_or(views::SmartVerdict::Unknown, |old| old.smart);
+                let disk = DiskFigures {
+                    name: n,
+                    temperature: d.temperature(),
+                    smart,
+                };
+                if disks.push(disk).is_err() {
+                    break;
+                }
+            }
+            snap.disks = Some(disks);
+        }
+        Query::DiskHealth => {
+            let Some(disks) = snap.disks.as_mut() else {
+                return;
+            };
+            for h in DiskHealthList::from_reply(reply).iter() {
+                let Some(n) = h.disk() else { continue };
+                if let Some(d) = disks.iter_mut().find(|d| n.eq_str(&d.name)) {
+                    d.smart = h.verdict();
+                    d.temperature = d.temperature.or(h.temperature());
+                }
+            }
+        }
+        Query::Ups => {
+            let ups = views::Ups::from_reply(reply);
+            snap.ups = ups.on_battery().map(|on_battery| health::Ups {
+                on_battery,
+                battery_percent: ups.battery_percent(),
+            });
+        }
+        Query::Unread => snap.unread_warnings = views::unread_total(reply),
+        Query::Pools => {}
+    }
+}
+
+/// One frame of `stor.listStor`: its pools join the round's; the last
+/// frame publishes them (or, refused, makes the pools unknown).
+fn read_pools(reply: &Reply<'_>, frames: &mut PoolFrames, snap: &mut Snapshot) {
+    if let fnos::Status::Failure(_) = reply.status() {
+        snap.pools = None;
+        return;
+    }
+    for p in Pools::from_reply(reply).iter() {
+        let mut n = p
+            .mountpoint()
+            .and_then(|m| m.as_unescaped())
+            .map(|m| name(m.trim_start_matches('/')))
+            .unwrap_or_default();
+        if n.is_empty() {
+            n = p.name().map(json_name).unwrap_or_default();
+        }
+        let pool = PoolFigures {
+            name: n,
+            state: p.state(),
+            size: p.size(),
+            free: p.free(),
+        };
+        // A pool listed in two frames counts once.
+        if frames.iter().all(|f| f.name != pool.name) && frames.push(pool).is_err() {
+            break;
+        }
+    }
+    if reply.is_final() {
+        snap.pools = Some(core::mem::take(frames));
     }
 }

@@ -4,10 +4,17 @@
 //!
 //! Unknown figures show as `--`, so a panel never shows stale zeros as if
 //! they were real.
+//!
+//! The health verdict is the core's ([`naslink_core::fnos::health`]), made
+//! here from the figures the snapshot holds, so the panel and every host
+//! apply the same rules; parts the account may not read (errno 4352) or
+//! that failed are unknown and raise nothing.
 
 use core::fmt::{self, Write};
 
-use heapless::String;
+use heapless::{String, Vec};
+use naslink_core::fnos::health::{self, Level, Thresholds};
+use naslink_core::fnos::panel::{PoolState, SmartVerdict};
 
 /// Characters per line.
 pub const COLUMNS: usize = 21;
@@ -39,6 +46,9 @@ pub enum Link {
         /// Seconds until the next attempt.
         retry_in_s: u32,
     },
+    /// The server ended the session because another login took it over
+    /// (`{"sysNotify":"kicked"}`): the panel stops and does not reconnect.
+    Kicked,
 }
 
 /// Which server the panel watches.
@@ -53,6 +63,40 @@ pub enum Server {
 
 /// Longest CFMS version string kept.
 pub const VERSION_CAPACITY: usize = 16;
+
+/// Most disks kept for the verdict and the hottest-disk figure.
+pub const MAX_DISKS: usize = 8;
+/// Most pools kept.
+pub const MAX_POOLS: usize = 4;
+/// Longest disk or pool name kept (`nvme0n1`, `vol1`).
+pub const NAME_CAPACITY: usize = 12;
+
+/// A disk or pool name.
+pub type Name = String<NAME_CAPACITY>;
+
+/// One disk's health figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskFigures {
+    /// Kernel name (`sda`).
+    pub name: Name,
+    /// Temperature, °C, if known.
+    pub temperature: Option<i32>,
+    /// SMART's verdict.
+    pub smart: SmartVerdict,
+}
+
+/// One pool (volume) and its space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolFigures {
+    /// Volume name (`vol1`).
+    pub name: Name,
+    /// State at a glance.
+    pub state: PoolState,
+    /// Size, bytes.
+    pub size: Option<u64>,
+    /// Free, bytes.
+    pub free: Option<u64>,
+}
 
 /// Everything the panel shows, as last received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,16 +113,25 @@ pub struct Snapshot {
     pub version: String<VERSION_CAPACITY>,
     /// CFMS lockdown.
     pub lockdown: Option<bool>,
-    /// Uptime in seconds.
-    pub uptime_s: Option<u64>,
     /// CPU busy, percent.
     pub cpu_percent: Option<u64>,
     /// Memory in use, percent.
     pub mem_percent: Option<u64>,
     /// Storage used and total, bytes.
     pub storage: Option<(u64, u64)>,
-    /// Network receive and transmit rates, bytes per second.
-    pub net: Option<(u64, u64)>,
+    /// The hottest CPU reading, °C.
+    pub cpu_temperature: Option<i32>,
+    /// Disks; `None` while unknown (not read yet, refused, failed).
+    pub disks: Option<Vec<DiskFigures, MAX_DISKS>>,
+    /// Pools; `None` while unknown.
+    pub pools: Option<Vec<PoolFigures, MAX_POOLS>>,
+    /// The UPS, when one answers.
+    pub ups: Option<health::Ups>,
+    /// Unread system warnings.
+    pub unread_warnings: Option<u64>,
+    /// Every health query has answered (or failed) once: until then a
+    /// missing part is only late, and no verdict is shown.
+    pub health_ready: bool,
 }
 
 /// A writer that keeps what fits in a line and drops the rest: a long host
@@ -138,17 +191,6 @@ impl<T: fmt::Display> fmt::Display for Maybe<T> {
     }
 }
 
-/// Uptime as `3d 04:12` (days, hours, minutes).
-struct Uptime(u64);
-
-impl fmt::Display for Uptime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let minutes = self.0 / 60;
-        let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-        write!(f, "{d}d {h:02}:{m:02}")
-    }
-}
-
 fn link_text(link: Option<Link>) -> Line {
     match link {
         None | Some(Link::Connecting) => line(format_args!("connecting")),
@@ -157,18 +199,167 @@ fn link_text(link: Option<Link>) -> Line {
         Some(Link::LoginFailed) => line(format_args!("login failed")),
         Some(Link::TokenRefused) => line(format_args!("token refused")),
         Some(Link::Offline { retry_in_s }) => line(format_args!("offline {retry_in_s}s")),
+        Some(Link::Kicked) => line(format_args!("kicked")),
     }
 }
 
-/// The panel's lines for `s`. An fnOS NAS:
+/// `left` then `right` flush right, a space at least between them
+/// (`left` is clipped when both do not fit).
+fn split_line(left: &str, right: &str) -> Line {
+    let pad = COLUMNS.saturating_sub(left.chars().count() + right.chars().count());
+    if pad == 0 {
+        return line(format_args!("{left}"));
+    }
+    line(format_args!("{left}{:pad$}{right}", ""))
+}
+
+/// The verdict's level and first reason, from the core's rules.
+fn health_of(s: &Snapshot) -> (Level, Line) {
+    let mut volumes: Vec<health::Volume<'_>, MAX_POOLS> = Vec::new();
+    let mut pools: Vec<health::Pool<'_>, MAX_POOLS> = Vec::new();
+    for p in s.pools.iter().flatten() {
+        if let (Some(size), Some(free)) = (p.size, p.free) {
+            let _ = volumes.push(health::Volume {
+                name: &p.name,
+                size,
+                free,
+            });
+        }
+        let _ = pools.push(health::Pool {
+            name: &p.name,
+            state: p.state,
+        });
+    }
+    let mut disks: Vec<health::Disk<'_>, MAX_DISKS> = Vec::new();
+    for d in s.disks.iter().flatten() {
+        let _ = disks.push(health::Disk {
+            name: &d.name,
+            temperature: d.temperature,
+            smart: d.smart,
+        });
+    }
+    let snapshot = health::Snapshot {
+        volumes: &volumes,
+        pools: &pools,
+        disks: &disks,
+        cpu_temperature: s.cpu_temperature,
+        ups: s.ups,
+        unread_warnings: s.unread_warnings,
+    };
+    // The panel shows one reason: keep only the worst.
+    let verdict: health::Verdict<'_, 1> = health::verdict_with(&snapshot, &Thresholds::default());
+    let reason = match verdict.first() {
+        Some(f) => line(format_args!("{}", f.reason)),
+        None => line(format_args!("no alerts")),
+    };
+    (verdict.level(), reason)
+}
+
+/// The verdict line and the reason line.
+fn verdict_lines(s: &Snapshot, live: bool) -> (Line, Line) {
+    if s.link == Some(Link::Kicked) {
+        return (
+            line(format_args!("kicked: not retrying")),
+            line(format_args!("another login took it")),
+        );
+    }
+    // Disks and pools carry most rules: with neither, there is no verdict
+    // worth the name (a non-administrator may read neither).
+    let known = s.disks.is_some() || s.pools.is_some();
+    if !live || !known || !s.health_ready {
+        return (line(format_args!("health --")), Line::new());
+    }
+    let (level, reason) = health_of(s);
+    // Disks and pools carry most rules: without them an OK is only partial.
+    let partial = if s.disks.is_none() || s.pools.is_none() {
+        " (partial)"
+    } else {
+        ""
+    };
+    (line(format_args!("{level}{partial}")), reason)
+}
+
+/// The worst pool state: degraded, rebuilding, checking, normal.
+fn worst_pool(pools: &[PoolFigures]) -> PoolState {
+    let rank = |state: &PoolState| match state {
+        PoolState::Unknown => 0,
+        PoolState::Normal => 1,
+        PoolState::Checking(_) => 2,
+        PoolState::Rebuilding(_) => 3,
+        PoolState::Degraded => 4,
+    };
+    pools
+        .iter()
+        .map(|p| p.state)
+        .max_by_key(rank)
+        .unwrap_or(PoolState::Unknown)
+}
+
+/// A pool state in a few characters.
+struct PoolWord(PoolState);
+
+impl fmt::Display for PoolWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            PoolState::Normal => f.write_str("pool ok"),
+            PoolState::Degraded => f.write_str("degraded"),
+            PoolState::Rebuilding(Some(p)) => write!(f, "rebuild {}%", p.percent()),
+            PoolState::Rebuilding(None) => f.write_str("rebuild"),
+            PoolState::Checking(Some(p)) => write!(f, "scrub {}%", p.percent()),
+            PoolState::Checking(None) => f.write_str("scrub"),
+            PoolState::Unknown => f.write_str("pool --"),
+        }
+    }
+}
+
+/// The hottest disk (first of equals) and the worst pool state.
+fn disk_pool_line(s: &Snapshot, live: bool) -> Line {
+    let hottest = s
+        .disks
+        .iter()
+        .flatten()
+        .filter(|_| live)
+        .filter_map(|d| Some((d.temperature?, d)))
+        .fold(
+            None,
+            |best: Option<(i32, &DiskFigures)>, (t, d)| match best {
+                Some((bt, _)) if bt >= t => best,
+                _ => Some((t, d)),
+            },
+        );
+    let pool = match &s.pools {
+        Some(pools) if live => worst_pool(pools),
+        _ => PoolState::Unknown,
+    };
+    let pool = line(format_args!("{}", PoolWord(pool)));
+    // The pool word stays whole; a long disk name is cut before it.
+    let room = COLUMNS.saturating_sub(pool.len() + 1);
+    let left = match hottest {
+        Some((t, d)) => {
+            let temp = line(format_args!(" {t}C"));
+            let keep = room.saturating_sub(temp.len());
+            let name = match d.name.char_indices().nth(keep) {
+                Some((cut, _)) => &d.name[..cut],
+                None => &d.name,
+            };
+            line(format_args!("{name}{temp}"))
+        }
+        None => line(format_args!("temp --")),
+    };
+    split_line(&left, &pool)
+}
+
+/// The panel's lines for `s`. An fnOS NAS: name and link, the health
+/// verdict and its first reason, CPU (busy, temperature) and memory, the
+/// hottest disk and the worst pool state, and space used:
 ///
 /// ```text
 /// fnos-sim       online
-/// up 3d 04:12
-/// cpu 23%  mem 36%
-/// disk 1.2T/4.5T
-/// rx 8.6M/s tx 2.9M/s
-/// connections 2
+/// CRITICAL
+/// pool vol1 degraded
+/// cpu 23% 45C  mem 36%
+/// sda 41C      degraded
+/// disk 1.2T/4.4T
 /// ```
 ///
 /// A CFMS server:
@@ -227,24 +418,27 @@ fn title(s: &Snapshot) -> Line {
 }
 
 fn fnos_lines(s: &Snapshot, title: Line, live: bool) -> [Line; ROWS] {
-    let (up, cpu, mem) = if live {
-        (s.uptime_s, s.cpu_percent, s.mem_percent)
+    let (cpu, cpu_temp, mem) = if live {
+        (s.cpu_percent, s.cpu_temperature, s.mem_percent)
     } else {
         (None, None, None)
     };
+    let (verdict, reason) = verdict_lines(s, live);
     [
         title,
-        line(format_args!("up {}", Maybe(up.map(Uptime)))),
-        line(format_args!("cpu {}%  mem {}%", Maybe(cpu), Maybe(mem))),
+        verdict,
+        reason,
+        line(format_args!(
+            "cpu {}% {}C  mem {}%",
+            Maybe(cpu),
+            Maybe(cpu_temp),
+            Maybe(mem)
+        )),
+        disk_pool_line(s, live),
         match s.storage.filter(|_| live) {
             Some((used, total)) => line(format_args!("disk {}/{}", Bytes(used), Bytes(total))),
             None => line(format_args!("disk --")),
         },
-        match s.net.filter(|_| live) {
-            Some((rx, tx)) => line(format_args!("rx {}/s tx {}/s", Bytes(rx), Bytes(tx))),
-            None => line(format_args!("rx -- tx --")),
-        },
-        line(format_args!("connections {}", s.connections)),
     ]
 }
 
@@ -252,7 +446,43 @@ fn fnos_lines(s: &Snapshot, title: Line, live: bool) -> [Line; ROWS] {
 mod tests {
     use super::*;
 
+    use naslink_core::fnos::panel::Progress;
+
+    fn name(s: &str) -> Name {
+        Name::try_from(s).unwrap()
+    }
+
+    fn disk(n: &str, temperature: Option<i32>, smart: SmartVerdict) -> DiskFigures {
+        DiskFigures {
+            name: name(n),
+            temperature,
+            smart,
+        }
+    }
+
+    fn pool(n: &str, state: PoolState) -> PoolFigures {
+        PoolFigures {
+            name: name(n),
+            state,
+            size: Some(4_000_000_000_000),
+            free: Some(3_000_000_000_000),
+        }
+    }
+
     fn online() -> Snapshot {
+        let mut disks = Vec::new();
+        disks
+            .push(disk("nvme0n1", Some(42), SmartVerdict::Passed))
+            .unwrap();
+        disks
+            .push(disk("sda", Some(38), SmartVerdict::Passed))
+            .unwrap();
+        disks
+            .push(disk("sdb", None, SmartVerdict::Unknown))
+            .unwrap();
+        let mut pools = Vec::new();
+        pools.push(pool("vol1", PoolState::Normal)).unwrap();
+        pools.push(pool("vol2", PoolState::Normal)).unwrap();
         Snapshot {
             server: Server::Fnos,
             version: String::new(),
@@ -260,11 +490,15 @@ mod tests {
             link: Some(Link::Online),
             connections: 1,
             host_name: String::try_from("fnos-sim").unwrap(),
-            uptime_s: Some(3 * 86_400 + 4 * 3600 + 12 * 60 + 59),
             cpu_percent: Some(23),
             mem_percent: Some(36),
             storage: Some((1_320_000_000_000, 4_920_036_184_064)),
-            net: Some((9_000_000, 3_000_000)),
+            cpu_temperature: Some(45),
+            disks: Some(disks),
+            pools: Some(pools),
+            ups: None,
+            unread_warnings: Some(0),
+            health_ready: true,
         }
     }
 
@@ -278,11 +512,11 @@ mod tests {
             texts(&render(&online())),
             [
                 "fnos-sim       online",
-                "up 3d 04:12",
-                "cpu 23%  mem 36%",
+                "OK",
+                "no alerts",
+                "cpu 23% 45C  mem 36%",
+                "nvme0n1 42C   pool ok",
                 "disk 1.2T/4.4T",
-                "rx 8.5M/s tx 2.8M/s",
-                "connections 1",
             ]
         );
     }
@@ -294,8 +528,136 @@ mod tests {
         let lines = render(&s);
         assert_eq!(lines[0].as_str(), "fnos-sim   offline 4s");
         assert_eq!(
-            texts(&lines)[1..5],
-            ["up --", "cpu --%  mem --%", "disk --", "rx -- tx --"]
+            texts(&lines)[1..],
+            [
+                "health --",
+                "",
+                "cpu --% --C  mem --%",
+                "temp --       pool --",
+                "disk --"
+            ]
+        );
+    }
+
+    #[test]
+    fn verdict_line_shows_the_level_and_the_worst_reason() {
+        let mut s = online();
+        let pools = s.pools.as_mut().unwrap();
+        pools[1].state = PoolState::Degraded;
+        s.unread_warnings = Some(2);
+        let lines = render(&s);
+        assert_eq!(lines[1].as_str(), "CRITICAL");
+        assert_eq!(lines[2].as_str(), "pool vol2 degraded");
+        let mut s = online();
+        s.unread_warnings = Some(1);
+        assert_eq!(
+            texts(&render(&s))[1..3],
+            ["WARNING", "1 unread system warni"]
+        );
+    }
+
+    #[test]
+    fn verdict_line_says_partial_when_disks_or_pools_are_unknown() {
+        let mut s = online();
+        s.pools = None;
+        assert_eq!(render(&s)[1].as_str(), "OK (partial)");
+        s.cpu_temperature = Some(96);
+        let lines = render(&s);
+        assert_eq!(lines[1].as_str(), "CRITICAL (partial)");
+        assert_eq!(lines[2].as_str(), "CPU 96 C");
+        // Neither disks nor pools: no verdict, whatever else is known.
+        s.disks = None;
+        assert_eq!(texts(&render(&s))[1..3], ["health --", ""]);
+    }
+
+    #[test]
+    fn verdict_line_is_unknown_when_nothing_is_known() {
+        let mut s = online();
+        s.disks = None;
+        s.pools = None;
+        s.cpu_temperature = None;
+        s.unread_warnings = None;
+        assert_eq!(texts(&render(&s))[1..3], ["health --", ""]);
+    }
+
+    #[test]
+    fn verdict_line_waits_for_the_first_round_of_answers() {
+        let mut s = online();
+        s.pools = None;
+        s.health_ready = false;
+        assert_eq!(texts(&render(&s))[1..3], ["health --", ""]);
+        s.health_ready = true;
+        assert_eq!(render(&s)[1].as_str(), "OK (partial)");
+    }
+
+    #[test]
+    fn hottest_disk_line_picks_the_hottest_and_unknown_shows_dashes() {
+        let mut s = online();
+        s.disks.as_mut().unwrap()[1].temperature = Some(61);
+        let lines = render(&s);
+        assert_eq!(lines[4].as_str(), "sda 61C       pool ok");
+        assert_eq!(lines[1].as_str(), "CRITICAL");
+        assert_eq!(lines[2].as_str(), "disk sda 61 C");
+        for d in s.disks.as_mut().unwrap() {
+            d.temperature = None;
+        }
+        assert_eq!(render(&s)[4].as_str(), "temp --       pool ok");
+        s.disks = None;
+        assert_eq!(render(&s)[4].as_str(), "temp --       pool ok");
+    }
+
+    #[test]
+    fn pool_state_shows_the_worst_pool() {
+        let with = |state| {
+            let mut s = online();
+            s.pools.as_mut().unwrap()[1].state = state;
+            render(&s)[4].clone()
+        };
+        let progress = Progress {
+            done: 42,
+            total: 100,
+        };
+        assert_eq!(with(PoolState::Degraded).as_str(), "nvme0n1 42C  degraded");
+        assert_eq!(
+            with(PoolState::Rebuilding(Some(progress))).as_str(),
+            // The name gives way to the state.
+            "nvme0 42C rebuild 42%"
+        );
+        assert_eq!(
+            with(PoolState::Rebuilding(None)).as_str(),
+            "nvme0n1 42C   rebuild"
+        );
+        assert_eq!(
+            with(PoolState::Checking(Some(progress))).as_str(),
+            "nvme0n1 42C scrub 42%"
+        );
+        assert_eq!(with(PoolState::Unknown).as_str(), "nvme0n1 42C   pool ok");
+        let mut s = online();
+        s.pools = None;
+        assert_eq!(render(&s)[4].as_str(), "nvme0n1 42C   pool --");
+    }
+
+    #[test]
+    fn a_long_disk_name_is_cut_before_the_pool_state() {
+        let mut s = online();
+        s.disks.as_mut().unwrap()[0].name = name("nvme12n1p9xy");
+        s.pools.as_mut().unwrap()[0].state = PoolState::Rebuilding(Some(Progress {
+            done: 100,
+            total: 100,
+        }));
+        let l = render(&s)[4].clone();
+        assert_eq!(l.as_str(), "nvme 42C rebuild 100%");
+    }
+
+    #[test]
+    fn kicked_panel_says_why_and_that_it_stopped() {
+        let mut s = online();
+        s.link = Some(Link::Kicked);
+        let lines = render(&s);
+        assert_eq!(lines[0].as_str(), "fnos-sim       kicked");
+        assert_eq!(
+            texts(&lines)[1..3],
+            ["kicked: not retrying", "another login took it"]
         );
     }
 
@@ -309,10 +671,13 @@ mod tests {
     #[test]
     fn no_line_is_wider_than_the_panel() {
         let mut s = online();
-        s.uptime_s = Some(u64::MAX);
         s.storage = Some((u64::MAX, u64::MAX));
-        s.net = Some((u64::MAX, u64::MAX));
+        s.cpu_percent = Some(u64::MAX);
+        s.cpu_temperature = Some(i32::MIN);
+        s.disks.as_mut().unwrap()[0].temperature = Some(i32::MAX);
+        s.disks.as_mut().unwrap()[0].name = name("abcdefghijkl");
         s.connections = u32::MAX;
+        s.unread_warnings = Some(u64::MAX);
         for l in render(&s) {
             assert!(l.chars().count() <= COLUMNS, "{l:?}");
         }
@@ -322,7 +687,7 @@ mod tests {
     fn before_first_connection_the_name_is_a_placeholder() {
         let lines = render(&Snapshot::default());
         assert_eq!(lines[0].as_str(), "NAS        connecting");
-        assert_eq!(lines[5].as_str(), "connections 0");
+        assert_eq!(lines[1].as_str(), "health --");
     }
 
     fn cfms(lockdown: Option<bool>) -> Snapshot {

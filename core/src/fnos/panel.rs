@@ -29,6 +29,8 @@
 //! integers, floats or digit strings, since firmware versions differ.
 #![deny(clippy::indexing_slicing)]
 
+use core::cmp::Ordering;
+
 use super::request::{Param, Request};
 use super::response::{Push, Reply, Status};
 use crate::json::{ArrayIter, JsonStr, ObjectIter, Value};
@@ -120,7 +122,98 @@ fn at<'a>(v: Option<Value<'a>>, path: &[&str]) -> Option<Value<'a>> {
 /// A JSON number or a string of one, as text.
 fn number_text<'a>(v: Value<'a>) -> Option<&'a str> {
     v.as_number_text()
-        .or_else(|| v.as_str()?.as_unescaped().map(str::trim))
+        .or_else(|| v.as_str()?.as_unescaped().map(str::trim_ascii))
+}
+
+/// A decimal number's text (`[+-]digits[.digits][(e|E)[+-]digits]`, the
+/// forms `f64::from_str` takes for finite numbers) read without floating
+/// point: a firmware that only wants whole degrees and percents then does
+/// not link a float parser and its tables (about 17 KiB of flash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decimal {
+    /// A minus sign (also on zero).
+    negative: bool,
+    /// The whole part; `None` beyond `u64`.
+    whole: Option<u64>,
+    /// The first digit after the point.
+    tenth: u8,
+    /// Some later digit is not zero.
+    rest: bool,
+}
+
+impl Decimal {
+    /// `None` for anything else; a magnitude beyond `u64` has no
+    /// `whole`.
+    fn parse(text: &str) -> Option<Self> {
+        let (negative, unsigned) = match text.as_bytes().first() {
+            Some(b'-') => (true, text.get(1..)?),
+            Some(b'+') => (false, text.get(1..)?),
+            _ => (false, text),
+        };
+        let (mantissa, exp) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+        let exp_digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        if exp_digits.is_empty() {
+            return None;
+        }
+        let mut e: i64 = 0;
+        for b in exp_digits.bytes() {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            // Saturate: 10^±99999 is as out of range as anything larger.
+            e = (e * 10 + i64::from(b - b'0')).min(99_999);
+        }
+        if exp.starts_with('-') {
+            e = -e;
+        }
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        // The digits of `int` and `frac` in a row; the point after `point` of them.
+        let point = int.len() as i64 + e;
+        let mut d = Decimal {
+            negative,
+            whole: Some(0),
+            tenth: 0,
+            rest: false,
+        };
+        let mut i = 0i64;
+        for b in int.bytes().chain(frac.bytes()) {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            match i.cmp(&point) {
+                Ordering::Less => {
+                    d.whole = d
+                        .whole
+                        .and_then(|w| w.checked_mul(10)?.checked_add(digit.into()));
+                }
+                Ordering::Equal => d.tenth = digit,
+                Ordering::Greater => d.rest |= digit != 0,
+            }
+            i += 1;
+        }
+        // Zeros up to the point (a non-zero whole overflows within 20).
+        for _ in i..point.min(i + 20) {
+            d.whole = d.whole.and_then(|w| w.checked_mul(10));
+        }
+        Some(d)
+    }
+
+    /// Zero, whatever its sign.
+    fn is_zero(&self) -> bool {
+        self.whole == Some(0) && self.tenth == 0 && !self.rest
+    }
+
+    /// `|x| <= limit`.
+    fn within(&self, limit: u64) -> bool {
+        match self.whole {
+            Some(w) => w < limit || (w == limit && self.tenth == 0 && !self.rest),
+            None => false,
+        }
+    }
 }
 
 /// A count or size: an integer, a non-negative float (truncated) or a
@@ -130,13 +223,12 @@ fn count(v: Option<Value<'_>>) -> Option<u64> {
     if let Some(n) = v.as_u64() {
         return Some(n);
     }
-    let text = number_text(v)?;
-    if let Ok(n) = text.parse::<u64>() {
-        return Some(n);
+    let d = Decimal::parse(number_text(v)?)?;
+    if d.negative && !d.is_zero() {
+        return None;
     }
-    let f = text.parse::<f64>().ok()?;
-    // `as` saturates; the range check keeps huge values from reading as u64::MAX.
-    (0.0..1.8e19).contains(&f).then_some(f as u64)
+    // Below 1.8e19, as the float reading had it.
+    d.whole.filter(|&w| w < 18_000_000_000_000_000_000)
 }
 
 /// A float from a number or a string of one.
@@ -145,19 +237,25 @@ fn float(v: Option<Value<'_>>) -> Option<f64> {
     f.is_finite().then_some(f)
 }
 
-/// A temperature in whole °C: integers, floats (rounded) or strings; values
-/// outside −100…300 are sensor junk and read as unknown.
+/// A temperature in whole °C: integers, floats (rounded half away from
+/// zero) or strings; values outside −100…300 are sensor junk and read as
+/// unknown.
 fn celsius(v: Option<Value<'_>>) -> Option<i32> {
-    let f = float(v)?;
-    let rounded = if f < 0.0 { f - 0.5 } else { f + 0.5 };
-    (-100.0..=300.0).contains(&f).then_some(rounded as i32)
+    let d = Decimal::parse(number_text(v?)?)?;
+    if !d.within(if d.negative { 100 } else { 300 }) {
+        return None;
+    }
+    let magnitude = i32::try_from(d.whole?).ok()? + i32::from(d.tenth >= 5);
+    Some(if d.negative { -magnitude } else { magnitude })
 }
 
-/// A percentage 0–100 (clamped), from any number form.
+/// A percentage 0–100 (clamped, truncated), from any number form.
 fn percent(v: Option<Value<'_>>) -> Option<u8> {
-    let f = float(v)?;
-    let clamped = if f < 0.0 { 0.0 } else { f.min(100.0) };
-    Some(clamped as u8)
+    let d = Decimal::parse(number_text(v?)?)?;
+    if d.negative {
+        return Some(0);
+    }
+    Some(d.whole.map_or(100, |w| w.min(100) as u8))
 }
 
 /// A flag: `true`/`false`, `0`/`1`, or those as strings.
@@ -933,24 +1031,33 @@ pub struct Progress {
 impl Progress {
     /// Whole percent done, 0–100.
     pub fn percent(&self) -> u8 {
-        let p = u128::from(self.done.min(self.total)) * 100 / u128::from(self.total);
-        p as u8
+        let total = self.total.max(1);
+        let done = self.done.min(total);
+        // In u64 (a u128 division costs a firmware about 600 bytes): when
+        // `done * 100` overflows, `total` is above 10^17 and the scaled-down
+        // division loses nothing a whole percent shows.
+        let p = match done.checked_mul(100) {
+            Some(d) => d / total,
+            None => done / (total / 100),
+        };
+        p.min(100) as u8
     }
 
     /// Parse `"123 / 456"` or `"12.5%"`; `"none"` and anything else is
     /// `None`.
     fn read(v: Option<Value<'_>>) -> Option<Self> {
-        let s = text(v)?.as_unescaped()?.trim();
+        let s = text(v)?.as_unescaped()?.trim_ascii();
         if let Some(p) = s.strip_suffix('%') {
-            let f: f64 = p.trim().parse().ok()?;
-            return (f.is_finite() && (0.0..=100.0).contains(&f)).then_some(Progress {
-                done: (f * 10.0) as u64,
+            let d = Decimal::parse(p.trim_ascii())?;
+            let in_range = d.is_zero() || (!d.negative && d.within(100));
+            return in_range.then_some(Progress {
+                done: d.whole? * 10 + u64::from(d.tenth),
                 total: 1000,
             });
         }
         let (done, total) = s.split_once('/')?;
-        let done = done.trim().parse().ok()?;
-        let total: u64 = total.trim().parse().ok()?;
+        let done = done.trim_ascii().parse().ok()?;
+        let total: u64 = total.trim_ascii().parse().ok()?;
         (total > 0).then_some(Progress { done, total })
     }
 }
@@ -1727,5 +1834,108 @@ impl<'a> TaskFrame<'a> {
     /// `time` as sent.
     pub fn time(&self) -> Option<u64> {
         count(self.field("time"))
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    extern crate std;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The float readings these replace, as references.
+    fn celsius_f(text: &str) -> Option<i32> {
+        let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+        let rounded = if f < 0.0 { f - 0.5 } else { f + 0.5 };
+        (-100.0..=300.0).contains(&f).then_some(rounded as i32)
+    }
+
+    fn percent_f(text: &str) -> Option<u8> {
+        let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+        Some(if f < 0.0 { 0.0 } else { f.min(100.0) } as u8)
+    }
+
+    fn count_f(text: &str) -> Option<u64> {
+        let f: f64 = text.parse().ok()?;
+        (0.0..1.8e19).contains(&f).then_some(f as u64)
+    }
+
+    fn value(text: &str) -> heapless::String<64> {
+        let mut s = heapless::String::new();
+        core::fmt::write(&mut s, format_args!("\"{text}\"")).unwrap();
+        s
+    }
+
+    fn read<T>(text: &str, f: fn(Option<Value<'_>>) -> T) -> T {
+        let json = value(text);
+        let v = crate::json::Value::parse(json.as_bytes()).ok();
+        f(v)
+    }
+
+    #[test]
+    fn decimal_reads_the_float_forms() {
+        let d = |t| Decimal::parse(t);
+        assert_eq!(
+            d("-12.56"),
+            Some(Decimal {
+                negative: true,
+                whole: Some(12),
+                tenth: 5,
+                rest: true
+            })
+        );
+        assert_eq!(d("1.5e2").unwrap().whole, Some(150));
+        assert_eq!(d("15e-1").unwrap().whole, Some(1));
+        assert_eq!(d("15e-1").unwrap().tenth, 5);
+        assert_eq!(d(".5").unwrap().tenth, 5);
+        assert_eq!(d("7.").unwrap().whole, Some(7));
+        assert_eq!(d("1e400").unwrap().whole, None);
+        assert!(d("0e400").unwrap().is_zero());
+        assert_eq!(d("99999999999999999999").unwrap().whole, None);
+        for bad in [
+            "", ".", "-", "e5", "1e", "1e+", "1.2.3", "0x10", "inf", "NaN", " 1",
+        ] {
+            assert_eq!(d(bad), None, "{bad:?}");
+        }
+        assert_eq!(read("36.6", celsius), Some(37));
+        assert_eq!(read("-0.5", celsius), Some(-1));
+        assert_eq!(read("300.1", celsius), None);
+        assert_eq!(read("42.9", percent), Some(42));
+        assert_eq!(read("-3", percent), Some(0));
+        assert_eq!(read("1e3", percent), Some(100));
+        assert_eq!(read("12.9", count), Some(12));
+        assert_eq!(read("-0.1", count), None);
+    }
+
+    proptest! {
+        /// Numbers of up to 15 significant digits (exact in an f64) read
+        /// as the float parser read them.
+        #[test]
+        fn decimal_agrees_with_the_float_reading(
+            negative in any::<bool>(),
+            int in "[0-9]{0,8}",
+            frac in "[0-9]{0,6}",
+            exp in proptest::option::of(-12i32..12),
+        ) {
+            prop_assume!(!(int.is_empty() && frac.is_empty()));
+            let mut text = std::string::String::new();
+            if negative { text.push('-'); }
+            text.push_str(&int);
+            if !frac.is_empty() { text.push('.'); text.push_str(&frac); }
+            if let Some(e) = exp { text.push_str(&std::format!("e{e}")); }
+            prop_assert_eq!(read(&text, celsius), celsius_f(&text), "{}", text);
+            prop_assert_eq!(read(&text, percent), percent_f(&text), "{}", text);
+            // Beyond 2^53 the float reading itself is off by rounding.
+            let f: f64 = text.parse().unwrap();
+            if f.abs() < 9e15 {
+                prop_assert_eq!(read(&text, count), count_f(&text), "{}", text);
+            }
+        }
+
+        /// Any text: no panic.
+        #[test]
+        fn decimal_never_panics(text in "\\PC{0,24}") {
+            let _ = Decimal::parse(&text);
+        }
     }
 }

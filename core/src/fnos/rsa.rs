@@ -27,7 +27,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
-use crypto_bigint::{Limb, Odd, U2048, U4096, Uint};
+use crypto_bigint::{Limb, Odd, U2048, Uint};
 use der::Decode as _;
 use sha2::Digest;
 use zeroize::Zeroize;
@@ -266,11 +266,23 @@ impl RsaPublicKey {
     /// and below the modulus, `out` the modulus' length. Keys of up to 2048
     /// bits (what servers use) run on 2048-bit integers: half the stack and
     /// a quarter of the work of 4096 bits.
+    ///
+    /// A firmware built with `--cfg naslink_rsa_max_2048` (the fnOS key is
+    /// 2048 bits) leaves the 4096-bit arithmetic out, about 4 KiB of flash;
+    /// larger keys then fail as an invalid key would.
     fn public_op(&self, input: &[u8; MAX_MODULUS_BYTES], out: &mut [u8]) -> bool {
         if self.modulus_len <= U2048::BYTES {
             modexp::<{ U2048::LIMBS }>(&self.modulus, input, self.exponent, out)
         } else {
-            modexp::<{ U4096::LIMBS }>(&self.modulus, input, self.exponent, out)
+            #[cfg(not(naslink_rsa_max_2048))]
+            return modexp::<{ crypto_bigint::U4096::LIMBS }>(
+                &self.modulus,
+                input,
+                self.exponent,
+                out,
+            );
+            #[cfg(naslink_rsa_max_2048)]
+            false
         }
     }
 }

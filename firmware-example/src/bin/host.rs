@@ -4,7 +4,9 @@
 //!
 //! Runtime settings (host only): `NASLINK_TAP` (default `tap0`),
 //! `NASLINK_IP` (default `192.168.69.2`, a /24 whose `.1` is the host side),
-//! `NASLINK_RUN_SECS` (stop after this long; default: run forever).
+//! `NASLINK_RUN_SECS` (stop after this long; default: run forever),
+//! `NASLINK_PNG` (after every refresh, write the panel as the 128×64
+//! display would show it to this PNG file, replaced atomically).
 //!
 //! Heap check: every poll of the panel task (naslink-embassy, naslink-core
 //! and the panel code, down to the embassy-net socket calls) runs with a
@@ -28,7 +30,9 @@ use embassy_net_tuntap::TunTapDevice;
 use embassy_time::Timer;
 use naslink_core::random::Entropy;
 use naslink_firmware_example::app::{self, Panel, Resources};
+use naslink_firmware_example::display::{self, Frame};
 use naslink_firmware_example::panel::{Line, ROWS};
+use naslink_firmware_example::picture::write_png;
 use static_cell::StaticCell;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -71,7 +75,10 @@ async fn armed<F: Future>(f: F) -> F::Output {
     .await
 }
 
-struct Stdout;
+struct Stdout {
+    /// Where to draw each refresh (`NASLINK_PNG`).
+    png: Option<std::path::PathBuf>,
+}
 
 impl Panel for Stdout {
     fn show(&mut self, lines: &[Line; ROWS]) {
@@ -81,13 +88,38 @@ impl Panel for Stdout {
             let _ = writeln!(out, "panel | {l}");
         }
         let _ = out.flush();
+        if let Some(path) = &self.png {
+            picture(lines, path);
+        }
     }
 
     fn note(&mut self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "note  | {text}");
-        let _ = out.flush();
+        note(text);
     }
+}
+
+fn note(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "note  | {text}");
+    let _ = out.flush();
+}
+
+/// Draw `lines` as the display would (the firmware's own drawing code) and
+/// write the PNG. The file writing is the host's, not the panel's: the heap
+/// count is paused around it.
+fn picture(lines: &[Line; ROWS], path: &std::path::Path) {
+    let armed = ARMED.with(|a| a.replace(false));
+    let mut frame = Frame::new();
+    let Ok(()) = display::draw(lines, &mut frame);
+    let tmp = path.with_extension("png.part");
+    let written = File::create(&tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|f| write_png(&frame, std::io::BufWriter::new(f)).map_err(|e| e.to_string()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        eprintln!("panel-host: {}: {e}", path.display());
+    }
+    ARMED.with(|a| a.set(armed));
 }
 
 struct Urandom(File);
@@ -131,7 +163,7 @@ async fn main(spawner: Spawner) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Debug);
     // First use of stdout allocates its buffer; do it before counting.
-    Stdout.note("naslink panel (host build)");
+    note("naslink panel (host build)");
 
     let tap = env_or("NASLINK_TAP", "tap0");
     let ip: Ipv4Addr = match env_or("NASLINK_IP", "192.168.69.2").parse() {
@@ -173,7 +205,9 @@ async fn main(spawner: Spawner) {
 
     static RESOURCES: StaticCell<Resources> = StaticCell::new();
     let resources = RESOURCES.init(Resources::new());
-    let mut panel = Stdout;
+    let mut panel = Stdout {
+        png: std::env::var_os("NASLINK_PNG").map(Into::into),
+    };
     let panel_loop = armed(app::run(stack, rng, resources, &mut panel));
     let stop = async {
         match run_secs {
@@ -184,7 +218,7 @@ async fn main(spawner: Spawner) {
     // The panel loop never ends; only the stop timer gets here.
     let Either::Second(()) = select(panel_loop, stop).await;
     let n = ALLOCATIONS.load(Ordering::Relaxed);
-    Stdout.note(&format!("heap allocations in the panel task: {n}"));
+    note(&format!("heap allocations in the panel task: {n}"));
     std::process::exit(if n == 0 { 0 } else { 3 });
 }
 

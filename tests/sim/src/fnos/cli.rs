@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Account, Config, DEFAULT_FREE_SPACE, Faults, Health, KeySource, PoolCondition, Redirect,
+    Account, Config, DEFAULT_FREE_SPACE, Faults, Health, KeySource, PoolCondition, Push, Redirect,
     Server, UpsCondition,
 };
 
@@ -115,6 +115,10 @@ pub struct Flags {
     /// their login (default: never).
     #[arg(long, value_name = "SECS")]
     pub long_token_lifetime: Option<f64>,
+    /// Push `{"sysNotify":"kicked"}` to every signed-in connection SECS
+    /// seconds after the start (another login took the session over).
+    #[arg(long, value_name = "SECS")]
+    pub kick_after: Option<f64>,
     /// Health knob: vol1 is PERCENT full.
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub volume_full: Option<u8>,
@@ -213,9 +217,27 @@ impl Flags {
 /// Run the emulator from the command line until interrupted (Ctrl-C).
 /// Prints `listening <url>` once the port is bound.
 pub async fn run_cli(args: Args) -> anyhow::Result<()> {
+    let kick_after = match args.flags.kick_after {
+        Some(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => anyhow::bail!("--kick-after wants a number of seconds, got {secs}"),
+        None => None,
+    };
     let handle = Server::start(args.config()?).await?;
     println!("listening {}", handle.url());
-    tokio::signal::ctrl_c().await?;
+    {
+        let kick = async {
+            if let Some(delay) = kick_after {
+                tokio::time::sleep(delay).await;
+                handle.push(Push::Kicked);
+                println!("kicked every signed-in connection");
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            () = kick => {}
+        }
+    }
     handle.shutdown().await;
     Ok(())
 }
