@@ -253,28 +253,27 @@ async fn at_13_answers_out_of_order_reach_their_callers() {
         let nas = CfmsClient::connect(plain(&sim)).await.unwrap();
         sim.set_action_delay("list_directory", Some(Duration::from_millis(400)));
         let root = json!({"folder_id": "/"});
-        let slow = nas.request("list_directory", &root);
-        let fast = async {
-            let mut made = Vec::new();
-            for name in ["a", "b", "c"] {
-                let m = nas
-                    .request("create_directory", &json!({"name": name, "parent_id": "/"}))
-                    .await
-                    .unwrap();
-                made.push((name, Instant::now(), m));
-            }
-            made
-        };
         let began = Instant::now();
-        let (slow, made) = tokio::join!(slow, fast);
-        let slow_done = Instant::now();
+        // The slow listing first, then three more, all in flight at once;
+        // each records when its own answer reached it.
+        let slow = async {
+            let answer = nas.request("list_directory", &root).await;
+            (answer, Instant::now())
+        };
+        let fast = futures_util::future::join_all(["a", "b", "c"].map(|name| {
+            let data = json!({"name": name, "parent_id": "/"});
+            let nas = nas.clone();
+            async move {
+                let answer = nas.request("create_directory", &data).await;
+                (name, answer, Instant::now())
+            }
+        }));
+        let ((slow, slow_done), made) = tokio::join!(slow, fast);
         assert_eq!(slow.unwrap()["code"], 200);
-        for (name, at, m) in made {
-            assert_eq!(m["data"]["name"], name, "{m}");
-            assert!(
-                at < slow_done,
-                "{name} was answered before the slow listing"
-            );
+        for (name, answer, at) in made {
+            let answer = answer.unwrap();
+            assert_eq!(answer["data"]["name"], name, "{answer}");
+            assert!(at < slow_done, "{name} was answered after the slow listing");
         }
         assert!(slow_done - began >= Duration::from_millis(400));
         sim.shutdown().await;
