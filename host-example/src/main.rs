@@ -115,7 +115,12 @@ struct Cli {
     /// that naslink speaks it at once. Without it, naslink finds out by
     /// itself (a protocol-13 request first; a 3–5 server closes the
     /// connection and naslink reconnects speaking text).
-    #[arg(long, value_name = "N", env = "NASLINK_PROTOCOL_VERSION")]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NASLINK_PROTOCOL_VERSION",
+        value_parser = parse_protocol_version
+    )]
     protocol_version: Option<u32>,
     /// Print exactly one JSON document on standard output (`watch`: one per line).
     #[arg(long, global = true)]
@@ -493,6 +498,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
         Err(format!(
             "wants more than 0 and at most {MAX_TIMEOUT_SECS} seconds, not {text}"
         ))
+    }
+}
+
+/// A CFMS protocol version naslink speaks (3 to 5, or 13).
+fn parse_protocol_version(text: &str) -> Result<u32, String> {
+    let version: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a protocol version number"))?;
+    match naslink_tokio::core::cfms::p13::Wire::for_version(version) {
+        Ok(_) => Ok(version),
+        Err(_) => Err(format!(
+            "naslink speaks CFMS protocol 3 to 5 and 13, not protocol {version}"
+        )),
     }
 }
 

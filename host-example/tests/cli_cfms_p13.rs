@@ -44,13 +44,17 @@ fn start(protocol_version: u32) -> Sim {
 }
 
 fn naslink(sim: &Sim) -> Command {
+    naslink_within(sim, "10")
+}
+
+fn naslink_within(sim: &Sim, timeout: &str) -> Command {
     let mut cmd = Command::cargo_bin("naslink").unwrap();
     cmd.env_remove("NASLINK_URL")
         .env_remove("NASLINK_USER")
         .env_remove("NASLINK_PROTOCOL_VERSION")
         .env("NASLINK_PASSWORD", "admin")
         .args(["--url", &sim.handle.url(), "--pin-sha256", &sim.pin])
-        .args(["--timeout", "10"])
+        .args(["--timeout", timeout])
         .timeout(Duration::from_secs(30));
     cmd
 }
@@ -94,8 +98,8 @@ fn protocol_version_pins_the_version() {
     naslink(&sim)
         .args(["--protocol-version", "7", "info"])
         .assert()
-        .failure()
-        .stderr(predicates::str::contains("protocol 7"));
+        .code(2)
+        .stderr(predicates::str::contains("not protocol 7"));
 }
 
 #[test]
@@ -161,4 +165,26 @@ fn at_13_get_fails_by_name_not_by_hanging() {
         .stderr(predicates::str::contains("protocol 13"));
     assert!(began.elapsed() < Duration::from_secs(5));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn at_13_an_unanswered_request_fails_by_its_deadline() {
+    let sim = start(13);
+    sim.handle.set_unanswered("list_directory", true);
+    let began = Instant::now();
+    naslink_within(&sim, "1")
+        .arg("ls")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no answer"));
+    assert!(began.elapsed() < Duration::from_secs(5));
+    // The opening sequence too: a server_info nobody answers is named.
+    sim.handle.set_unanswered("server_info", true);
+    let began = Instant::now();
+    naslink_within(&sim, "1")
+        .arg("info")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("server information"));
+    assert!(began.elapsed() < Duration::from_secs(5));
 }
