@@ -580,15 +580,6 @@ fn an_empty_upload_fails_when_a_conclusion_follows_stop() {
 }
 
 #[test]
-fn downloads_over_13_are_refused_by_name_for_now() {
-    let mut c = logged_in();
-    assert_eq!(
-        c.download_file(Instant::from_secs(2), "task"),
-        Err(cfms::Error::NotOnFramedWire)
-    );
-}
-
-#[test]
 fn an_answer_larger_than_the_receive_buffer_fails_only_its_request() {
     let rx = Box::leak(vec![0u8; 512].into_boxed_slice());
     let chunk_hashes = Box::leak(vec![[0u8; 32]; 1].into_boxed_slice());

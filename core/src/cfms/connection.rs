@@ -94,6 +94,18 @@ macro_rules! commands {
                 self.command(now, |s, now, buf| s.download_file(now, task_id, buf))
             }
 
+            /// Protocol 13: `download_file {task_id, offset}`, a download
+            /// resumed at `offset` (whole chunks); see
+            /// [`Session::download_file_at`](crate::cfms::Session::download_file_at).
+            pub fn download_file_at(
+                &mut self,
+                now: Instant,
+                task_id: &str,
+                offset: u64,
+            ) -> Result<Seq, Error> {
+                self.command(now, |s, now, buf| s.download_file_at(now, task_id, offset, buf))
+            }
+
             /// Answer `TwoFactorRequired` with a TOTP or backup code.
             pub fn submit_two_factor(&mut self, now: Instant, code: &str) -> Result<Seq, Error> {
                 self.queue(now, false, |s, now, buf| s.write_two_factor(now, code, buf))

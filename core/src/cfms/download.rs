@@ -16,6 +16,11 @@
 //! plaintext) is kept in the caller-provided storage for the decryption
 //! pass; the key arrives last, so decryption happens afterwards over the
 //! ciphertext the caller stored ([`FileDecryptor`](super::FileDecryptor)).
+//!
+//! Protocol 13 (`cfms-13.md` §10) runs the same machine: no `sha256` in the
+//! header, an optional resume `offset`, chunks with `tag` and `prefix`
+//! (AES-256-GCM per chunk, kept as the chunk's seal where 3–5 keep its
+//! hash), no `iv`, and a `null` key when another attempt finished first.
 #![deny(clippy::indexing_slicing)]
 
 use super::b64::{self, Base64Stream};
@@ -93,6 +98,9 @@ pub enum DownloadError {
     },
     /// The `aes_key` is missing, not 32 bytes, or arrived early.
     BadKey,
+    /// Protocol 13: the `aes_key` is `null`, another attempt on the task
+    /// finished first (§10.9); the task is spent.
+    KeyTaken,
     /// A number, literal or read string in a transfer message is longer
     /// than any valid value ([`MAX_FIELD_LEN`] bytes): not a CFMS server's
     /// message.
@@ -158,6 +166,9 @@ impl core::fmt::Display for DownloadError {
                 "chunk {index} lacks a valid hash (or chunk 0 a valid iv)"
             ),
             DownloadError::BadKey => f.write_str("the AES key is missing, not 32 bytes, or early"),
+            DownloadError::KeyTaken => {
+                f.write_str("another attempt finished this download task first (no key)")
+            }
             DownloadError::FieldTooLong { field, chunk } => write!(
                 f,
                 "{field} in the message for chunk {chunk} is too long to be valid"
@@ -195,6 +206,10 @@ pub enum TransferField {
     Iv,
     /// `data.key` of `aes_key`.
     Key,
+    /// `data.tag` of a protocol-13 `file_chunk`.
+    Tag,
+    /// `data.prefix` of a protocol-13 `file_chunk`.
+    Prefix,
     /// A number or literal in a member the download does not read.
     Other,
 }
@@ -209,6 +224,8 @@ impl core::fmt::Display for TransferField {
             TransferField::Hash => "data.hash",
             TransferField::Iv => "data.iv",
             TransferField::Key => "data.key",
+            TransferField::Tag => "data.tag",
+            TransferField::Prefix => "data.prefix",
             TransferField::Other => "a number or literal",
         })
     }
@@ -234,6 +251,10 @@ enum Phase {
 
 pub(crate) struct Download {
     pub(crate) seq: super::Seq,
+    /// Protocol 13: chunks carry `tag`/`prefix` (AES-256-GCM), the header
+    /// no `sha256`, and the download may start at `offset`.
+    framed: bool,
+    offset: u64,
     phase: Phase,
     key: DownloadKey,
     iv_seen: bool,
@@ -244,9 +265,12 @@ pub(crate) struct Download {
 }
 
 impl Download {
-    pub(crate) fn new(seq: super::Seq) -> Self {
+    /// A 3–5 download (`offset: None`) or a protocol-13 download (`offset: Some`), resuming at `offset`.
+    pub(crate) fn framed(seq: super::Seq, offset: Option<u64>) -> Self {
         Download {
             seq,
+            framed: offset.is_some(),
+            offset: offset.unwrap_or(0),
             phase: Phase::AwaitHeader,
             key: DownloadKey {
                 key: [0; 32],
@@ -298,7 +322,8 @@ impl Download {
             && chunk <= u64::from(u32::MAX)
             && total == size.div_ceil(chunk)
             && total <= u64::from(u32::MAX);
-        if !consistent || (size > 0 && sha256.is_none()) {
+        // Protocol 13 dropped the whole-file hash (§10.3).
+        if !consistent || (size > 0 && sha256.is_none() && !self.framed) {
             return StreamOutcome::Failed(DownloadError::BadHeader);
         }
         self.key = DownloadKey {
@@ -308,6 +333,11 @@ impl Download {
             total_chunks: total as u32,
             ..self.key
         };
+        if self.framed {
+            // The server continues at offset / chunk_size; an offset it
+            // refuses is answered with a 400 after `ready` (§10.7).
+            self.next_index = u32::try_from(self.offset / chunk).unwrap_or(u32::MAX);
+        }
         if total as usize > capacity {
             self.refusal = Some(DownloadError::TooManyChunks {
                 total: total as u32,
@@ -394,8 +424,11 @@ impl Download {
         match r.action() {
             b"file_chunk" => self.on_chunk(hashes).map(Some),
             b"aes_key" => {
+                if self.framed && r.key_null {
+                    return Ok(Some(StreamOutcome::Failed(DownloadError::KeyTaken)));
+                }
                 let key = r.key_bytes.ok_or(DownloadError::BadKey)?;
-                if self.next_index != self.key.total_chunks || !self.iv_seen {
+                if self.next_index != self.key.total_chunks || !(self.iv_seen || self.framed) {
                     return Err(DownloadError::BadKey);
                 }
                 self.key.key = key;
@@ -425,8 +458,16 @@ impl Download {
                 got: len,
             });
         }
-        let hash = r.hash.ok_or(DownloadError::BadChunkFields { index })?;
-        if index == 0 {
+        let hash = if self.framed {
+            // The 32-byte slot holds the chunk's seal: tag ‖ prefix ‖ 0s.
+            let (Some(tag), Some(prefix)) = (r.tag, r.prefix) else {
+                return Err(DownloadError::BadChunkFields { index });
+            };
+            seal(&tag, &prefix)
+        } else {
+            r.hash.ok_or(DownloadError::BadChunkFields { index })?
+        };
+        if index == 0 && !self.framed {
             self.key.iv = r.iv.ok_or(DownloadError::BadChunkFields { index })?;
             self.iv_seen = true;
         }
@@ -445,6 +486,18 @@ impl Download {
     }
 }
 
+/// A protocol-13 chunk's seal as kept in the session's 32-byte chunk slot:
+/// the GCM tag, then the nonce prefix, then 8 zero bytes.
+pub(crate) fn seal(tag: &[u8; 16], prefix: &[u8; 8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let (t, rest) = out.split_at_mut(16);
+    t.copy_from_slice(tag);
+    if let Some(p) = rest.get_mut(..8) {
+        p.copy_from_slice(prefix);
+    }
+    out
+}
+
 // ----- what a transfer message carries ---------------------------------------
 
 /// The member whose value is being read.
@@ -459,6 +512,8 @@ pub(crate) enum Field {
     AesKey,
     Chunk,
     Data,
+    Tag,
+    Prefix,
 }
 
 impl Field {
@@ -470,6 +525,8 @@ impl Field {
             Field::Hash => TransferField::Hash,
             Field::Iv => TransferField::Iv,
             Field::AesKey => TransferField::Key,
+            Field::Tag => TransferField::Tag,
+            Field::Prefix => TransferField::Prefix,
             _ => TransferField::Other,
         }
     }
@@ -491,6 +548,9 @@ struct Message {
     hash: Option<[u8; 32]>,
     iv: Option<[u8; 16]>,
     key_bytes: Option<[u8; 32]>,
+    key_null: bool,
+    tag: Option<[u8; 16]>,
+    prefix: Option<[u8; 8]>,
     b64: Base64Stream,
 }
 
@@ -508,6 +568,9 @@ impl Message {
             hash: None,
             iv: None,
             key_bytes: None,
+            key_null: false,
+            tag: None,
+            prefix: None,
             b64: Base64Stream::new(),
         }
     }
@@ -551,6 +614,8 @@ impl<S: FnMut(&[u8])> Visit for Gather<'_, S> {
                 b"iv" => Field::Iv,
                 b"key" => Field::AesKey,
                 b"chunk" => Field::Chunk,
+                b"tag" => Field::Tag,
+                b"prefix" => Field::Prefix,
                 _ => Field::Other,
             },
             _ => Field::Other,
@@ -579,7 +644,12 @@ impl<S: FnMut(&[u8])> Visit for Gather<'_, S> {
         let m = &mut *self.m;
         match m.field {
             Field::Chunk => m.b64.feed(bytes, self.sink).map_err(|_| Refusal::Base64),
-            Field::Action | Field::Hash | Field::Iv | Field::AesKey => {
+            Field::Action
+            | Field::Hash
+            | Field::Iv
+            | Field::AesKey
+            | Field::Tag
+            | Field::Prefix => {
                 let dest = m
                     .cap
                     .get_mut(m.cap_len..)
@@ -607,6 +677,8 @@ impl<S: FnMut(&[u8])> Visit for Gather<'_, S> {
             Field::Hash => m.hash = unhex32(m.captured()),
             Field::Iv => m.iv = b64::decode_exact::<16>(m.captured()),
             Field::AesKey => m.key_bytes = b64::decode_exact::<32>(m.captured()),
+            Field::Tag => m.tag = b64::decode_exact::<16>(m.captured()),
+            Field::Prefix => m.prefix = b64::decode_exact::<8>(m.captured()),
             _ => {}
         }
         m.field = Field::Other;
@@ -618,6 +690,7 @@ impl<S: FnMut(&[u8])> Visit for Gather<'_, S> {
         match m.field {
             Field::Code => m.code = text.parse().ok(),
             Field::Index => m.index = text.parse().ok(),
+            Field::AesKey => m.key_null = text == "null",
             _ => {}
         }
         m.field = Field::Other;

@@ -47,6 +47,7 @@ extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
         cfms_session_paths(),
         cfms_decrypt_paths(),
         cfms13_paths(),
+        cfms13_download_paths(),
     ];
     checks
         .iter()
@@ -235,4 +236,71 @@ fn cfms13_paths() -> bool {
     let forged = key.decrypt_chunk(0, &[0u8; 8], &[0u8; 16], &mut chunk)
         == Err(p13::TransferError::ForgedTag { index: 0 });
     probe && frame && forged
+}
+
+/// A protocol-13 download through the session without an allocator:
+/// header, `ready` sent framed, one streamed chunk, the key; then the
+/// stored chunk is opened and its (zero) tag refused as forged.
+fn cfms13_download_paths() -> bool {
+    use cfms::ConnectionEvent as Ev;
+    use connection::Session as _;
+    let (mut rx, mut seals) = ([0u8; 1024], [[0u8; 32]; 2]);
+    let config = cfms::Config {
+        protocol_version: Some(13),
+        ..cfms::Config::default()
+    };
+    let mut session: cfms::Session<'_, 4> = cfms::Session::new(
+        config,
+        cfms::Buffers {
+            rx: &mut rx,
+            chunk_hashes: &mut seals,
+        },
+    );
+    let now = Instant::from_secs(1);
+    let mut tx = [0u8; 256];
+    let mut rng = random::from_fn(|b: &mut [u8]| b.fill(7));
+    session.handle_connect(now);
+    if !matches!(session.poll_transmit(now, &mut rng, &mut tx), Ok(Some(_))) {
+        return false;
+    }
+    let frames: [&[u8]; 4] = [
+        b"\x00\x00\x00\x01\x01{\"code\":200,\"data\":{\"protocol_version\":13,\"lockdown\":false},\"message\":\"ok\",\"timestamp\":1.5}",
+        b"\x00\x00\x00\x03\x00{\"action\":\"transfer_file\",\"data\":{\"file_size\":3,\"chunk_size\":3,\"total_chunks\":1}}",
+        b"\x00\x00\x00\x03\x00{\"action\":\"file_chunk\",\"data\":{\"index\":0,\"chunk\":\"AAAA\",\"tag\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"prefix\":\"AAAAAAAAAAA=\"}}",
+        b"\x00\x00\x00\x03\x00{\"action\":\"aes_key\",\"data\":{\"key\":\"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"}}",
+    ];
+    let (mut ready_sent, mut data, mut key) = (false, 0usize, None);
+    for (i, f) in frames.iter().enumerate() {
+        let message = connection::Message {
+            kind: ws::MessageKind::Binary,
+            data: f,
+            first: true,
+            last: true,
+        };
+        if !session.handle_message(now, message) {
+            return false;
+        }
+        while let Some(e) = session.poll_event(Some(message)) {
+            match e {
+                Ev::DownloadData { data: d, .. } => data += d.len(),
+                Ev::DownloadFinished { key: k, .. } => key = Some(k),
+                _ => {}
+            }
+        }
+        if i == 0 && session.download_file_at(now, "t", 0, &mut tx).is_err() {
+            return false;
+        }
+        if let Ok(Some(t)) = session.poll_transmit(now, &mut rng, &mut tx) {
+            ready_sent |= tx.get(..t.len) == Some(b"\x00\x00\x00\x03\x00ready".as_slice());
+        }
+    }
+    let Some(key) = key else {
+        return false;
+    };
+    let mut chunk = [0u8; 3];
+    let forged = session.chunk_hashes().first().is_some_and(|seal| {
+        cfms::p13::transfer::open_chunk(&key, 0, seal, &mut chunk)
+            == Err(cfms::p13::TransferError::ForgedTag { index: 0 })
+    });
+    ready_sent && data == 3 && forged
 }

@@ -37,9 +37,10 @@
 //! 5 KiB of flash (98.0 → 102.9 KiB) and 352 B of static RAM; the
 //! AES-GCM code in [`transfer`] is only linked where it is used.
 //!
-//! Not done yet: downloads through the session (the per-chunk pieces are
-//! in [`transfer`]; the session answers
-//! [`Error::NotOnFramedWire`](super::Error::NotOnFramedWire)).
+//! Downloads run through the session too
+//! ([`Session::download_file_at`](super::Session::download_file_at), with a
+//! resume offset): ciphertext streamed to the caller, each chunk's seal kept,
+//! chunks opened with [`transfer::open_chunk`] once `aes_key` arrived.
 #![deny(clippy::indexing_slicing)]
 
 pub mod event;

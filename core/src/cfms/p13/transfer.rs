@@ -20,9 +20,11 @@
 //! frames of exactly `C` bytes, the last one shorter, and an empty frame
 //! when the size is a multiple of `C` ([`upload_frames`]).
 //!
-//! Not done yet: driving these from the [`Session`](crate::cfms::Session)
-//! (it refuses transfers on the framed wire) and streaming a 2.8 MB chunk
-//! message in pieces; here a `file_chunk` is read whole.
+//! [`TransferMessage`] reads a `file_chunk` whole; the
+//! [`Session`](crate::cfms::Session) streams them instead (the 3–5
+//! streaming reader, which also takes `tag` and `prefix`), keeps each
+//! chunk's seal (tag ‖ prefix) in its chunk storage, and the caller opens
+//! the stored ciphertext with [`open_chunk`] once the key arrived.
 #![deny(clippy::indexing_slicing)]
 
 use aes_gcm::aead::AeadInOut;
@@ -320,6 +322,30 @@ pub fn decrypt_chunk(
     buf: &mut [u8],
 ) -> Result<(), TransferError> {
     key.decrypt_chunk(chunk.index, &chunk.prefix, &chunk.tag, buf)
+}
+
+/// Decrypt chunk `index` of a protocol-13 download run by the
+/// [`Session`](crate::cfms::Session), in place: `buf` holds the chunk's
+/// ciphertext as the session handed it out (`DownloadData`), `seal` its
+/// slot in the session's chunk storage
+/// ([`Session::chunk_hashes`](crate::cfms::Session::chunk_hashes): tag ‖
+/// nonce prefix), `key` the `DownloadFinished` key. `buf` is plaintext
+/// only when `Ok`: a wrong tag leaves it ciphertext and is named
+/// ([`TransferError::ForgedTag`]).
+pub fn open_chunk(
+    key: &crate::cfms::DownloadKey,
+    index: u32,
+    seal: &[u8; 32],
+    buf: &mut [u8],
+) -> Result<(), TransferError> {
+    let (tag, rest) = seal.split_at(16);
+    let (Ok(tag), Some(Ok(prefix))) = (
+        <[u8; 16]>::try_from(tag),
+        rest.get(..8).map(<[u8; 8]>::try_from),
+    ) else {
+        return Err(TransferError::Field("seal"));
+    };
+    ChunkKey::new(key.key).decrypt_chunk(index, &prefix, &tag, buf)
 }
 
 /// A download's chunks: contiguous from the resume point, adding up to the

@@ -304,7 +304,7 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
     fn handle_message(&mut self, now: Instant, message: Message<'_>) -> bool {
         let kind = kind_of(message.kind);
         let whole = message.first && message.last;
-        let result = if whole && !self.streams(kind) {
+        let result = if whole && !self.streams(kind, message.data) {
             self.handle_in_place(now, kind, message.data)
         } else {
             self.handle_part(now, kind, message.data, message.first, message.last)

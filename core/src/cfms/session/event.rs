@@ -132,7 +132,9 @@ pub enum Event<'a> {
     },
     /// All chunks and the key arrived; decrypt the stored ciphertext with
     /// [`FileDecryptor`](crate::cfms::FileDecryptor) and
-    /// [`Session::chunk_hashes`].
+    /// [`Session::chunk_hashes`] (protocol 13: chunk by chunk with
+    /// [`open_chunk`](crate::cfms::p13::transfer::open_chunk); `iv` and
+    /// `sha256` are unused there).
     DownloadFinished {
         /// Which download.
         seq: Seq,

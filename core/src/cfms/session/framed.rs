@@ -18,9 +18,12 @@
 //!
 //! Uploads run the 3–5 upload machine on their stream (the server's words
 //! and JSON are the same, framed; the data frames get a header); the
-//! silence after an empty upload's `stop` is its success. Downloads over
-//! 13 are not wired in yet ([`Error::NotOnFramedWire`]; the pieces are in
-//! [`p13::transfer`](crate::cfms::p13::transfer)).
+//! silence after an empty upload's `stop` is its success. Downloads run
+//! the 3–5 download machine too: the header and `ready` framed, every
+//! frame of the download's stream streamed through the same reader (its
+//! chunks carry `tag` and `prefix` instead of `hash`/`iv`), `aes_key`
+//! ends the stream (no CONCLUSION), an empty file ends at `ready`; each
+//! chunk's seal is kept for [`open_chunk`](crate::cfms::p13::transfer::open_chunk).
 #![deny(clippy::indexing_slicing)]
 
 use super::*;
@@ -126,8 +129,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 }
             }
             Route::Answer { stream, .. }
-                if stream.0 == self.transfer_stream
-                    && matches!(self.transfer, Transfer::Upload(_)) =>
+                if stream.0 == self.transfer_stream && !matches!(self.transfer, Transfer::None) =>
             {
                 // The upload's own steps are the 3-5 words and JSON, framed.
                 match Incoming::parse(MessageKind::Text, frame.payload) {

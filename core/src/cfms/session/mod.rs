@@ -122,7 +122,10 @@ pub struct Buffers<'a> {
     /// hold 3/4 of the WebSocket receive buffer plus 2 bytes.
     pub rx: &'a mut [u8],
     /// One SHA-256 per download chunk (2 MiB each): bounds the largest
-    /// downloadable file to `chunk_hashes.len()` × 2 MiB.
+    /// downloadable file to `chunk_hashes.len()` × 2 MiB. On protocol 13
+    /// a slot holds the chunk's seal instead (GCM tag ‖ nonce prefix ‖ 8
+    /// zero bytes), for [`open_chunk`](crate::cfms::p13::transfer::open_chunk);
+    /// to resume on a new session, copy the earlier seals back in.
     pub chunk_hashes: &'a mut [[u8; 32]],
 }
 
@@ -174,6 +177,12 @@ pub struct Session<'a, const Q: usize> {
     /// when the message does not fit `rx` (its request then fails alone).
     rx_frame: FrameReader,
     rx_header: Option<FrameHeader>,
+    /// Protocol 13, while a download receives: the first bytes of a
+    /// message whose first piece was shorter than a frame header, until
+    /// the header tells whether it is the download's (streamed) or not.
+    rx_head: [u8; HEADER_LEN],
+    rx_head_len: usize,
+    rx_undecided: bool,
     /// Protocol 13: the stream of the last request written, and of the
     /// running transfer.
     last_stream: u32,
@@ -236,6 +245,9 @@ impl<'a, const Q: usize> Session<'a, Q> {
             body_skip: 0,
             rx_frame: FrameReader::new(),
             rx_header: None,
+            rx_head: [0; HEADER_LEN],
+            rx_head_len: 0,
+            rx_undecided: false,
             last_stream: 0,
             transfer_stream: 0,
             upload_head_sent: 0,

@@ -20,12 +20,75 @@ impl<'a, const Q: usize> Session<'a, Q> {
         last: bool,
     ) -> Result<(), Error> {
         if first {
-            self.begin_message(kind)?;
+            self.begin_message(kind, part)?;
+            self.rx_head_len = 0;
+            self.rx_undecided = self.wire == Wire::Framed
+                && !self.rx_streaming
+                && part.len() < HEADER_LEN
+                && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving());
         }
         self.last_activity = now;
         if self.rx_streaming {
-            return self.stream_part(now, part, last);
+            return self.stream_part(now, part, first, last);
         }
+        if self.rx_undecided {
+            return self.decide_part(now, kind, part, last);
+        }
+        self.collect_part(now, part, first, last)
+    }
+
+    /// A message whose first piece was shorter than a frame header, while
+    /// a download receives: gather the header, then stream the message (the
+    /// download's) or collect it (any other).
+    fn decide_part(
+        &mut self,
+        now: Instant,
+        kind: MessageKind,
+        part: &[u8],
+        last: bool,
+    ) -> Result<(), Error> {
+        let take = (HEADER_LEN - self.rx_head_len.min(HEADER_LEN)).min(part.len());
+        let (bytes, rest) = part.split_at(take);
+        if let Some(dst) = self
+            .rx_head
+            .get_mut(self.rx_head_len..self.rx_head_len + take)
+        {
+            dst.copy_from_slice(bytes);
+            self.rx_head_len += take;
+        }
+        if self.rx_head_len < HEADER_LEN && !last {
+            return Ok(());
+        }
+        self.rx_undecided = false;
+        let head = self.rx_head;
+        let head = head.get(..self.rx_head_len).unwrap_or_default();
+        let only = last && rest.is_empty();
+        if self.streams(kind, head) {
+            self.rx_streaming = true;
+            if let Transfer::Download(d) = &mut self.transfer {
+                d.begin_message();
+            }
+            self.stream_part(now, head, true, only)?;
+            return match only {
+                true => Ok(()),
+                false => self.stream_part(now, rest, false, last),
+            };
+        }
+        self.collect_part(now, head, true, only)?;
+        match only {
+            true => Ok(()),
+            false => self.collect_part(now, rest, false, last),
+        }
+    }
+
+    /// A piece of a message that is collected in the receive buffer.
+    fn collect_part(
+        &mut self,
+        now: Instant,
+        part: &[u8],
+        first: bool,
+        last: bool,
+    ) -> Result<(), Error> {
         if self.wire == Wire::Framed {
             if first {
                 self.rx_header = None;
@@ -63,23 +126,40 @@ impl<'a, const Q: usize> Session<'a, Q> {
         kind: MessageKind,
         message: &[u8],
     ) -> Result<(), Error> {
-        self.begin_message(kind)?;
+        self.begin_message(kind, message)?;
         self.last_activity = now;
         self.body = Body::Message;
         self.on_message(now, message)
     }
 
-    /// Whether a message of `kind` starting now is a streamed `file_chunk`.
-    pub(super) fn streams(&self, kind: MessageKind) -> bool {
-        kind == MessageKind::Text
-            && matches!(&self.transfer, Transfer::Download(d) if d.is_receiving())
-            && self
-                .pending
-                .front()
-                .is_some_and(|e| e.purpose == Purpose::Transfer)
+    /// Whether a message of `kind` starting with `head` is a streamed
+    /// `file_chunk` (or, on protocol 13, any frame of the receiving
+    /// download's stream: its chunks, key, or error).
+    pub(super) fn streams(&self, kind: MessageKind, head: &[u8]) -> bool {
+        if !matches!(&self.transfer, Transfer::Download(d) if d.is_receiving()) {
+            return false;
+        }
+        match self.wire {
+            Wire::Text => {
+                kind == MessageKind::Text
+                    && self
+                        .pending
+                        .front()
+                        .is_some_and(|e| e.purpose == Purpose::Transfer)
+            }
+            // A first piece shorter than the header is collected instead
+            // (a chunk then overflows and fails the download by name).
+            Wire::Framed => {
+                kind == MessageKind::Binary
+                    && head
+                        .first_chunk::<HEADER_LEN>()
+                        .and_then(|h| FrameHeader::parse(*h).ok())
+                        .is_some_and(|h| h.stream.0 == self.transfer_stream)
+            }
+        }
     }
 
-    fn begin_message(&mut self, kind: MessageKind) -> Result<(), Error> {
+    fn begin_message(&mut self, kind: MessageKind, head: &[u8]) -> Result<(), Error> {
         if self.events.iter().any(Item::refers_to_response) {
             return Err(Error::EventsNotDrained);
         }
@@ -88,7 +168,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.body = Body::None;
         self.body_skip = 0;
         self.rx_kind = kind;
-        self.rx_streaming = self.streams(kind);
+        self.rx_streaming = self.streams(kind, head);
         if let (true, Transfer::Download(d)) = (self.rx_streaming, &mut self.transfer) {
             d.begin_message();
         }
@@ -108,13 +188,29 @@ impl<'a, const Q: usize> Session<'a, Q> {
     pub(super) fn stream_part(
         &mut self,
         now: Instant,
-        part: &[u8],
+        mut part: &[u8],
+        first: bool,
         last: bool,
     ) -> Result<(), Error> {
         let Transfer::Download(d) = &mut self.transfer else {
             return Ok(());
         };
-        if let Some(head) = self.pending.front_mut() {
+        if self.wire == Wire::Framed {
+            if first {
+                // `streams` read this header: the download's own stream.
+                if let Some(h) = part
+                    .first_chunk::<HEADER_LEN>()
+                    .and_then(|h| FrameHeader::parse(*h).ok())
+                {
+                    self.mux.route(now, h);
+                }
+                part = part.get(HEADER_LEN..).unwrap_or_default();
+            }
+            self.mux.extend(
+                super::super::p13::StreamId(self.transfer_stream),
+                now + self.config.transfer_timeout,
+            );
+        } else if let Some(head) = self.pending.front_mut() {
             head.deadline = now + self.config.transfer_timeout;
         }
         let seq = d.seq;
@@ -148,10 +244,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 Ok(())
             }
             Err(error) => {
-                self.transfer = Transfer::None;
-                self.pending.pop();
+                self.end_download();
                 self.emit(Event::DownloadFailed { seq, error });
-                if error.breaks_stream() {
+                // On protocol 13 the stream's id is retired: its late
+                // frames are dropped, other streams carry on.
+                if error.breaks_stream() && self.wire == Wire::Text {
                     self.broken = true;
                     self.emit(Event::Desynchronized(Desync::Transfer));
                 }
@@ -178,17 +275,28 @@ impl<'a, const Q: usize> Session<'a, Q> {
                 self.emit(Event::DownloadChunk { seq, index, len })
             }
             StreamOutcome::Finished(key) => {
+                self.end_download();
                 self.last_download_chunks = key.total_chunks as usize;
-                self.transfer = Transfer::None;
-                self.pending.pop();
                 self.emit(Event::DownloadFinished { seq, key });
             }
             StreamOutcome::Failed(error) => {
-                self.transfer = Transfer::None;
-                self.pending.pop();
+                self.end_download();
                 self.emit(Event::DownloadFailed { seq, error });
             }
         }
+    }
+
+    /// The download ended: its entry leaves the in-flight queue (on 13 its
+    /// stream id is retired: `aes_key` has no CONCLUSION). The seals held
+    /// stay readable through `chunk_hashes` on 13, for a resume.
+    pub(super) fn end_download(&mut self) {
+        if let Transfer::Download(d) = &self.transfer
+            && self.wire == Wire::Framed
+        {
+            self.last_download_chunks = d.hashes_known();
+        }
+        self.transfer = Transfer::None;
+        self.pop_transfer();
     }
 
     pub(super) fn on_overflow(&mut self) -> Result<(), Error> {

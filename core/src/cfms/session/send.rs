@@ -276,14 +276,35 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// `download_file {task_id}` and the download state machine behind it
     /// (see [`download`](crate::cfms::download)). Ciphertext goes to the sink
-    /// given to `handle_message*`.
+    /// given to `handle_message*`. On protocol 13 this is
+    /// [`download_file_at`](Self::download_file_at) offset 0.
     pub fn download_file(
         &mut self,
         now: Instant,
         task_id: &str,
         buf: &mut [u8],
     ) -> Result<Sent, Error> {
-        if self.wire == Wire::Framed {
+        self.download_file_at(now, task_id, 0, buf)
+    }
+
+    /// `download_file {task_id, offset}`: a protocol-13 download starting
+    /// (or resuming, same task id, on any connection) at `offset`, a whole
+    /// number of chunks (§10.10). Chunks from `offset / chunk_size` on come
+    /// as `DownloadData` ciphertext and one `DownloadChunk` each; their
+    /// seals fill [`chunk_hashes`](Self::chunk_hashes) at their index (the
+    /// slots below keep what the caller left there: the earlier attempt's
+    /// seals). `DownloadFinished` carries the key; each stored chunk is
+    /// then opened with [`open_chunk`](crate::cfms::p13::transfer::open_chunk).
+    /// On 3–5 only `offset` 0 exists ([`Error::NotOnFramedWire`] otherwise).
+    pub fn download_file_at(
+        &mut self,
+        now: Instant,
+        task_id: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<Sent, Error> {
+        let framed = self.wire == Wire::Framed;
+        if !framed && offset != 0 {
             return Err(Error::NotOnFramedWire);
         }
         let anonymous = !self.auth.logged_in;
@@ -295,9 +316,13 @@ impl<'a, const Q: usize> Session<'a, Q> {
             |_| Purpose::Transfer,
             |w| {
                 w.field_str("task_id", task_id);
+                if framed {
+                    w.field_u64("offset", offset);
+                }
             },
         )?;
-        self.transfer = Transfer::Download(Download::new(sent.seq));
+        self.transfer = Transfer::Download(Download::framed(sent.seq, framed.then_some(offset)));
+        self.transfer_stream = self.last_stream;
         // The hash storage is about to be overwritten.
         self.last_download_chunks = 0;
         Ok(sent)
@@ -342,16 +367,30 @@ impl<'a, const Q: usize> Session<'a, Q> {
             }
             Transfer::Download(d) => {
                 if let Some(msg) = d.due_message() {
-                    let Some(dst) = buf.get_mut(..msg.len()) else {
-                        return Err(Error::BufferTooSmall {
-                            required: msg.len(),
-                        });
+                    let skip = if self.wire == Wire::Framed {
+                        HEADER_LEN
+                    } else {
+                        0
                     };
-                    dst.copy_from_slice(msg);
+                    let len = skip + msg.len();
+                    let Some(dst) = buf.get_mut(..len) else {
+                        return Err(Error::BufferTooSmall { required: len });
+                    };
+                    let (head, body) = dst.split_at_mut(skip);
+                    body.copy_from_slice(msg);
+                    if skip > 0 {
+                        head.copy_from_slice(
+                            &FrameHeader {
+                                stream: super::super::p13::StreamId(self.transfer_stream),
+                                kind: super::super::p13::FrameType::Process,
+                            }
+                            .to_bytes(),
+                        );
+                    }
                     if let Some(outcome) = d.sent_due(now) {
                         self.finish_download(outcome);
                     }
-                    return text(msg.len());
+                    return text(len);
                 }
             }
             _ => {}

@@ -95,6 +95,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
     }
 
     pub(super) fn fail_transfer(&mut self, up: UploadError, down: DownloadError) {
+        if let Transfer::Download(d) = &self.transfer
+            && self.wire == Wire::Framed
+        {
+            self.last_download_chunks = d.hashes_known();
+        }
         match core::mem::replace(&mut self.transfer, Transfer::None) {
             Transfer::Upload(u) => self.emit(Event::UploadFailed {
                 seq: u.seq,

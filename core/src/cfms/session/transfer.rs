@@ -13,6 +13,12 @@ impl<'a, const Q: usize> Session<'a, Q> {
         if let Some(head) = self.pending.front_mut() {
             head.deadline = now + self.config.transfer_timeout;
         }
+        if self.wire == Wire::Framed && matches!(self.transfer, Transfer::Download(_)) {
+            self.mux.extend(
+                crate::cfms::p13::StreamId(self.transfer_stream),
+                now + self.config.transfer_timeout,
+            );
+        }
         match &mut self.transfer {
             Transfer::Upload(_) => self.on_upload_message(now, incoming),
             Transfer::Download(d) => {

@@ -151,8 +151,8 @@ pub enum Error {
     Ws(crate::ws::SendError),
     /// A protocol-13 message is not a frame.
     Frame(FrameError),
-    /// This operation is not available on a protocol-13 connection yet
-    /// (file transfers).
+    /// This operation needs the other wire: a download `offset` other than
+    /// 0 needs protocol 13 (3–5 cannot resume).
     NotOnFramedWire,
     /// A signed protocol-13 request needs a nonce: call
     /// [`Session::prepare_nonce`] first (a connection does).
@@ -201,7 +201,7 @@ impl core::fmt::Display for Error {
             Error::Frame(e) => write!(f, "the server sent a message that is not CFMS 13: {e}"),
             Error::NonceNeeded => f.write_str("no nonce was drawn for a signed request"),
             Error::NotOnFramedWire => {
-                f.write_str("file transfers over CFMS protocol 13 are not supported yet")
+                f.write_str("resuming a download at an offset needs CFMS protocol 13")
             }
         }
     }
