@@ -281,18 +281,62 @@ async fn at_13_answers_out_of_order_reach_their_callers() {
     .await;
 }
 
+async fn chunked_emulator() -> Handle {
+    Server::start(Config {
+        protocol_version: 13,
+        chunk_size: 64 * 1024,
+        ..Config::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
 #[tokio::test]
-async fn at_13_a_download_fails_by_name_until_the_core_has_downloads() {
+async fn at_13_downloads_come_back_byte_for_byte() {
     bounded(async {
-        let sim = emulator(13).await;
-        let id = sim.put_document(None, "x.bin", pattern(10));
+        let sim = chunked_emulator().await;
         let nas = CfmsClient::connect(plain(&sim)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, 65536, 65537, 300_000] {
+            let content = pattern(len);
+            let id = sim.put_document(None, &format!("d{len}.bin"), content.clone());
+            let target = dir.path().join(format!("d{len}.bin"));
+            let mut last = (0, 0);
+            let size = nas
+                .download(&id, &target, |done, total| last = (done, total))
+                .await
+                .unwrap();
+            assert_eq!(size, len as u64);
+            assert_eq!(std::fs::read(&target).unwrap(), content, "{len} B");
+            if len > 0 {
+                assert_eq!(last, (len as u64, len as u64));
+            }
+        }
+        // Nothing left beside the targets.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn at_13_a_corrupted_chunk_is_named_and_leaves_no_file() {
+    bounded(async {
+        let sim = chunked_emulator().await;
+        let id = sim.put_document(None, "x.bin", pattern(200_000));
+        let nas = CfmsClient::connect(plain(&sim)).await.unwrap();
+        sim.set_download_fault(Some(naslink_sim::cfms::DownloadFault::FlipCiphertext {
+            index: 1,
+        }));
         let dir = tempfile::tempdir().unwrap();
         let failed = nas
             .download(&id, &dir.path().join("x.bin"), |_, _| {})
             .await
             .unwrap_err();
-        assert!(failed.to_string().contains("protocol 13"), "{failed}");
+        assert!(
+            failed.to_string().contains("chunk 1 failed AES-GCM"),
+            "{failed}"
+        );
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
         // The connection still serves requests.
         nas.request("list_directory", &json!({"folder_id": "/"}))

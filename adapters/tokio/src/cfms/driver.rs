@@ -362,8 +362,11 @@ impl Driver<'_> {
         let ended = self.run(&mut pump, commands).await;
         let mut session = pump.into_session();
         self.settle(&mut session);
-        self.speak_text =
-            knew.is_none() && session.negotiated() == Some(cfms::p13::Negotiated::Text);
+        // Only the server's close is its answer to the probe (the session
+        // cannot tell it from this task giving up on a silent server).
+        self.speak_text = knew.is_none()
+            && matches!(ended, Ended::Lost(_))
+            && session.negotiated() == Some(cfms::p13::Negotiated::Text);
         self.session = Some(session);
         match ended {
             Ended::Stop => None,
@@ -529,6 +532,11 @@ impl Driver<'_> {
             }
             pump.flush().await;
             if std::mem::take(&mut self.stalled) {
+                continue;
+            }
+            // Writing may end something (a protocol-13 download of an empty
+            // file ends with its `ready`): its event is drained first.
+            if pump.connection_mut().has_event() {
                 continue;
             }
             let wait = pump

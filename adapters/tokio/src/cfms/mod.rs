@@ -33,9 +33,11 @@
 //!   The session keeps the answer for every later connection.
 //!   [`CfmsOptions::protocol_version`] pins it and skips the probe;
 //!   versions other than 3–5 and 13 fail with
-//!   [`CfmsError::ProtocolUnsupported`] naming them. Downloads over 13
-//!   are not in the core yet: they fail with a [`CfmsError::Request`]
-//!   saying so.
+//!   [`CfmsError::ProtocolUnsupported`] naming them. Over 13 a download's
+//!   chunks are opened one by one (AES-256-GCM, each tag checked before
+//!   its plaintext is written; a forged or corrupted chunk is a
+//!   [`CfmsError::Transfer`] naming its index). Resuming a cut download
+//!   is not offered yet.
 //! - A keep-alive ping ([`CfmsOptions::keepalive`]) lets an idle client
 //!   notice a dead link within two intervals.
 //!
