@@ -2,8 +2,9 @@
 //! configuration: the protocol-13 probe (answered at 13, closed at 3–5 and
 //! followed by one reconnect speaking text), a pinned version that skips
 //! it, versions the client refuses by name, and at 13: listing, mkdir,
-//! uploads, the lockdown event, an unanswered request failing by its
-//! deadline, and out-of-order answers with several requests in flight.
+//! uploads, downloads byte for byte and a corrupted chunk named, the
+//! lockdown event, an unanswered request failing by its deadline, and
+//! out-of-order answers with several requests in flight.
 
 use std::time::{Duration, Instant};
 
