@@ -111,6 +111,17 @@ struct Cli {
     /// The fnOS access code, when the NAS asks for one.
     #[arg(long, env = "NASLINK_ACCESS_CODE", hide_env_values = true)]
     access_code: Option<String>,
+    /// CFMS: the server's protocol version (3, 4, 5 or 13), when known, so
+    /// that naslink speaks it at once. Without it, naslink finds out by
+    /// itself (a protocol-13 request first; a 3–5 server closes the
+    /// connection and naslink reconnects speaking text).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NASLINK_PROTOCOL_VERSION",
+        value_parser = parse_protocol_version
+    )]
+    protocol_version: Option<u32>,
     /// Print exactly one JSON document on standard output (`watch`: one per line).
     #[arg(long, global = true)]
     json: bool,
@@ -490,6 +501,20 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A CFMS protocol version naslink speaks (3 to 5, or 13).
+fn parse_protocol_version(text: &str) -> Result<u32, String> {
+    let version: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a protocol version number"))?;
+    match naslink_tokio::core::cfms::p13::Wire::for_version(version) {
+        Ok(_) => Ok(version),
+        Err(_) => Err(format!(
+            "naslink speaks CFMS protocol 3 to 5 and 13, not protocol {version}"
+        )),
+    }
+}
+
 type EnvPassword = Result<Option<Zeroizing<String>>, Failure>;
 
 /// What to run, with everything asked on the terminal already asked.
@@ -681,6 +706,7 @@ fn cfms_options(cli: &Cli, url: &str, env_password: EnvPassword) -> Result<CfmsO
     options.link.connect_timeout = Some(timeout(cli)?);
     options.connect_timeout = timeout(cli)?;
     options.request_timeout = timeout(cli)?;
+    options.protocol_version = cli.protocol_version;
     Ok(options)
 }
 

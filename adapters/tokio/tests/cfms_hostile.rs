@@ -344,6 +344,9 @@ async fn a_login_without_answer_fails_the_connect_naming_the_login() {
         let sim = emulator(3).await;
         let relay = Relay::start(sim.addr(), Mode::SilentAfterFirstMessage).await;
         let mut options = options(&relay.url());
+        // Connections are counted: no protocol-13 probe (its reconnect
+        // would add one; cfms_p13.rs tests it).
+        options.protocol_version = Some(3);
         options.request_timeout = Duration::from_secs(1);
         options.connect_timeout = Duration::from_secs(10);
         options.first_attempts = 2;
@@ -396,6 +399,9 @@ async fn a_server_closing_every_connection_is_given_up_after_first_attempts() {
         let sim = emulator(3).await;
         let relay = Relay::start(sim.addr(), Mode::CloseAfterUpgrade).await;
         let mut options = options(&relay.url());
+        // Connections are counted: no protocol-13 probe (its reconnect
+        // would add one; cfms_p13.rs tests it).
+        options.protocol_version = Some(3);
         options.first_attempts = 3;
         let failed = CfmsClient::connect(options).await.unwrap_err();
         let text = failed.to_string();
@@ -438,6 +444,9 @@ async fn a_refused_login_is_not_retried() {
         let relay = Relay::start(sim.addr(), Mode::Forward).await;
         let mut options = options(&relay.url());
         options.password = "wrong".to_owned().into();
+        // Connections are counted: no protocol-13 probe (its reconnect
+        // would add one; cfms_p13.rs tests it).
+        options.protocol_version = Some(3);
         let failed = CfmsClient::connect(options).await.unwrap_err();
         assert!(matches!(failed, CfmsError::LoginRefused(_)), "{failed:?}");
         assert_eq!(relay.connections.load(Ordering::SeqCst), 1);

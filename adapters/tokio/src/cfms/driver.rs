@@ -178,6 +178,9 @@ pub(super) struct Driver<'s> {
     pub(super) keepalive: Option<StdDuration>,
     /// A request waits for room in the transmit buffer: flush, then retry.
     stalled: bool,
+    /// The protocol-13 probe just ended with the server closing the
+    /// connection (a 3–5 server): reconnect at once, speaking text.
+    speak_text: bool,
 }
 
 pub(super) fn unix_secs_f64() -> f64 {
@@ -207,8 +210,13 @@ pub(super) async fn drive(
         request_timeout: Duration::from_millis(options.request_timeout.as_millis() as u64),
         upload_frame: options.upload_frame,
         login: Some(login),
-        // Lockdown changes are pushed only to registered listeners.
+        // Lockdown changes are pushed only to registered listeners (3–5;
+        // at 13 every connection gets them).
         listener: true,
+        // Without a pinned version the first connection probes for 13; the
+        // session keeps what it found for every later connection.
+        protocol_version: options.protocol_version,
+        negotiate: true,
         ..cfms::Config::default()
     };
     let session = Session::new(
@@ -237,7 +245,11 @@ pub(super) async fn drive(
         request_timeout: options.request_timeout,
         keepalive: options.keepalive.filter(|k| !k.is_zero()),
         stalled: false,
+        speak_text: false,
     };
+    // The reconnect after the probe's close is not a failure; it happens
+    // at most once per client (the session probes only until it knows).
+    let mut text_reconnects = 0u32;
     // Failures since the last connection that reached a successful login:
     // a server that accepts connections and then fails them must not
     // reset the backoff.
@@ -247,6 +259,11 @@ pub(super) async fn drive(
             Some(cause) => cause,
             None => return,
         };
+        if std::mem::take(&mut driver.speak_text) && text_reconnects < MAX_TEXT_RECONNECTS {
+            text_reconnects += 1;
+            tracing::info!("not a protocol-13 server: reconnecting, speaking text");
+            continue;
+        }
         if driver.logged_in {
             attempts.logged_in();
         }
@@ -274,6 +291,10 @@ pub(super) async fn drive(
         }
     }
 }
+
+/// Reconnects after the protocol-13 probe found a text (3–5) server,
+/// before the backoff takes over.
+const MAX_TEXT_RECONNECTS: u32 = 1;
 
 /// A refused answer: the server's code and message, and the whole body.
 fn refusal(status: cfms::Status, body: serde_json::Value) -> CfmsError {
@@ -333,17 +354,29 @@ impl Driver<'_> {
         tracing::info!("connected");
         let mut session = self.session.take()?;
         session.set_unix_time(now(), unix_secs_f64());
+        // Whether this connection opens with the probe (its close then
+        // settles the protocol: the connection layer tells the session).
+        let knew = session.negotiated();
         self.logged_in = false;
         let mut pump = Pump::new(link, session);
         let ended = self.run(&mut pump, commands).await;
         let mut session = pump.into_session();
         self.settle(&mut session);
+        // Only the server's close is its answer to the probe (the session
+        // cannot tell it from this task giving up on a silent server).
+        self.speak_text = knew.is_none()
+            && matches!(ended, Ended::Lost(_))
+            && session.negotiated() == Some(cfms::p13::Negotiated::Text);
         self.session = Some(session);
         match ended {
             Ended::Stop => None,
             Ended::Setup(cause) => {
                 tracing::warn!(%cause, "connection not ready");
                 Some(cause)
+            }
+            Ended::Lost(reason) if self.speak_text => {
+                tracing::debug!(%reason, "the server closed the protocol-13 probe");
+                Some(CfmsError::LinkClosed(reason))
             }
             Ended::Lost(reason) => {
                 tracing::warn!(%reason, "connection lost");
@@ -499,6 +532,11 @@ impl Driver<'_> {
             }
             pump.flush().await;
             if std::mem::take(&mut self.stalled) {
+                continue;
+            }
+            // Writing may end something (a protocol-13 download of an empty
+            // file ends with its `ready`): its event is drained first.
+            if pump.connection_mut().has_event() {
                 continue;
             }
             let wait = pump

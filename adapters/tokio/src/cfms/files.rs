@@ -80,6 +80,55 @@ pub(super) fn decrypt_file(
     Ok(key.file_size)
 }
 
+/// Largest protocol-13 chunk decrypted (the real server's is 2 MiB): one
+/// chunk is held in memory while its tag is checked.
+const MAX_GCM_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// The protocol-13 decryption pass: chunk by chunk (AES-256-GCM, each
+/// chunk's tag and nonce prefix from its seal), plaintext written only
+/// once its tag verified. A forged or corrupted chunk is named by index.
+pub(super) fn open_chunks(
+    key: &DownloadKey,
+    seals: &[[u8; 32]],
+    mut input: std::fs::File,
+    output: std::fs::File,
+) -> Result<u64, CfmsError> {
+    use naslink_core::cfms::p13::transfer::open_chunk;
+    use std::io::{Read, Write};
+    let chunk = u64::from(key.chunk_size);
+    if key.file_size > 0 && (chunk == 0 || chunk > MAX_GCM_CHUNK) {
+        return Err(CfmsError::Transfer(format!(
+            "chunk size {chunk} (this client opens chunks of 1 B to {MAX_GCM_CHUNK} B)"
+        )));
+    }
+    let mut output = std::io::BufWriter::new(output);
+    let mut block = vec![0u8; chunk.min(key.file_size) as usize];
+    let mut left = key.file_size;
+    let mut index = 0u32;
+    while left > 0 {
+        let len = chunk.min(left) as usize;
+        let buf = block.get_mut(..len).unwrap_or_default();
+        input.read_exact(buf).map_err(CfmsError::Io)?;
+        let seal = seals
+            .get(index as usize)
+            .ok_or_else(|| CfmsError::Transfer(format!("no tag was received for chunk {index}")))?;
+        open_chunk(key, index, seal, buf).map_err(|e| CfmsError::Transfer(e.to_string()))?;
+        output.write_all(buf).map_err(CfmsError::Io)?;
+        left -= len as u64;
+        index += 1;
+    }
+    if input.read(&mut [0u8; 1]).map_err(CfmsError::Io)? != 0 {
+        return Err(CfmsError::Transfer(
+            "more ciphertext than the file's size".into(),
+        ));
+    }
+    let file = output
+        .into_inner()
+        .map_err(|e| CfmsError::Io(e.into_error()))?;
+    file.sync_all().map_err(CfmsError::Io)?;
+    Ok(key.file_size)
+}
+
 /// Size and SHA-256 of a file, read in blocks.
 pub(super) fn hash_file(path: &std::path::Path) -> Result<(u64, [u8; 32]), CfmsError> {
     use sha2::Digest;

@@ -26,6 +26,18 @@
 //!   a wrong URL or an untrusted certificate are not retried. The backoff
 //!   starts again only after a connection reached a successful login, so
 //!   a server that breaks every connection is not hammered.
+//! - The protocol is found without configuration: the first connection
+//!   opens with the protocol-13 probe (a framed `server_info`). A 13
+//!   server answers it; a 3–5 server closes the connection, and the task
+//!   reconnects at once (once, not counted as an attempt) speaking text.
+//!   The session keeps the answer for every later connection.
+//!   [`CfmsOptions::protocol_version`] pins it and skips the probe;
+//!   versions other than 3–5 and 13 fail with
+//!   [`CfmsError::ProtocolUnsupported`] naming them. Over 13 a download's
+//!   chunks are opened one by one (AES-256-GCM, each tag checked before
+//!   its plaintext is written; a forged or corrupted chunk is a
+//!   [`CfmsError::Transfer`] naming its index). Resuming a cut download
+//!   is not offered yet.
 //! - A keep-alive ping ([`CfmsOptions::keepalive`]) lets an idle client
 //!   notice a dead link within two intervals.
 //!
@@ -122,10 +134,19 @@ pub struct CfmsOptions {
     /// turns it off.
     pub keepalive: Option<StdDuration>,
     /// The upload frame size announced as `max_chunk_size` to a protocol 4
-    /// or later server (at least 512; protocol 3 always uses 8192). Larger
+    /// or later server (at least 512; protocol 3 always uses 8192). The
+    /// default, 65536, is what a protocol-13 server uses at most. Larger
     /// frames mean fewer messages; memory does not grow with it, as frames
     /// are streamed. A server asking for larger frames is refused.
     pub upload_frame: u32,
+    /// The server's protocol version, when known in advance (3, 4, 5 or
+    /// 13): the client speaks it at once, without the protocol-13 probe.
+    /// `None` (the default): each client finds it out on its first
+    /// connection (a framed `server_info`; a 3–5 server closes the
+    /// connection, and the client reconnects once speaking text) and keeps
+    /// the answer for its later connections. Any other version fails
+    /// [`CfmsClient::connect`] with [`CfmsError::ProtocolUnsupported`].
+    pub protocol_version: Option<u32>,
 }
 
 impl std::fmt::Debug for CfmsOptions {
@@ -138,6 +159,7 @@ impl std::fmt::Debug for CfmsOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("first_attempts", &self.first_attempts)
             .field("keepalive", &self.keepalive)
+            .field("protocol_version", &self.protocol_version)
             .finish_non_exhaustive()
     }
 }
@@ -161,7 +183,8 @@ impl CfmsOptions {
             connect_timeout: StdDuration::from_secs(30),
             first_attempts: 3,
             keepalive: Some(StdDuration::from_secs(30)),
-            upload_frame: naslink_core::cfms::Config::default().upload_frame,
+            upload_frame: cfms::p13::transfer::MAX_UPLOAD_CHUNK,
+            protocol_version: None,
         }
     }
 }
@@ -314,7 +337,7 @@ pub struct ServerInfo {
     pub server_name: String,
     /// Its software version (e.g. `0.1.0.250919_alpha`).
     pub version: String,
-    /// The CFMS protocol version it speaks (3 to 5).
+    /// The CFMS protocol version it speaks (3 to 5, or 13).
     pub protocol_version: u32,
     /// Whether lockdown is on (only administrators are served).
     pub lockdown: bool,
@@ -348,6 +371,9 @@ impl CfmsClient {
     /// alive in a background task. Fails if the first connection or login
     /// fails.
     pub async fn connect(options: CfmsOptions) -> Result<CfmsClient, CfmsError> {
+        if let Some(Err(refused)) = options.protocol_version.map(cfms::p13::Wire::for_version) {
+            return Err(CfmsError::ProtocolUnsupported(Some(refused.version)));
+        }
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let (first_tx, first_rx) = oneshot::channel();
@@ -369,6 +395,13 @@ impl CfmsClient {
     /// What the server said about itself when the first connection opened.
     pub fn server(&self) -> &ServerInfo {
         &self.server
+    }
+
+    /// The CFMS protocol version this client speaks with the server (3 to
+    /// 5, or 13), as found on the first connection (or pinned with
+    /// [`CfmsOptions::protocol_version`]).
+    pub fn protocol_version(&self) -> u32 {
+        self.server.protocol_version
     }
 
     /// Ask the server about itself now (its lockdown may have changed

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroize;
 
 use super::driver::{CfmsPump, Driver, Ended, Job};
-use super::files::{decrypt_file, hash_file};
+use super::files::{decrypt_file, hash_file, open_chunks};
 use super::{CfmsClient, CfmsError};
 use crate::link::now;
 
@@ -129,9 +129,14 @@ impl CfmsClient {
         }
         let input = cipher.reopen().map_err(CfmsError::Io)?;
         let output = plain.as_file().try_clone().map_err(CfmsError::Io)?;
+        let framed = self.server.protocol_version == cfms::p13::negotiate::FRAMED;
         let size = tokio::task::spawn_blocking(move || {
             let mut key = key;
-            let size = decrypt_file(&key, &hashes, input, output);
+            let size = if framed {
+                open_chunks(&key, &hashes, input, output)
+            } else {
+                decrypt_file(&key, &hashes, input, output)
+            };
             key.key.zeroize();
             size
         })
