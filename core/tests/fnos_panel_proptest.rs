@@ -303,3 +303,15 @@ proptest! {
         prop_assert_eq!(kept.len(), inventory.disks().len(), "deduplicated by name");
     }
 }
+
+/// The proptest's first find: a large negative percentage (Rust prints
+/// `-3.3639222792991667e18` without an exponent) was multiplied by 10
+/// before its range check was applied, and overflowed.
+#[test]
+fn a_huge_negative_percentage_is_unknown_not_an_overflow() {
+    let f = -3.363_922_279_299_166_7e18_f64;
+    let text = format!(
+        r#"{{"array":[{{"md":[{{"syncAction":"recover","syncCompleted":"{f}%"}}]}}],"reqid":"r","result":"succ"}}"#
+    );
+    exercise_text(text.as_bytes());
+}

@@ -1050,8 +1050,10 @@ impl Progress {
         if let Some(p) = s.strip_suffix('%') {
             let d = Decimal::parse(p.trim_ascii())?;
             let in_range = d.is_zero() || (!d.negative && d.within(100));
-            return in_range.then_some(Progress {
-                done: d.whole? * 10 + u64::from(d.tenth),
+            // Only in range is `whole` at most 100: `then`, not the eager
+            // `then_some`, so an out-of-range whole is never multiplied.
+            return in_range.then(|| Progress {
+                done: d.whole.unwrap_or(0) * 10 + u64::from(d.tenth),
                 total: 1000,
             });
         }
