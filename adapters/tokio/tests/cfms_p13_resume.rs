@@ -3,7 +3,8 @@
 //! the target, and a new client resumes it, fetching only the remaining
 //! chunks; `resume = false` discards it; a forged chunk kept in the
 //! partial is named after the resume and leaves nothing; a damaged
-//! partial is discarded and a refused task starts over; 5 MiB round trip.
+//! partial is discarded and a refused task starts over; a second download
+//! to the same target is refused while the first runs; 5 MiB round trip.
 
 use std::time::Duration;
 
@@ -256,6 +257,42 @@ async fn five_mib_round_trip() {
         assert_eq!(size, content.len() as u64);
         assert!(std::fs::read(&target).unwrap() == content);
         assert_eq!(names(dir.path()), ["big.bin"]);
+        sim.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_second_download_to_the_same_target_is_refused_while_the_first_runs() {
+    bounded(async {
+        let sim = emulator().await;
+        let id = sim.put_document(None, "x.bin", pattern(LEN));
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.bin");
+        sim.set_download_freeze(Some(FROZEN_AFTER));
+        let first = client(&sim).await;
+        let second = client(&sim).await;
+        let mut running = Box::pin(first.download_resumable(&id, &target, true, |_| {}, |_, _| {}));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut running)
+                .await
+                .is_err()
+        );
+        for resume in [true, false] {
+            let refused = second
+                .download_resumable(&id, &target, resume, |_| {}, |_, _| {})
+                .await
+                .unwrap_err();
+            assert!(
+                refused.to_string().contains("another download"),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            names(dir.path()),
+            [".x.bin.naslink-partial", ".x.bin.naslink-partial-seals"],
+            "the first run's partial is untouched"
+        );
         sim.shutdown().await;
     })
     .await;

@@ -75,9 +75,18 @@ impl Partial {
         let _ = std::fs::remove_file(&self.seals);
     }
 
+    /// Whether another download to the same target holds the partial (its
+    /// seals file is locked while a download appends to it).
+    pub(super) fn busy(&self) -> bool {
+        let Ok(file) = std::fs::File::open(&self.seals) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
     /// Start a new partial for `document_id` fetched by `task_id`: both
     /// files created afresh (exclusively, owner-only), returned open for
-    /// appending.
+    /// appending; the seals file is locked until it is closed.
     pub(super) fn create(
         &self,
         document_id: &str,
@@ -86,6 +95,7 @@ impl Partial {
         self.remove();
         let cipher = create_new(&self.cipher)?;
         let mut seals = create_new(&self.seals)?;
+        seals.try_lock().map_err(std::io::Error::other)?;
         seals.write_all(&header(document_id, task_id))?;
         seals.flush()?;
         Ok((cipher, seals))
@@ -111,6 +121,10 @@ impl Partial {
             }
         }
         let mut seals_file = open_rw(&self.seals)?;
+        // Held until the download closes the file (see `busy`).
+        seals_file
+            .try_lock()
+            .map_err(|e| format!("it cannot be locked: {e}"))?;
         let size = seals_file.metadata().map_err(|e| e.to_string())?.len();
         if size > MAX_SEALS_FILE {
             return Err(format!("its seals file is too large ({size} bytes)"));

@@ -183,6 +183,12 @@ impl CfmsClient {
             return self.download(document_id, target, progress).await;
         }
         let partial = Partial::beside(target);
+        if partial.busy() {
+            return Err(CfmsError::Transfer(format!(
+                "another download to {} is under way (its partial is locked)",
+                target.display()
+            )));
+        }
         let mut kept = None;
         if !resume {
             if partial.exists() {
