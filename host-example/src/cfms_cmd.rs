@@ -98,7 +98,11 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             }
         }
         Command::Watch { every, count } => watch(cli.json, &nas, &user, *every, *count).await?,
-        Command::Get { remote, local } => {
+        Command::Get {
+            remote,
+            local,
+            no_resume,
+        } => {
             let id = match resolve(&nas, remote).await {
                 Ok(Target::Document(id)) => id,
                 Ok(Target::Folder(_)) => {
@@ -112,7 +116,13 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
             };
             let mut bar = Progress::new(cli.json, "downloading");
             let size = nas
-                .download(&id, local, |done, total| bar.update(done, total))
+                .download_resumable(
+                    &id,
+                    local,
+                    !no_resume,
+                    |note| eprintln!("naslink: {}", term(note)),
+                    |done, total| bar.update(done, total),
+                )
                 .await?;
             bar.finish();
             if cli.json {

@@ -54,7 +54,7 @@ pub async fn run(cli: &Cli, options: FnosOptions) -> Result<(), Failure> {
         }
         Command::Raw { req, params } => raw(&nas, req, params.as_deref()).await?,
         Command::Watch { every, count } => watch(cli.json, &nas, *every, *count).await?,
-        Command::Get { remote, local } => {
+        Command::Get { remote, local, .. } => {
             let mut bar = Progress::new(cli.json, "downloading");
             let size = nas
                 .download(remote, local, |done, total| bar.update(done, total))

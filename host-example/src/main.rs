@@ -9,7 +9,9 @@
 //! printed); 2 usage error; 3 connection, TLS, protocol, timeout or local
 //! file failure; 130 interrupted by SIGINT (143 by SIGTERM): the operation
 //! in progress is dropped, which leaves no temporary file and the target
-//! unchanged.
+//! unchanged (except a CFMS protocol-13 `get`'s resumable partial,
+//! `.NAME.naslink-partial` and `.NAME.naslink-partial-seals` beside the
+//! target, which the next `get` of the same target resumes).
 //!
 //! The password variable (and the two-factor and access-code variables)
 //! are removed from the environment as soon as they are read. Text that
@@ -178,6 +180,11 @@ enum Command {
         remote: String,
         /// Local file to write (replaced only when the whole file arrived and checked out).
         local: PathBuf,
+        /// CFMS protocol 13: discard the partial download kept beside the
+        /// target (`.NAME.naslink-partial`) and start over, instead of
+        /// resuming it.
+        #[arg(long)]
+        no_resume: bool,
     },
     /// Upload a file (fnOS: over HTTP; CFMS: as a new document).
     Put {

@@ -136,6 +136,9 @@ enum Step {
     /// A download's last chunk and key arrived: the chunk hashes are read
     /// from the session.
     Downloaded(Seq, cfms::DownloadKey),
+    /// A protocol-13 chunk arrived whole: its seal is read from the
+    /// session and recorded in the resumable partial.
+    Chunk(Seq, u32, u32),
 }
 
 /// Timers of the connection task that the core does not keep: the
@@ -595,10 +598,12 @@ impl Driver<'_> {
     /// back-pressure: a slow disk slows the reads instead of growing memory.
     async fn hand_to_disk(&mut self) {
         if let Some(d) = self.download.as_mut()
-            && d.buffer.len() >= DISK_BLOCK
+            && (d.buffer.len() >= DISK_BLOCK || !d.pending_records.is_empty())
         {
+            // A chunk's seal record follows its ciphertext to the disk.
             let block = std::mem::take(&mut d.buffer);
-            if d.to_disk.send(block).await.is_err() {
+            let records = std::mem::take(&mut d.pending_records);
+            if d.to_disk.send((block, records)).await.is_err() {
                 // The writer stopped on an error; its verdict arrives with
                 // DownloadFinished. Nothing more is kept meanwhile.
                 d.buffer = Vec::new();
@@ -662,6 +667,16 @@ impl Driver<'_> {
                 Step::Downloaded(seq, key) => {
                     let hashes = pump.session().chunk_hashes().to_vec();
                     self.downloaded(seq, key, hashes);
+                }
+                Step::Chunk(seq, index, len) => {
+                    let seal = pump.session().chunk_hashes().get(index as usize).copied();
+                    if let (Some(seal), Some(d)) = (seal, self.download.as_mut())
+                        && d.seq == seq
+                        && d.records
+                    {
+                        d.pending_records
+                            .extend_from_slice(&super::partial::record(index, len, &seal));
+                    }
                 }
             }
         }
@@ -813,7 +828,8 @@ impl Driver<'_> {
             E::DownloadStarted { seq, file_size, .. } if self.download_is(seq) => {
                 if let Some(d) = self.download.as_mut() {
                     d.size = file_size;
-                    let _ = d.progress.send((0, file_size));
+                    // A resumed download starts at its offset.
+                    let _ = d.progress.send((d.received, file_size));
                 }
             }
             E::DownloadData { seq, data } if self.download_is(seq) => {
@@ -823,8 +839,11 @@ impl Driver<'_> {
                     d.buffer.extend_from_slice(data);
                 }
             }
-            E::DownloadChunk { seq, len, .. } if self.download_is(seq) => {
-                return end(self.download_chunk(len));
+            E::DownloadChunk { seq, index, len } if self.download_is(seq) => {
+                if let Some(ended) = self.download_chunk(len) {
+                    return Step::End(ended);
+                }
+                return Step::Chunk(seq, index, len);
             }
             E::DownloadFinished { seq, key } => return Step::Downloaded(seq, key),
             E::DownloadFailed { seq, error } if self.download_is(seq) => {
@@ -902,12 +921,14 @@ impl Driver<'_> {
         tokio::spawn(async move {
             let ActiveDownload {
                 buffer,
+                pending_records,
                 to_disk,
                 writer,
                 reply,
                 ..
             } = d;
-            let handed = buffer.is_empty() || to_disk.send(buffer).await.is_ok();
+            let handed = (buffer.is_empty() && pending_records.is_empty())
+                || to_disk.send((buffer, pending_records)).await.is_ok();
             drop(to_disk);
             let result = match writer.await {
                 Ok(Ok(())) if handed => Ok((key, hashes)),
@@ -950,7 +971,7 @@ impl Driver<'_> {
                     Ask::Action(action, data) => conn.request(now(), action, data.as_bytes()),
                     Ask::Server => conn.ask_server(now()),
                 },
-                Job::Download(d) => conn.download_file(now(), &d.task_id),
+                Job::Download(d) => conn.download_file_at(now(), &d.task_id, d.offset),
                 Job::Upload(u) => {
                     let source = cfms::UploadSource {
                         size: u.size,
@@ -1002,14 +1023,17 @@ impl Driver<'_> {
             Job::Download(d) => {
                 tracing::info!(seq = seq.0, "download");
                 let (to_disk, blocks) = mpsc::channel(DISK_QUEUE);
+                let records = d.seals.is_some();
                 self.download = Some(ActiveDownload {
                     seq,
                     buffer: Vec::new(),
+                    pending_records: Vec::new(),
+                    records,
                     to_disk,
-                    writer: write_blocks(d.cipher, blocks),
+                    writer: write_blocks(d.cipher, d.seals, blocks),
                     progress: d.progress,
                     reply: d.reply,
-                    received: 0,
+                    received: d.offset,
                     size: 0,
                 });
             }

@@ -8,16 +8,29 @@ use super::CfmsError;
 use super::transfer::DISK_QUEUE;
 
 /// The file's side of a download, on the blocking pool: blocks in, written
-/// in order, flushed at the end (when the sender is dropped).
+/// in order, flushed at the end (when the sender is dropped). Each block's
+/// seal records (protocol 13, resumable) go to `seals` only after its
+/// ciphertext was written, so a record never claims bytes not on disk.
 pub(super) fn write_blocks(
     file: std::fs::File,
-    mut blocks: mpsc::Receiver<Vec<u8>>,
+    seals: Option<std::fs::File>,
+    mut blocks: mpsc::Receiver<(Vec<u8>, Vec<u8>)>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut file = file;
-        while let Some(block) = blocks.blocking_recv() {
+        let mut seals = seals;
+        while let Some((block, records)) = blocks.blocking_recv() {
             file.write_all(&block)?;
+            if let Some(seals) = seals.as_mut()
+                && !records.is_empty()
+            {
+                file.flush()?;
+                seals.write_all(&records)?;
+            }
+        }
+        if let Some(seals) = seals.as_mut() {
+            seals.flush()?;
         }
         file.flush()
     })

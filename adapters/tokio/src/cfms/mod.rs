@@ -72,6 +72,7 @@
 
 mod driver;
 mod files;
+mod partial;
 mod transfer;
 
 use std::time::Duration as StdDuration;

@@ -10,6 +10,7 @@ use zeroize::Zeroize;
 
 use super::driver::{CfmsPump, Driver, Ended, Job};
 use super::files::{decrypt_file, hash_file, open_chunks};
+use super::partial::Partial;
 use super::{CfmsClient, CfmsError};
 use crate::link::now;
 
@@ -20,7 +21,11 @@ pub(super) type DownloadReply = oneshot::Sender<Result<(DownloadKey, Vec<[u8; 32
 /// chunk hashes back to the caller for the decryption pass.
 pub(super) struct DownloadJob {
     pub(super) task_id: String,
+    /// Where the download starts (protocol 13: a whole number of chunks).
+    pub(super) offset: u64,
     pub(super) cipher: std::fs::File,
+    /// Protocol 13, resumable: the partial's seal records, appended.
+    pub(super) seals: Option<std::fs::File>,
     pub(super) progress: mpsc::UnboundedSender<(u64, u64)>,
     pub(super) reply: DownloadReply,
 }
@@ -37,7 +42,11 @@ pub(super) struct ActiveDownload {
     /// Its `download_file` request.
     pub(super) seq: Seq,
     pub(super) buffer: Vec<u8>,
-    pub(super) to_disk: mpsc::Sender<Vec<u8>>,
+    /// Seal records of the chunks in `buffer` (and before), not yet handed over.
+    pub(super) pending_records: Vec<u8>,
+    /// Whether seal records are kept (a resumable protocol-13 download).
+    pub(super) records: bool,
+    pub(super) to_disk: mpsc::Sender<(Vec<u8>, Vec<u8>)>,
     pub(super) writer: tokio::task::JoinHandle<std::io::Result<()>>,
     pub(super) progress: mpsc::UnboundedSender<(u64, u64)>,
     pub(super) reply: DownloadReply,
@@ -109,7 +118,9 @@ impl CfmsClient {
         self.commands
             .send(Job::Download(DownloadJob {
                 task_id,
+                offset: 0,
                 cipher: cipher.as_file().try_clone().map_err(CfmsError::Io)?,
+                seals: None,
                 progress: progress_tx,
                 reply,
             }))
@@ -145,6 +156,144 @@ impl CfmsClient {
         drop(cipher);
         plain.persist(target).map_err(|e| CfmsError::Io(e.error))?;
         Ok(size)
+    }
+
+    /// [`download`](Self::download), resumable at protocol 13: the
+    /// ciphertext of the whole chunks received so far and their seals are
+    /// kept beside `target` as `.NAME.naslink-partial` and
+    /// `.NAME.naslink-partial-seals` when the download is interrupted (an
+    /// error, or this future dropped), and a later call for the same
+    /// document and target resumes after the last whole chunk with the same
+    /// task. A partial of another document, or one that does not read back
+    /// consistently, is discarded; a task the server no longer honours
+    /// starts the download over. `resume == false` discards any partial
+    /// first. Each such decision is told to `note`. The partial is removed
+    /// when the download completes, or when a chunk fails its AES-GCM
+    /// check (it is not trusted again). At protocols 3–5 this is
+    /// [`download`](Self::download).
+    pub async fn download_resumable(
+        &self,
+        document_id: &str,
+        target: &std::path::Path,
+        resume: bool,
+        mut note: impl FnMut(&str) + Send,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<u64, CfmsError> {
+        if self.server.protocol_version != cfms::p13::negotiate::FRAMED {
+            return self.download(document_id, target, progress).await;
+        }
+        let partial = Partial::beside(target);
+        if partial.busy() {
+            return Err(CfmsError::Transfer(format!(
+                "another download to {} is under way (its partial is locked)",
+                target.display()
+            )));
+        }
+        let mut kept = None;
+        if !resume {
+            if partial.exists() {
+                note("--no-resume: the partial download was removed; starting over");
+            }
+            partial.remove();
+        } else {
+            match partial.load(document_id) {
+                Ok(found) => kept = found,
+                Err(why) => {
+                    note(&format!("the partial download was discarded: {why}"));
+                    partial.remove();
+                }
+            }
+        }
+        loop {
+            let resumed = kept.is_some();
+            let (task_id, offset, prior, cipher, seals) = match kept.take() {
+                Some((r, cipher, seals)) => {
+                    note(&format!(
+                        "resuming the partial download at byte {}",
+                        r.offset
+                    ));
+                    (r.task_id, r.offset, r.seals, cipher, seals)
+                }
+                None => {
+                    let answer = self
+                        .request(
+                            "get_document",
+                            &serde_json::json!({ "document_id": document_id }),
+                        )
+                        .await?;
+                    let task_id = task_id(&answer).ok_or_else(|| {
+                        CfmsError::Transfer("get_document gave no task_id".into())
+                    })?;
+                    let (cipher, seals) = partial
+                        .create(document_id, &task_id)
+                        .map_err(CfmsError::Io)?;
+                    (task_id, 0, Vec::new(), cipher, seals)
+                }
+            };
+            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+            let (reply, answer) = oneshot::channel();
+            self.commands
+                .send(Job::Download(DownloadJob {
+                    task_id,
+                    offset,
+                    cipher,
+                    seals: Some(seals),
+                    progress: progress_tx,
+                    reply,
+                }))
+                .map_err(|_| CfmsError::Closed)?;
+            let mut answer = std::pin::pin!(answer);
+            let result = loop {
+                tokio::select! {
+                    biased;
+                    Some((done, total)) = progress_rx.recv() => progress(done, total),
+                    result = &mut answer => break result.unwrap_or(Err(CfmsError::Closed)),
+                }
+            };
+            while let Ok((done, total)) = progress_rx.try_recv() {
+                progress(done, total);
+            }
+            let (key, hashes) = match result {
+                Ok(got) => got,
+                // The task is spent or expired: a fresh one, from the start.
+                Err(CfmsError::Server { code, .. }) if resumed => {
+                    note(&format!(
+                        "the partial download's task was refused ({code}); starting over"
+                    ));
+                    partial.remove();
+                    continue;
+                }
+                // The partial stays for the next run.
+                Err(e) => return Err(e),
+            };
+            let mut seals = prior;
+            seals.extend_from_slice(hashes.get(seals.len()..).unwrap_or_default());
+            let input = std::fs::File::open(&partial.cipher).map_err(CfmsError::Io)?;
+            let plain = temp_beside(target, "part")?;
+            let output = plain.as_file().try_clone().map_err(CfmsError::Io)?;
+            let size = tokio::task::spawn_blocking(move || {
+                let mut key = key;
+                let size = open_chunks(&key, &seals, input, output);
+                key.key.zeroize();
+                size
+            })
+            .await
+            .map_err(|e| CfmsError::Transfer(format!("the decryption task failed: {e}")));
+            match size {
+                Ok(Ok(size)) => {
+                    plain.persist(target).map_err(|e| CfmsError::Io(e.error))?;
+                    partial.remove();
+                    return Ok(size);
+                }
+                // A chunk failed its check (or the file does not add up):
+                // the partial is not trusted again.
+                Ok(Err(e @ CfmsError::Transfer(_))) | Err(e) => {
+                    partial.remove();
+                    return Err(e);
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        }
     }
 
     /// Upload `source` as a new document `title` in folder `folder_id`
@@ -236,7 +385,10 @@ impl CfmsClient {
 /// A temporary file beside `target` (same folder, so the final rename
 /// stays on one file system), created exclusively with an unpredictable
 /// name; dropping it unlinks it.
-fn temp_beside(target: &std::path::Path, what: &str) -> Result<NamedTempFile, CfmsError> {
+pub(super) fn temp_beside(
+    target: &std::path::Path,
+    what: &str,
+) -> Result<NamedTempFile, CfmsError> {
     let folder = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
