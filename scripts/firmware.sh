@@ -5,8 +5,11 @@
 #   bash scripts/firmware.sh build       # Nucleo-F767ZI release ELF, with and without `tls`
 #   bash scripts/firmware.sh check       # fmt, clippy (host, board, board+tls), panel, display and PNG unit tests
 #   bash scripts/firmware.sh host-test   # TAP device in a private netns (needs root):
-#                                        # fnOS (password, then a device token only), CFMS,
-#                                        # and CFMS over wss:// with a pinned certificate
+#                                        # fnOS (password, then a device token only), CFMS
+#                                        # (3 with the protocol-13 probe's fallback, then 13
+#                                        # with a lockdown event), and CFMS over wss:// with
+#                                        # a pinned certificate
+#   bash scripts/firmware.sh host-test cfms   # the plain ws:// CFMS runs only
 #
 # The firmware is its own cargo workspace (firmware-example/Cargo.toml) with
 # its own lock file and target directory (target/firmware). Cargo runs from
@@ -237,26 +240,8 @@ token_test() {
     stop_sim
 }
 
-host_test() {
-    local secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test" status=0
-    port=5666
-    fail=0
-    mkdir -p "$log"
-    rm -f "$log"/*.log "$log"/*.err
-    cargo build --locked -p naslink-sim -p host-example --bin naslink-sim --bin naslink \
-        --manifest-path "$root/Cargo.toml"
-    local host_target
-    host_target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
-    sim="$host_target/naslink-sim"
-    naslink="$host_target/naslink"
-    export NASLINK_USER=admin NASLINK_PASSWORD=admin NASLINK_POLL_SECS=1
-    NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" \
-        cargo_fw build --features host --bin panel-host
-    NASLINK_URL="ws://192.168.69.1:$port/" \
-        fw_target="$target_dir/cfms" cargo_fw build --features host,cfms --bin panel-host
-    netns_up
-
+# The fnOS runs of host_test (its locals are visible here).
+fnos_runs() {
     echo "--- fnOS: each connection is cut after 40 frames; the panel must reconnect"
     start_sim "$log/fnos-sim.log" fnos --listen "192.168.69.1:$port" --user admin --password admin \
         --drop-after-frames 40
@@ -265,7 +250,7 @@ host_test() {
     kill "$sim_pid"
     wait "$sim_pid" 2>/dev/null || true
     tail -n 8 "$log/fnos.log"
-    local l="$log/fnos.log"
+    l="$log/fnos.log"
     expect "$l" "logged in, at least twice" '^note  \| logged in$' 2
     expect "$l" "host name from the NAS" '^panel \| fnos-sim +online$' 1
     expect "$l" "real CPU (busy, temperature) and memory figures" '^panel \| cpu [0-9]+% [0-9]+C  mem [0-9]+%$' 1
@@ -339,6 +324,34 @@ PY
     expect_none "$l" "never reconnected" '^note  \| connection [2-9]'
     [ "$status" -eq 0 ] || { echo "panel-host (fnOS, kicked) exited with $status"; fail=1; }
 
+}
+
+host_test() {
+    local only="${1:-}" l
+    local secs="${NASLINK_RUN_SECS:-30}" log="$target_dir/host-test" status=0
+    port=5666
+    fail=0
+    mkdir -p "$log"
+    rm -f "$log"/*.log "$log"/*.err
+    cargo build --locked -p naslink-sim -p host-example --bin naslink-sim --bin naslink \
+        --manifest-path "$root/Cargo.toml"
+    local host_target
+    host_target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+    sim="$host_target/naslink-sim"
+    naslink="$host_target/naslink"
+    export NASLINK_USER=admin NASLINK_PASSWORD=admin NASLINK_POLL_SECS=1
+    if [ "$only" != cfms ]; then
+        NASLINK_URL="ws://192.168.69.1:$port/websocket?type=main" \
+            cargo_fw build --features host --bin panel-host
+    fi
+    NASLINK_URL="ws://192.168.69.1:$port/" \
+        fw_target="$target_dir/cfms" cargo_fw build --features host,cfms --bin panel-host
+    netns_up
+
+    # `host-test cfms`: the plain ws:// CFMS runs only.
+    if [ "$only" != cfms ]; then fnos_runs; fi
+
     echo "--- CFMS: the server is restarted halfway; the panel must reconnect"
     status=0
     start_sim "$log/cfms-sim.log" cfms --listen "192.168.69.1:$port" --plain --lockdown \
@@ -359,10 +372,39 @@ PY
     expect "$l" "version" '^panel \| version [0-9]' 1
     expect "$l" "lockdown state" '^panel \| lockdown ON$' 1
     expect "$l" "reconnected" '^panel \| connections [2-9]' 1
+    expect "$l" "the protocol-13 probe was closed: text from then on" \
+        '^note  \| protocol 3-5 server: reconnecting speaking text$' 1
+    expect "$l" "protocol version" '^panel \| protocol 3$' 1
     expect "$l" "no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
     [ "$status" -eq 0 ] || { echo "panel-host (CFMS) exited with $status"; fail=1; }
 
-    tls_test
+    echo "--- CFMS protocol 13 (negotiated): an admin turns lockdown on; the panel shows the event"
+    status=0
+    stop_sim
+    start_sim "$log/cfms13-sim.log" cfms --listen "192.168.69.1:$port" --plain --protocol 13 \
+        --user admin --password admin
+    NASLINK_RUN_SECS=12 ip netns exec "$ns" "$target_dir/cfms/debug/panel-host" \
+        >"$log/cfms13.log" 2>"$log/cfms13.err" &
+    panel_pid=$!
+    sleep 5
+    ip netns exec "$ns" "$naslink" --url "ws://192.168.69.1:$port/" --timeout 10 \
+        raw lockdown '{"status":true}' >"$log/cfms13-lockdown.out" 2>&1 ||
+        { echo "FAIL naslink raw lockdown (protocol 13)"; fail=1; }
+    wait "$panel_pid" || status=$?
+    stop_sim
+    tail -n 8 "$log/cfms13.log"
+    l="$log/cfms13.log"
+    expect "$l" "13: logged in" '^note  \| logged in$' 1
+    expect "$l" "13: server name" '^panel \| CFMS WebSocket online$' 1
+    expect "$l" "13: protocol version" '^panel \| protocol 13$' 1
+    expect "$l" "13: lockdown off at first" '^panel \| lockdown OFF$' 1
+    expect "$l" "13: the lockdown event arrived" '^note  \| lockdown pushed: ON$' 1
+    expect "$l" "13: lockdown shown" '^panel \| lockdown ON$' 1
+    expect_none "$l" "13: never fell back to text" '^note  \| protocol 3-5 server'
+    expect "$l" "13: no heap allocation in the panel task" '^note  \| heap allocations in the panel task: 0$' 1
+    [ "$status" -eq 0 ] || { echo "panel-host (CFMS 13) exited with $status"; fail=1; }
+
+    if [ "$only" != cfms ]; then tls_test; fi
     return $fail
 }
 
@@ -381,6 +423,6 @@ check() {
 case "${1:-}" in
     check) check ;;
     build) build ;;
-    host-test) host_test ;;
+    host-test) host_test "${2:-}" ;;
     *) echo "usage: $0 check|build|host-test" >&2; exit 2 ;;
 esac

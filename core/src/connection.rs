@@ -89,6 +89,11 @@ pub trait Session {
     fn handle_connect(&mut self, now: Instant);
     /// The connection is gone; requests in flight fail (as events).
     fn handle_disconnect(&mut self, now: Instant);
+    /// The server ended the connection ([`ws::Client::closed_by_peer`]):
+    /// told just before [`handle_disconnect`](Session::handle_disconnect),
+    /// never when this side closed, failed or timed out. Does nothing
+    /// unless a session needs to tell the two apart.
+    fn handle_peer_close(&mut self, _now: Instant) {}
     /// When [`handle_timeout`](Session::handle_timeout) is due.
     fn poll_timeout(&self) -> Option<Instant>;
     /// Let time pass.
@@ -136,6 +141,9 @@ impl<T: Session + ?Sized> Session for &mut T {
     }
     fn handle_disconnect(&mut self, now: Instant) {
         (**self).handle_disconnect(now)
+    }
+    fn handle_peer_close(&mut self, now: Instant) {
+        (**self).handle_peer_close(now)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
@@ -496,6 +504,9 @@ impl<S: Session, B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Connection<S, B, E> {
                 ws::Event::Rejected(_) => return Held::Upgrade,
                 ws::Event::Closed(c) => {
                     if self.closed.is_none() {
+                        if self.ws.closed_by_peer() {
+                            self.session.handle_peer_close(now);
+                        }
                         self.session.handle_disconnect(now);
                         self.closed = Some(c);
                     }

@@ -255,6 +255,49 @@ fn a_close_at_the_probe_means_3_to_5_and_the_same_session_reconnects_speaking_te
 }
 
 #[test]
+fn a_close_of_our_own_after_a_silent_probe_does_not_mean_3_to_5() {
+    // A protocol-13 server that never answers the probe: the client gives
+    // up (the probe's deadline), closes, and the server echoes the Close.
+    let mut c = connect(session(config(None)));
+    open(&mut c);
+    let late = Instant::from_secs(11);
+    c.handle_timeout(late);
+    let mut events = Vec::new();
+    while let Some(e) = c.poll_event() {
+        events.push(own(e));
+    }
+    assert!(
+        events.iter().any(|e| e.0.starts_with("Desynchronized")),
+        "{events:?}"
+    );
+    c.ws_mut().close(late, ws::CloseCode::NORMAL, "").unwrap();
+    drain_tx(&mut c, late);
+    let (events, _) = exchange(&mut c, late, &close_frame(1000, b""));
+    assert!(
+        events.iter().any(|e| e.0.starts_with("Closed")),
+        "{events:?}"
+    );
+    let (session, _, _) = c.into_parts();
+    // Nothing learned: the next connection probes again.
+    assert_eq!(session.negotiated(), None);
+    assert_eq!(session.wire(), Wire::Framed);
+    let mut c = connect(session);
+    let sent = open(&mut c);
+    assert_eq!(sent[0].opcode, Opcode::Binary);
+    assert_eq!((sent[0].stream, sent[0].kind), (1, 0));
+}
+
+#[test]
+fn the_transport_ending_at_the_probe_also_means_3_to_5() {
+    let mut c = connect(session(config(None)));
+    open(&mut c);
+    c.handle_eof(Instant::from_secs(1));
+    while c.poll_event().is_some() {}
+    let (session, _, _) = c.into_parts();
+    assert_eq!(session.negotiated(), Some(Negotiated::Text));
+}
+
+#[test]
 fn a_pinned_13_skips_the_probe_and_other_pins_are_refused_by_name() {
     let mut c = connect(session(config(Some(13))));
     let sent = open(&mut c);

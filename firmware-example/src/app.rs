@@ -92,6 +92,10 @@ pub(crate) enum Ended {
     /// not reconnect, which would kick the other login back.
     #[cfg_attr(feature = "cfms", allow(dead_code))]
     Kicked,
+    /// The server closed the CFMS protocol-13 probe (a 3–5 server): the
+    /// session now speaks text; reconnect at once, no backoff.
+    #[cfg_attr(not(feature = "cfms"), allow(dead_code))]
+    Probed,
 }
 
 /// Run the panel forever on `stack`, with `rng` (a CSPRNG) for the login.
@@ -153,6 +157,7 @@ pub async fn run<R: Entropy>(
         .await
         {
             Ended::WasOnline => attempts.logged_in(),
+            Ended::Probed => continue,
             Ended::Failed => {}
             Ended::Kicked => loop {
                 panel.show(&render(&snap));

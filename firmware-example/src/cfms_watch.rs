@@ -2,9 +2,16 @@
 //! `server_info` (name, version, lockdown), `login`, then
 //! `register_listener` so lockdown changes arrive as pushes; the panel asks
 //! `server_info` again every [`POLL_SECS`](settings::POLL_SECS).
+//!
+//! Unconfigured (no `NASLINK_CFMS_PROTOCOL`), the first connection opens
+//! with the protocol-13 probe: a 13 server answers it (no
+//! `register_listener` there; every connection gets the
+//! `{"event":"lockdown"}` pushes), a 3–5 server closes it and the panel
+//! reconnects at once speaking text with the same session.
 
 use embedded_io_async::{Read, Write};
 use heapless::String;
+use naslink_core::cfms::p13::Negotiated;
 use naslink_core::cfms::session;
 use naslink_core::cfms::{
     ConnectionEvent as Event, Credentials, JsonStr, MAX_PASSWORD, MAX_USERNAME, Seq, State, ops,
@@ -68,6 +75,10 @@ pub fn session(memory: &'static mut SessionMemory) -> Session {
         // Both lengths are checked at compile time above.
         login: Credentials::new(settings::USER, settings::PASSWORD).ok(),
         listener: true,
+        // Unconfigured: probe with protocol 13; a 3–5 server closes the
+        // probe and the next connection speaks text (`serve`).
+        protocol_version: settings::CFMS_PROTOCOL,
+        negotiate: settings::CFMS_PROTOCOL.is_none(),
         ..session::Config::default()
     };
     Session::new(
@@ -99,6 +110,8 @@ fn copy<const N: usize>(from: Option<JsonStr<'_>>, to: &mut String<N>) {
 enum Step {
     /// Show the snapshot again.
     Show,
+    /// The server pushed a lockdown change: say so and show it.
+    Pushed(bool),
     /// The login cannot succeed on this connection (refused, a second
     /// factor the panel has no keypad for, another protocol).
     LoginFailed,
@@ -112,24 +125,26 @@ fn on_event(event: Event<'_>, snap: &mut Snapshot, info: &mut Option<Seq>) -> St
     match event {
         Event::ServerInfo {
             seq,
+            protocol_version,
             lockdown,
             response,
-            ..
         } => {
             // `seq` is `None` for the session's own opening `server_info`.
             if seq.is_some() && seq == *info {
                 *info = None;
             }
             snap.lockdown = Some(lockdown);
+            snap.protocol = Some(protocol_version);
             let server = ops::ServerInfo::new(&response);
             copy(server.server_name(), &mut snap.host_name);
             copy(server.version(), &mut snap.version);
             Step::Show
         }
         Event::LoggedIn { .. } | Event::ListenerRegistered { .. } => Step::Show,
+        // The 3–5 binary push and the 13 `{"event":"lockdown"}` alike.
         Event::Lockdown { on } => {
             snap.lockdown = Some(on);
-            Step::Show
+            Step::Pushed(on)
         }
         Event::LoginFailed(_)
         | Event::TwoFactorRequired { .. }
@@ -146,6 +161,27 @@ fn on_event(event: Event<'_>, snap: &mut Snapshot, info: &mut Option<Seq>) -> St
 
 /// One WebSocket connection over `io`, until it fails.
 pub(crate) async fn serve<T: Read + Write, R: Entropy>(
+    io: T,
+    url: &Url<'_>,
+    session: &mut Session,
+    rng: &mut R,
+    buffers: &mut WsBuffers,
+    snap: &mut Snapshot,
+    panel: &mut impl Panel,
+) -> Ended {
+    // Whether this connection opens with the protocol-13 probe.
+    let probing = session.negotiated().is_none() && settings::CFMS_PROTOCOL.is_none();
+    let ended = run(io, url, session, rng, buffers, snap, panel).await;
+    // The server closed the probe unanswered: a 3–5 server. The session now
+    // speaks text; reconnect at once (this happens once per session).
+    if probing && session.negotiated() == Some(Negotiated::Text) {
+        panel.note("protocol 3-5 server: reconnecting speaking text");
+        return Ended::Probed;
+    }
+    ended
+}
+
+async fn run<T: Read + Write, R: Entropy>(
     io: T,
     url: &Url<'_>,
     session: &mut Session,
@@ -193,6 +229,14 @@ pub(crate) async fn serve<T: Read + Write, R: Entropy>(
         }
         match step {
             Ok(Some(Step::Show)) => panel.show(&render(snap)),
+            Ok(Some(Step::Pushed(on))) => {
+                panel.note(if on {
+                    "lockdown pushed: ON"
+                } else {
+                    "lockdown pushed: OFF"
+                });
+                panel.show(&render(snap));
+            }
             Ok(Some(Step::LoginFailed)) => {
                 panel.note("login failed");
                 snap.link = Some(Link::LoginFailed);

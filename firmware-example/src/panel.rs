@@ -113,6 +113,8 @@ pub struct Snapshot {
     pub version: String<VERSION_CAPACITY>,
     /// CFMS lockdown.
     pub lockdown: Option<bool>,
+    /// CFMS `protocol_version` the server announced.
+    pub protocol: Option<u32>,
     /// CPU busy, percent.
     pub cpu_percent: Option<u64>,
     /// Memory in use, percent.
@@ -368,7 +370,7 @@ fn disk_pool_line(s: &Snapshot, live: bool) -> Line {
 /// CFMS WebSocket online
 /// version 1.4.2
 /// lockdown OFF
-///
+/// protocol 13
 ///
 /// connections 1
 /// ```
@@ -388,7 +390,10 @@ pub fn render(s: &Snapshot) -> [Line; ROWS] {
                 Some(false) => line(format_args!("lockdown OFF")),
                 None => line(format_args!("lockdown --")),
             },
-            Line::new(),
+            match s.protocol.filter(|_| live) {
+                Some(v) => line(format_args!("protocol {v}")),
+                None => Line::new(),
+            },
             Line::new(),
             line(format_args!("connections {}", s.connections)),
         ],
@@ -487,6 +492,7 @@ mod tests {
             server: Server::Fnos,
             version: String::new(),
             lockdown: None,
+            protocol: None,
             link: Some(Link::Online),
             connections: 1,
             host_name: String::try_from("fnos-sim").unwrap(),
@@ -717,6 +723,15 @@ mod tests {
         );
         assert_eq!(render(&cfms(Some(false)))[2].as_str(), "lockdown OFF");
         assert_eq!(render(&cfms(None))[2].as_str(), "lockdown --");
+    }
+
+    #[test]
+    fn cfms_panel_shows_the_protocol_version_when_known() {
+        let mut s = cfms(Some(false));
+        s.protocol = Some(13);
+        assert_eq!(render(&s)[3].as_str(), "protocol 13");
+        s.link = Some(Link::Connecting);
+        assert_eq!(render(&s)[3].as_str(), "");
     }
 
     #[test]

@@ -79,6 +79,16 @@ const fn starts_with(s: &str, prefix: &str) -> bool {
     true
 }
 
+/// CFMS only: `NASLINK_CFMS_PROTOCOL` pins the server's protocol version
+/// (3, 4, 5 or 13; another version is refused by name at login). Unset or
+/// empty: the panel probes with protocol 13 and falls back to text (3–5)
+/// when the server closes the probe.
+#[cfg_attr(not(feature = "cfms"), allow(dead_code))]
+pub const CFMS_PROTOCOL: Option<u32> = match option_env!("NASLINK_CFMS_PROTOCOL") {
+    Some(v) if !v.is_empty() => Some(parse_u64(v) as u32),
+    _ => None,
+};
+
 /// Seconds between status refreshes.
 pub const POLL_SECS: u64 = match option_env!("NASLINK_POLL_SECS") {
     Some(v) => parse_u64(v),

@@ -129,7 +129,7 @@ impl<'a, T: Read + Write, S: Session, R: Entropy> Driver<'a, T, S, R> {
     /// End the connection for the session now (after a fault the
     /// application saw first): its requests in flight fail, its tokens stay.
     pub fn disconnect(&mut self) {
-        self.conn.handle_eof(now());
+        abandon(&mut self.conn);
         while self.conn.poll_event().is_some() {}
     }
 
@@ -277,9 +277,17 @@ impl<T, S: Session, R: Entropy> Drop for Driver<'_, T, S, R> {
     /// A dropped driver ends the connection for the session too: its
     /// requests in flight fail, and its tokens stay for the next one.
     fn drop(&mut self) {
-        self.conn.handle_eof(now());
+        abandon(&mut self.conn);
         while self.conn.poll_event().is_some() {}
     }
+}
+
+/// This side ends the connection: a Close is queued first (when the
+/// WebSocket is still open) so that the end is not taken for the server's
+/// ([`ws::Client::closed_by_peer`]).
+fn abandon<S: Session, R: Entropy>(conn: &mut Connection<S, &mut [u8], R>) {
+    let _ = conn.ws_mut().close(now(), CloseCode::NORMAL, "");
+    conn.handle_eof(now());
 }
 
 /// Why [`Driver::send`] queued nothing.

@@ -415,6 +415,9 @@ pub struct Client<B, E> {
     sending: Sending,
     close_queued: bool,
     close_received: bool,
+    /// The server ended the connection first (its Close before ours, or
+    /// end of stream before we queued a Close).
+    peer_closed_first: bool,
     /// Why we end, once known; reported by `Event::Closed`.
     outcome: Option<Closed>,
     closed_reported: bool,
@@ -485,6 +488,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             sending: Sending::Idle,
             close_queued: false,
             close_received: false,
+            peer_closed_first: false,
             outcome: None,
             closed_reported: false,
         })
@@ -511,6 +515,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             self.received_close_code(),
             as_str(self.control.get(2..self.control_len).unwrap_or(&[])),
         ))
+    }
+
+    /// Whether the server ended the connection: its Close frame arrived
+    /// before this client queued one, or the transport ended while this
+    /// client had neither queued a Close nor failed the connection. `false`
+    /// while the connection is open and when this client closed or failed
+    /// it (a timeout included).
+    pub fn closed_by_peer(&self) -> bool {
+        self.peer_closed_first
     }
 
     /// Whether a new message may be sent now.
@@ -551,6 +564,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
             return;
         }
         if self.outcome.is_none() {
+            self.peer_closed_first |= !self.close_queued;
             self.outcome = Some(if self.close_received && self.close_queued {
                 Closed::Clean {
                     code: self.received_close_code(),
@@ -891,6 +905,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: Entropy> Client<B, E> {
                 self.outcome = Some(Closed::Clean { code });
             }
         } else {
+            self.peer_closed_first = true;
             // Echo the code (RFC 6455 §5.5.1); anything queued but not yet
             // started is still sent first, but nothing after our Close.
             let echo = code.map(|c| c.as_u16().to_be_bytes());

@@ -244,6 +244,10 @@ impl<const Q: usize> connection::Session for Session<'_, Q> {
         Session::handle_disconnect(self, now);
     }
 
+    fn handle_peer_close(&mut self, now: Instant) {
+        Session::handle_peer_close(self, now);
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         Session::poll_timeout(self)
     }

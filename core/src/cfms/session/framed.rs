@@ -272,9 +272,11 @@ impl<'a, const Q: usize> Session<'a, Q> {
 
     /// The connection closed: settle the probe, reset the streams.
     pub(super) fn framed_disconnect(&mut self) {
-        if self.probe && self.negotiated.is_none() && self.opening_seq.is_some() {
+        if self.probe && self.negotiated.is_none() && self.opening_seq.is_some() && self.peer_closed
+        {
             // The probe went out and the server closed without answering:
-            // a 3–5 server. The next connection speaks text.
+            // a 3–5 server. The next connection speaks text. (A close of
+            // our own, after a timeout say, proves nothing.)
             self.negotiated = Some(p13::negotiate::closed_before_answer());
             self.wire = Wire::Text;
             self.probe = false;

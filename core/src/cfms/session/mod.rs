@@ -168,6 +168,9 @@ pub struct Session<'a, const Q: usize> {
     probe: bool,
     /// What the probe found, once known.
     negotiated: Option<Negotiated>,
+    /// The server ended the current connection
+    /// ([`Session::handle_peer_close`]), until `handle_disconnect`.
+    peer_closed: bool,
     /// Protocol 13: stream ids, deadlines, quiet ends.
     mux: Streams<Q>,
     /// Header bytes in front of the last handled message's body (5 on the
@@ -241,6 +244,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
             wire,
             probe,
             negotiated: None,
+            peer_closed: false,
             mux,
             body_skip: 0,
             rx_frame: FrameReader::new(),

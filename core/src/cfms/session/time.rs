@@ -61,6 +61,16 @@ impl<'a, const Q: usize> Session<'a, Q> {
         }
     }
 
+    /// The server ended the connection (its Close came first, or the
+    /// transport ended): told just before
+    /// [`handle_disconnect`](Session::handle_disconnect). Only this settles
+    /// an unanswered protocol-13 probe as "speak text" ([`Config::negotiate`]);
+    /// a connection this side closed or abandoned (a timeout against a
+    /// silent server) leaves the question open.
+    pub fn handle_peer_close(&mut self, _now: Instant) {
+        self.peer_closed = true;
+    }
+
     /// The connection closed: every pending request fails. The token is
     /// kept (it stays valid on a new connection, which starts with
     /// `server_info` again).
@@ -81,6 +91,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.step_due = false;
         self.framed_disconnect();
         self.opening_seq = None;
+        self.peer_closed = false;
     }
 
     pub(super) fn fail_all(&mut self, req: RequestError, up: UploadError, down: DownloadError) {
