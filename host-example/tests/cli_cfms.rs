@@ -8,39 +8,17 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use naslink_sim::cfms::{Config, Handle, Server};
+use naslink_sim::cfms::{Config, Server};
+
+mod support;
+use support::CfmsSim as Sim;
 use serde_json::Value;
 
-struct Sim {
-    _runtime: tokio::runtime::Runtime,
-    handle: Handle,
-    pin: String,
-}
-
 fn start() -> Sim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = runtime
-        .block_on(Server::start(Config {
-            tls: true,
-            bad_password_delay: Duration::from_millis(50),
-            ..Config::default()
-        }))
-        .unwrap();
-    let pin = handle
-        .cert_sha256()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Sim {
-        _runtime: runtime,
-        handle,
-        pin,
-    }
+    Sim::start(Config {
+        bad_password_delay: Duration::from_millis(50),
+        ..Config::default()
+    })
 }
 
 fn naslink(sim: &Sim) -> Command {
@@ -48,14 +26,7 @@ fn naslink(sim: &Sim) -> Command {
 }
 
 fn naslink_pinned(sim: &Sim, pin: &str) -> Command {
-    let mut cmd = Command::cargo_bin("naslink").unwrap();
-    cmd.env_remove("NASLINK_URL")
-        .env_remove("NASLINK_USER")
-        .env("NASLINK_PASSWORD", "admin")
-        .args(["--url", &sim.handle.url(), "--pin-sha256", pin])
-        .args(["--timeout", "10"])
-        .timeout(Duration::from_secs(30));
-    cmd
+    sim.naslink(pin, "10")
 }
 
 fn json_out(cmd: &mut Command) -> Value {

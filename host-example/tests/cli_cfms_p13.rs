@@ -6,40 +6,18 @@
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use naslink_sim::cfms::{Config, Handle, Server};
+use naslink_sim::cfms::Config;
+
+mod support;
+use support::CfmsSim as Sim;
 use serde_json::Value;
 
-struct Sim {
-    _runtime: tokio::runtime::Runtime,
-    handle: Handle,
-    pin: String,
-}
-
 fn start(protocol_version: u32) -> Sim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = runtime
-        .block_on(Server::start(Config {
-            tls: true,
-            protocol_version,
-            bad_password_delay: Duration::from_millis(50),
-            ..Config::default()
-        }))
-        .unwrap();
-    let pin = handle
-        .cert_sha256()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Sim {
-        _runtime: runtime,
-        handle,
-        pin,
-    }
+    Sim::start(Config {
+        protocol_version,
+        bad_password_delay: Duration::from_millis(50),
+        ..Config::default()
+    })
 }
 
 fn naslink(sim: &Sim) -> Command {
@@ -47,15 +25,7 @@ fn naslink(sim: &Sim) -> Command {
 }
 
 fn naslink_within(sim: &Sim, timeout: &str) -> Command {
-    let mut cmd = Command::cargo_bin("naslink").unwrap();
-    cmd.env_remove("NASLINK_URL")
-        .env_remove("NASLINK_USER")
-        .env_remove("NASLINK_PROTOCOL_VERSION")
-        .env("NASLINK_PASSWORD", "admin")
-        .args(["--url", &sim.handle.url(), "--pin-sha256", &sim.pin])
-        .args(["--timeout", timeout])
-        .timeout(Duration::from_secs(30));
-    cmd
+    sim.naslink(&sim.pin, timeout)
 }
 
 fn json_out(cmd: &mut Command) -> Value {

@@ -7,55 +7,27 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use naslink_sim::cfms::{Config, Handle, Server};
+use naslink_sim::cfms::Config;
+
+mod support;
+use support::CfmsSim as Sim;
 
 const CHUNK: usize = 16 * 1024;
 const LEN: usize = 10 * CHUNK + 1000;
 const CHUNKS: usize = 11;
 const FROZEN_AFTER: usize = 4;
 
-struct Sim {
-    _runtime: tokio::runtime::Runtime,
-    handle: Handle,
-    pin: String,
-}
-
 fn start() -> Sim {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = runtime
-        .block_on(Server::start(Config {
-            tls: true,
-            protocol_version: 13,
-            chunk_size: CHUNK,
-            ..Config::default()
-        }))
-        .unwrap();
-    let pin = handle
-        .cert_sha256()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Sim {
-        _runtime: runtime,
-        handle,
-        pin,
-    }
+    Sim::start(Config {
+        protocol_version: 13,
+        chunk_size: CHUNK,
+        ..Config::default()
+    })
 }
 
 fn naslink(sim: &Sim, timeout: Duration) -> Command {
-    let mut cmd = Command::cargo_bin("naslink").unwrap();
-    cmd.env_remove("NASLINK_URL")
-        .env_remove("NASLINK_USER")
-        .env_remove("NASLINK_PROTOCOL_VERSION")
-        .env("NASLINK_PASSWORD", "admin")
-        .args(["--url", &sim.handle.url(), "--pin-sha256", &sim.pin])
-        .args(["--timeout", "10"])
-        .timeout(timeout);
+    let mut cmd = sim.naslink(&sim.pin, "10");
+    cmd.timeout(timeout);
     cmd
 }
 

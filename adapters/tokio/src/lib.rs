@@ -58,6 +58,7 @@
 //! # Ok(()) }
 //! ```
 
+mod beside;
 pub mod cfms;
 pub mod fnos;
 mod http;

@@ -205,3 +205,56 @@ impl FnosSim {
         self.handle.url()
     }
 }
+
+/// The CFMS emulator over `wss://` on a runtime of its own, with the
+/// fingerprint its certificate is pinned by.
+pub struct CfmsSim {
+    /// The emulator's runtime (kept alive with it).
+    pub runtime: tokio::runtime::Runtime,
+    /// The emulator's handle: its URL and knobs.
+    pub handle: naslink_sim::cfms::Handle,
+    /// Its certificate's SHA-256, lower-case hex (`--pin-sha256`).
+    pub pin: String,
+}
+
+impl CfmsSim {
+    /// Starts the emulator with `config`, TLS on.
+    pub fn start(config: naslink_sim::cfms::Config) -> CfmsSim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the emulator");
+        let handle = runtime
+            .block_on(naslink_sim::cfms::Server::start(naslink_sim::cfms::Config {
+                tls: true,
+                ..config
+            }))
+            .expect("the CFMS emulator starts");
+        let pin = handle
+            .cert_sha256()
+            .expect("a TLS emulator has a certificate")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        CfmsSim {
+            runtime,
+            handle,
+            pin,
+        }
+    }
+
+    /// `naslink` against it as `admin`, pinned to `pin`, with `--timeout
+    /// timeout` and nothing inherited that would change its behaviour.
+    pub fn naslink(&self, pin: &str, timeout: &str) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("naslink").expect("the naslink binary");
+        cmd.env_remove("NASLINK_URL")
+            .env_remove("NASLINK_USER")
+            .env_remove("NASLINK_PROTOCOL_VERSION")
+            .env("NASLINK_PASSWORD", "admin")
+            .args(["--url", &self.handle.url(), "--pin-sha256", pin])
+            .args(["--timeout", timeout])
+            .timeout(Duration::from_secs(30));
+        cmd
+    }
+}

@@ -50,14 +50,7 @@ pub(super) struct Resume {
 impl Partial {
     /// The partial files beside `target`.
     pub(super) fn beside(target: &Path) -> Self {
-        let folder = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "download".into());
+        let (folder, name) = crate::beside::folder_and_name(target);
         Partial {
             cipher: folder.join(format!(".{name}.naslink-partial")),
             seals: folder.join(format!(".{name}.naslink-partial-seals")),

@@ -113,7 +113,7 @@ impl CfmsClient {
         // and when this future is dropped at any await.
         let cipher = temp_beside(target, "cipher")?;
         let plain = temp_beside(target, "part")?;
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Job::Download(DownloadJob {
@@ -125,19 +125,7 @@ impl CfmsClient {
                 reply,
             }))
             .map_err(|_| CfmsError::Closed)?;
-        let mut answer = std::pin::pin!(answer);
-        let (key, hashes) = loop {
-            tokio::select! {
-                biased;
-                // `Some(..)`: the branch is disabled once the task drops
-                // its sender.
-                Some((done, total)) = progress_rx.recv() => progress(done, total),
-                result = &mut answer => break result.map_err(|_| CfmsError::Closed)??,
-            }
-        };
-        while let Ok((done, total)) = progress_rx.try_recv() {
-            progress(done, total);
-        }
+        let (key, hashes) = await_job(answer, progress_rx, &mut progress).await?;
         let input = cipher.reopen().map_err(CfmsError::Io)?;
         let output = plain.as_file().try_clone().map_err(CfmsError::Io)?;
         let framed = self.server.protocol_version == cfms::p13::negotiate::FRAMED;
@@ -230,7 +218,7 @@ impl CfmsClient {
                     (task_id, 0, Vec::new(), cipher, seals)
                 }
             };
-            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+            let (progress_tx, progress_rx) = mpsc::unbounded_channel();
             let (reply, answer) = oneshot::channel();
             self.commands
                 .send(Job::Download(DownloadJob {
@@ -242,17 +230,7 @@ impl CfmsClient {
                     reply,
                 }))
                 .map_err(|_| CfmsError::Closed)?;
-            let mut answer = std::pin::pin!(answer);
-            let result = loop {
-                tokio::select! {
-                    biased;
-                    Some((done, total)) = progress_rx.recv() => progress(done, total),
-                    result = &mut answer => break result.unwrap_or(Err(CfmsError::Closed)),
-                }
-            };
-            while let Ok((done, total)) = progress_rx.try_recv() {
-                progress(done, total);
-            }
+            let result = await_job(answer, progress_rx, &mut progress).await;
             let (key, hashes) = match result {
                 Ok(got) => got,
                 // The task is spent or expired: a fresh one, from the start.
@@ -319,7 +297,7 @@ impl CfmsClient {
             .map_err(|e| CfmsError::Transfer(format!("the hashing task failed: {e}")))??;
         let file = std::fs::File::open(source).map_err(CfmsError::Io)?;
         let mut created = self.create_document(folder_id, title).await?;
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Job::Upload(UploadJob {
@@ -331,17 +309,7 @@ impl CfmsClient {
                 reply,
             }))
             .map_err(|_| CfmsError::Closed)?;
-        let mut answer = std::pin::pin!(answer);
-        let result = loop {
-            tokio::select! {
-                biased;
-                Some((done, total)) = progress_rx.recv() => progress(done, total),
-                result = &mut answer => break result.unwrap_or(Err(CfmsError::Closed)),
-            }
-        };
-        while let Ok((done, total)) = progress_rx.try_recv() {
-            progress(done, total);
-        }
+        let result = await_job(answer, progress_rx, &mut progress).await;
         match result {
             Ok(_) => created.keep(self).await,
             Err(e) => {
@@ -382,6 +350,30 @@ impl CfmsClient {
     }
 }
 
+/// Wait for a transfer job's answer from the driver task, handing its
+/// progress reports to `progress` as they come and the last ones after
+/// the answer. A driver gone without answering is [`CfmsError::Closed`].
+async fn await_job<T>(
+    answer: oneshot::Receiver<Result<T, CfmsError>>,
+    mut progress_rx: mpsc::UnboundedReceiver<(u64, u64)>,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<T, CfmsError> {
+    let mut answer = std::pin::pin!(answer);
+    let result = loop {
+        tokio::select! {
+            biased;
+            // `Some(..)`: the branch is disabled once the task drops its
+            // sender.
+            Some((done, total)) = progress_rx.recv() => progress(done, total),
+            result = &mut answer => break result.unwrap_or(Err(CfmsError::Closed)),
+        }
+    };
+    while let Ok((done, total)) = progress_rx.try_recv() {
+        progress(done, total);
+    }
+    result
+}
+
 /// A temporary file beside `target` (same folder, so the final rename
 /// stays on one file system), created exclusively with an unpredictable
 /// name; dropping it unlinks it.
@@ -389,14 +381,7 @@ pub(super) fn temp_beside(
     target: &std::path::Path,
     what: &str,
 ) -> Result<NamedTempFile, CfmsError> {
-    let folder = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
+    let (folder, name) = crate::beside::folder_and_name(target);
     let (prefix, suffix) = (format!(".{name}."), format!(".naslink-{what}"));
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(&suffix);

@@ -382,14 +382,7 @@ impl FnosClient {
 /// A new temporary file beside `target`, created exclusively (never
 /// following a planted link) under a name no one can guess.
 fn part_file(target: &Path) -> Result<tempfile::NamedTempFile, FnosError> {
-    let folder = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".into());
+    let (folder, name) = crate::beside::folder_and_name(target);
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".naslink-part")
