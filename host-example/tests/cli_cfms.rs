@@ -11,8 +11,8 @@ use assert_cmd::Command;
 use naslink_sim::cfms::{Config, Server};
 
 mod support;
-use support::CfmsSim as Sim;
 use serde_json::Value;
+use support::CfmsSim as Sim;
 
 fn start() -> Sim {
     Sim::start(Config {

@@ -9,8 +9,8 @@ use assert_cmd::Command;
 use naslink_sim::cfms::Config;
 
 mod support;
-use support::CfmsSim as Sim;
 use serde_json::Value;
+use support::CfmsSim as Sim;
 
 fn start(protocol_version: u32) -> Sim {
     Sim::start(Config {

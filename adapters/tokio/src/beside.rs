@@ -23,8 +23,14 @@ mod tests {
 
     #[test]
     fn a_bare_name_lives_in_the_current_folder() {
-        assert_eq!(folder_and_name(Path::new("a.bin")), (Path::new("."), "a.bin".into()));
-        assert_eq!(folder_and_name(Path::new("d/a.bin")), (Path::new("d"), "a.bin".into()));
+        assert_eq!(
+            folder_and_name(Path::new("a.bin")),
+            (Path::new("."), "a.bin".into())
+        );
+        assert_eq!(
+            folder_and_name(Path::new("d/a.bin")),
+            (Path::new("d"), "a.bin".into())
+        );
         assert_eq!(folder_and_name(Path::new("/")).1, "download");
     }
 }

@@ -226,10 +226,12 @@ impl CfmsSim {
             .build()
             .expect("a runtime for the emulator");
         let handle = runtime
-            .block_on(naslink_sim::cfms::Server::start(naslink_sim::cfms::Config {
-                tls: true,
-                ..config
-            }))
+            .block_on(naslink_sim::cfms::Server::start(
+                naslink_sim::cfms::Config {
+                    tls: true,
+                    ..config
+                },
+            ))
             .expect("the CFMS emulator starts");
         let pin = handle
             .cert_sha256()
