@@ -28,8 +28,9 @@
 //! The WebSocket streams: a message larger than `RX` reaches the session
 //! in pieces (the session collects answers in its own receive buffer, which
 //! must hold the largest answer and 3/4 of `RX`, and decodes `file_chunk`
-//! messages as they stream in). Downloads run through
-//! [`Connection::download`] into a caller's store ([`download`]).
+//! messages as they stream in). Downloads, over 3–5 or 13 (whichever
+//! the session speaks), run through [`Connection::download`] into a
+//! caller's store ([`download`]).
 #![deny(clippy::indexing_slicing)]
 
 pub mod download;

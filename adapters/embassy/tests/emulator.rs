@@ -1,8 +1,9 @@
 //! The drivers against the fnOS and CFMS emulators over real loopback TCP:
 //! login, requests, re-authentication after a dropped connection, refused
 //! upgrades and logins, a dead heartbeat, CFMS downloads into a store
-//! (a corrupted chunk refused by index), and no heap use while the driver
-//! runs.
+//! over protocols 3–5 and 13 (a corrupted chunk or a forged tag refused by
+//! index, a block too small for a protocol-13 chunk refused with the size
+//! it needs), and no heap use while the driver runs.
 //!
 //! The emulator runs on its own multi-threaded runtime; the driver runs on
 //! a current-thread runtime with embassy-time's std driver. A counting
@@ -762,5 +763,246 @@ mod cfms {
             assert_eq!(conn.session().lockdown(), Some(true));
         });
         drop(runtime);
+    }
+
+    /// Protocol 13 (`cfms-13.md` §10): AES-256-GCM per chunk, opened whole
+    /// in the caller's block once the key arrived.
+    mod p13 {
+        use naslink_core::cfms::p13::transfer::TransferError;
+
+        use super::*;
+
+        /// Plaintext bytes per chunk: 64 KiB files end on a chunk boundary,
+        /// and every chunk message (about 22 KB of base64) streams through
+        /// the WebSocket's 2 KB receive buffer in pieces.
+        const CHUNK: usize = 16 * 1024;
+        /// The largest file here: 300 KiB, 19 chunks.
+        const LARGEST: usize = 300 * 1024;
+        /// Seal slots: one per chunk.
+        const SLOTS: usize = LARGEST.div_ceil(CHUNK);
+
+        fn file_server() -> (tokio::runtime::Runtime, sim::Handle) {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let config = sim::Config {
+                protocol_version: 13,
+                chunk_size: CHUNK,
+                ..sim::Config::default()
+            };
+            let handle = runtime.block_on(Server::start(config)).unwrap();
+            (runtime, handle)
+        }
+
+        /// The emulator's administrator, on the framed wire.
+        fn admin13() -> session::Config {
+            session::Config {
+                protocol_version: Some(13),
+                ..admin()
+            }
+        }
+
+        /// `get_document`, then the download into `store` through `block`.
+        async fn fetch_with<R: naslink_core::random::Entropy, const Q: usize>(
+            conn: &mut Connection<'_, '_, Tcp, R, Q>,
+            document_id: &str,
+            store: &mut MemStore,
+            block: &mut [u8],
+        ) -> Outcome {
+            conn.request(|s, now, buf| s.get_document(now, document_id, buf))
+                .await
+                .unwrap();
+            let mut id = [0u8; 128];
+            let task_id = conn
+                .next_event(|e| match e {
+                    Event::Reply { response, .. } => ops::task_id(&response)
+                        .and_then(|t| t.decode_into(&mut id).ok().map(str::len)),
+                    _ => None,
+                })
+                .await
+                .unwrap()
+                .expect("get_document answered with a task_id");
+            let task_id = std::str::from_utf8(&id[..task_id]).unwrap();
+            conn.download(task_id, store, block).await
+        }
+
+        #[test]
+        fn chunks_are_opened_in_the_store_byte_for_byte_without_heap() {
+            let (runtime, handle) = file_server();
+            let url = handle.url();
+            let url = Url::parse(&url).unwrap();
+            // Empty, one byte, four whole chunks, a one-byte fifth, and 19
+            // chunks with a short last one.
+            let sizes = [0, 1, 65536, 65537, LARGEST];
+            let files: Vec<(String, Vec<u8>)> = sizes
+                .into_iter()
+                .map(|len| (handle.put_document(None, "f", content(len)), content(len)))
+                .collect();
+            let mut stores: Vec<MemStore> = files.iter().map(|_| MemStore::new(LARGEST)).collect();
+            let mut outcomes: [Option<Outcome>; 5] = [None, None, None, None, None];
+            client(async {
+                let (mut rx, mut seals) = ([0u8; 4096], [[0u8; 32]; SLOTS]);
+                let mut session: Session<'_, 4> = Session::new(
+                    admin13(),
+                    session::Buffers {
+                        rx: &mut rx,
+                        chunk_hashes: &mut seals,
+                    },
+                );
+                let mut rng = rng().into_inner();
+                let mut buffers = FileBuffers::new();
+                let mut block = vec![0u8; CHUNK];
+                let io = connect(&handle.addr().to_string()).await;
+                let before = allocations();
+                counting(true, async {
+                    let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
+                        .await
+                        .unwrap();
+                    logged_in(&mut conn).await;
+                    for ((file, store), outcome) in files.iter().zip(&mut stores).zip(&mut outcomes)
+                    {
+                        *outcome = Some(fetch_with(&mut conn, &file.0, store, &mut block).await);
+                    }
+                    conn.close().await;
+                })
+                .await;
+                assert_eq!(allocations() - before, 0, "heap allocations in the driver");
+            });
+            for (((id, data), store), outcome) in files.iter().zip(&stores).zip(outcomes) {
+                let done = outcome.unwrap().unwrap();
+                assert_eq!(done.size, data.len() as u64);
+                assert_eq!(
+                    &store.bytes[..data.len()],
+                    &data[..],
+                    "{} bytes",
+                    data.len()
+                );
+                assert_eq!(
+                    &store.bytes[..data.len()],
+                    handle.document_content(id).unwrap()
+                );
+                assert_eq!(done.sha256, naslink_core::cfms::sha256_of(data));
+            }
+            std::mem::forget(handle);
+            drop(runtime);
+        }
+
+        /// Entropy that differs on every call: the emulator remembers the
+        /// nonces of signed requests across connections (§3), so each
+        /// connection's must be new.
+        fn fresh_rng() -> impl naslink_core::random::Entropy {
+            static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            random::from_fn(move |buf: &mut [u8]| {
+                for b in buf {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    *b = state as u8;
+                }
+            })
+        }
+
+        /// Log in on a fresh connection and download `id` through `block`
+        /// into `stores.0`; unless that ended the connection, clear the
+        /// emulator's fault and download it again on the same connection
+        /// into `stores.1`.
+        fn download_once(
+            handle: &sim::Handle,
+            id: &str,
+            stores: (&mut MemStore, &mut MemStore),
+            block: &mut [u8],
+        ) -> (Outcome, Option<Outcome>) {
+            let url = handle.url();
+            let url = Url::parse(&url).unwrap();
+            client(async {
+                let (mut rx, mut seals) = ([0u8; 4096], [[0u8; 32]; SLOTS]);
+                let mut session: Session<'_, 4> = Session::new(
+                    admin13(),
+                    session::Buffers {
+                        rx: &mut rx,
+                        chunk_hashes: &mut seals,
+                    },
+                );
+                let mut rng = fresh_rng();
+                let mut buffers = FileBuffers::new();
+                let io = connect(&handle.addr().to_string()).await;
+                let mut conn = Connection::open(io, &url, &mut session, &mut rng, &mut buffers)
+                    .await
+                    .unwrap();
+                logged_in(&mut conn).await;
+                let first = fetch_with(&mut conn, id, stores.0, block).await;
+                handle.set_download_fault(None);
+                let again = match &first {
+                    Err(f) if f.ends_connection() => None,
+                    _ => Some(fetch_with(&mut conn, id, stores.1, block).await),
+                };
+                (first, again)
+            })
+        }
+
+        #[test]
+        fn a_forged_tag_fails_by_its_index_before_its_chunk_is_written() {
+            let (runtime, handle) = file_server();
+            let data = content(3 * CHUNK + 1007);
+            let id = handle.put_document(None, "f", data.clone());
+            for fault in [
+                sim::DownloadFault::FlipHash { index: 2 },
+                sim::DownloadFault::FlipCiphertext { index: 2 },
+            ] {
+                handle.set_download_fault(Some(fault));
+                let (mut store, mut next) = (MemStore::new(LARGEST), MemStore::new(LARGEST));
+                let stores = (&mut store, &mut next);
+                let (first, again) = download_once(&handle, &id, stores, &mut [0u8; CHUNK]);
+                let failure = first.unwrap_err();
+                assert_eq!(
+                    failure,
+                    DownloadFailure::Open(TransferError::ForgedTag { index: 2 }),
+                    "{fault:?}"
+                );
+                assert!(!failure.ends_connection());
+                // The chunks before it were opened; it was not written back.
+                let (opened, forged) = (2 * CHUNK, 2 * CHUNK..3 * CHUNK);
+                assert_eq!(&store.bytes[..opened], &data[..opened]);
+                assert_ne!(&store.bytes[forged.clone()], &data[forged]);
+                // The connection goes on, and the next task downloads.
+                let done = again.unwrap().unwrap();
+                assert_eq!(done.size, data.len() as u64);
+                assert_eq!(&next.bytes[..data.len()], &data[..]);
+            }
+            std::mem::forget(handle);
+            drop(runtime);
+        }
+
+        #[test]
+        fn a_block_shorter_than_a_chunk_is_refused_with_the_size_it_needs() {
+            let (runtime, handle) = file_server();
+            // Chunks of the full chunk size, and a single chunk shorter
+            // than that: the block must hold the largest chunk.
+            for (len, required) in [(3 * CHUNK, CHUNK), (5000, 5000)] {
+                let id = handle.put_document(None, "f", content(len));
+                let (mut store, mut unused) = (MemStore::new(LARGEST), MemStore::new(0));
+                let stores = (&mut store, &mut unused);
+                let (first, second) = download_once(&handle, &id, stores, &mut [0u8; 4096]);
+                let failure = first.unwrap_err();
+                assert_eq!(
+                    failure,
+                    DownloadFailure::ChunkTooLarge { index: 0, required },
+                    "{len} bytes"
+                );
+                assert!(failure.ends_connection());
+                assert!(second.is_none());
+                // A block of that size takes the file.
+                let stores = (&mut store, &mut unused);
+                let (done, _) = download_once(&handle, &id, stores, &mut vec![0u8; required]);
+                assert_eq!(done.unwrap().size, len as u64);
+                assert_eq!(&store.bytes[..len], &content(len)[..]);
+            }
+            std::mem::forget(handle);
+            drop(runtime);
+        }
     }
 }

@@ -1,28 +1,53 @@
-//! A download into the caller's store: [`Connection::download`].
+//! A download into the caller's store: [`Connection::download`], on
+//! either wire the session speaks.
 //!
-//! CFMS encrypts the whole file as one AES-256-CFB8 stream and sends the key
-//! last, so the file passes through the store (any `embedded-io-async`
-//! `Read + Write + Seek`: an SD card file, a flash partition) twice:
+//! CFMS sends the key last, so the file passes through the store (any
+//! `embedded-io-async` `Read + Write + Seek`: an SD card file, a flash
+//! partition) twice: the ciphertext is written as it arrives, then read
+//! back and replaced by the plaintext. Protocols 3–5 encrypt the whole
+//! file as one AES-256-CFB8 stream with a SHA-256 per chunk; protocol 13
+//! encrypts each chunk on its own with AES-256-GCM (`cfms-13.md` §10), its
+//! tag and nonce prefix (its *seal*) sent beside it:
 //!
 //! ```text
-//! Start ──download_file──► Receiving ──aes_key──► Decrypting ──end of file──► Verified
-//!   │ block too small,       │ each file_chunk: its      │ each block: read back at
-//!   │ session refuses        │ ciphertext written to     │ its offset, decrypted, every
-//!   ▼                        │ the store as it arrives   │ chunk's SHA-256 checked,
-//! BlockTooSmall, Refused     │ (index, length checked,   │ written back at that offset;
-//!                            │ plaintext hash kept)      │ then size and file SHA-256
-//!                            ▼                           ▼
-//!          Connection, Transfer, Receiving       Decrypting, Decrypt
+//! Start ──download_file──► Receiving ──aes_key──┬─ 3–5 ─► Decrypting ──end of file──► Verified
+//!   │ block too small,       │ each file_chunk:  │          each block: read back at its offset,
+//!   │ session refuses        │ its ciphertext    │          decrypted, every chunk's SHA-256
+//!   ▼                        │ written to the    │          checked, written back; then size
+//! BlockTooSmall, Refused     │ store as it       │          and file SHA-256
+//!                            │ arrives (index,   │
+//!                            │ length checked;   └─ 13 ──► Opening ──last chunk──► Verified
+//!                            │ 3–5: its hash       each chunk: read back whole into `block`,
+//!                            │ kept, 13: its seal  its tag checked (nothing written if forged),
+//!                            │ kept; 13: a chunk   decrypted, written back; the file's SHA-256
+//!                            │ longer than `block` computed on the way
+//!                            ▼ ends it)
+//! Connection, Transfer, Receiving,          3–5: Decrypting, Decrypt
+//! ChunkTooLarge                             13:  Decrypting, Open
 //! ```
 //!
-//! Memory: the caller's `block`, the session's chunk-hash storage (one
-//! SHA-256 per chunk) and the decryptor's stack; no allocation. The
-//! ciphertext is decoded by the session into its own receive buffer, a
-//! WebSocket piece at a time, and written out from there. While
-//! receiving, the store sees sequential writes of any length from offset 0;
-//! while decrypting, a read and a write of `block.len()` bytes (the last one
-//! shorter) at each multiple of `block.len()`, so a block of whole sectors
-//! keeps a flash store's accesses aligned.
+//! Memory: the caller's `block`, the session's chunk storage (32 bytes per
+//! chunk: a chunk's SHA-256 on 3–5, its seal on 13) and the cipher's stack;
+//! no allocation. The ciphertext is decoded by the session into its own
+//! receive buffer, a WebSocket piece at a time, and written out from
+//! there. While receiving, the store sees sequential writes of any length
+//! from offset 0.
+//!
+//! - 3–5: `block` is any size from [`MIN_BLOCK`] (a few KiB is plenty);
+//!   while decrypting, the store sees a read and a write of `block.len()`
+//!   bytes (the last one shorter) at each multiple of `block.len()`, so a
+//!   block of whole sectors keeps a flash store's accesses aligned.
+//! - 13: a GCM chunk is authenticated whole before any of it may be used,
+//!   so `block` must hold the largest chunk: `min(chunk_size, file_size)`
+//!   bytes, where `chunk_size` is the server's (`file_chunk_size`, 2 MiB
+//!   by default on the real server; a server for small devices sets it
+//!   lower). The first chunk longer than `block` ends the download with
+//!   [`DownloadFailure::ChunkTooLarge`] naming the size needed (protocol 13
+//!   has no cancel, so the connection goes with it, §10.11; the task stays
+//!   valid for another attempt). While opening, the store sees a read and
+//!   a write of one chunk at each multiple of `chunk_size`. The chunk
+//!   storage needs `⌈file_size / chunk_size⌉` slots (else the session
+//!   refuses before `ready`: [`DownloadError::TooManyChunks`]).
 //!
 //! On any error the store's content is invalid (ciphertext, or plaintext
 //! not yet verified): do not use it. The file occupies the first
@@ -30,11 +55,14 @@
 #![deny(clippy::indexing_slicing)]
 
 use embedded_io_async::{Read, Seek, SeekFrom, Write};
+use naslink_core::cfms::p13::Wire;
+use naslink_core::cfms::p13::transfer::{TransferError, open_chunk};
 use naslink_core::cfms::session::Error as SessionError;
 use naslink_core::cfms::{
     ConnectionEvent as Event, DecryptError, DownloadError, DownloadKey, FileDecryptor, Seq,
 };
 use naslink_core::random::Entropy;
+use sha2::{Digest as _, Sha256};
 
 use super::{Connection, Error};
 use crate::time::now;
@@ -48,7 +76,9 @@ pub const MIN_BLOCK: usize = 3;
 pub struct Downloaded {
     /// Plaintext bytes, at the start of the store.
     pub size: u64,
-    /// Their SHA-256 (checked against the server's when it sent one).
+    /// Their SHA-256 (3–5: checked against the server's when it sent one;
+    /// 13: computed here, the server sends none, every chunk's tag having
+    /// been checked instead).
     pub sha256: [u8; 32],
 }
 
@@ -80,13 +110,27 @@ pub enum DownloadFailure<E, S> {
     /// The server refused the download ([`DownloadError::Server`]) or sent
     /// something no download allows.
     Transfer(DownloadError),
+    /// Protocol 13: chunk `index` is longer than `block` (a GCM chunk is
+    /// opened whole); `required` is the block size to give, the largest
+    /// chunk. The connection was ended (protocol 13 has no cancel); the
+    /// task can be tried again.
+    ChunkTooLarge {
+        /// The chunk.
+        index: u32,
+        /// Bytes needed.
+        required: usize,
+    },
     /// Writing the ciphertext failed.
     Receiving(StoreError<S>),
     /// Reading back or writing the plaintext failed.
     Decrypting(StoreError<S>),
     /// The plaintext fails a check: a chunk's or the file's SHA-256, or
-    /// its size.
+    /// its size (protocol 13: the size only).
     Decrypt(DecryptError),
+    /// Protocol 13: a chunk fails AES-GCM authentication, forged or
+    /// corrupted ([`TransferError::ForgedTag`] names it). The chunks before
+    /// it are plaintext in the store, it and those after still ciphertext.
+    Open(TransferError),
 }
 
 impl<E, S> DownloadFailure<E, S> {
@@ -95,8 +139,13 @@ impl<E, S> DownloadFailure<E, S> {
     /// drop the connection and open a new one. Otherwise it stays usable.
     pub fn ends_connection(&self) -> bool {
         match self {
-            DownloadFailure::Connection(_) | DownloadFailure::Receiving(_) => true,
-            DownloadFailure::Transfer(e) => !matches!(e, DownloadError::Server(_)),
+            DownloadFailure::Connection(_)
+            | DownloadFailure::Receiving(_)
+            | DownloadFailure::ChunkTooLarge { .. } => true,
+            // A refusal, or (13) the `null` key that ends the stream.
+            DownloadFailure::Transfer(e) => {
+                !matches!(e, DownloadError::Server(_) | DownloadError::KeyTaken)
+            }
             _ => false,
         }
     }
@@ -109,8 +158,9 @@ where
 {
     /// Download the file of `task_id` (from `get_document`'s answer, see
     /// [`ops::task_id`](naslink_core::cfms::ops::task_id)) into `store` from
-    /// offset 0, decrypting through `block` (a few KiB; at least
-    /// [`MIN_BLOCK`]); see the [module docs](self). Other events arriving
+    /// offset 0, decrypting through `block` (3–5: a few KiB, at least
+    /// [`MIN_BLOCK`]; 13: the server's chunk size, or the file's size if
+    /// smaller); see the [module docs](self). Other events arriving
     /// meanwhile (a lockdown push) are not handed on; the session's state
     /// keeps what they said.
     pub async fn download<S: Read + Write + Seek>(
@@ -128,12 +178,14 @@ where
             .flush()
             .await
             .map_err(DownloadFailure::Connection)?;
+        let framed = self.session().wire() == Wire::Framed;
         let seq = self
             .driver
             .connection_mut()
             .download_file(now(), task_id)
             .map_err(DownloadFailure::Refused)?;
-        let key = match self.receive(seq, store).await {
+        let largest = framed.then_some(block.len());
+        let key = match self.receive(seq, store, largest).await {
             Ok(key) => key,
             Err(e) => {
                 if e.ends_connection() {
@@ -142,14 +194,21 @@ where
                 return Err(e);
             }
         };
-        decrypt_in_place(&key, self.session().chunk_hashes(), store, block).await
+        let stored = self.session().chunk_hashes();
+        if framed {
+            open_in_place(&key, stored, store, block).await
+        } else {
+            decrypt_in_place(&key, stored, store, block).await
+        }
     }
 
-    /// Store the ciphertext as it arrives until the key does.
+    /// Store the ciphertext as it arrives until the key does; with
+    /// `largest`, refuse a chunk longer than that.
     async fn receive<S: Write + Seek>(
         &mut self,
         seq: Seq,
         store: &mut S,
+        largest: Option<usize>,
     ) -> Result<DownloadKey, DownloadFailure<T::Error, S::Error>> {
         let lost = DownloadFailure::Connection;
         let store_io = |e| DownloadFailure::Receiving(StoreError::Io(e));
@@ -170,6 +229,14 @@ where
                         .await
                         .map_err(DownloadFailure::Receiving)?;
                     stored += data.len() as u64;
+                }
+                Event::DownloadChunk { seq: s, index, len }
+                    if s == seq && largest.is_some_and(|max| len as usize > max) =>
+                {
+                    return Err(DownloadFailure::ChunkTooLarge {
+                        index,
+                        required: len as usize,
+                    });
                 }
                 Event::DownloadFinished { seq: s, key } if s == seq => {
                     store.flush().await.map_err(store_io)?;
@@ -230,6 +297,51 @@ async fn decrypt_in_place<E, S: Read + Write + Seek>(
     Ok(Downloaded {
         size: key.file_size,
         sha256,
+    })
+}
+
+/// Protocol 13: replace each chunk's ciphertext with its plaintext, its
+/// tag checked first, then hash the file.
+async fn open_in_place<E, S: Read + Write + Seek>(
+    key: &DownloadKey,
+    seals: &[[u8; 32]],
+    store: &mut S,
+    block: &mut [u8],
+) -> Result<Downloaded, DownloadFailure<E, S::Error>> {
+    let store_io = |e| DownloadFailure::Decrypting(StoreError::Io(e));
+    let chunk_size = u64::from(key.chunk_size);
+    let mut sha256 = Sha256::new();
+    for index in 0..key.total_chunks {
+        let offset = u64::from(index) * chunk_size;
+        let required = key.file_size.saturating_sub(offset).min(chunk_size) as usize;
+        // Every chunk was measured against `block` as it arrived.
+        let data = block
+            .get_mut(..required)
+            .ok_or(DownloadFailure::ChunkTooLarge { index, required })?;
+        let seal = seals.get(index as usize).ok_or(DownloadFailure::Transfer(
+            DownloadError::BadChunkFields { index },
+        ))?;
+        store
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(store_io)?;
+        read_exact(store, data, offset)
+            .await
+            .map_err(DownloadFailure::Decrypting)?;
+        open_chunk(key, index, seal, data).map_err(DownloadFailure::Open)?;
+        store
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(store_io)?;
+        write_all(store, data, offset)
+            .await
+            .map_err(DownloadFailure::Decrypting)?;
+        sha256.update(&*data);
+    }
+    store.flush().await.map_err(store_io)?;
+    Ok(Downloaded {
+        size: key.file_size,
+        sha256: sha256.finalize().into(),
     })
 }
 
