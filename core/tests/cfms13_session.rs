@@ -315,6 +315,50 @@ fn a_pinned_13_skips_the_probe_and_other_pins_are_refused_by_name() {
 }
 
 #[test]
+fn a_remembered_13_contradicted_by_a_close_is_forgotten_and_the_next_connection_probes() {
+    // A version remembered from an earlier run is a pin to the session; a
+    // 3-5 server closes at the first frame. The adapter forgets it.
+    let mut c = connect(session(Config {
+        negotiate: true,
+        ..config(Some(13))
+    }));
+    open(&mut c);
+    exchange(&mut c, Instant::from_secs(1), &close_frame(1000, b""));
+    let (mut session, _, _) = c.into_parts();
+    // A pin learns nothing from the close by itself.
+    assert_eq!(session.negotiated(), None);
+    session.forget_protocol();
+    assert_eq!(session.wire(), Wire::Framed);
+    let mut c = connect(session);
+    let sent = open(&mut c);
+    assert_eq!((sent[0].opcode, sent[0].stream), (Opcode::Binary, 1));
+    // This time the close is the probe's answer: speak text.
+    exchange(&mut c, Instant::from_secs(2), &close_frame(1000, b""));
+    let (session, _, _) = c.into_parts();
+    assert_eq!(session.negotiated(), Some(Negotiated::Text));
+    assert_eq!(session.wire(), Wire::Text);
+}
+
+#[test]
+fn a_remembered_text_version_forgotten_probes_with_a_frame() {
+    let mut s = session(Config {
+        negotiate: true,
+        ..config(Some(3))
+    });
+    assert_eq!(s.wire(), Wire::Text);
+    s.forget_protocol();
+    let mut c = connect(s);
+    let sent = open(&mut c);
+    assert_eq!((sent[0].opcode, sent[0].stream), (Opcode::Binary, 1));
+    exchange(&mut c, Instant::from_secs(1), &server_info(1, 13));
+    assert_eq!(c.session().protocol_version(), Some(13));
+    assert!(matches!(
+        c.session().negotiated(),
+        Some(Negotiated::Framed { .. })
+    ));
+}
+
+#[test]
 fn a_framed_server_announcing_another_version_is_refused() {
     let mut c = connect(session(config(None)));
     open(&mut c);

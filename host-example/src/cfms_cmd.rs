@@ -11,6 +11,7 @@ use naslink_tokio::cfms::{CfmsClient, CfmsError, CfmsEvent, CfmsOptions};
 use serde_json::{Value, json};
 
 use crate::output::{Progress, done, human, term, text};
+use crate::protocol_cache::{ProtocolCache, dir, server_key};
 use crate::{Cli, Command, Failure};
 
 impl From<CfmsError> for Failure {
@@ -31,7 +32,7 @@ impl From<CfmsError> for Failure {
 /// Connect, log in, run the command.
 pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
     let user = options.user.clone();
-    let nas = CfmsClient::connect(options).await?;
+    let nas = connect(cli, options).await?;
     match &cli.command {
         Command::Info => {
             let info = info(&nas);
@@ -192,6 +193,29 @@ pub async fn run(cli: &Cli, options: CfmsOptions) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Connect with the protocol version remembered for this server (unless
+/// pinned, or `--no-cache`), and remember what the server answered.
+async fn connect(cli: &Cli, mut options: CfmsOptions) -> Result<CfmsClient, Failure> {
+    let remembered = match (cli.no_cache || options.protocol_version.is_some(), dir()) {
+        (false, Some(dir)) => server_key(&options.url).map(|key| (key, ProtocolCache::open(&dir))),
+        _ => None,
+    };
+    if let Some((key, cache)) = &remembered {
+        options.remembered_protocol_version = cache.get(key);
+    }
+    let outcome = CfmsClient::connect(options).await;
+    if let Some((key, mut cache)) = remembered {
+        match &outcome {
+            Ok(nas) => cache.remember(&key, nas.protocol_version()),
+            // A version naslink does not speak is not worth remembering;
+            // whatever was remembered is wrong.
+            Err(CfmsError::ProtocolUnsupported(_)) => cache.forget(&key),
+            Err(_) => {}
+        }
+    }
+    Ok(outcome?)
 }
 
 /// What the server said about itself when the first connection opened.

@@ -38,6 +38,7 @@ mod demo;
 mod exporter;
 mod fnos_cmd;
 mod output;
+mod protocol_cache;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -124,6 +125,15 @@ struct Cli {
         value_parser = parse_protocol_version
     )]
     protocol_version: Option<u32>,
+    /// CFMS: neither read nor write the protocol version remembered per
+    /// server (in `$NASLINK_CACHE_DIR`, else `$XDG_CACHE_HOME/naslink`,
+    /// else `~/.cache/naslink`).
+    #[arg(
+        long,
+        env = "NASLINK_NO_CACHE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    no_cache: bool,
     /// Print exactly one JSON document on standard output (`watch`: one per line).
     #[arg(long, global = true)]
     json: bool,

@@ -129,6 +129,7 @@ fn watch_prints_lockdown_pushes() {
     let sim = start();
     let exe = assert_cmd::cargo::cargo_bin("naslink");
     let mut child = StdCommand::new(exe)
+        .env("NASLINK_NO_CACHE", "1")
         .env("NASLINK_PASSWORD", "admin")
         .args(["--url", &sim.handle.url(), "--pin-sha256", &sim.pin])
         .args(["--json", "watch", "--every", "0.2", "--count", "6"])

@@ -50,6 +50,8 @@ pub fn naslink(url: &str, timeout_secs: u32) -> Command {
         .env_remove("NASLINK_USER")
         .env_remove("NASLINK_2FA_CODE")
         .env_remove("NASLINK_ACCESS_CODE")
+        // Each run finds the protocol by itself (tests reuse ports).
+        .env("NASLINK_NO_CACHE", "1")
         .env("NASLINK_PASSWORD", "admin")
         .args(["--url", url, "--timeout", &timeout_secs.to_string()])
         .stdin(Stdio::null())
@@ -253,6 +255,9 @@ impl CfmsSim {
         cmd.env_remove("NASLINK_URL")
             .env_remove("NASLINK_USER")
             .env_remove("NASLINK_PROTOCOL_VERSION")
+            .env_remove("NASLINK_CACHE_DIR")
+            // Each run finds the protocol by itself (tests reuse ports).
+            .env("NASLINK_NO_CACHE", "1")
             .env("NASLINK_PASSWORD", "admin")
             .args(["--url", &self.handle.url(), "--pin-sha256", pin])
             .args(["--timeout", timeout])

@@ -184,6 +184,13 @@ pub(super) struct Driver<'s> {
     /// The protocol-13 probe just ended with the server closing the
     /// connection (a 3–5 server): reconnect at once, speaking text.
     speak_text: bool,
+    /// The wire of [`CfmsOptions::remembered_protocol_version`], while the
+    /// session speaks it as a pin (`None`: pinned by the caller, found by
+    /// the probe, or forgotten).
+    remembered: Option<cfms::p13::Wire>,
+    /// The server just contradicted the remembered version: the session
+    /// forgot it; reconnect at once and negotiate.
+    renegotiate: bool,
 }
 
 pub(super) fn unix_secs_f64() -> f64 {
@@ -207,6 +214,12 @@ pub(super) async fn drive(
             return;
         }
     };
+    // A remembered version this client does not speak (a stale or edited
+    // record) is no guess at all: negotiate.
+    let remembered = options
+        .remembered_protocol_version
+        .filter(|_| options.protocol_version.is_none())
+        .and_then(|v| cfms::p13::Wire::for_version(v).ok().map(|wire| (v, wire)));
     let mut rx = vec![0u8; RECEIVE_CAPACITY];
     let mut hashes = vec![[0u8; 32]; MAX_CHUNKS];
     let config = cfms::Config {
@@ -217,8 +230,10 @@ pub(super) async fn drive(
         // at 13 every connection gets them).
         listener: true,
         // Without a pinned version the first connection probes for 13; the
-        // session keeps what it found for every later connection.
-        protocol_version: options.protocol_version,
+        // session keeps what it found for every later connection. A
+        // remembered version is spoken like a pin until the server
+        // contradicts it.
+        protocol_version: options.protocol_version.or(remembered.map(|(v, _)| v)),
         negotiate: true,
         ..cfms::Config::default()
     };
@@ -249,10 +264,15 @@ pub(super) async fn drive(
         keepalive: options.keepalive.filter(|k| !k.is_zero()),
         stalled: false,
         speak_text: false,
+        remembered: remembered.map(|(_, wire)| wire),
+        renegotiate: false,
     };
     // The reconnect after the probe's close is not a failure; it happens
     // at most once per client (the session probes only until it knows).
     let mut text_reconnects = 0u32;
+    // Likewise the reconnect after the server contradicted a remembered
+    // version (at most once: the session has forgotten it).
+    let mut renegotiations = 0u32;
     // Failures since the last connection that reached a successful login:
     // a server that accepts connections and then fails them must not
     // reset the backoff.
@@ -262,6 +282,11 @@ pub(super) async fn drive(
             Some(cause) => cause,
             None => return,
         };
+        if std::mem::take(&mut driver.renegotiate) && renegotiations < 1 {
+            renegotiations += 1;
+            tracing::info!(%cause, "the remembered protocol version no longer fits: negotiating afresh");
+            continue;
+        }
         if std::mem::take(&mut driver.speak_text) && text_reconnects < MAX_TEXT_RECONNECTS {
             text_reconnects += 1;
             tracing::info!("not a protocol-13 server: reconnecting, speaking text");
@@ -298,6 +323,30 @@ pub(super) async fn drive(
 /// Reconnects after the protocol-13 probe found a text (3–5) server,
 /// before the backoff takes over.
 const MAX_TEXT_RECONNECTS: u32 = 1;
+
+/// How long the first `server_info` of a connection speaking a remembered
+/// text version (3–5) waits before the version is taken to be stale: a
+/// 3–5 server answers it at once, a 13 server never answers text
+/// (`cfms-13.md` §11). A slow 3–5 server only costs a probe.
+const REMEMBERED_TEXT_WAIT: StdDuration = StdDuration::from_secs(3);
+
+/// Whether a connection's end shows that the server no longer speaks the
+/// remembered version (on `wire`): nothing answered the opening
+/// `server_info`, and the server reacted as the other kind of server does
+/// (a 3–5 server closes at a frame; a 13 server ignores text). What the
+/// client cannot tell from this: a server of the same kind that changed
+/// its version within the kind (3 to 5: the text session speaks every
+/// 3–5 and the cache follows) or a version this client does not speak
+/// (refused by name, never retried).
+fn contradicts(wire: cfms::p13::Wire, ended: &Ended, answered: bool) -> bool {
+    use cfms::p13::Wire;
+    !answered
+        && match (wire, ended) {
+            (Wire::Framed, Ended::Lost(_)) => true,
+            (Wire::Text, Ended::Setup(CfmsError::NoAnswer(e))) => e.step == State::ServerInfo,
+            _ => false,
+        }
+}
 
 /// A refused answer: the server's code and message, and the whole body.
 fn refusal(status: cfms::Status, body: serde_json::Value) -> CfmsError {
@@ -365,6 +414,15 @@ impl Driver<'_> {
         let ended = self.run(&mut pump, commands).await;
         let mut session = pump.into_session();
         self.settle(&mut session);
+        let answered = self.server.protocol_version != 0;
+        if self
+            .remembered
+            .is_some_and(|wire| contradicts(wire, &ended, answered))
+        {
+            session.forget_protocol();
+            self.remembered = None;
+            self.renegotiate = true;
+        }
         // Only the server's close is its answer to the probe (the session
         // cannot tell it from this task giving up on a silent server).
         self.speak_text = knew.is_none()
@@ -377,7 +435,7 @@ impl Driver<'_> {
                 tracing::warn!(%cause, "connection not ready");
                 Some(cause)
             }
-            Ended::Lost(reason) if self.speak_text => {
+            Ended::Lost(reason) if self.speak_text || self.renegotiate => {
                 tracing::debug!(%reason, "the server closed the protocol-13 probe");
                 Some(CfmsError::LinkClosed(reason))
             }
@@ -444,6 +502,9 @@ impl Driver<'_> {
     fn arm_step(&mut self) {
         let at = tokio::time::Instant::now();
         let mut limit = self.request_timeout;
+        if self.phase == State::ServerInfo && self.remembered == Some(cfms::p13::Wire::Text) {
+            limit = limit.min(REMEMBERED_TEXT_WAIT);
+        }
         if let Some(by) = self.clock.connect_by {
             limit = limit.min(by.saturating_duration_since(at));
         }

@@ -33,7 +33,10 @@
 //!   The session keeps the answer for every later connection.
 //!   [`CfmsOptions::protocol_version`] pins it and skips the probe;
 //!   versions other than 3–5 and 13 fail with
-//!   [`CfmsError::ProtocolUnsupported`] naming them. Over 13 a download's
+//!   [`CfmsError::ProtocolUnsupported`] naming them. A version remembered
+//!   from an earlier run ([`CfmsOptions::remembered_protocol_version`]) is
+//!   spoken like a pin, but forgotten (and the protocol negotiated once
+//!   afresh) when the server contradicts it. Over 13 a download's
 //!   chunks are opened one by one (AES-256-GCM, each tag checked before
 //!   its plaintext is written; a forged or corrupted chunk is a
 //!   [`CfmsError::Transfer`] naming its index). Resuming a cut download
@@ -148,6 +151,18 @@ pub struct CfmsOptions {
     /// the answer for its later connections. Any other version fails
     /// [`CfmsClient::connect`] with [`CfmsError::ProtocolUnsupported`].
     pub protocol_version: Option<u32>,
+    /// A version remembered from an earlier connection to this server (a
+    /// cache the caller keeps, as the `naslink` program does): spoken at
+    /// once like [`protocol_version`](Self::protocol_version), without the
+    /// probe, but not trusted like it. When the server contradicts it (a
+    /// remembered 13 meets a close before any answer, as a 3–5 server does
+    /// with a frame; a remembered 3–5 gets no answer to its `server_info`
+    /// within 3 s, as from a 13 server), the client forgets it and
+    /// negotiates once afresh, without counting an attempt;
+    /// [`CfmsClient::protocol_version`] then tells the version to remember.
+    /// Ignored when `protocol_version` is set, or when it names a version
+    /// this client does not speak.
+    pub remembered_protocol_version: Option<u32>,
 }
 
 impl std::fmt::Debug for CfmsOptions {
@@ -161,6 +176,10 @@ impl std::fmt::Debug for CfmsOptions {
             .field("first_attempts", &self.first_attempts)
             .field("keepalive", &self.keepalive)
             .field("protocol_version", &self.protocol_version)
+            .field(
+                "remembered_protocol_version",
+                &self.remembered_protocol_version,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +205,7 @@ impl CfmsOptions {
             keepalive: Some(StdDuration::from_secs(30)),
             upload_frame: cfms::p13::transfer::MAX_UPLOAD_CHUNK,
             protocol_version: None,
+            remembered_protocol_version: None,
         }
     }
 }

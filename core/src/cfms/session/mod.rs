@@ -274,6 +274,23 @@ impl<'a, const Q: usize> Session<'a, Q> {
         self.negotiated
     }
 
+    /// Forget the protocol version, pinned or found: the next connection
+    /// finds it afresh (the protocol-13 probe when [`Config::negotiate`]
+    /// is on, else text). For an adapter whose [`Config::protocol_version`]
+    /// was a version remembered from an earlier run that the server has
+    /// just contradicted: a remembered 13 met a close before any answer
+    /// (what a 3–5 server does with a frame), a remembered 3–5 met silence
+    /// (what a 13 server does with text). Call it between connections,
+    /// after [`handle_disconnect`](Self::handle_disconnect); the token is
+    /// kept.
+    pub fn forget_protocol(&mut self) {
+        self.config.protocol_version = None;
+        self.negotiated = None;
+        self.protocol = Protocol::Unknown;
+        self.probe = self.config.negotiate;
+        self.wire = if self.probe { Wire::Framed } else { Wire::Text };
+    }
+
     /// Tell the session the wall clock: at `now`, it is `unix_secs` seconds
     /// since the UNIX epoch. Used for the token expiry when a login
     /// response carries no server `timestamp`.

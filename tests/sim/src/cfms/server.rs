@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     control: broadcast::Sender<Control>,
     /// Signalled by the `shutdown` action: stop accepting and drop everyone.
     pub halt: tokio::sync::Notify,
+    /// TCP connections accepted so far.
+    accepted: AtomicU64,
 }
 
 impl Shared {
@@ -143,6 +146,7 @@ impl Server {
             faults13: Mutex::new(Faults13::default()),
             control,
             halt: tokio::sync::Notify::new(),
+            accepted: AtomicU64::new(0),
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let acceptor = identity.as_ref().map(|i| i.acceptor.clone());
@@ -169,6 +173,7 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                shared.accepted.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 connections.spawn(async move {
@@ -214,6 +219,12 @@ impl Handle {
             Some(_) => format!("wss://{}:{}/", self.shared.config.host, self.addr.port()),
             None => format!("ws://{}/", self.addr),
         }
+    }
+
+    /// TCP connections accepted so far (a client that probes for the
+    /// protocol opens one more than a client that knows it).
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
     }
 
     /// The configuration the server runs with.
