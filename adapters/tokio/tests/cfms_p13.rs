@@ -347,3 +347,42 @@ async fn at_13_a_corrupted_chunk_is_named_and_leaves_no_file() {
     })
     .await;
 }
+
+/// The real 6b5aa0f server, on the first empty upload of a month, sends
+/// `stop` and then a framed CONCLUSION `{"code":500,"data":{"log_id":…},
+/// "message":"Internal server error",…}` on the upload's stream. The
+/// refusal names the server's message and keeps the whole body (the frame
+/// header is not part of it).
+#[tokio::test]
+async fn at_13_a_refused_transfer_keeps_the_servers_message() {
+    bounded(async {
+        let sim = emulator(13).await;
+        let nas = CfmsClient::connect(plain(&sim)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("empty.bin");
+        std::fs::write(&source, b"").unwrap();
+        sim.arm_empty_upload_bug();
+        let failed = nas
+            .upload(&source, None, "empty.bin", |_, _| {})
+            .await
+            .unwrap_err();
+        match &failed {
+            CfmsError::Server {
+                code,
+                message,
+                body,
+            } => {
+                assert_eq!(*code, 500);
+                assert_eq!(message, "Internal server error");
+                assert!(body["data"]["log_id"].is_string(), "{body}");
+            }
+            other => panic!("expected the server's refusal, got {other:?}"),
+        }
+        assert_eq!(
+            failed.to_string(),
+            "the server refused: Internal server error (code 500)"
+        );
+        sim.shutdown().await;
+    })
+    .await;
+}

@@ -358,6 +358,19 @@ fn refusal(status: cfms::Status, body: serde_json::Value) -> CfmsError {
     }
 }
 
+/// The JSON a received message carries: a protocol-13 message is a binary
+/// frame whose payload follows its five-byte header (the real server frames
+/// a refused transfer's CONCLUSION so); a text message is the JSON itself.
+/// (A later piece of a message has no header.)
+fn json_of<'m>(message: &connection::Message<'m>) -> &'m [u8] {
+    match message.kind {
+        naslink_core::ws::MessageKind::Binary if message.first => {
+            cfms::p13::frame::Frame::parse(message.data).map_or(message.data, |f| f.payload)
+        }
+        _ => message.data,
+    }
+}
+
 /// An answer's body as JSON (the core already checked it is an object).
 fn body_of(response: &cfms::Response<'_>) -> serde_json::Value {
     serde_json::from_slice(response.root().raw()).unwrap_or_default()
@@ -710,7 +723,7 @@ impl Driver<'_> {
                 None => break,
                 Some((Event::Session(event), message)) => {
                     // A refusal's body is the message that carried it.
-                    let body = message.map(|m| m.data);
+                    let body = message.map(|m| json_of(&m));
                     self.on_event(event, body)
                 }
                 Some((Event::Closed(closed), _)) => {
