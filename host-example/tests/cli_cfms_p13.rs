@@ -165,3 +165,18 @@ fn at_13_an_unanswered_request_fails_by_its_deadline() {
         .stderr(predicates::str::contains("server information"));
     assert!(began.elapsed() < Duration::from_secs(8));
 }
+
+#[test]
+fn a_duplicate_nonce_exits_1_naming_it() {
+    let sim = start(13);
+    // The first authenticated request is `ls`'s listing (server_info and
+    // login carry no nonce).
+    sim.handle.reject_next_nonce();
+    naslink(&sim)
+        .args(["ls"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("nonce"))
+        .stderr(predicates::str::contains("1001"));
+    assert_eq!(sim.handle.replay_refusals(), 1);
+}

@@ -49,6 +49,9 @@ pub(super) struct Command {
     pub(super) reply: Reply,
     /// Idempotent requests: sent again after a reconnect until then.
     pub(super) resend_until: Option<tokio::time::Instant>,
+    /// Already sent again after a stale-timestamp refusal (1001): a second
+    /// refusal is the caller's news.
+    pub(super) replayed: bool,
 }
 
 /// What a request asks.
@@ -87,8 +90,13 @@ impl Reply {
 /// A request whose answer is awaited.
 pub(super) struct InFlight {
     pub(super) reply: Reply,
-    /// The request itself, when it may be sent again after a reconnect.
-    pub(super) again: Option<(Ask, tokio::time::Instant)>,
+    /// The request itself: sent again after a stale-timestamp refusal,
+    /// and after a reconnect when idempotent.
+    pub(super) ask: Ask,
+    /// Idempotent: sent again after a reconnect until then.
+    pub(super) resend_until: Option<tokio::time::Instant>,
+    /// Already sent again after a stale-timestamp refusal.
+    pub(super) replayed: bool,
 }
 
 pub(super) enum Job {
@@ -835,8 +843,16 @@ impl Driver<'_> {
                 status,
                 response,
             } => {
-                if let Some(InFlight { reply, .. }) = self.in_flight.remove(&seq) {
+                if let Some(request) = self.in_flight.remove(&seq) {
+                    let replay = cfms::p13::Replay::of(&response);
+                    let Some(reply) = self.replay_refused(request, replay) else {
+                        return Step::Nothing;
+                    };
                     let body = body_of(&response);
+                    if let Some(kind) = replay {
+                        reply.fail(CfmsError::Replay { kind, body });
+                        return Step::Nothing;
+                    }
                     // Success is the protocol's rule (`Status::is_ok`).
                     match reply {
                         _ if !status.is_ok() => reply.fail(refusal(status, body)),
@@ -862,6 +878,31 @@ impl Driver<'_> {
             other => return self.on_transfer_event(other, message),
         }
         Step::Nothing
+    }
+
+    /// A request refused by the replay protection (1001, `replay`): sent
+    /// again once, with a fresh nonce and timestamp, when the core says it
+    /// is worth it (a stale timestamp: the session has learnt the server's
+    /// clock from the refusal); else its reply, to be failed.
+    fn replay_refused(
+        &mut self,
+        request: InFlight,
+        replay: Option<cfms::p13::Replay>,
+    ) -> Option<Reply> {
+        let resend = replay.is_some_and(|kind| kind.worth_resending())
+            && !request.replayed
+            && !request.reply.is_closed();
+        if !resend {
+            return Some(request.reply);
+        }
+        tracing::info!("stale timestamp (1001): sending again with the server's clock");
+        self.queued.push(Job::Request(Command {
+            ask: request.ask,
+            reply: request.reply,
+            resend_until: request.resend_until,
+            replayed: true,
+        }));
+        None
     }
 
     /// A request got no answer on this connection.
@@ -1076,9 +1117,13 @@ impl Driver<'_> {
                 if let Ask::Action(action, _) = &cmd.ask {
                     tracing::debug!(%action, seq = seq.0, "request");
                 }
-                let again = cmd.resend_until.map(|until| (cmd.ask, until));
-                let reply = cmd.reply;
-                self.in_flight.insert(seq, InFlight { reply, again });
+                let request = InFlight {
+                    reply: cmd.reply,
+                    ask: cmd.ask,
+                    resend_until: cmd.resend_until,
+                    replayed: cmd.replayed,
+                };
+                self.in_flight.insert(seq, request);
             }
             Job::Upload(u) => {
                 tracing::info!(seq = seq.0, size = u.size, "upload");
@@ -1117,15 +1162,14 @@ impl Driver<'_> {
     /// A request whose connection dropped: queued again for the next
     /// connection when it is idempotent and its deadline allows, else failed.
     fn lost(&mut self, request: InFlight) {
-        match request.again {
-            Some((ask, until))
-                if until > tokio::time::Instant::now() && !request.reply.is_closed() =>
-            {
+        match request.resend_until {
+            Some(until) if until > tokio::time::Instant::now() && !request.reply.is_closed() => {
                 tracing::debug!("resending after the reconnect");
                 self.queued.push(Job::Request(Command {
-                    ask,
+                    ask: request.ask,
                     reply: request.reply,
                     resend_until: Some(until),
+                    replayed: request.replayed,
                 }));
             }
             _ => request.reply.fail(CfmsError::ConnectionLost),

@@ -49,6 +49,11 @@
 //!   with [`CfmsError::ConnectionLost`]; none is resent, except those the
 //!   caller sent with [`CfmsClient::request_idempotent`], which go out
 //!   again on the next connection within their deadline.
+//! - A request the server's replay protection refuses (1001) for a stale
+//!   timestamp is sent again once, with a fresh nonce and the server's
+//!   clock learnt from the refusal (the core's
+//!   [`Replay::worth_resending`](cfms::p13::Replay::worth_resending)); a
+//!   duplicate nonce, or a second refusal, fails as [`CfmsError::Replay`].
 //! - A two-factor challenge (202) asks [`CfmsOptions::two_factor`] for a
 //!   code, again after a refused one (at most three codes per login).
 //! - A token the server rejects is replaced by the core logging in again
@@ -222,6 +227,15 @@ pub enum CfmsError {
     /// The account needs a two-factor code and no source of codes was
     /// given, or the source gave up.
     TwoFactorRequired,
+    /// The server's replay protection refused the request (1001): a
+    /// duplicate nonce, or a timestamp still stale after the one resend
+    /// made with the server's clock (`kind` says which).
+    Replay {
+        /// Which check refused it.
+        kind: cfms::p13::Replay,
+        /// The whole answer.
+        body: serde_json::Value,
+    },
     /// The server answered with a code other than 200.
     Server {
         /// The `code`.
@@ -281,6 +295,7 @@ impl std::fmt::Display for CfmsError {
             CfmsError::Server { code, message, .. } => {
                 write!(f, "the server refused: {message} (code {code})")
             }
+            CfmsError::Replay { kind, .. } => write!(f, "{kind} (code 1001)"),
             CfmsError::TimedOut => f.write_str("no answer before the request's deadline"),
             CfmsError::ConnectionLost => f.write_str(
                 "the connection dropped before the answer arrived (the request was not resent)",
@@ -479,6 +494,7 @@ impl CfmsClient {
                 ask,
                 reply,
                 resend_until: resend.then(|| tokio::time::Instant::now() + self.timeout),
+                replayed: false,
             }))
             .map_err(|_| CfmsError::Closed)
     }

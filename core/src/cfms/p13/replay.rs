@@ -182,6 +182,23 @@ impl Replay {
     }
 }
 
+impl Replay {
+    /// Whether the refused request may be sent again, once, as it is
+    /// (with a fresh nonce and timestamp). The replay check runs before the
+    /// action (§3 step 5), so a refused request changed nothing. A stale
+    /// timestamp is worth one more try: the refusal carries the server's
+    /// `timestamp`, which the session has learnt by the time it reports
+    /// the refusal, so the next stamp is the server's own clock (the usual
+    /// causes: the server's clock was stepped, this host was suspended
+    /// while its monotonic clock stood still, or the server held the
+    /// request past the window). A duplicate nonce is not: a fresh random
+    /// nonce the server has seen means someone else sent it first, or a
+    /// broken random source; it is reported, never retried.
+    pub fn worth_resending(self) -> bool {
+        self == Replay::StaleTimestamp
+    }
+}
+
 impl core::fmt::Display for Replay {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
@@ -253,5 +270,12 @@ mod tests {
         assert_eq!(Replay::of(&stale), Some(Replay::StaleTimestamp));
         assert_eq!(Replay::of(&dup), Some(Replay::DuplicateNonce));
         assert_eq!(Replay::of(&other), None);
+    }
+
+    #[test]
+    fn only_a_stale_timestamp_is_worth_resending() {
+        assert!(Replay::StaleTimestamp.worth_resending());
+        assert!(!Replay::DuplicateNonce.worth_resending());
+        assert!(!Replay::Other.worth_resending());
     }
 }

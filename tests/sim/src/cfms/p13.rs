@@ -13,6 +13,8 @@
 //! 5. action name (400 `Unknown action: X`), data schema (400), login
 //!    required (401 `Authentication required`), then the handler.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::{Map, Value, json};
 
 use super::actions::{self, Auth, Reply};
@@ -400,14 +402,25 @@ fn replay_check(ctx: &StreamCtx, request: &Map<String, Value>) -> Result<(), Rep
     }
     let now = ctx.shared.now();
     if (now - timestamp).abs() > TIME_WINDOW {
+        ctx.shared.replay_refusals.fetch_add(1, Ordering::Relaxed);
         return Err(Reply::bare(
             1001,
             "Request timestamp is outside the acceptable time window",
         ));
     }
+    // Taken before the store's lock: the two are never held together.
+    let forced = std::mem::take(
+        &mut ctx
+            .shared
+            .faults13
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .nonce_seen_next,
+    );
     let mut store = ctx.shared.store();
     store.nonces.retain(|_, seen| now - *seen <= NONCE_MEMORY);
-    if store.nonces.insert(nonce.to_owned(), now).is_some() {
+    if store.nonces.insert(nonce.to_owned(), now).is_some() || forced {
+        ctx.shared.replay_refusals.fetch_add(1, Ordering::Relaxed);
         return Err(Reply::bare(
             1001,
             "Duplicate nonce detected: possible replay attack",

@@ -44,6 +44,9 @@ pub(crate) struct Faults13 {
     /// The next empty upload answers 500 after `stop` and leaves the
     /// document inactive (the real server's first upload of a month).
     pub empty_upload_bug: bool,
+    /// The next authenticated request's nonce is taken as already seen
+    /// (1001 `Duplicate nonce detected`), as if someone had sent it first.
+    pub nonce_seen_next: bool,
 }
 
 /// State shared by the accept loop, the connections and the [`Handle`].
@@ -60,6 +63,8 @@ pub(crate) struct Shared {
     pub halt: tokio::sync::Notify,
     /// TCP connections accepted so far.
     accepted: AtomicU64,
+    /// Requests refused by the replay protection (1001) so far.
+    pub replay_refusals: AtomicU64,
 }
 
 impl Shared {
@@ -147,6 +152,7 @@ impl Server {
             control,
             halt: tokio::sync::Notify::new(),
             accepted: AtomicU64::new(0),
+            replay_refusals: AtomicU64::new(0),
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let acceptor = identity.as_ref().map(|i| i.acceptor.clone());
@@ -334,6 +340,19 @@ impl Handle {
     /// a storage month that does not exist yet (`cfms-13.md` §9).
     pub fn arm_empty_upload_bug(&self) {
         self.faults13().empty_upload_bug = true;
+    }
+
+    /// Protocol 13: the next authenticated request's nonce is taken as
+    /// already seen, so it is refused with 1001 `Duplicate nonce detected:
+    /// possible replay attack` (as if an attacker had sent it first).
+    pub fn reject_next_nonce(&self) {
+        self.faults13().nonce_seen_next = true;
+    }
+
+    /// Protocol 13: requests refused by the replay protection (1001) so
+    /// far, for a stale timestamp or a duplicate nonce.
+    pub fn replay_refusals(&self) -> u64 {
+        self.shared.replay_refusals.load(Ordering::Relaxed)
     }
 
     /// Protocol 13: make `username` inactive (login 4003, its tokens 401) or
