@@ -515,3 +515,94 @@ async fn the_root_is_slash_and_clashes_are_409() {
         404
     );
 }
+
+/// Answers recorded live from the real 6b5aa0f server on 2026-12-04
+/// (`helper-notes/real13.md`, E1–E4): the root's own folder record, an
+/// empty id refused by the schema, a rename to the current name, and the
+/// `minLength` wording of jsonschema 4.26.
+#[tokio::test]
+async fn root_info_empty_ids_and_same_name_renames_answer_as_the_real_server() {
+    let server = start13().await;
+    let mut c = Client::connect(&server).await;
+    let empty = c
+        .call("login", json!({"username": "", "password": "x"}))
+        .await;
+    assert_eq!(
+        (code(&empty), empty["message"].as_str(), &empty["data"]),
+        (
+            400,
+            Some("'' should be non-empty"),
+            &json!({"validator": "minLength", "validator_value": 1})
+        )
+    );
+    c.login("admin", "admin").await;
+    let made = c
+        .call(
+            "create_directory",
+            json!({"name": "same", "parent_id": "/"}),
+        )
+        .await;
+    let folder = made["data"]["id"].as_str().expect("id").to_owned();
+
+    let root = c
+        .call("get_directory_info", json!({"directory_id": "/"}))
+        .await;
+    assert_eq!(code(&root), 200, "{root}");
+    assert_eq!(root["message"], "Directory info retrieved successfully");
+    let data = &root["data"];
+    assert_eq!(
+        (&data["directory_id"], &data["name"], &data["parent_id"]),
+        (&json!("/"), &json!("/"), &Value::Null)
+    );
+    assert_eq!(data["info_code"], 0);
+    assert!(data["created_time"].is_f64());
+    // `hello` and the new folder.
+    assert_eq!(data["count_of_child"], 2);
+    let rules = data["access_rules"].as_array().expect("rules");
+    let kinds: Vec<_> = rules.iter().map(|r| r["access_type"].clone()).collect();
+    assert_eq!(kinds, [json!("write"), json!("manage")]);
+    assert_eq!(
+        rules[0]["rule_data"]["match_groups"][0]["groups"]["require"],
+        json!(["sysop"])
+    );
+
+    let blank = c
+        .call("get_directory_info", json!({"directory_id": ""}))
+        .await;
+    assert_eq!(
+        (code(&blank), blank["message"].as_str(), &blank["data"]),
+        (
+            400,
+            Some("'' should be non-empty"),
+            &json!({"validator": "minLength", "validator_value": 1})
+        )
+    );
+
+    let same = c
+        .call(
+            "rename_directory",
+            json!({"folder_id": folder, "new_name": "same"}),
+        )
+        .await;
+    assert_eq!(
+        (code(&same), same["message"].as_str()),
+        (400, Some("New name is the same as the current name"))
+    );
+    let same = c
+        .call(
+            "rename_document",
+            json!({"document_id": "hello", "new_title": "Hello World"}),
+        )
+        .await;
+    assert_eq!(
+        (code(&same), same["message"].as_str()),
+        (400, Some("New name is the same as the current name"))
+    );
+    let renamed = c
+        .call(
+            "rename_directory",
+            json!({"folder_id": folder, "new_name": "other"}),
+        )
+        .await;
+    assert_eq!(code(&renamed), 200);
+}

@@ -84,7 +84,7 @@ const fn passes_lockdown(spec: ActionSpec) -> ActionSpec {
 }
 
 use Auth::{Open, Required};
-use Ty::{Any, Array, Bool, Int, Object, Str, StrOrNull};
+use Ty::{Any, Array, Bool, Int, NonEmptyStr, Object, Str, StrOrNull};
 
 /// The actions of `protocol`, with their schemas.
 pub(crate) fn lookup(action: &str, protocol: u32) -> Option<ActionSpec> {
@@ -157,7 +157,12 @@ pub(crate) fn lookup(action: &str, protocol: u32) -> Option<ActionSpec> {
             &[("parent_id", StrOrNull), ("name", Str), ("exists_ok", Bool)],
             Required,
         ),
-        "get_directory_info" => spec(&["directory_id"], &[("directory_id", Str)], Required),
+        // `minLength: 1` at 3 (d059bc7) and 13 (6b5aa0f) alike.
+        "get_directory_info" => spec(
+            &["directory_id"],
+            &[("directory_id", NonEmptyStr)],
+            Required,
+        ),
         "rename_directory" => spec(
             &["folder_id", "new_name"],
             &[("folder_id", Str), ("new_name", Str)],

@@ -25,6 +25,11 @@ pub(crate) fn handle(shared: &Shared, action: &str, me: &str, data: &Value) -> R
             create_directory(s, id("parent_id").as_deref(), &text("name"), exists_ok, now)
         }
         "rename_directory" if !s.may(me, "rename_directory") => denied(),
+        "rename_directory"
+            if s.folders.get(&text("folder_id")).map(|f| &f.name) == Some(&text("new_name")) =>
+        {
+            same_name()
+        }
         "rename_directory" => place_directory(s, &text("folder_id"), None, Some(&text("new_name"))),
         "move_directory" if !s.may(me, "move") => denied(),
         "move_directory" => {
@@ -75,6 +80,7 @@ pub(crate) fn handle(shared: &Shared, action: &str, me: &str, data: &Value) -> R
         "get_document_info" => document_info(s, &text("document_id")),
         "rename_document" if !s.may(me, "rename_document") => denied(),
         "rename_document" => match s.documents.get_mut(&text("document_id")) {
+            Some(d) if d.title == text("new_title") => same_name(),
             Some(d) => {
                 d.title = text("new_title");
                 Reply::bare(200, "Document renamed successfully")
@@ -193,6 +199,11 @@ fn sibling_named(s: &Store, parent: &Option<String>, name: &str) -> Option<Strin
         .iter()
         .find(|(_, f)| &f.parent == parent && f.name == name)
         .map(|(id, _)| id.clone())
+}
+
+/// A rename to the current name (3 and 13 alike, after the 404 and 403 checks).
+fn same_name() -> Reply {
+    Reply::bare(400, "New name is the same as the current name")
 }
 
 const SAME_NAME: &str = "A folder with the same name already exists in the target directory";

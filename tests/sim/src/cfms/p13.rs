@@ -207,10 +207,46 @@ fn reply(
     reply
 }
 
+/// `get_directory_info {"directory_id": "/"}`: the root is a real folder
+/// record at 13 (`main.py: ensure_root_folder`), with the default rules
+/// that let only `sysop` write and manage it (6b5aa0f, checked live).
+fn root_info(store: &super::store::Store) -> Reply {
+    let folders = store
+        .folders
+        .values()
+        .filter(|f| f.parent.is_none())
+        .count();
+    let documents = store
+        .documents
+        .values()
+        .filter(|d| d.folder.is_none() && d.revision.is_some())
+        .count();
+    let sysop = json!({
+        "match": "all",
+        "match_groups": [{"match": "all", "groups": {"match": "all", "require": ["sysop"]}}],
+    });
+    Reply::new(
+        200,
+        "Directory info retrieved successfully",
+        json!({
+            "directory_id": "/", "count_of_child": folders + documents, "parent_id": null,
+            "name": "/", "created_time": store.created_time,
+            "access_rules": [
+                {"rule_id": 1, "access_type": "write", "rule_data": sysop},
+                {"rule_id": 2, "access_type": "manage", "rule_data": sysop},
+            ],
+            "info_code": 0,
+        }),
+    )
+}
+
 /// Directory and document actions: the 3–5 handlers with the root named
 /// `"/"` and protocol 13's answers.
 fn files13(ctx: &StreamCtx, action: &str, me: &str, data: &Value) -> Reply {
     let shared = &ctx.shared;
+    if action == "get_directory_info" && data["directory_id"] == "/" {
+        return root_info(&shared.store());
+    }
     let mut data = data.clone();
     for key in ["folder_id", "parent_id", "target_folder_id"] {
         if data[key] == "/" {
@@ -456,7 +492,7 @@ fn login(ctx: &StreamCtx, data: &Value) -> Reply {
     if username.is_empty() || password.is_empty() {
         return Reply::new(
             400,
-            "'' is too short",
+            "'' should be non-empty",
             json!({"validator": "minLength", "validator_value": 1}),
         );
     }

@@ -152,6 +152,9 @@ pub(crate) struct Store {
     pub login_failures: BTreeMap<String, u32>,
     /// Protocol 13: nonces seen, with the time they were recorded.
     pub nonces: BTreeMap<String, f64>,
+    /// When the server was set up (protocol 13: the root folder record's
+    /// `created_time`).
+    pub created_time: f64,
 }
 
 impl Store {
@@ -166,6 +169,7 @@ impl Store {
         }
         let mut store = Store {
             lockdown: config.lockdown,
+            created_time: now,
             ..Store::default()
         };
         store.groups.insert("sysop".into(), sysop);

@@ -8,6 +8,8 @@ use serde_json::{Map, Value, json};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ty {
     Str,
+    /// A string of at least one character (`"minLength": 1`).
+    NonEmptyStr,
     StrOrNull,
     Bool,
     Int,
@@ -75,7 +77,7 @@ impl Schema {
 
 fn check_type(value: &Value, ty: Ty) -> Result<(), Refusal> {
     let ok = match ty {
-        Ty::Str => value.is_string(),
+        Ty::Str | Ty::NonEmptyStr => value.is_string(),
         Ty::StrOrNull => value.is_string() || value.is_null(),
         Ty::Bool => value.is_boolean(),
         Ty::Int => value.is_i64() || value.is_u64(),
@@ -83,6 +85,13 @@ fn check_type(value: &Value, ty: Ty) -> Result<(), Refusal> {
         Ty::Object => value.is_object(),
         Ty::Any => true,
     };
+    if ty == Ty::NonEmptyStr && value.as_str() == Some("") {
+        // jsonschema 4.26's wording (the version the real server installs).
+        return Err(Refusal {
+            message: "'' should be non-empty".into(),
+            data: json!({"validator": "minLength", "validator_value": 1}),
+        });
+    }
     if ok {
         return Ok(());
     }
@@ -91,7 +100,7 @@ fn check_type(value: &Value, ty: Ty) -> Result<(), Refusal> {
             message: format!("{} is not of type 'string', 'null'", py_repr(value)),
             data: json!({"validator": "type", "validator_value": ["string", "null"]}),
         },
-        Ty::Str => type_refusal(value, "string"),
+        Ty::Str | Ty::NonEmptyStr => type_refusal(value, "string"),
         Ty::Bool => type_refusal(value, "boolean"),
         Ty::Int => type_refusal(value, "integer"),
         Ty::Array => type_refusal(value, "array"),
