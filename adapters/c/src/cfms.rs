@@ -80,7 +80,7 @@ pub(crate) struct CfmsConn {
     header: Header,
     conn: Connection<CfmsSession, &'static mut [u8], CallbackRng>,
     /// The `CLOSED` event, held back while `RECONNECT_TEXT` goes first.
-    closed: Option<naslink_event>,
+    closed: Option<ws::Closed>,
 }
 
 impl Tagged for CfmsConn {
@@ -354,20 +354,20 @@ impl Protocol for CfmsConn {
         self.conn.advance_transmit(n)
     }
     fn poll_event(&mut self, out: &mut naslink_event) {
-        if let Some(closed) = self.closed.take() {
-            *out = closed;
+        if let Some(c) = self.closed.take() {
+            *out = closed(c);
             return;
         }
         let framed = self.conn.session().wire() == Wire::Framed;
-        let Some(event) = self.conn.poll_event().map(|e| to_c(e, framed)) else {
-            return;
+        let (event, close) = match self.conn.poll_event() {
+            Some(Event::Closed(c)) => (closed(c), Some(c)),
+            Some(e) => (to_c(e, framed), None),
+            None => return,
         };
         // The probe's close: the server speaks text. The session learnt
         // it; the caller, who owns the socket, must reconnect (§11).
-        if event.kind == K::NASLINK_EVENT_CLOSED
-            && self.conn.session().negotiated() == Some(Negotiated::Text)
-        {
-            self.closed = Some(event);
+        if close.is_some() && self.conn.session().negotiated() == Some(Negotiated::Text) {
+            self.closed = close;
             *out = naslink_event {
                 protocol_version: *cfms::PROTOCOLS.start(),
                 ..naslink_event::of(K::NASLINK_EVENT_RECONNECT_TEXT)
