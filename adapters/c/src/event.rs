@@ -76,10 +76,9 @@ pub enum naslink_event_kind {
     /// 3–5 as text: `protocol_version` (3: the pin that selects text),
     /// `detail`. `REQUEST_ABORTED` (the session's own `server_info`, a
     /// reqid the application never had) comes before it, `CLOSED` after
-    /// it. Then close the socket, connect a new
-    /// one, `naslink_deinit` and call `naslink_cfms_init` again with
-    /// `protocol_version` set to this event's; remember it for this
-    /// server to skip the probe next time.
+    /// it. Then close the socket, connect a new one, `naslink_deinit` and
+    /// call `naslink_cfms_init` again with `protocol_version` set to this
+    /// event's; remember it for this server to skip the probe next time.
     NASLINK_EVENT_RECONNECT_TEXT = 23,
 }
 
