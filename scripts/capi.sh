@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C ABI from C: build libnaslink_capi.a, compile adapters/c/examples/panel.c
 # with gcc -Wall -Wextra -Werror, and run it against the fnOS and the CFMS
-# emulators twice:
+# emulators (CFMS at protocol 3, where the negotiation closes the first
+# connection and the program reconnects speaking text, and at 13) twice:
 # under valgrind (memcheck, any error fails) and built with
 # -fsanitize=address,undefined.
 #   bash scripts/capi.sh
@@ -62,7 +63,9 @@ target/debug/naslink-sim fnos --listen 127.0.0.1:0 --fixed-key --push-every 0.5 
 fnos_sim=$!
 target/debug/naslink-sim cfms --listen 127.0.0.1:0 --plain >"$out/cfms.log" 2>&1 &
 cfms_sim=$!
-trap 'kill "$fnos_sim" "$cfms_sim" 2>/dev/null || true' EXIT
+target/debug/naslink-sim cfms --listen 127.0.0.1:0 --plain --protocol 13 >"$out/cfms13.log" 2>&1 &
+cfms13_sim=$!
+trap 'kill "$fnos_sim" "$cfms_sim" "$cfms13_sim" 2>/dev/null || true' EXIT
 # The URL an emulator printed (sed expression), waiting up to 10 s.
 url_in() {
     local log=$1 expr=$2 url=""
@@ -76,14 +79,32 @@ url_in() {
 }
 url=$(url_in "$out/fnos.log" 's/^listening //p')
 cfms_url=$(url_in "$out/cfms.log" 's/.* at \(ws:[^,]*\),.*/\1/p')
+cfms13_url=$(url_in "$out/cfms13.log" 's/.* at \(ws:[^,]*\),.*/\1/p')
+# A CFMS run's output: the protocol spoken, and whether the program was
+# told to reconnect speaking text (protocol 3) or kept its first
+# connection (13).
+cfms_spoke() { # output file, protocol, reconnected (yes/no)
+    grep -q "speaking protocol $2 " "$1" || { echo "capi: not protocol $2:"; cat "$1"; exit 1; }
+    if [ "$3" = yes ]; then
+        grep -q "reconnect with protocol_version 3" "$1" || { echo "capi: no reconnect"; exit 1; }
+    elif grep -q "reconnect with protocol_version" "$1"; then
+        echo "capi: protocol $2 should keep its first connection"; exit 1
+    fi
+}
 
-echo "capi: panel (fnOS, CFMS) under valgrind"
+echo "capi: panel (fnOS, CFMS 3 and 13) under valgrind"
 memcheck=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite)
 "${memcheck[@]}" "$out/panel" "$url" admin admin
-"${memcheck[@]}" "$out/panel" --cfms "$cfms_url" admin admin
-echo "capi: panel (fnOS, CFMS) with AddressSanitizer + UBSan"
+"${memcheck[@]}" "$out/panel" --cfms "$cfms_url" admin admin | tee "$out/cfms3.out"
+cfms_spoke "$out/cfms3.out" 3 yes
+"${memcheck[@]}" "$out/panel" --cfms "$cfms13_url" admin admin | tee "$out/cfms13.out"
+cfms_spoke "$out/cfms13.out" 13 no
+echo "capi: panel (fnOS, CFMS 3 and 13) with AddressSanitizer + UBSan"
 "$out/panel-asan" "$url" admin admin
-"$out/panel-asan" --cfms "$cfms_url" admin admin
+"$out/panel-asan" --cfms "$cfms_url" admin admin | tee "$out/cfms3.out"
+cfms_spoke "$out/cfms3.out" 3 yes
+"$out/panel-asan" --cfms "$cfms13_url" admin admin | tee "$out/cfms13.out"
+cfms_spoke "$out/cfms13.out" 13 no
 echo "capi: a wrong password fails cleanly (exit 1)"
 status=0
 "$out/panel" "$url" admin wrong >/dev/null 2>&1 || status=$?

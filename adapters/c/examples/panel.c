@@ -2,7 +2,10 @@
  * panel: log in to an fnOS NAS, print its front-panel snapshot and the
  * next push, then close; or, with --cfms, log in to a CFMS server, print
  * its information and root folder, and the lockdown push that switching
- * lockdown on (then off again) brings. A complete POSIX program over
+ * lockdown on (then off again) brings. CFMS is negotiated: the first
+ * connection asks as protocol 13; a 3-5 server closes it
+ * (NASLINK_EVENT_RECONNECT_TEXT), and the program reconnects speaking
+ * text, as every C caller must. A complete POSIX program over
  * libnaslink_capi.a: one TCP socket, poll(2), getrandom(2),
  * CLOCK_MONOTONIC. The library does no I/O; this file is all the I/O
  * there is.
@@ -159,7 +162,7 @@ static void print_reply(naslink_fnos_panel which, const naslink_event *ev) {
 }
 
 /* What the program waits for; the event handler moves it on. */
-enum stage { LOGGING_IN, ASKING, AWAITING_PUSH, CLOSING, DONE };
+enum stage { LOGGING_IN, ASKING, AWAITING_PUSH, CLOSING, RECONNECT, DONE };
 
 struct app {
     naslink_conn *conn;
@@ -169,6 +172,8 @@ struct app {
     /* CFMS: the listing and the two lockdown switches. */
     naslink_reqid listing, lock_on, lock_off;
     int lockdown_seen;
+    /* CFMS: the protocol version to pin on the next connection (0: none). */
+    uint32_t pin;
 };
 
 /* Why the session cannot go on, for either protocol. */
@@ -180,13 +185,21 @@ static void fail(struct app *app, const naslink_event *ev) {
         app->status = 1;
         app->stage = DONE;
         break;
-    case NASLINK_EVENT_REQUEST_TIMED_OUT:
     case NASLINK_EVENT_REQUEST_ABORTED:
+        /* Before the login only the session's own server_info is in
+         * flight: a probe closed by a 3-5 server (RECONNECT_TEXT next). */
+        if (app->stage == LOGGING_IN) break;
+        /* fall through */
+    case NASLINK_EVENT_REQUEST_TIMED_OUT:
         fprintf(stderr, "panel: request %s got no answer\n", ev->reqid.text);
         app->status = 1;
         break;
     case NASLINK_EVENT_CLOSED:
         printf("closed: %s\n", ev->detail);
+        if (app->pin != 0 && app->stage == LOGGING_IN) {
+            app->stage = RECONNECT;
+            break;
+        }
         if (app->stage != CLOSING) app->status = 1;
         app->stage = DONE;
         break;
@@ -214,10 +227,25 @@ static void cfms_request(struct app *app, const char *action, const char *data,
     }
 }
 
+/* The opening sequence is done: ask for the root folder. */
+static void cfms_ready(struct app *app) {
+    uint32_t version = 0;
+    naslink_cfms_protocol_version(app->conn, &version);
+    printf("speaking protocol %u (pin it for this server to skip the probe)\n", version);
+    cfms_request(app, "list_directory", "{\"folder_id\":null}", &app->listing);
+    if (app->stage != DONE) app->stage = ASKING;
+}
+
 static void on_cfms_event(struct app *app, const naslink_event *ev) {
+    uint32_t version = 0;
     switch (ev->kind) {
     case NASLINK_EVENT_CONNECTED:
         printf("connected\n");
+        break;
+    case NASLINK_EVENT_RECONNECT_TEXT:
+        /* CLOSED follows; main() then reconnects with this pin. */
+        printf("%s\n", ev->detail);
+        app->pin = ev->protocol_version;
         break;
     case NASLINK_EVENT_SERVER_INFO:
         printf("server (protocol %u, lockdown %d):\n", ev->protocol_version, ev->lockdown);
@@ -226,11 +254,13 @@ static void on_cfms_event(struct app *app, const naslink_event *ev) {
         break;
     case NASLINK_EVENT_LOGGED_IN:
         printf("logged in (token for %llu s)\n", (unsigned long long)(ev->expires_in_ms / 1000));
+        /* Protocol 13 registers no listener: the session is ready now. */
+        naslink_cfms_protocol_version(app->conn, &version);
+        if (version == 13) cfms_ready(app);
         break;
     case NASLINK_EVENT_LISTENER_REGISTERED:
-        /* The session is ready once its opening sequence is answered. */
-        cfms_request(app, "list_directory", "{\"folder_id\":null}", &app->listing);
-        app->stage = ASKING;
+        /* 3-5: the session is ready once its opening sequence is answered. */
+        cfms_ready(app);
         break;
     case NASLINK_EVENT_REPLY:
         if (ev->status != NASLINK_STATUS_SUCCESS) {
@@ -329,16 +359,17 @@ int main(int argc, char **argv) {
     if (mem == NULL) return 2;
     struct app app = {.stage = LOGGING_IN};
     naslink_result r;
+    /* protocol_version 0 (left out): negotiate. */
+    naslink_cfms_config cfms_config = {
+        .url = url,
+        .user = user,
+        .password = password,
+        .now_ms = now_ms(),
+        .unix_time_s = (uint64_t)time(NULL),
+        .listener = true,
+    };
     if (cfms) {
-        naslink_cfms_config config = {
-            .url = url,
-            .user = user,
-            .password = password,
-            .now_ms = now_ms(),
-            .unix_time_s = (uint64_t)time(NULL),
-            .listener = true,
-        };
-        r = naslink_cfms_init(mem, size, &config, os_random, NULL, &app.conn);
+        r = naslink_cfms_init(mem, size, &cfms_config, os_random, NULL, &app.conn);
     } else {
         naslink_fnos_config config = {
             .url = url,
@@ -362,14 +393,38 @@ int main(int argc, char **argv) {
     while (app.stage != DONE) {
         /* 1. Events. */
         naslink_event ev;
-        while (app.stage != DONE && naslink_poll_event(app.conn, &ev) == NASLINK_OK &&
-               ev.kind != NASLINK_EVENT_NONE) {
+        while (app.stage != DONE && app.stage != RECONNECT &&
+               naslink_poll_event(app.conn, &ev) == NASLINK_OK && ev.kind != NASLINK_EVENT_NONE) {
             if (cfms)
                 on_cfms_event(&app, &ev);
             else
                 on_event(&app, &ev);
         }
         if (app.stage == DONE) break;
+        if (app.stage == RECONNECT) {
+            /* The server speaks text: a new socket, the same memory,
+             * the version it told us pinned. Once per run. */
+            close(fd);
+            naslink_deinit(app.conn);
+            fd = dial(url);
+            if (fd < 0) {
+                app.status = 2;
+                free(mem);
+                return app.status;
+            }
+            cfms_config.protocol_version = app.pin;
+            cfms_config.now_ms = now_ms();
+            if (!check(naslink_cfms_init(mem, size, &cfms_config, os_random, NULL, &app.conn),
+                       "init")) {
+                free(mem);
+                close(fd);
+                return 2;
+            }
+            app.pin = 0;
+            app.stage = LOGGING_IN;
+            start = end = 0;
+            continue;
+        }
 
         /* 2. Bytes out, as far as the socket takes them. */
         const uint8_t *out;

@@ -145,6 +145,12 @@ enum naslink_result
    * `NASLINK_EVENT_TWO_FACTOR_REQUIRED`).
    */
   NASLINK_ERR_NO_CODE_REQUESTED = -17,
+  /**
+   * The configured CFMS `protocol_version` is not one this library
+   * speaks: 0 (negotiate), 3, 4, 5 or 13. Versions 6 to 12 and above 13
+   * change the protocol in ways this library does not follow.
+   */
+  NASLINK_ERR_PROTOCOL_UNSUPPORTED = -18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -239,12 +245,15 @@ enum naslink_event_kind
    */
   NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
   /**
-   * CFMS: the server information: `protocol_version`, `lockdown`,
-   * `json`; `reqid` when it answers a request of the application's.
+   * CFMS: the server information: `protocol_version` (3, 4, 5 or 13),
+   * `lockdown`, `json`; `reqid` when it answers a request of the
+   * application's.
    */
   NASLINK_EVENT_SERVER_INFO = 17,
   /**
-   * CFMS: the server speaks another protocol version; close.
+   * CFMS: the server speaks a protocol version this library does not
+   * (6 to 12, above 13, or 3–5 framed as 13): `protocol_version` (the
+   * version it announced, 0 when it named none), `detail`. Close.
    */
   NASLINK_EVENT_PROTOCOL_UNSUPPORTED = 18,
   /**
@@ -257,14 +266,28 @@ enum naslink_event_kind
    */
   NASLINK_EVENT_TOKEN_REJECTED = 20,
   /**
-   * CFMS: the listener registration was answered: `errno_code` (200:
-   * lockdown changes will arrive).
+   * CFMS 3–5: the listener registration was answered: `errno_code`
+   * (200: lockdown changes will arrive). Protocol 13 has no
+   * registration (every connection gets lockdown changes), so this
+   * never comes there.
    */
   NASLINK_EVENT_LISTENER_REGISTERED = 21,
   /**
-   * CFMS: lockdown changed (a push to listeners): `lockdown`.
+   * CFMS: lockdown changed (a push to listeners; at 13 to every
+   * connection): `lockdown`.
    */
   NASLINK_EVENT_LOCKDOWN = 22,
+  /**
+   * CFMS, negotiating (`naslink_cfms_config.protocol_version` 0): the
+   * server closed the connection at the protocol-13 probe, so it speaks
+   * 3–5 as text: `protocol_version` (3: the pin that selects text),
+   * `detail`. `REQUEST_ABORTED` (the session's own `server_info`, a
+   * reqid the application never had) comes before it, `CLOSED` after
+   * it. Then close the socket, connect a new one, `naslink_deinit` and
+   * call `naslink_cfms_init` again with `protocol_version` set to this
+   * event's; remember it for this server to skip the probe next time.
+   */
+  NASLINK_EVENT_RECONNECT_TEXT = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -451,8 +474,8 @@ typedef int32_t naslink_fnos_panel;
 typedef struct naslink_conn naslink_conn;
 
 /**
- * How to reach and log in to a CFMS server (protocol 3–5). The strings
- * are copied by `naslink_cfms_init`.
+ * How to reach and log in to a CFMS server (protocol 3–5 or 13). The
+ * strings are copied by `naslink_cfms_init`.
  */
 typedef struct naslink_cfms_config {
   /**
@@ -482,9 +505,21 @@ typedef struct naslink_cfms_config {
   uint32_t request_timeout_ms;
   /**
    * After logging in, register as listener: lockdown changes then
-   * arrive as `NASLINK_EVENT_LOCKDOWN`.
+   * arrive as `NASLINK_EVENT_LOCKDOWN`. (Protocol 13 sends them to
+   * every connection: nothing is registered there.)
    */
   bool listener;
+  /**
+   * 0 (zero-initialized configs): negotiate. The connection opens with
+   * a protocol-13 `server_info`; a 13 server answers it, a 3–5 server
+   * closes the connection (`NASLINK_EVENT_RECONNECT_TEXT`: reconnect
+   * with the version it gives). 3, 4 or 5: speak text, 13: speak
+   * frames, without the probe (any of 3–5 selects text; `server_info`
+   * then tells which). Any other version is refused by
+   * `naslink_cfms_init` with `NASLINK_ERR_PROTOCOL_UNSUPPORTED`.
+   * Remember `naslink_cfms_protocol_version` per server and pin it here.
+   */
+  uint32_t protocol_version;
 } naslink_cfms_config;
 
 /**
@@ -539,7 +574,9 @@ typedef struct naslink_event {
    */
   int64_t errno_code;
   /**
-   * CFMS `SERVER_INFO`: the protocol version (3–5), else 0.
+   * CFMS `SERVER_INFO`: the protocol version (3, 4, 5 or 13);
+   * `PROTOCOL_UNSUPPORTED`: the one announced; `RECONNECT_TEXT`: the one
+   * to pin (3); else 0.
    */
   uint32_t protocol_version;
   /**
@@ -644,7 +681,12 @@ size_t naslink_cfms_align(void);
  * `naslink_cfms_size`, aligned to `naslink_cfms_align`) and queue the
  * WebSocket upgrade; `*conn` is the connection. The session then asks
  * the server information (`NASLINK_EVENT_SERVER_INFO`) and logs in
- * (`NASLINK_EVENT_LOGGED_IN`) by itself.
+ * (`NASLINK_EVENT_LOGGED_IN`) by itself. With `protocol_version` 0 it
+ * asks as protocol 13 first: a 3–5 server then closes the connection
+ * (`NASLINK_EVENT_RECONNECT_TEXT`, then `NASLINK_EVENT_CLOSED`): close
+ * the socket, connect a new one, `naslink_deinit`, and init again with
+ * the event's `protocol_version`. A `protocol_version` other than 0, 3,
+ * 4, 5 or 13 is refused with `NASLINK_ERR_PROTOCOL_UNSUPPORTED`.
  *
  * # Safety
  * As `naslink_fnos_init`.
@@ -661,8 +703,13 @@ naslink_result naslink_cfms_init(void *mem,
  * `data_json`, a JSON object (NULL for `{}`). `*reqid` receives the
  * request's sequence number as text; its answer is a
  * `NASLINK_EVENT_REPLY` with that reqid, `errno_code` the CFMS `code`
- * (200: `NASLINK_STATUS_SUCCESS`). Refused with `NASLINK_ERR_BUSY` until
- * the session is logged in, while a queue of 8 is full.
+ * (200: `NASLINK_STATUS_SUCCESS`; protocol 13 adds 1001 replay refused,
+ * 4001 password policy, 4002 password expired, 4003 account inactive,
+ * 429 too many login attempts). Refused with `NASLINK_ERR_BUSY`
+ * until the opening sequence is done (after `NASLINK_EVENT_LOGGED_IN`,
+ * or `NASLINK_EVENT_LISTENER_REGISTERED` when registering as listener
+ * at 3–5), and while a queue of 8 is full. The same call works at 3–5
+ * and 13.
  *
  * # Safety
  * `conn` comes from `naslink_cfms_init`; the strings are NUL-terminated.
@@ -672,6 +719,18 @@ naslink_result naslink_cfms_request(struct naslink_conn *conn,
                                     const char *action,
                                     const char *data_json,
                                     struct naslink_reqid *reqid);
+
+/**
+ * `*version`: the CFMS protocol version the server announced on this
+ * connection (3, 4, 5 or 13), 0 until its `server_info` answer. Remember
+ * it per server and pin it (`naslink_cfms_config.protocol_version`) to
+ * skip the negotiation next time.
+ *
+ * # Safety
+ * `conn` comes from `naslink_cfms_init`; `version` points to a writable
+ * `uint32_t`.
+ */
+naslink_result naslink_cfms_protocol_version(struct naslink_conn *conn, uint32_t *version);
 
 /**
  * Feed `len` bytes read from the transport at `buf`; `*consumed` is how

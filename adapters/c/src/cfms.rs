@@ -2,10 +2,19 @@
 //! included: the session logs in by itself), the init function, one
 //! request function for any action with JSON data, and how CFMS events
 //! become `naslink_event`s. File transfers are not in the C ABI yet.
+//!
+//! Protocols 3–5 (text) and 13 (frames) are both spoken. Unless the
+//! caller pins a version, the connection opens with the core's
+//! protocol-13 probe ([`naslink_core::cfms::p13::negotiate`]): a 13 server
+//! answers it and the connection goes on; a 3–5 server closes it, which
+//! the caller hears as `NASLINK_EVENT_RECONNECT_TEXT` before `CLOSED`.
+//! The caller owns the socket, so the reconnect is the caller's: a new
+//! socket and a new `naslink_cfms_init` pinned to text.
 
 use core::ffi::{c_char, c_void};
 
 use naslink_core::Connection;
+use naslink_core::cfms::p13::{Negotiated, Wire};
 use naslink_core::cfms::{self, Buffers, ConnectionEvent, Credentials, LoginError, RequestError};
 use naslink_core::connection::Event;
 use naslink_core::time::{Duration, Instant};
@@ -29,8 +38,8 @@ pub const NASLINK_CFMS_QUEUE: usize = 8;
 /// in pieces, which this ABI's WebSocket (not streaming) never delivers.
 const SESSION_RX: usize = 512;
 
-/// How to reach and log in to a CFMS server (protocol 3–5). The strings
-/// are copied by `naslink_cfms_init`.
+/// How to reach and log in to a CFMS server (protocol 3–5 or 13). The
+/// strings are copied by `naslink_cfms_init`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct naslink_cfms_config {
@@ -48,8 +57,18 @@ pub struct naslink_cfms_config {
     /// Deadline of each request in milliseconds; 0 for 30 000.
     pub request_timeout_ms: u32,
     /// After logging in, register as listener: lockdown changes then
-    /// arrive as `NASLINK_EVENT_LOCKDOWN`.
+    /// arrive as `NASLINK_EVENT_LOCKDOWN`. (Protocol 13 sends them to
+    /// every connection: nothing is registered there.)
     pub listener: bool,
+    /// 0 (zero-initialized configs): negotiate. The connection opens with
+    /// a protocol-13 `server_info`; a 13 server answers it, a 3–5 server
+    /// closes the connection (`NASLINK_EVENT_RECONNECT_TEXT`: reconnect
+    /// with the version it gives). 3, 4 or 5: speak text, 13: speak
+    /// frames, without the probe (any of 3–5 selects text; `server_info`
+    /// then tells which). Any other version is refused by
+    /// `naslink_cfms_init` with `NASLINK_ERR_PROTOCOL_UNSUPPORTED`.
+    /// Remember `naslink_cfms_protocol_version` per server and pin it here.
+    pub protocol_version: u32,
 }
 
 type CfmsSession = cfms::Session<'static, NASLINK_CFMS_QUEUE>;
@@ -60,6 +79,8 @@ type CfmsSession = cfms::Session<'static, NASLINK_CFMS_QUEUE>;
 pub(crate) struct CfmsConn {
     header: Header,
     conn: Connection<CfmsSession, &'static mut [u8], CallbackRng>,
+    /// The `CLOSED` event, held back while `RECONNECT_TEXT` goes first.
+    closed: Option<ws::Closed>,
 }
 
 impl Tagged for CfmsConn {
@@ -93,7 +114,12 @@ pub extern "C" fn naslink_cfms_align() -> usize {
 /// `naslink_cfms_size`, aligned to `naslink_cfms_align`) and queue the
 /// WebSocket upgrade; `*conn` is the connection. The session then asks
 /// the server information (`NASLINK_EVENT_SERVER_INFO`) and logs in
-/// (`NASLINK_EVENT_LOGGED_IN`) by itself.
+/// (`NASLINK_EVENT_LOGGED_IN`) by itself. With `protocol_version` 0 it
+/// asks as protocol 13 first: a 3–5 server then closes the connection
+/// (`NASLINK_EVENT_RECONNECT_TEXT`, then `NASLINK_EVENT_CLOSED`): close
+/// the socket, connect a new one, `naslink_deinit`, and init again with
+/// the event's `protocol_version`. A `protocol_version` other than 0, 3,
+/// 4, 5 or 13 is refused with `NASLINK_ERR_PROTOCOL_UNSUPPORTED`.
 ///
 /// # Safety
 /// As `naslink_fnos_init`.
@@ -132,6 +158,13 @@ unsafe fn init(
     }
     // SAFETY: checked not NULL and aligned; readable by contract.
     let config = unsafe { *config };
+    let pinned = match config.protocol_version {
+        0 => None,
+        v => {
+            Wire::for_version(v).map_err(|_| naslink_result::NASLINK_ERR_PROTOCOL_UNSUPPORTED)?;
+            Some(v)
+        }
+    };
     // SAFETY: the caller's contract on the config's strings.
     let url = unsafe { text(config.url) }?;
     let url = ws::Url::parse(url).map_err(|_| naslink_result::NASLINK_ERR_INVALID_URL)?;
@@ -170,6 +203,8 @@ unsafe fn init(
     let mut session_config = cfms::Config {
         login,
         listener: config.listener,
+        protocol_version: pinned,
+        negotiate: pinned.is_none(),
         ..cfms::Config::default()
     };
     if config.request_timeout_ms != 0 {
@@ -194,6 +229,7 @@ unsafe fn init(
         mem.write(CfmsConn {
             header: Header::of::<CfmsConn>(),
             conn: Connection::new(client, session),
+            closed: None,
         });
         *conn = mem.cast();
     }
@@ -204,8 +240,13 @@ unsafe fn init(
 /// `data_json`, a JSON object (NULL for `{}`). `*reqid` receives the
 /// request's sequence number as text; its answer is a
 /// `NASLINK_EVENT_REPLY` with that reqid, `errno_code` the CFMS `code`
-/// (200: `NASLINK_STATUS_SUCCESS`). Refused with `NASLINK_ERR_BUSY` until
-/// the session is logged in, while a queue of 8 is full.
+/// (200: `NASLINK_STATUS_SUCCESS`; protocol 13 adds 1001 replay refused,
+/// 4001 password policy, 4002 password expired, 4003 account inactive,
+/// 429 too many login attempts). Refused with `NASLINK_ERR_BUSY`
+/// until the opening sequence is done (after `NASLINK_EVENT_LOGGED_IN`,
+/// or `NASLINK_EVENT_LISTENER_REGISTERED` when registering as listener
+/// at 3–5), and while a queue of 8 is full. The same call works at 3–5
+/// and 13.
 ///
 /// # Safety
 /// `conn` comes from `naslink_cfms_init`; the strings are NUL-terminated.
@@ -235,6 +276,30 @@ pub unsafe extern "C" fn naslink_cfms_request(
             .map_err(refusal)?;
         // SAFETY: checked not NULL and aligned; writable by contract.
         unsafe { reqid.write(seq_text(seq)) };
+        Ok(())
+    })())
+}
+
+/// `*version`: the CFMS protocol version the server announced on this
+/// connection (3, 4, 5 or 13), 0 until its `server_info` answer. Remember
+/// it per server and pin it (`naslink_cfms_config.protocol_version`) to
+/// skip the negotiation next time.
+///
+/// # Safety
+/// `conn` comes from `naslink_cfms_init`; `version` points to a writable
+/// `uint32_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn naslink_cfms_protocol_version(
+    conn: *mut naslink_conn,
+    version: *mut u32,
+) -> naslink_result {
+    code((|| {
+        check(version)?;
+        // SAFETY: the caller's contract.
+        let c = unsafe { as_protocol::<CfmsConn>(conn) }?;
+        let v = c.conn.session().protocol_version().unwrap_or(0);
+        // SAFETY: checked not NULL and aligned; writable by contract.
+        unsafe { version.write(v) };
         Ok(())
     })())
 }
@@ -289,9 +354,28 @@ impl Protocol for CfmsConn {
         self.conn.advance_transmit(n)
     }
     fn poll_event(&mut self, out: &mut naslink_event) {
-        if let Some(event) = self.conn.poll_event() {
-            *out = to_c(event);
+        if let Some(c) = self.closed.take() {
+            *out = closed(c);
+            return;
         }
+        let framed = self.conn.session().wire() == Wire::Framed;
+        let (event, close) = match self.conn.poll_event() {
+            Some(Event::Closed(c)) => (closed(c), Some(c)),
+            Some(e) => (to_c(e, framed), None),
+            None => return,
+        };
+        // The probe's close: the server speaks text. The session learnt
+        // it; the caller, who owns the socket, must reconnect (§11).
+        if close.is_some() && self.conn.session().negotiated() == Some(Negotiated::Text) {
+            self.closed = close;
+            *out = naslink_event {
+                protocol_version: *cfms::PROTOCOLS.start(),
+                ..naslink_event::of(K::NASLINK_EVENT_RECONNECT_TEXT)
+                    .with_detail(c"the server speaks CFMS 3-5: reconnect with protocol_version 3")
+            };
+            return;
+        }
+        *out = event;
     }
     fn poll_timeout(&self) -> Option<Instant> {
         self.conn.poll_timeout()
@@ -316,7 +400,8 @@ impl Protocol for CfmsConn {
     }
 }
 
-fn to_c(event: Event<'_, CfmsSession>) -> naslink_event {
+/// `framed`: the connection speaks protocol 13 (its codes differ).
+fn to_c(event: Event<'_, CfmsSession>, framed: bool) -> naslink_event {
     match event {
         Event::Connected => naslink_event::of(K::NASLINK_EVENT_CONNECTED),
         Event::Rejected(r) => naslink_event {
@@ -325,15 +410,18 @@ fn to_c(event: Event<'_, CfmsSession>) -> naslink_event {
         },
         Event::TransmitTooSmall(_) => naslink_event::of(K::NASLINK_EVENT_TRANSMIT_TOO_SMALL),
         Event::Closed(c) => closed(c),
-        Event::Session(e) => session_event(e),
+        Event::Session(e) => session_event(e, framed),
     }
 }
 
-fn login_failure(e: LoginError) -> naslink_event {
+fn login_failure(e: LoginError, framed: bool) -> naslink_event {
     let (detail, code): (&'static core::ffi::CStr, i64) = match e {
         LoginError::InvalidCredentials => (c"invalid username or password", 401),
         LoginError::InvalidTwoFactorCode => (c"invalid two-factor code", 401),
-        LoginError::PasswordExpired => (c"the password has expired and must be changed", 403),
+        LoginError::PasswordExpired => (
+            c"the password has expired and must be changed",
+            if framed { 4002 } else { 403 },
+        ),
         LoginError::Lockdown => (c"the server is in lockdown", 999),
         LoginError::BadToken => (c"the server sent an unusable token", -1),
         LoginError::Rejected(s) => (c"the server refused the login", s.code()),
@@ -345,7 +433,7 @@ fn login_failure(e: LoginError) -> naslink_event {
     }
 }
 
-fn session_event(e: ConnectionEvent<'_>) -> naslink_event {
+fn session_event(e: ConnectionEvent<'_>, framed: bool) -> naslink_event {
     use ConnectionEvent as C;
     match e {
         C::ServerInfo {
@@ -359,7 +447,12 @@ fn session_event(e: ConnectionEvent<'_>) -> naslink_event {
             lockdown: lockdown.into(),
             ..naslink_event::of(K::NASLINK_EVENT_SERVER_INFO).with_json(response.root().raw())
         },
-        C::ProtocolUnsupported { .. } => naslink_event::of(K::NASLINK_EVENT_PROTOCOL_UNSUPPORTED),
+        C::ProtocolUnsupported { version } => naslink_event {
+            protocol_version: version.unwrap_or(0),
+            ..naslink_event::of(K::NASLINK_EVENT_PROTOCOL_UNSUPPORTED).with_detail(
+                c"the server speaks a CFMS protocol version this library does not (3-5, 13)",
+            )
+        },
         C::LoggedIn {
             expires_in,
             response,
@@ -369,7 +462,7 @@ fn session_event(e: ConnectionEvent<'_>) -> naslink_event {
             ..naslink_event::of(K::NASLINK_EVENT_LOGGED_IN).with_json(response.root().raw())
         },
         C::TwoFactorRequired { .. } => naslink_event::of(K::NASLINK_EVENT_TWO_FACTOR_REQUIRED),
-        C::LoginFailed(e) => login_failure(e),
+        C::LoginFailed(e) => login_failure(e, framed),
         C::TokenRefreshed { expires_in } => naslink_event {
             expires_in_ms: expires_in.total_millis(),
             ..naslink_event::of(K::NASLINK_EVENT_TOKEN_REFRESHED)

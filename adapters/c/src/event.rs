@@ -50,21 +50,36 @@ pub enum naslink_event_kind {
     NASLINK_EVENT_CLOSED = 15,
     /// The two-factor code was refused: `errno_code`. Submit another.
     NASLINK_EVENT_TWO_FACTOR_REJECTED = 16,
-    /// CFMS: the server information: `protocol_version`, `lockdown`,
-    /// `json`; `reqid` when it answers a request of the application's.
+    /// CFMS: the server information: `protocol_version` (3, 4, 5 or 13),
+    /// `lockdown`, `json`; `reqid` when it answers a request of the
+    /// application's.
     NASLINK_EVENT_SERVER_INFO = 17,
-    /// CFMS: the server speaks another protocol version; close.
+    /// CFMS: the server speaks a protocol version this library does not
+    /// (6 to 12, above 13, or 3–5 framed as 13): `protocol_version` (the
+    /// version it announced, 0 when it named none), `detail`. Close.
     NASLINK_EVENT_PROTOCOL_UNSUPPORTED = 18,
     /// CFMS: the token was refreshed: `expires_in_ms`.
     NASLINK_EVENT_TOKEN_REFRESHED = 19,
     /// CFMS: the server rejected the token (the session logs in again when
     /// it can).
     NASLINK_EVENT_TOKEN_REJECTED = 20,
-    /// CFMS: the listener registration was answered: `errno_code` (200:
-    /// lockdown changes will arrive).
+    /// CFMS 3–5: the listener registration was answered: `errno_code`
+    /// (200: lockdown changes will arrive). Protocol 13 has no
+    /// registration (every connection gets lockdown changes), so this
+    /// never comes there.
     NASLINK_EVENT_LISTENER_REGISTERED = 21,
-    /// CFMS: lockdown changed (a push to listeners): `lockdown`.
+    /// CFMS: lockdown changed (a push to listeners; at 13 to every
+    /// connection): `lockdown`.
     NASLINK_EVENT_LOCKDOWN = 22,
+    /// CFMS, negotiating (`naslink_cfms_config.protocol_version` 0): the
+    /// server closed the connection at the protocol-13 probe, so it speaks
+    /// 3–5 as text: `protocol_version` (3: the pin that selects text),
+    /// `detail`. `REQUEST_ABORTED` (the session's own `server_info`, a
+    /// reqid the application never had) comes before it, `CLOSED` after
+    /// it. Then close the socket, connect a new one, `naslink_deinit` and
+    /// call `naslink_cfms_init` again with `protocol_version` set to this
+    /// event's; remember it for this server to skip the probe next time.
+    NASLINK_EVENT_RECONNECT_TEXT = 23,
 }
 
 /// How a reply frame ended.
@@ -172,7 +187,9 @@ pub struct naslink_event {
     pub reqid: naslink_reqid,
     /// The server's code: fnOS `errno`, CFMS `code` (200 success); -1 none.
     pub errno_code: i64,
-    /// CFMS `SERVER_INFO`: the protocol version (3–5), else 0.
+    /// CFMS `SERVER_INFO`: the protocol version (3, 4, 5 or 13);
+    /// `PROTOCOL_UNSUPPORTED`: the one announced; `RECONNECT_TEXT`: the one
+    /// to pin (3); else 0.
     pub protocol_version: u32,
     /// CFMS `SERVER_INFO`, `LOCKDOWN`: 1 on, 0 off, -1 not this event.
     pub lockdown: i32,

@@ -43,6 +43,29 @@
 //! is built with `panic = "abort"`, and its panic handler calls the C
 //! library's `abort()`.
 //!
+//! **CFMS protocols 3–5 and 13.** A CFMS connection speaks text (3–5) or
+//! frames (13). `naslink_cfms_config.protocol_version` 0 negotiates (a
+//! zeroed config does): the connection opens with a protocol-13
+//! `server_info`, which a 13 server answers (the connection goes on) and
+//! a 3–5 server answers by closing. The library owns no socket, so that
+//! reconnect is the caller's, told by an event:
+//!
+//! ```c
+//! case NASLINK_EVENT_RECONNECT_TEXT:    // CLOSED follows
+//!     pin = ev.protocol_version;        // 3: speak text
+//!     break;
+//! case NASLINK_EVENT_CLOSED:
+//!     if (pin) { close(fd); fd = dial(url); naslink_deinit(conn);
+//!                cfg.protocol_version = pin; naslink_cfms_init(mem, size, &cfg, rng, NULL, &conn); }
+//! ```
+//!
+//! `naslink_cfms_protocol_version` gives the version the server announced
+//! (3, 4, 5 or 13); remember it per server and pin it in the config to
+//! skip the probe. Other pinned versions (6–12 speak a protocol between
+//! the two; above 13 is unknown) are refused by `naslink_cfms_init` with
+//! `NASLINK_ERR_PROTOCOL_UNSUPPORTED`, and a server announcing one gives
+//! `NASLINK_EVENT_PROTOCOL_UNSUPPORTED` with its `protocol_version`.
+//!
 //! **Threads.** A connection is used by one thread at a time, and never
 //! from inside its random-number callback.
 //!
@@ -62,7 +85,7 @@ mod result;
 
 pub use cfms::{
     NASLINK_CFMS_QUEUE, naslink_cfms_align, naslink_cfms_config, naslink_cfms_init,
-    naslink_cfms_request, naslink_cfms_size,
+    naslink_cfms_protocol_version, naslink_cfms_request, naslink_cfms_size,
 };
 pub use conn::{
     NASLINK_NO_TIMEOUT, NASLINK_RECEIVE_BUFFER, NASLINK_TRANSMIT_BUFFER, naslink_advance_transmit,

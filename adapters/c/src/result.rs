@@ -51,10 +51,14 @@ pub enum naslink_result {
     /// No two-factor code is being asked for (wait for
     /// `NASLINK_EVENT_TWO_FACTOR_REQUIRED`).
     NASLINK_ERR_NO_CODE_REQUESTED = -17,
+    /// The configured CFMS `protocol_version` is not one this library
+    /// speaks: 0 (negotiate), 3, 4, 5 or 13. Versions 6 to 12 and above 13
+    /// change the protocol in ways this library does not follow.
+    NASLINK_ERR_PROTOCOL_UNSUPPORTED = -18,
 }
 
 impl naslink_result {
-    const ALL: [naslink_result; 18] = [
+    const ALL: [naslink_result; 19] = [
         Self::NASLINK_OK,
         Self::NASLINK_ERR_NULL,
         Self::NASLINK_ERR_MISALIGNED,
@@ -73,6 +77,7 @@ impl naslink_result {
         Self::NASLINK_ERR_NOT_FOUND,
         Self::NASLINK_ERR_INVALID_JSON,
         Self::NASLINK_ERR_NO_CODE_REQUESTED,
+        Self::NASLINK_ERR_PROTOCOL_UNSUPPORTED,
     ];
 
     /// The description, NUL-terminated.
@@ -100,6 +105,9 @@ impl naslink_result {
             Self::NASLINK_ERR_NOT_FOUND => c"the JSON path names nothing",
             Self::NASLINK_ERR_INVALID_JSON => c"the text is not valid JSON",
             Self::NASLINK_ERR_NO_CODE_REQUESTED => c"no two-factor code is being asked for",
+            Self::NASLINK_ERR_PROTOCOL_UNSUPPORTED => {
+                c"the CFMS protocol version is not 3, 4, 5 or 13 (0 negotiates)"
+            }
         }
     }
 }

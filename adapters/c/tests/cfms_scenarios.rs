@@ -1,7 +1,11 @@
 //! The shared CFMS scenario list (`tests/scenarios/cfms.json`) through the
 //! `extern "C"` functions (`naslink_cfms_request` with action + JSON data).
 //! The Rust core and the Python package run the same file, so a behaviour
-//! difference between runtimes is a failing test.
+//! difference between runtimes is a failing test. The connection is
+//! negotiated as a C program does it (`Client::negotiate_cfms`: the
+//! emulator speaks 3, so the probe is closed and the client reconnects
+//! speaking text); the list's expectations are protocol 3's (at 13 the
+//! emulator seeds a document), protocol 13 is in `cfms_emulator.rs`.
 
 mod support;
 
@@ -122,8 +126,9 @@ async fn every_shared_cfms_scenario_passes_over_the_c_abi() {
         let sim = Server::start(flags.args.config()).await.expect("emulator");
         let url = sim.url();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut nas =
-                Client::connect_cfms(&url, text(&scenario, "user"), text(&scenario, "password"));
+            let (mut nas, pin) =
+                Client::negotiate_cfms(&url, text(&scenario, "user"), text(&scenario, "password"));
+            assert_eq!(pin, 3, "a text server closes the probe");
             let mut ids = HashMap::new();
             for step in scenario["steps"].as_array().expect("steps") {
                 run_step(&mut nas, step, &mut ids);

@@ -1,6 +1,7 @@
 //! Hostile input through `naslink_handle_input`: random bytes, split at
 //! random points, in the handshake and after it (raw bytes and text frames
-//! of random JSON-ish text), into fnOS and CFMS connections. No panic (a
+//! of random JSON-ish text, binary protocol-13 frames), into fnOS and CFMS
+//! connections (CFMS negotiating, pinned to text and to 13). No panic (a
 //! panic here would abort the test process), and progress: after draining
 //! events and output, the library takes more bytes, until the connection
 //! has closed.
@@ -33,7 +34,12 @@ fn upgrade_answer() -> Vec<u8> {
 
 /// An unmasked server text frame.
 fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x81];
+    ws_frame(0x81, payload)
+}
+
+/// An unmasked server frame with first byte `head` (FIN and opcode).
+fn ws_frame(head: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![head];
     match payload.len() {
         n if n < 126 => f.push(n as u8),
         n => {
@@ -74,7 +80,18 @@ fn drain(conn: *mut naslink_conn) -> bool {
 #[derive(Debug, Clone, Copy)]
 enum Proto {
     Fnos,
-    Cfms,
+    /// With this `protocol_version` in the config (0 negotiates).
+    Cfms(u32),
+}
+
+/// fnOS, and CFMS negotiating, pinned to text, pinned to 13.
+fn any_proto() -> impl Strategy<Value = Proto> {
+    prop_oneof![
+        Just(Proto::Fnos),
+        Just(Proto::Cfms(0)),
+        Just(Proto::Cfms(3)),
+        Just(Proto::Cfms(13)),
+    ]
 }
 
 /// A connection of `proto` in fresh memory, with the constant RNG.
@@ -98,7 +115,7 @@ fn open(proto: Proto) -> (Memory, *mut naslink_conn) {
             });
             mem
         }
-        Proto::Cfms => {
+        Proto::Cfms(protocol_version) => {
             let mem = Memory::new(naslink_cfms_size(), naslink_cfms_align());
             let config = naslink_cfms_config {
                 url: c"ws://127.0.0.1:5104/".as_ptr(),
@@ -108,6 +125,7 @@ fn open(proto: Proto) -> (Memory, *mut naslink_conn) {
                 unix_time_s: 0,
                 request_timeout_ms: 0,
                 listener: true,
+                protocol_version,
             };
             // SAFETY: memory of the right size and alignment.
             ok(unsafe {
@@ -206,7 +224,7 @@ proptest! {
 
     #[test]
     fn random_bytes_during_the_handshake(
-        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
+        proto in any_proto(),
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
@@ -215,7 +233,7 @@ proptest! {
 
     #[test]
     fn random_bytes_after_the_upgrade(
-        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
+        proto in any_proto(),
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
@@ -226,7 +244,7 @@ proptest! {
 
     #[test]
     fn random_json_ish_text_frames_after_the_upgrade(
-        proto in prop_oneof![Just(Proto::Fnos), Just(Proto::Cfms)],
+        proto in any_proto(),
         messages in proptest::collection::vec(json_ish(), 0..12),
         cuts in proptest::collection::vec(0usize..300, 0..8),
     ) {
@@ -235,5 +253,26 @@ proptest! {
             stream.extend_from_slice(&text_frame(m));
         }
         feed(proto, &stream, &cuts)?;
+    }
+
+    /// Protocol-13 messages: a 5-byte header (a few stream ids of both
+    /// sides, any frame type) and a JSON-ish payload, in binary frames.
+    #[test]
+    fn random_protocol_13_frames_after_the_upgrade(
+        protocol_version in prop_oneof![Just(0u32), Just(13)],
+        frames in proptest::collection::vec(
+            (prop_oneof![Just(0u32), Just(1), Just(2), Just(3), any::<u32>()], any::<u8>(), json_ish()),
+            0..12,
+        ),
+        cuts in proptest::collection::vec(0usize..300, 0..8),
+    ) {
+        let mut stream = upgrade_answer();
+        for (id, kind, payload) in &frames {
+            let mut m = id.to_be_bytes().to_vec();
+            m.push(*kind);
+            m.extend_from_slice(payload);
+            stream.extend_from_slice(&ws_frame(0x82, &m));
+        }
+        feed(Proto::Cfms(protocol_version), &stream, &cuts)?;
     }
 }

@@ -169,6 +169,8 @@ pub struct Client {
     buf: Vec<u8>,
     input: std::ops::Range<usize>,
     eof: bool,
+    /// Events already read, handed out again first (oldest first).
+    unread: Vec<Seen>,
 }
 
 pub fn ok(r: naslink_result) {
@@ -202,8 +204,14 @@ impl Client {
     }
 
     /// A CFMS connection logging in as `user`/`password`, registered as
-    /// listener.
+    /// listener, pinned to protocol 3 (text, no probe).
     pub fn connect_cfms(url: &str, user: &str, password: &str) -> Self {
+        Self::connect_cfms_at(url, user, password, 3)
+    }
+
+    /// A CFMS connection as `connect_cfms`, with `protocol_version` in its
+    /// config (0 negotiates; no reconnect: see `negotiate_cfms`).
+    pub fn connect_cfms_at(url: &str, user: &str, password: &str, protocol_version: u32) -> Self {
         let (c_url, c_user, c_password) = (
             CString::new(url).unwrap(),
             CString::new(user).unwrap(),
@@ -217,6 +225,7 @@ impl Client {
             unix_time_s: 0,
             request_timeout_ms: 0,
             listener: true,
+            protocol_version,
         };
         let mem = Memory::new(naslink_cfms_size(), naslink_cfms_align());
         Self::open(url, mem, |mem, conn| {
@@ -232,6 +241,45 @@ impl Client {
                 )
             }
         })
+    }
+
+    /// A negotiated CFMS connection, as a C program makes one: connect with
+    /// `protocol_version` 0; on `NASLINK_EVENT_RECONNECT_TEXT` wait for
+    /// `CLOSED`, then connect again pinned to the version the event gives.
+    /// Returns the connection and that pin (0: the first connection was
+    /// kept). The events that settled it stay to be read.
+    pub fn negotiate_cfms(url: &str, user: &str, password: &str) -> (Self, u32) {
+        let mut first = Self::connect_cfms_at(url, user, password, 0);
+        let mut seen = Vec::new();
+        loop {
+            let e = first.next_event(Duration::from_secs(20));
+            match e.kind {
+                naslink_event_kind::NASLINK_EVENT_RECONNECT_TEXT => {
+                    let pin = e.protocol_version;
+                    let (closed, _) = first.wait_for(naslink_event_kind::NASLINK_EVENT_CLOSED);
+                    assert_eq!(closed.close_code, 1000, "{closed:?}");
+                    drop(first);
+                    return (Self::connect_cfms_at(url, user, password, pin), pin);
+                }
+                // The session's own server_info fails with the probe's
+                // close: not yet an answer.
+                naslink_event_kind::NASLINK_EVENT_CONNECTED
+                | naslink_event_kind::NASLINK_EVENT_REQUEST_ABORTED => seen.push(e),
+                _ => {
+                    seen.push(e);
+                    first.unread = seen;
+                    return (first, 0);
+                }
+            }
+        }
+    }
+
+    /// The protocol version `naslink_cfms_protocol_version` reports.
+    pub fn cfms_protocol_version(&self) -> u32 {
+        let mut v = u32::MAX;
+        // SAFETY: conn from init; v writable.
+        ok(unsafe { naslink_cfms_protocol_version(self.conn, &mut v) });
+        v
     }
 
     fn open(
@@ -259,6 +307,7 @@ impl Client {
             buf: vec![0; 4096],
             input: 0..0,
             eof: false,
+            unread: Vec::new(),
         }
     }
 
@@ -268,6 +317,9 @@ impl Client {
 
     /// Drive the loop until the next event (or panic after `limit`).
     pub fn next_event(&mut self, limit: Duration) -> Seen {
+        if !self.unread.is_empty() {
+            return self.unread.remove(0);
+        }
         let give_up = std::time::Instant::now() + limit;
         loop {
             let mut event = naslink_event_none();
