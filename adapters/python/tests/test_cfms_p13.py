@@ -308,3 +308,32 @@ def test_a_failed_download_at_13_leaves_no_file(emulator, tmp_path):
 
     run(main())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupted_chunk_at_13_fails_by_index_and_leaves_no_file(emulator, tmp_path, monkeypatch):
+    nas = sim(emulator, 13, "--chunk-size", "16384")
+    content = os.urandom(40000)
+    source = tmp_path / "source.bin"
+    source.write_bytes(content)
+    target = tmp_path / "copy.bin"
+    original = aio._Transfer.handle
+
+    def flip_a_bit_in_the_second_chunk(self, event):
+        if event.kind == "download_data" and self.received >= 16384 and not hasattr(self, "hit"):
+            self.hit = True
+            data = bytearray(event.data)
+            data[0] ^= 1
+            self.sink.write(bytes(data))
+            self.received += len(data)
+            return
+        original(self, event)
+
+    async def main():
+        async with aio.connect_cfms(nas.url, "admin", "admin") as client:
+            doc = await client.upload(source, "source.bin")
+            monkeypatch.setattr(aio._Transfer, "handle", flip_a_bit_in_the_second_chunk)
+            with pytest.raises(naslink.Error, match="chunk 1"):
+                await client.download(doc, target)
+
+    run(main())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
