@@ -1,8 +1,17 @@
 //! `naslink.CfmsConnection`: one CFMS session over successive WebSocket
-//! connections, sans I/O, and the download decryption pass.
+//! connections, sans I/O, and the download decryption passes.
+//!
+//! Protocols 3–5 (text) and 13 (frames) are spoken. Without a pinned
+//! `protocol_version`, a connection opens with the core's protocol-13
+//! probe (`cfms-13.md` §11): a 13 server answers it; a 3–5 server closes
+//! the connection, which this object reports as a ``protocol_text`` event
+//! just before ``Closed``. What was learnt is kept for every later
+//! ``reconnect()`` (text without a probe, or 13 pinned), the way the tokio
+//! adapter keeps its session.
 
 use std::io::{Read, Write};
 
+use naslink_core::cfms::p13::{Negotiated, Wire};
 use naslink_core::cfms::{self, DownloadKey, FileDecryptor, UploadSource};
 use naslink_core::connection::Event as CoreEvent;
 use naslink_core::ws;
@@ -11,7 +20,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::fnos::closed;
-use crate::{BusyError, Error, NotConnectedError, Rng, duration, instant, rng, seconds};
+use crate::{
+    BusyError, Error, NotConnectedError, Rng, UnsupportedProtocolError, duration, instant, rng,
+    seconds,
+};
 
 /// Requests in flight per connection (the CFMS server answers in order).
 const QUEUE: usize = 16;
@@ -61,6 +73,11 @@ pub struct CfmsConnection {
     inbox: crate::Inbox,
     output: Vec<u8>,
     now: naslink_core::time::Instant,
+    /// What the protocol-13 probe found on an earlier connection, kept
+    /// across `reconnect()` (each connection gets a fresh core session).
+    learned: Option<Negotiated>,
+    /// The `Closed` event held back behind the `protocol_text` event.
+    held: Option<Py<PyAny>>,
 }
 
 #[derive(Clone, Copy)]
@@ -68,6 +85,10 @@ struct Settings {
     receive: usize,
     request_timeout: naslink_core::time::Duration,
     transfer_timeout: naslink_core::time::Duration,
+    /// A version given by the caller: no probe.
+    pinned: Option<u32>,
+    /// Probe for protocol 13 when nothing is pinned or learnt.
+    negotiate: bool,
 }
 
 impl CfmsConnection {
@@ -89,11 +110,22 @@ impl CfmsConnection {
             vec![0; TRANSMIT_BUFFER],
         )
         .map_err(|e| Error::new_err(format!("cannot start the WebSocket upgrade: {e:?}")))?;
+        // A pin wins; then what an earlier connection learnt: 13 is
+        // pinned, text is spoken without a probe (its server_info tells
+        // 3, 4 or 5).
+        let (protocol_version, negotiate) = match (self.settings.pinned, self.learned) {
+            (Some(v), _) => (Some(v), false),
+            (None, Some(Negotiated::Framed { .. })) => (Some(cfms::p13::negotiate::FRAMED), false),
+            (None, Some(Negotiated::Text)) => (None, false),
+            (None, None) => (None, self.settings.negotiate),
+        };
         let config = cfms::Config {
             request_timeout: self.settings.request_timeout,
             transfer_timeout: self.settings.transfer_timeout,
             login: Some(login),
             listener: true,
+            protocol_version,
+            negotiate,
             ..cfms::Config::default()
         };
         // The session decodes a download piece into rx: 3/4 of the
@@ -139,7 +171,19 @@ impl CfmsConnection {
         }
     }
 
+    /// What the probe found, on this connection or an earlier one.
+    fn negotiated_now(&mut self) -> Option<Negotiated> {
+        let live = match &mut self.cell {
+            Some(cell) => cell.with_conn_mut(|conn| conn.session().negotiated()),
+            None => None,
+        };
+        live.or(self.learned)
+    }
+
     fn next(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if let Some(held) = self.held.take() {
+            return Ok(Some(held));
+        }
         loop {
             let now = self.now;
             let event = match &mut self.cell {
@@ -153,6 +197,7 @@ impl CfmsConnection {
                         Converted::Cfms(mut e) => {
                             if e.key.is_some() {
                                 e.hashes = Some(conn.session().chunk_hashes().to_vec());
+                                e.framed = conn.session().wire() == Wire::Framed;
                             }
                             Py::new(py, *e)?.into_any()
                         }
@@ -161,7 +206,7 @@ impl CfmsConnection {
                 None => None,
             };
             if let Some(e) = event {
-                return Ok(Some(e));
+                return self.settle(py, e).map(Some);
             }
             if !self.inbox.pending().is_empty() {
                 let input = self.inbox.pending();
@@ -189,6 +234,44 @@ impl CfmsConnection {
             return Ok(None);
         }
     }
+
+    /// Record what the probe found once the session knows it. When a
+    /// connection closed at the probe (a 3–5 server), `event` (its
+    /// `Closed`) is held back behind a `protocol_text` event.
+    fn settle(&mut self, py: Python<'_>, event: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        if self.learned.is_some() || self.settings.pinned.is_some() {
+            return Ok(event);
+        }
+        let found = match &mut self.cell {
+            Some(cell) => cell.with_conn_mut(|conn| conn.session().negotiated()),
+            None => None,
+        };
+        match found {
+            Some(Negotiated::Text) => {
+                self.learned = found;
+                self.held = Some(event);
+                let e = CfmsEvent {
+                    message: Some(
+                        "the server closed the protocol-13 probe: a protocol 3-5 server; \
+                         reconnect, the next connection speaks text"
+                            .to_owned(),
+                    ),
+                    ..event_of("protocol_text")
+                };
+                Ok(Py::new(py, e)?.into_any())
+            }
+            Some(Negotiated::Framed { .. }) => {
+                self.learned = found;
+                Ok(event)
+            }
+            None => Ok(event),
+        }
+    }
+}
+
+/// The refusal of a version this client does not speak, by name.
+fn unsupported(version: u32) -> PyErr {
+    UnsupportedProtocolError::new_err(cfms::p13::Unsupported { version }.to_string())
 }
 
 #[pymethods]
@@ -196,11 +279,18 @@ impl CfmsConnection {
     /// Start a session for ``url`` (``wss://HOST:5104/``) as ``user``; the
     /// upgrade request is ready in ``data_to_send()``. ``max_message_size``
     /// bounds the largest answer (directory listings).
+    ///
+    /// ``protocol_version`` pins the version (3, 4, 5 or 13): no probe.
+    /// Any other raises :class:`naslink.UnsupportedProtocolError`. Without
+    /// a pin, ``negotiate`` (the default) opens with the protocol-13 probe;
+    /// ``negotiate=False`` speaks text (3–5) only.
     #[new]
     #[pyo3(signature = (url, user, password, *, request_timeout = 30.0,
-        transfer_timeout = 60.0, max_message_size = 4 << 20, now = None))]
+        transfer_timeout = 60.0, max_message_size = 4 << 20, protocol_version = None,
+        negotiate = true, now = None))]
     #[pyo3(text_signature = "(url, user, password, *, request_timeout=30.0, \
-        transfer_timeout=60.0, max_message_size=4194304, now=None)")]
+        transfer_timeout=60.0, max_message_size=4194304, protocol_version=None, \
+        negotiate=True, now=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -210,8 +300,13 @@ impl CfmsConnection {
         request_timeout: f64,
         transfer_timeout: f64,
         max_message_size: usize,
+        protocol_version: Option<u32>,
+        negotiate: bool,
         now: Option<f64>,
     ) -> PyResult<Self> {
+        if let Some(v) = protocol_version {
+            Wire::for_version(v).map_err(|u| unsupported(u.version))?;
+        }
         let now = instant(py, now)?;
         let mut conn = CfmsConnection {
             cell: None,
@@ -222,10 +317,14 @@ impl CfmsConnection {
                 receive: max_message_size.max(64 * 1024),
                 request_timeout: duration(request_timeout)?,
                 transfer_timeout: duration(transfer_timeout)?,
+                pinned: protocol_version,
+                negotiate,
             },
             inbox: crate::Inbox::default(),
             output: Vec::new(),
             now,
+            learned: None,
+            held: None,
         };
         conn.cell = Some(conn.build(now)?);
         Ok(conn)
@@ -437,10 +536,35 @@ impl CfmsConnection {
         })
     }
 
-    /// The negotiated protocol version (3–5), once known.
+    /// The protocol version this connection's ``server_info`` announced
+    /// (3–5 or 13), once known.
     #[getter]
     fn protocol_version(&mut self) -> PyResult<Option<u32>> {
         self.with(|conn| Ok(conn.session().protocol_version()))
+    }
+
+    /// What the protocol-13 probe found, on this connection or an earlier
+    /// one: ``"framed"`` (a protocol-13 server), ``"text"`` (a 3–5 server
+    /// closed the probe: reconnect, the next connection speaks text), or
+    /// ``None`` (not known yet, or a version was pinned).
+    #[getter]
+    fn negotiated(&mut self) -> Option<&'static str> {
+        self.negotiated_now().map(|n| match n {
+            Negotiated::Framed { .. } => "framed",
+            Negotiated::Text => "text",
+        })
+    }
+
+    /// How this connection carries messages: ``"text"`` (3–5) or
+    /// ``"framed"`` (13).
+    #[getter]
+    fn wire(&mut self) -> PyResult<&'static str> {
+        self.with(|conn| {
+            Ok(match conn.session().wire() {
+                Wire::Text => "text",
+                Wire::Framed => "framed",
+            })
+        })
     }
 
     /// Start the close handshake.
@@ -455,11 +579,16 @@ impl CfmsConnection {
         })
     }
 
-    /// Start a new connection (new transport) that logs in again.
+    /// Start a new connection (new transport) that logs in again, in the
+    /// protocol learnt so far (see ``negotiated``).
     #[pyo3(signature = (now = None))]
     fn reconnect(&mut self, py: Python<'_>, now: Option<f64>) -> PyResult<()> {
         let now = instant(py, now)?;
         self.now = self.now.max(now);
+        if self.settings.pinned.is_none() {
+            self.learned = self.negotiated_now();
+        }
+        self.held = None;
         self.inbox = crate::Inbox::default();
         self.output.clear();
         self.cell = None;
@@ -485,7 +614,7 @@ fn cfms_error(e: cfms::Error) -> PyErr {
 /// attributes are set where they apply.
 #[pyclass(frozen, module = "naslink")]
 pub struct CfmsEvent {
-    /// ``server_info``, ``protocol_unsupported``, ``logged_in``,
+    /// ``server_info``, ``protocol_unsupported``, ``protocol_text``, ``logged_in``,
     /// ``two_factor_required``, ``login_failed``, ``token_refreshed``,
     /// ``token_rejected``, ``listener_registered``, ``lockdown``, ``reply``,
     /// ``request_failed``, ``desynchronized``, ``bad_message``,
@@ -528,6 +657,8 @@ pub struct CfmsEvent {
     pub protocol_version: Option<u32>,
     key: Option<DownloadKey>,
     hashes: Option<Vec<[u8; 32]>>,
+    /// The download ran on the protocol-13 wire (AES-GCM per chunk).
+    framed: bool,
 }
 
 #[pymethods]
@@ -543,16 +674,26 @@ impl CfmsEvent {
     }
 
     /// ``download_finished``: decrypt the ciphertext file ``source`` into
-    /// ``target``, checking every chunk's and the file's SHA-256; returns
-    /// the plaintext size. Runs without the GIL.
+    /// ``target``, checking every chunk's and the file's SHA-256 (3–5), or
+    /// every chunk's AES-GCM tag before its plaintext is written (13);
+    /// returns the plaintext size. Runs without the GIL.
     fn decrypt_file(&self, py: Python<'_>, source: &str, target: &str) -> PyResult<u64> {
         let (Some(key), Some(hashes)) = (&self.key, &self.hashes) else {
             return Err(Error::new_err("only a download_finished event can decrypt"));
         };
-        let (key, hashes) = (*key, hashes.clone());
+        let (key, hashes, framed) = (*key, hashes.clone(), self.framed);
         let (source, target) = (source.to_owned(), target.to_owned());
-        py.detach(move || decrypt(&key, &hashes, &source, &target))
-            .map_err(Error::new_err)
+        py.detach(move || {
+            let mut key = key;
+            let size = if framed {
+                open_chunks(&key, &hashes, &source, &target)
+            } else {
+                decrypt(&key, &hashes, &source, &target)
+            };
+            zeroize::Zeroize::zeroize(&mut key.key);
+            size
+        })
+        .map_err(Error::new_err)
     }
 
     fn __repr__(&self) -> String {
@@ -598,7 +739,63 @@ fn decrypt(
     Ok(size)
 }
 
-fn event(kind: &'static str) -> CfmsEvent {
+/// Largest protocol-13 chunk decrypted (the real server's is 2 MiB): one
+/// chunk is held in memory while its tag is checked.
+const MAX_GCM_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// The protocol-13 pass: chunk by chunk (AES-256-GCM; each chunk's tag and
+/// nonce prefix from its seal), each chunk's plaintext written only once
+/// its tag verified. A forged or corrupted chunk is named by index.
+fn open_chunks(
+    key: &DownloadKey,
+    seals: &[[u8; 32]],
+    source: &str,
+    target: &str,
+) -> Result<u64, String> {
+    use naslink_core::cfms::p13::transfer::open_chunk;
+    let chunk = u64::from(key.chunk_size);
+    if key.file_size > 0 && (chunk == 0 || chunk > MAX_GCM_CHUNK) {
+        return Err(format!(
+            "chunk size {chunk} (this client opens chunks of 1 B to {MAX_GCM_CHUNK} B)"
+        ));
+    }
+    let mut input = std::fs::File::open(source).map_err(|e| format!("{source}: {e}"))?;
+    let output = std::fs::File::create(target).map_err(|e| format!("{target}: {e}"))?;
+    let mut output = std::io::BufWriter::new(output);
+    let mut block = vec![0u8; usize::try_from(chunk.min(key.file_size)).unwrap_or(0)];
+    let mut left = key.file_size;
+    let mut index = 0u32;
+    while left > 0 {
+        let len = usize::try_from(chunk.min(left)).unwrap_or(0);
+        let buf = block.get_mut(..len).unwrap_or_default();
+        input
+            .read_exact(buf)
+            .map_err(|e| format!("{source}: chunk {index}: {e}"))?;
+        let seal = seals
+            .get(index as usize)
+            .ok_or_else(|| format!("no tag was received for chunk {index}"))?;
+        open_chunk(key, index, seal, buf).map_err(|e| format!("chunk {index}: {e}"))?;
+        output
+            .write_all(buf)
+            .map_err(|e| format!("{target}: {e}"))?;
+        left -= len as u64;
+        index += 1;
+    }
+    if input
+        .read(&mut [0u8; 1])
+        .map_err(|e| format!("{source}: {e}"))?
+        != 0
+    {
+        return Err("more ciphertext than the file's size".to_owned());
+    }
+    let file = output
+        .into_inner()
+        .map_err(|e| format!("{target}: {}", e.error()))?;
+    file.sync_all().map_err(|e| format!("{target}: {e}"))?;
+    Ok(key.file_size)
+}
+
+fn event_of(kind: &'static str) -> CfmsEvent {
     CfmsEvent {
         kind,
         seq: None,
@@ -613,6 +810,7 @@ fn event(kind: &'static str) -> CfmsEvent {
         protocol_version: None,
         key: None,
         hashes: None,
+        framed: false,
     }
 }
 
@@ -662,12 +860,15 @@ fn convert(py: Python<'_>, e: CoreEvent<'_, cfms::Session<'_, QUEUE>>) -> PyResu
                 flag: Some(lockdown),
                 raw: raw(&response),
                 code: Some(response.code()),
-                ..event("server_info")
+                ..event_of("server_info")
             },
             C::ProtocolUnsupported { version } => CfmsEvent {
                 protocol_version: version,
-                message: Some(format!("unsupported protocol version {version:?}")),
-                ..event("protocol_unsupported")
+                message: Some(match version {
+                    Some(version) => cfms::p13::Unsupported { version }.to_string(),
+                    None => "the server speaks a CFMS protocol this client does not".to_owned(),
+                }),
+                ..event_of("protocol_unsupported")
             },
             C::LoggedIn {
                 expires_in,
@@ -676,31 +877,31 @@ fn convert(py: Python<'_>, e: CoreEvent<'_, cfms::Session<'_, QUEUE>>) -> PyResu
                 expires_in: secs(expires_in),
                 raw: raw(&response),
                 code: Some(response.code()),
-                ..event("logged_in")
+                ..event_of("logged_in")
             },
             C::TwoFactorRequired { method } => CfmsEvent {
                 message: Some(format!("{method:?}")),
-                ..event("two_factor_required")
+                ..event_of("two_factor_required")
             },
             C::LoginFailed(e) => CfmsEvent {
                 message: Some(e.to_string()),
-                ..event("login_failed")
+                ..event_of("login_failed")
             },
             C::TokenRefreshed { expires_in } => CfmsEvent {
                 expires_in: secs(expires_in),
-                ..event("token_refreshed")
+                ..event_of("token_refreshed")
             },
             C::TokenRejected { relogin } => CfmsEvent {
                 flag: Some(relogin),
-                ..event("token_rejected")
+                ..event_of("token_rejected")
             },
             C::ListenerRegistered { status } => CfmsEvent {
                 code: Some(status.code()),
-                ..event("listener_registered")
+                ..event_of("listener_registered")
             },
             C::Lockdown { on } => CfmsEvent {
                 flag: Some(on),
-                ..event("lockdown")
+                ..event_of("lockdown")
             },
             C::Reply {
                 seq,
@@ -711,35 +912,35 @@ fn convert(py: Python<'_>, e: CoreEvent<'_, cfms::Session<'_, QUEUE>>) -> PyResu
                 code: Some(status.code()),
                 raw: raw(&response),
                 message: response.message().map(|m| m.chars().collect::<String>()),
-                ..event("reply")
+                ..event_of("reply")
             },
             C::RequestFailed { seq, error } => CfmsEvent {
                 seq: Some(seq.0),
                 message: Some(format!("{error:?}")),
-                ..event("request_failed")
+                ..event_of("request_failed")
             },
             C::Desynchronized(d) => CfmsEvent {
                 message: Some(format!("{d:?}")),
-                ..event("desynchronized")
+                ..event_of("desynchronized")
             },
             C::BadMessage(e) => CfmsEvent {
                 message: Some(format!("{e:?}")),
-                ..event("bad_message")
+                ..event_of("bad_message")
             },
             C::UploadReady { seq, frame_size } => CfmsEvent {
                 seq: Some(seq.0),
                 size: Some(u64::from(frame_size)),
-                ..event("upload_ready")
+                ..event_of("upload_ready")
             },
             C::UploadFinished { seq, size } => CfmsEvent {
                 seq: Some(seq.0),
                 size: Some(size),
-                ..event("upload_finished")
+                ..event_of("upload_finished")
             },
             C::UploadFailed { seq, error } => CfmsEvent {
                 seq: Some(seq.0),
                 message: Some(format!("{error:?}")),
-                ..event("upload_failed")
+                ..event_of("upload_failed")
             },
             C::DownloadStarted {
                 seq,
@@ -749,30 +950,30 @@ fn convert(py: Python<'_>, e: CoreEvent<'_, cfms::Session<'_, QUEUE>>) -> PyResu
                 seq: Some(seq.0),
                 size: Some(file_size),
                 chunks: Some(total_chunks),
-                ..event("download_started")
+                ..event_of("download_started")
             },
             C::DownloadData { seq, data } => CfmsEvent {
                 seq: Some(seq.0),
                 data: Some(PyBytes::new(py, data).unbind()),
-                ..event("download_data")
+                ..event_of("download_data")
             },
             C::DownloadChunk { seq, index, len } => CfmsEvent {
                 seq: Some(seq.0),
                 chunks: Some(index),
                 size: Some(u64::from(len)),
-                ..event("download_chunk")
+                ..event_of("download_chunk")
             },
             C::DownloadFinished { seq, key } => CfmsEvent {
                 seq: Some(seq.0),
                 size: Some(key.file_size),
                 key: Some(key),
                 hashes: None,
-                ..event("download_finished")
+                ..event_of("download_finished")
             },
             C::DownloadFailed { seq, error } => CfmsEvent {
                 seq: Some(seq.0),
                 message: Some(format!("{error:?}")),
-                ..event("download_failed")
+                ..event_of("download_failed")
             },
         },
     };

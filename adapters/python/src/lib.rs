@@ -35,6 +35,12 @@ pyo3::create_exception!(
     Error,
     "The table of requests in flight is full, or a message is half sent."
 );
+pyo3::create_exception!(
+    _naslink,
+    UnsupportedProtocolError,
+    Error,
+    "A CFMS protocol version this client does not speak (it speaks 3 to 5 and 13)."
+);
 
 /// `time.monotonic()`, looked up once.
 fn monotonic(py: Python<'_>) -> PyResult<f64> {
@@ -161,6 +167,10 @@ fn _naslink(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Error", py.get_type::<Error>())?;
     m.add("NotConnectedError", py.get_type::<NotConnectedError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
+    m.add(
+        "UnsupportedProtocolError",
+        py.get_type::<UnsupportedProtocolError>(),
+    )?;
     m.add_class::<fnos::Connection>()?;
     m.add_class::<cfms::CfmsConnection>()?;
     m.add_class::<cfms::CfmsEvent>()?;

@@ -31,16 +31,28 @@ class Blocking:
 
     def __init__(self, url: str, user: str, password: str) -> None:
         self.conn = naslink.CfmsConnection(url, user, password)
+        self.open()
+        self.queue: List[Any] = []
+        self.speak_text = False
+
+    def open(self) -> None:
         self.sock = socket.create_connection((self.conn.host, self.conn.port), timeout=10)
         self.sock.settimeout(0.05)
-        self.queue: List[Any] = []
 
     def run_until(self, wanted: Callable[[Any], bool]) -> Any:
         give_up = time.monotonic() + 20
         while True:
             while self.queue:
                 e = self.queue.pop(0)
-                if wanted(e):
+                if kind(e) == "protocol_text":
+                    # A 3-5 server closed the protocol-13 probe.
+                    self.speak_text = True
+                elif isinstance(e, naslink.Closed) and self.speak_text:
+                    self.speak_text = False
+                    self.sock.close()
+                    self.conn.reconnect()
+                    self.open()
+                elif wanted(e):
                     return e
             assert time.monotonic() < give_up, "no matching event"
             self.sock.sendall(self.conn.data_to_send())

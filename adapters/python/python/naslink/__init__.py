@@ -21,6 +21,7 @@ from naslink._naslink import (
     TwoFactorRejected,
     TwoFactorRequired,
     Unsolicited,
+    UnsupportedProtocolError,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "TwoFactorRejected",
     "TwoFactorRequired",
     "Unsolicited",
+    "UnsupportedProtocolError",
 ]

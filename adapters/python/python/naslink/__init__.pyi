@@ -23,4 +23,5 @@ from naslink._naslink import (
     TwoFactorRejected as TwoFactorRejected,
     TwoFactorRequired as TwoFactorRequired,
     Unsolicited as Unsolicited,
+    UnsupportedProtocolError as UnsupportedProtocolError,
 )

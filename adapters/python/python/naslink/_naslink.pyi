@@ -24,6 +24,7 @@ __all__ = [
     "TwoFactorRejected",
     "TwoFactorRequired",
     "Unsolicited",
+    "UnsupportedProtocolError",
 ]
 
 class Error(Exception):
@@ -34,6 +35,9 @@ class NotConnectedError(Error):
 
 class BusyError(Error):
     """The table of requests in flight is full, or a message is half sent."""
+
+class UnsupportedProtocolError(Error):
+    """A CFMS protocol version this client does not speak (it speaks 3 to 5 and 13)."""
 
 class Connected:
     """The WebSocket upgrade succeeded; the login runs by itself."""
@@ -212,7 +216,8 @@ class CfmsEvent:
     """Something a CFMS connection reports; ``kind`` says what."""
 
     kind: str
-    """``server_info``, ``protocol_unsupported``, ``logged_in``,
+    """``server_info``, ``protocol_unsupported``, ``protocol_text`` (a 3–5
+    server closed the protocol-13 probe: reconnect), ``logged_in``,
     ``two_factor_required``, ``login_failed``, ``token_refreshed``,
     ``token_rejected``, ``listener_registered``, ``lockdown``, ``reply``,
     ``request_failed``, ``desynchronized``, ``bad_message``, ``upload_ready``,
@@ -247,6 +252,8 @@ class CfmsConnection:
         request_timeout: float = 30.0,
         transfer_timeout: float = 60.0,
         max_message_size: int = 4194304,
+        protocol_version: Optional[int] = None,
+        negotiate: bool = True,
         now: Optional[float] = None,
     ) -> None: ...
     @property
@@ -261,6 +268,12 @@ class CfmsConnection:
     def session_state(self) -> str: ...
     @property
     def protocol_version(self) -> Optional[int]: ...
+    @property
+    def negotiated(self) -> Optional[str]:
+        """``"framed"``, ``"text"`` or ``None``: what the protocol-13 probe found."""
+    @property
+    def wire(self) -> str:
+        """``"text"`` (3–5) or ``"framed"`` (13)."""
     def receive_data(self, data: bytes, now: Optional[float] = None) -> None: ...
     def next_event(
         self, now: Optional[float] = None

@@ -45,6 +45,7 @@ from naslink._naslink import (
     RequestTimedOut,
     TwoFactorRejected,
     TwoFactorRequired,
+    UnsupportedProtocolError,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "Reconnecting",
     "RequestError",
     "RequestTimeoutError",
+    "UnsupportedProtocolError",
     "connect_cfms",
     "connect_fnos",
     "ssl_context",
@@ -301,6 +303,14 @@ class _Client:
     def _after_pump(self) -> None:
         """Called after each drain of events."""
 
+    def _after_close(self) -> None:
+        """Called when the WebSocket closed (the transport may still be open)."""
+
+    def _reconnect_at_once(self) -> bool:
+        """Whether the connection that just ended asks for a new one at
+        once, without backoff (the CFMS protocol probe's answer)."""
+        return False
+
     # ----- life cycle -------------------------------------------------
 
     async def connect(self) -> Any:
@@ -408,6 +418,9 @@ class _Client:
                 if self._ready.is_set():
                     attempt = 0
                 self._ready.clear()
+            if not self._closing and self._failure is None and self._reconnect_at_once():
+                self._conn.reconnect()
+                continue
             if self._login is not None and not self._login.done():
                 # The first connection: no login yet, nothing to resume.
                 self._failure = ConnectError(reason)
@@ -463,6 +476,7 @@ class _Client:
                 self._pump()
                 if not data:
                     break
+            self._after_close()
         finally:
             writer.close()
 
@@ -523,7 +537,7 @@ class _Client:
         self._after_pump()
         self._flush()
 
-    def _login_failed(self, err: LoginError) -> None:
+    def _login_failed(self, err: Error) -> None:
         self._failure = err
         if self._login is not None and not self._login.done():
             self._login.set_exception(err)
@@ -853,10 +867,16 @@ def connect_fnos(url: str, user: str, password: str, **options: Any) -> FnosClie
 class CfmsClient(_Client):
     """A CFMS session kept alive over asyncio streams; see :func:`connect_cfms`.
 
-    The server answers in order, so a request whose caller gave up (timeout
-    or cancellation) keeps its place: its late answer is dropped and the
-    connection stays in step. One transfer runs at a time; requests made
-    meanwhile wait for it.
+    Protocols 3–5 and 13 are spoken. Without ``protocol_version`` the first
+    connection sends the protocol-13 probe: a 13 server answers it, a 3–5
+    server closes the connection and the client reconnects at once speaking
+    text. What it learnt is kept for every later reconnect. A pinned
+    ``protocol_version`` (3, 4, 5 or 13) skips the probe; a server (or a
+    pin) with another version raises :class:`UnsupportedProtocolError`.
+
+    A request whose caller gave up (timeout or cancellation) keeps its
+    place: its late answer is dropped and the connection stays in step. One
+    transfer runs at a time; requests made meanwhile wait for it.
     """
 
     def __init__(
@@ -876,6 +896,7 @@ class CfmsClient(_Client):
         max_backoff: float = 10.0,
         two_factor: Optional[TwoFactorCallback] = None,
         max_message_size: int = 4 << 20,
+        protocol_version: Optional[int] = None,
     ) -> None:
         conn = CfmsConnection(
             url,
@@ -886,6 +907,7 @@ class CfmsClient(_Client):
             request_timeout=max(timeout, connect_timeout) * 2,
             transfer_timeout=transfer_timeout,
             max_message_size=max_message_size,
+            protocol_version=protocol_version,
         )
         super().__init__(
             conn,
@@ -904,6 +926,9 @@ class CfmsClient(_Client):
         self._transfer_lock: Optional[asyncio.Lock] = None
         self.server_info: Dict[str, Any] = {}
         """The last ``server_info`` answer's ``data``."""
+        # The probe was closed by a 3-5 server: reconnect at once, once.
+        self._speak_text = False
+        self._text_reconnects = 0
 
     async def __aenter__(self) -> "CfmsClient":
         if self._task is None:
@@ -912,9 +937,28 @@ class CfmsClient(_Client):
 
     @property
     def protocol_version(self) -> Optional[int]:
-        """The server's protocol version (3–5)."""
+        """The server's protocol version (3–5 or 13)."""
         version: Optional[int] = self._conn.protocol_version
         return version
+
+    @property
+    def negotiated(self) -> Optional[str]:
+        """What the protocol-13 probe found: ``"framed"`` (13), ``"text"``
+        (3–5), or ``None`` (not probed: a pinned version)."""
+        found: Optional[str] = self._conn.negotiated
+        return found
+
+    def _after_close(self) -> None:
+        # The close handshake can finish before its Closed event (and the
+        # probe's protocol_text) is drained: drain them now.
+        self._pump()
+
+    def _reconnect_at_once(self) -> bool:
+        if self._speak_text and self._text_reconnects < 1:
+            self._speak_text = False
+            self._text_reconnects += 1
+            return True
+        return False
 
     async def request(
         self,
@@ -1161,7 +1205,11 @@ class CfmsClient(_Client):
         elif kind == "login_failed":
             self._login_failed(LoginError(event.message or "login refused"))
         elif kind == "protocol_unsupported":
-            self._login_failed(LoginError(event.message or "unsupported protocol"))
+            self._login_failed(
+                UnsupportedProtocolError(event.message or "unsupported protocol version")
+            )
+        elif kind == "protocol_text":
+            self._speak_text = True
         elif kind in ("desynchronized", "bad_message"):
             self._emit(event)
             if self._writer is not None:
@@ -1175,7 +1223,9 @@ class CfmsClient(_Client):
                 self._failure = err
         elif isinstance(event, Closed):
             self._ready.clear()
-            self._emit(event)
+            if not self._speak_text:
+                # The probe's close is an answer, not a lost connection.
+                self._emit(event)
             if self._transfer is not None:
                 self._transfer.fail(ConnectionLostError("connection lost during the transfer"))
             if self._writer is not None:
@@ -1270,6 +1320,7 @@ def connect_cfms(url: str, user: str, password: str, **options: Any) -> CfmsClie
     Options: ``cafile``, ``sha256`` (certificate pin, hex), ``insecure``,
     ``timeout``, ``connect_timeout``, ``transfer_timeout``, ``reconnect``,
     ``backoff``/``max_backoff``, ``two_factor`` (a callable returning a TOTP
-    or backup code), ``max_message_size``.
+    or backup code), ``max_message_size``, ``protocol_version`` (pin 3, 4, 5
+    or 13: no probe).
     """
     return CfmsClient(url, user, password, **options)
