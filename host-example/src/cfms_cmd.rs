@@ -18,9 +18,10 @@ impl From<CfmsError> for Failure {
     fn from(e: CfmsError) -> Self {
         let text = e.to_string();
         match e {
-            CfmsError::LoginRefused(_) | CfmsError::Server { .. } | CfmsError::Replay { .. } => {
-                Failure::Refused(text)
-            }
+            CfmsError::LoginRefused(_)
+            | CfmsError::Server { .. }
+            | CfmsError::Replay { .. }
+            | CfmsError::IpBlocked => Failure::Refused(text),
             CfmsError::TwoFactorRequired => Failure::Refused(format!(
                 "{text}: pass it with --2fa-code or NASLINK_2FA_CODE"
             )),

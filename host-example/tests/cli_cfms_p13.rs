@@ -180,3 +180,15 @@ fn a_duplicate_nonce_exits_1_naming_it() {
         .stderr(predicates::str::contains("1001"));
     assert_eq!(sim.handle.replay_refusals(), 1);
 }
+
+#[test]
+fn a_blocked_ip_exits_1_naming_it_after_one_connection() {
+    let sim = start(13);
+    sim.handle.set_ip_blocked(true);
+    naslink(&sim)
+        .arg("info")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("blocked this IP"));
+    assert_eq!(sim.handle.connections_accepted(), 1);
+}

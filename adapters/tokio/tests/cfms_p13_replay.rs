@@ -95,3 +95,38 @@ async fn a_duplicate_nonce_fails_by_name_and_is_not_resent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_timestamp_stale_again_after_the_resend_fails_by_name_without_a_loop() {
+    bounded(async {
+        let clock = Clock::manual(unix_now());
+        let sim = emulator(clock.clone()).await;
+        let nas = CfmsClient::connect(options(&sim)).await.unwrap();
+        // The server holds each listing 300 ms before its replay check (as
+        // the real one does when its database pool stalls) while its clock
+        // races ahead: every stamp is stale by the time it is checked.
+        sim.set_action_delay("list_directory", Some(Duration::from_millis(300)));
+        let racing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                clock.advance(20.0);
+            }
+        });
+        let error = list_root(&nas).await.unwrap_err();
+        racing.abort();
+        assert!(
+            matches!(
+                error,
+                CfmsError::Replay {
+                    kind: Replay::StaleTimestamp,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("timestamp"), "{error}");
+        assert_eq!(sim.replay_refusals(), 2, "sent again once, not more");
+        sim.shutdown().await;
+    })
+    .await;
+}

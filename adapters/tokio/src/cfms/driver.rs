@@ -304,10 +304,16 @@ pub(super) async fn drive(
             attempts.logged_in();
         }
         let attempt = attempts.failed();
+        let blocked = matches!(cause, CfmsError::IpBlocked);
         if driver.first.is_some() && driver.give_up_first(&options, attempt, cause) {
             return;
         }
-        let mut delay = options.backoff.delay(attempt - 1);
+        // A block lasts minutes: knocking sooner only adds to the log.
+        let mut delay = if blocked {
+            options.backoff.max
+        } else {
+            options.backoff.delay(attempt - 1)
+        };
         if let Some(by) = driver.clock.connect_by {
             delay = delay.min(by.saturating_duration_since(tokio::time::Instant::now()));
         }
@@ -419,6 +425,12 @@ impl Driver<'_> {
         }
         let link = match Link::open(&options.url, &link_options).await {
             Ok(link) => link,
+            // A CFMS server answers 403 to the upgrade of an IP it has
+            // blocked (`cfms-13.md` §1).
+            Err(crate::link::ConnectError::Rejected(403)) => {
+                tracing::warn!("the server has blocked this IP address (HTTP 403)");
+                return Some(CfmsError::IpBlocked);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "connection failed");
                 return Some(CfmsError::Connect(e));

@@ -220,6 +220,12 @@ impl CfmsOptions {
 pub enum CfmsError {
     /// The connection could not be opened.
     Connect(ConnectError),
+    /// The server answered the WebSocket upgrade with HTTP 403: it has
+    /// blocked this IP address (`IP temporarily blocked. Too many failed
+    /// attempts.`; the real server lifts it after 15 min). Not retried by
+    /// the first connect; a client that was connected waits the longest
+    /// backoff delay before each further attempt.
+    IpBlocked,
     /// The server speaks another protocol version.
     ProtocolUnsupported(Option<u32>),
     /// The login was refused.
@@ -285,6 +291,10 @@ impl std::fmt::Display for CfmsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CfmsError::Connect(e) => e.fmt(f),
+            CfmsError::IpBlocked => f.write_str(
+                "the server has blocked this IP address (HTTP 403 at the upgrade: too many \
+                 failed logins from it; a CFMS server lifts the block after 15 minutes)",
+            ),
             CfmsError::ProtocolUnsupported(version) => {
                 cfms::Error::ProtocolUnsupported { version: *version }.fmt(f)
             }

@@ -15,6 +15,7 @@
 //! - server-initiated streams (lockdown events) use even ids 2, 4, 6, …
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::SplitSink;
@@ -25,6 +26,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::actions::Reply;
 use super::connection::Io;
@@ -171,6 +174,12 @@ pub(crate) async fn serve(ws: WebSocketStream<Io>, shared: Arc<Shared>) {
                 if wedged {
                     continue;
                 }
+                if shared.ip_blocked.load(Ordering::Relaxed)
+                    && let Some((id, _, _)) = parse(&bytes)
+                {
+                    refuse_blocked(&out, &shared, id).await;
+                    return;
+                }
                 wedged = dispatch(&out, &shared, &mut handlers, &bytes).await;
             }
             _ = ping_every.tick() => {
@@ -200,6 +209,31 @@ pub(crate) async fn serve(ws: WebSocketStream<Io>, shared: Arc<Shared>) {
             },
         }
     }
+}
+
+/// A blocked IP's request (`cfms-13.md` §3 step 1): 403 without `data`,
+/// then close 1008. (The document cuts the message after its first words;
+/// the rest is not recorded and left out.)
+async fn refuse_blocked(out: &Arc<Out>, shared: &Arc<Shared>, id: u32) {
+    let reply = json!({
+        "code": 403,
+        "message": "Your IP has been temporarily blocked",
+        "timestamp": shared.now(),
+    });
+    if out
+        .write(encode(id, CONCLUSION, reply.to_string().as_bytes()))
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let close = CloseFrame {
+        code: CloseCode::Policy,
+        reason: "".into(),
+    };
+    let mut sink = out.sink.lock().await;
+    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = sink.flush().await;
 }
 
 /// Route one client message; answers whether the connection is now wedged.

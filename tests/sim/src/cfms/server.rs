@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +10,8 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::config::{Config, DownloadFault};
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     accepted: AtomicU64,
     /// Requests refused by the replay protection (1001) so far.
     pub replay_refusals: AtomicU64,
+    /// Every client IP is blocked (`cfms-13.md` §1, §3 step 1).
+    pub ip_blocked: AtomicBool,
 }
 
 impl Shared {
@@ -153,6 +157,7 @@ impl Server {
             halt: tokio::sync::Notify::new(),
             accepted: AtomicU64::new(0),
             replay_refusals: AtomicU64::new(0),
+            ip_blocked: AtomicBool::new(false),
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let acceptor = identity.as_ref().map(|i| i.acceptor.clone());
@@ -194,7 +199,19 @@ async fn accept_loop(
                     let ws_config = WebSocketConfig::default()
                         .max_message_size(Some(MAX_INCOMING))
                         .max_frame_size(Some(MAX_INCOMING));
-                    let Ok(ws) = tokio_tungstenite::accept_async_with_config(io, Some(ws_config)).await
+                    // A blocked IP gets HTTP 403 instead of the upgrade.
+                    let blocked = shared.ip_blocked.load(Ordering::Relaxed);
+                    // The callback's type is tungstenite's.
+                    #[allow(clippy::result_large_err)]
+                    let check = move |_: &Request, response: Response| {
+                        if blocked { Err(ip_blocked_response()) } else { Ok(response) }
+                    };
+                    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(
+                        io,
+                        check,
+                        Some(ws_config),
+                    )
+                    .await
                     else {
                         return;
                     };
@@ -210,6 +227,16 @@ async fn accept_loop(
             _ = shared.halt.notified() => return,
         }
     }
+}
+
+/// The real server's answer to a blocked IP's upgrade
+/// (`util/entrance.py: global_process_request`).
+fn ip_blocked_response() -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(
+        "IP temporarily blocked. Too many failed attempts.".into(),
+    ));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
 }
 
 impl Handle {
@@ -347,6 +374,15 @@ impl Handle {
     /// possible replay attack` (as if an attacker had sent it first).
     pub fn reject_next_nonce(&self) {
         self.faults13().nonce_seen_next = true;
+    }
+
+    /// Block every client IP (`on = false` lifts it), as the real server
+    /// does for 15 min after 20 failures from one IP: new upgrades get
+    /// HTTP 403 `IP temporarily blocked. Too many failed attempts.`; at
+    /// protocol 13 a request on an open connection gets 403 without
+    /// `data`, then the connection is closed with 1008.
+    pub fn set_ip_blocked(&self, on: bool) {
+        self.shared.ip_blocked.store(on, Ordering::Relaxed);
     }
 
     /// Protocol 13: requests refused by the replay protection (1001) so
