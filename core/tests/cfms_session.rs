@@ -587,7 +587,7 @@ fn connect_failures_name_the_silent_step() {
     assert_eq!(
         silent.to_string(),
         "no answer to the server information request within 5 s: \
-         is this a CFMS protocol 3-5 server?"
+         not a CFMS server, or a protocol-13 server asked in protocol 3-5 text?"
     );
     let cut = NoAnswer {
         step: State::LoggingIn,

@@ -367,3 +367,57 @@ async fn shutdown_action_answers_then_stops_the_server() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(server.addr()).await.is_err());
 }
+
+/// Answers recorded live from the real d059bc7 (protocol 3) server on
+/// 2026-12-04 (`helper-notes/real13.md`): an empty login name and an empty
+/// directory id are schema 400s, a rename to the current name is refused,
+/// and a document may not take the name of a folder beside it.
+#[tokio::test]
+async fn empty_ids_same_name_renames_and_folder_named_documents_answer_as_d059bc7() {
+    let server = start(Config::default()).await;
+    let mut c = Client::connect(&server).await;
+    let min_length = json!({"validator": "minLength", "validator_value": 1});
+    let empty = c
+        .call("login", json!({"username": "", "password": "x"}))
+        .await;
+    assert_eq!(
+        (&empty["code"], &empty["message"], &empty["data"]),
+        (&json!(400), &json!("'' should be non-empty"), &min_length)
+    );
+    c.login("admin", "admin").await;
+    let blank = c
+        .call("get_directory_info", json!({"directory_id": ""}))
+        .await;
+    assert_eq!(
+        (&blank["code"], &blank["message"], &blank["data"]),
+        (&json!(400), &json!("'' should be non-empty"), &min_length)
+    );
+    let made = c
+        .call("create_directory", json!({"parent_id": null, "name": "a"}))
+        .await;
+    let id = made["data"]["id"].as_str().expect("id").to_owned();
+    let same = c
+        .call(
+            "rename_directory",
+            json!({"folder_id": id, "new_name": "a"}),
+        )
+        .await;
+    assert_eq!(
+        (&same["code"], &same["message"]),
+        (
+            &json!(400),
+            &json!("New name is the same as the current name")
+        )
+    );
+    let clash = c
+        .call("create_document", json!({"title": "a", "folder_id": null}))
+        .await;
+    assert_eq!(
+        (&clash["code"], &clash["message"]),
+        (
+            &json!(400),
+            &json!("A folder with the same name already exists in the target directory")
+        )
+    );
+    server.shutdown().await;
+}

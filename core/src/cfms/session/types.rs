@@ -252,7 +252,11 @@ impl core::fmt::Display for NoAnswer {
         }
         f.write_str(" s")?;
         if self.step == State::ServerInfo {
-            f.write_str(": is this a CFMS protocol 3-5 server?")?;
+            // A 3-5 server closes the connection at the protocol-13 probe
+            // (it never goes silent); a 13 server drops text unanswered.
+            f.write_str(
+                ": not a CFMS server, or a protocol-13 server asked in protocol 3-5 text?",
+            )?;
         }
         Ok(())
     }

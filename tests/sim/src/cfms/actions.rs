@@ -88,8 +88,13 @@ use Ty::{Any, Array, Bool, Int, NonEmptyStr, Object, Str, StrOrNull};
 
 /// The actions of `protocol`, with their schemas.
 pub(crate) fn lookup(action: &str, protocol: u32) -> Option<ActionSpec> {
-    let login_p3: &[(&str, Ty)] = &[("username", Str), ("password", Str)];
-    let login_p5: &[(&str, Ty)] = &[("username", Str), ("password", Str), ("2fa_token", Str)];
+    // `minLength: 1` on both (d059bc7 and 6b5aa0f; an empty name is a 400).
+    let login_p3: &[(&str, Ty)] = &[("username", NonEmptyStr), ("password", NonEmptyStr)];
+    let login_p5: &[(&str, Ty)] = &[
+        ("username", NonEmptyStr),
+        ("password", NonEmptyStr),
+        ("2fa_token", Str),
+    ];
     let p13 = protocol >= 13;
     Some(match action {
         "server_info" => passes_lockdown(spec(&[], &[], Open)),

@@ -43,6 +43,11 @@ pub(crate) fn handle(shared: &Shared, action: &str, me: &str, data: &Value) -> R
             let Ok(folder) = s.folder_ref(id("folder_id").as_deref()) else {
                 return Reply::bare(404, "Directory not found");
             };
+            // A folder of that name in the same place (protocol 13 answers
+            // 500 before this point, its own bug).
+            if sibling_named(s, &folder, &text("title")).is_some() {
+                return Reply::bare(400, SAME_NAME);
+            }
             let doc = new_id();
             let document = Document {
                 title: text("title"),
