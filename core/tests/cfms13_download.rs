@@ -2,11 +2,13 @@
 //! (`cfms-13.md` §10): the recorded exchanges of `cfms-p13.jsonl` (a
 //! download, an empty one, one interrupted and resumed on a new
 //! connection), and synthetic ones (a forged tag, a frozen stream, a chunk
-//! out of order, too few and too many bytes). The WebSocket streams, so a
+//! out of order, too few and too many bytes), and the two-pass opener
+//! ([`ChunkOpener`]) against `open_chunk` on the same chunks. The WebSocket streams, so a
 //! `file_chunk` frame reaches the session in pieces far smaller than it.
 
 mod ws_support;
 
+use naslink_core::cfms::p13::ChunkOpener;
 use naslink_core::cfms::p13::transfer::{TransferError, open_chunk};
 use naslink_core::cfms::{
     self, Buffers, Config, ConnectionEvent as Ev, Credentials, DownloadError, DownloadKey, State,
@@ -921,4 +923,105 @@ fn the_recorded_refusal_of_a_spent_task_fails_the_download_before_any_header() {
     );
     assert!(c.can_send());
     assert!(c.poll_timeout().is_none_or(|t| t > Instant::from_secs(11)));
+}
+
+// ----- the two-pass opener against `open_chunk` ------------------------------
+
+/// Open `cipher` with [`ChunkOpener`], hashing then decrypting it in
+/// pieces of `piece` bytes; the buffer as left and the result.
+fn open_in_pieces(
+    key: &DownloadKey,
+    index: u32,
+    seal: &[u8; 32],
+    cipher: &[u8],
+    piece: usize,
+) -> (Vec<u8>, Result<(), TransferError>) {
+    let mut buf = cipher.to_vec();
+    let mut opener = ChunkOpener::from_seal(key, index, seal);
+    for p in buf.chunks(piece) {
+        opener.update(p);
+    }
+    let result = opener.verify().and_then(|mut chunk| {
+        buf.chunks_mut(piece).try_for_each(|p| chunk.decrypt(p))?;
+        assert_eq!(chunk.remaining(), 0);
+        Ok(())
+    });
+    (buf, result)
+}
+
+/// Both openers on one chunk, in several piece sizes: the same bytes and
+/// the same answer.
+fn both_agree(
+    key: &DownloadKey,
+    index: u32,
+    seal: &[u8; 32],
+    cipher: &[u8],
+) -> Result<(), TransferError> {
+    let mut whole = cipher.to_vec();
+    let expected = open_chunk(key, index, seal, &mut whole);
+    for piece in [1, 15, 16, 512, 4096, cipher.len().max(1)] {
+        let (buf, result) = open_in_pieces(key, index, seal, cipher, piece);
+        assert_eq!(result, expected, "chunk {index} in {piece}-byte pieces");
+        assert_eq!(buf, whole, "chunk {index} in {piece}-byte pieces");
+    }
+    expected
+}
+
+#[test]
+fn the_two_pass_opener_answers_as_open_chunk_on_the_recorded_and_synthetic_chunks() {
+    // The recorded chunks (their ciphertext shortened by the recording,
+    // so refused by both, by index, nothing decrypted) under the key of
+    // their connection.
+    let lines = transcript();
+    let mut opened = 0;
+    for (conn, note) in [
+        ("A", "download 70000 B"),
+        ("E", "resume on a new connection"),
+    ] {
+        let frames = recorded(&lines, conn, note);
+        let key_b64 = frames
+            .iter()
+            .find(|(_, _, j)| j["action"] == "aes_key")
+            .map(|(_, _, j)| j["data"]["key"].as_str().unwrap())
+            .unwrap();
+        let key = DownloadKey {
+            key: unb64(key_b64).try_into().unwrap(),
+            iv: [0; 16],
+            sha256: None,
+            file_size: 0,
+            chunk_size: 0,
+            total_chunks: 0,
+        };
+        for (_, _, j) in frames
+            .iter()
+            .filter(|(_, _, j)| j["action"] == "file_chunk")
+        {
+            let d = &j["data"];
+            let index = d["index"].as_u64().unwrap() as u32;
+            let mut seal = unb64(d["tag"].as_str().unwrap());
+            seal.extend(unb64(d["prefix"].as_str().unwrap()));
+            seal.resize(32, 0);
+            let cipher = unb64(d["chunk"].as_str().unwrap());
+            assert_eq!(
+                both_agree(&key, index, &seal.try_into().unwrap(), &cipher),
+                Err(TransferError::ForgedTag { index })
+            );
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 3);
+    // The real AES-256-GCM chunk, through the session, and forged.
+    let (c, got) = last_chunk(&unhex(TAG));
+    let seal = c.session().chunk_hashes()[3];
+    assert_eq!(both_agree(&got.key.unwrap(), 3, &seal, &got.data), Ok(()));
+    let (plain, opened) = open_in_pieces(&got.key.unwrap(), 3, &seal, &got.data, 7);
+    assert_eq!((&plain[..], opened), (PLAIN, Ok(())));
+    let mut tag = unhex(TAG);
+    tag[15] ^= 0x80;
+    let (c, got) = last_chunk(&tag);
+    let seal = c.session().chunk_hashes()[3];
+    assert_eq!(
+        both_agree(&got.key.unwrap(), 3, &seal, &got.data),
+        Err(TransferError::ForgedTag { index: 3 })
+    );
 }

@@ -769,6 +769,7 @@ mod cfms {
     /// in the caller's block once the key arrived.
     mod p13 {
         use naslink_core::cfms::p13::transfer::TransferError;
+        use naslink_embassy::cfms::download::MIN_BLOCK;
 
         use super::*;
 
@@ -776,6 +777,9 @@ mod cfms {
         /// and every chunk message (about 22 KB of base64) streams through
         /// the WebSocket's 2 KB receive buffer in pieces.
         const CHUNK: usize = 16 * 1024;
+        /// Blocks far smaller than a chunk: the two-pass opener reads each
+        /// chunk back in pieces of this size.
+        const BLOCKS: [usize; 2] = [512, 4096];
         /// The largest file here: 300 KiB, 19 chunks.
         const LARGEST: usize = 300 * 1024;
         /// Seal slots: one per chunk.
@@ -840,8 +844,13 @@ mod cfms {
                 .into_iter()
                 .map(|len| (handle.put_document(None, "f", content(len)), content(len)))
                 .collect();
-            let mut stores: Vec<MemStore> = files.iter().map(|_| MemStore::new(LARGEST)).collect();
-            let mut outcomes: [Option<Outcome>; 5] = [None, None, None, None, None];
+            // Every file through every block size.
+            let runs: Vec<(&(String, Vec<u8>), usize)> = BLOCKS
+                .iter()
+                .flat_map(|&b| files.iter().map(move |f| (f, b)))
+                .collect();
+            let mut stores: Vec<MemStore> = runs.iter().map(|_| MemStore::new(LARGEST)).collect();
+            let mut outcomes: Vec<Option<Outcome>> = runs.iter().map(|_| None).collect();
             client(async {
                 let (mut rx, mut seals) = ([0u8; 4096], [[0u8; 32]; SLOTS]);
                 let mut session: Session<'_, 4> = Session::new(
@@ -853,7 +862,7 @@ mod cfms {
                 );
                 let mut rng = rng().into_inner();
                 let mut buffers = FileBuffers::new();
-                let mut block = vec![0u8; CHUNK];
+                let mut block = vec![0u8; BLOCKS[1]];
                 let io = connect(&handle.addr().to_string()).await;
                 let before = allocations();
                 counting(true, async {
@@ -861,22 +870,24 @@ mod cfms {
                         .await
                         .unwrap();
                     logged_in(&mut conn).await;
-                    for ((file, store), outcome) in files.iter().zip(&mut stores).zip(&mut outcomes)
+                    for (((file, b), store), outcome) in
+                        runs.iter().zip(&mut stores).zip(&mut outcomes)
                     {
-                        *outcome = Some(fetch_with(&mut conn, &file.0, store, &mut block).await);
+                        let block = &mut block[..*b];
+                        *outcome = Some(fetch_with(&mut conn, &file.0, store, block).await);
                     }
                     conn.close().await;
                 })
                 .await;
                 assert_eq!(allocations() - before, 0, "heap allocations in the driver");
             });
-            for (((id, data), store), outcome) in files.iter().zip(&stores).zip(outcomes) {
+            for ((((id, data), b), store), outcome) in runs.iter().zip(&stores).zip(outcomes) {
                 let done = outcome.unwrap().unwrap();
                 assert_eq!(done.size, data.len() as u64);
                 assert_eq!(
                     &store.bytes[..data.len()],
                     &data[..],
-                    "{} bytes",
+                    "{} bytes through a {b}-byte block",
                     data.len()
                 );
                 assert_eq!(
@@ -956,7 +967,7 @@ mod cfms {
                 handle.set_download_fault(Some(fault));
                 let (mut store, mut next) = (MemStore::new(LARGEST), MemStore::new(LARGEST));
                 let stores = (&mut store, &mut next);
-                let (first, again) = download_once(&handle, &id, stores, &mut [0u8; CHUNK]);
+                let (first, again) = download_once(&handle, &id, stores, &mut [0u8; BLOCKS[0]]);
                 let failure = first.unwrap_err();
                 assert_eq!(
                     failure,
@@ -964,10 +975,18 @@ mod cfms {
                     "{fault:?}"
                 );
                 assert!(!failure.ends_connection());
-                // The chunks before it were opened; it was not written back.
-                let (opened, forged) = (2 * CHUNK, 2 * CHUNK..3 * CHUNK);
+                // The chunks before it were opened; no piece of it (nor of
+                // the chunk after it) was written back as plaintext: its
+                // tag is checked over the whole chunk before pass 2.
+                let opened = 2 * CHUNK;
                 assert_eq!(&store.bytes[..opened], &data[..opened]);
-                assert_ne!(&store.bytes[forged.clone()], &data[forged]);
+                let rest = opened..data.len();
+                for (stored, plain) in store.bytes[rest.clone()]
+                    .chunks(16)
+                    .zip(data[rest].chunks(16))
+                {
+                    assert_ne!(stored, plain, "{fault:?}: plaintext written");
+                }
                 // The connection goes on, and the next task downloads.
                 let done = again.unwrap().unwrap();
                 assert_eq!(done.size, data.len() as u64);
@@ -978,28 +997,26 @@ mod cfms {
         }
 
         #[test]
-        fn a_block_shorter_than_a_chunk_is_refused_with_the_size_it_needs() {
+        fn a_block_far_shorter_than_a_chunk_opens_it() {
             let (runtime, handle) = file_server();
             // Chunks of the full chunk size, and a single chunk shorter
-            // than that: the block must hold the largest chunk.
-            for (len, required) in [(3 * CHUNK, CHUNK), (5000, 5000)] {
+            // than that, through the smallest block, a block that is no
+            // multiple of GCM's 16-byte blocks, and one that divides the
+            // chunk size.
+            for len in [3 * CHUNK, 5000] {
                 let id = handle.put_document(None, "f", content(len));
-                let (mut store, mut unused) = (MemStore::new(LARGEST), MemStore::new(0));
-                let stores = (&mut store, &mut unused);
-                let (first, second) = download_once(&handle, &id, stores, &mut [0u8; 4096]);
-                let failure = first.unwrap_err();
-                assert_eq!(
-                    failure,
-                    DownloadFailure::ChunkTooLarge { index: 0, required },
-                    "{len} bytes"
-                );
-                assert!(failure.ends_connection());
-                assert!(second.is_none());
-                // A block of that size takes the file.
-                let stores = (&mut store, &mut unused);
-                let (done, _) = download_once(&handle, &id, stores, &mut vec![0u8; required]);
-                assert_eq!(done.unwrap().size, len as u64);
-                assert_eq!(&store.bytes[..len], &content(len)[..]);
+                for block in [MIN_BLOCK, 1000, BLOCKS[0]] {
+                    let (mut store, mut again) = (MemStore::new(LARGEST), MemStore::new(LARGEST));
+                    let stores = (&mut store, &mut again);
+                    let (first, second) =
+                        download_once(&handle, &id, stores, &mut vec![0u8; block]);
+                    for (outcome, store) in [(first, &store), (second.unwrap(), &again)] {
+                        let done = outcome.unwrap();
+                        assert_eq!(done.size, len as u64, "{len} bytes, {block}-byte block");
+                        assert_eq!(&store.bytes[..len], &content(len)[..]);
+                        assert_eq!(done.sha256, naslink_core::cfms::sha256_of(&content(len)));
+                    }
+                }
             }
             std::mem::forget(handle);
             drop(runtime);

@@ -17,13 +17,15 @@
 //! BlockTooSmall, Refused     │ store as it       │          and file SHA-256
 //!                            │ arrives (index,   │
 //!                            │ length checked;   └─ 13 ──► Opening ──last chunk──► Verified
-//!                            │ 3–5: its hash       each chunk: read back whole into `block`,
-//!                            │ kept, 13: its seal  its tag checked (nothing written if forged),
-//!                            │ kept; 13: a chunk   decrypted, written back; the file's SHA-256
-//!                            │ longer than `block` computed on the way
-//!                            ▼ ends it)
-//! Connection, Transfer, Receiving,          3–5: Decrypting, Decrypt
-//! ChunkTooLarge                             13:  Decrypting, Open
+//!                            │ 3–5: its hash       each chunk, two passes through `block`:
+//!                            │ kept, 13: its seal  1. read back a block at a time, hashed
+//!                            ▼ kept)                  (GHASH); its tag checked: nothing
+//! Connection, Transfer, Receiving                     written if forged
+//!                                                  2. read back again a block at a time,
+//!                                                     decrypted, written back at the same
+//!                                                     offsets; the file's SHA-256 on the way
+//!                                           3–5: Decrypting, Decrypt
+//!                                           13:  Decrypting, Open
 //! ```
 //!
 //! Memory: the caller's `block`, the session's chunk storage (32 bytes per
@@ -37,17 +39,18 @@
 //!   while decrypting, the store sees a read and a write of `block.len()`
 //!   bytes (the last one shorter) at each multiple of `block.len()`, so a
 //!   block of whole sectors keeps a flash store's accesses aligned.
-//! - 13: a GCM chunk is authenticated whole before any of it may be used,
-//!   so `block` must hold the largest chunk: `min(chunk_size, file_size)`
-//!   bytes, where `chunk_size` is the server's (`file_chunk_size`, 2 MiB
-//!   by default on the real server; a server for small devices sets it
-//!   lower). The first chunk longer than `block` ends the download with
-//!   [`DownloadFailure::ChunkTooLarge`] naming the size needed (protocol 13
-//!   has no cancel, so the connection goes with it, §10.11; the task stays
-//!   valid for another attempt). While opening, the store sees a read and
-//!   a write of one chunk at each multiple of `chunk_size`. The chunk
-//!   storage needs `⌈file_size / chunk_size⌉` slots (else the session
-//!   refuses before `ready`: [`DownloadError::TooManyChunks`]).
+//! - 13: `block` is any size from [`MIN_BLOCK`] too, whatever the
+//!   server's chunk size (`file_chunk_size`, 2 MiB by default on the real
+//!   server). A GCM chunk is authenticated whole before any of it may be
+//!   used, so each chunk is read back twice ([`ChunkOpener`]): once to
+//!   check its tag, once to decrypt it. The store sees, per chunk, reads
+//!   of `block.len()` bytes from the chunk's start (the last one shorter),
+//!   then a read and a write of `block.len()` bytes at each multiple of
+//!   `block.len()` from the chunk's start; a block of whole sectors that
+//!   divides `chunk_size` keeps a flash store's accesses aligned. The
+//!   opener adds about 0.6 KiB of state on the stack. The chunk storage
+//!   needs `⌈file_size / chunk_size⌉` slots (else the session refuses
+//!   before `ready`: [`DownloadError::TooManyChunks`]).
 //!
 //! On any error the store's content is invalid (ciphertext, or plaintext
 //! not yet verified): do not use it. The file occupies the first
@@ -55,8 +58,9 @@
 #![deny(clippy::indexing_slicing)]
 
 use embedded_io_async::{Read, Seek, SeekFrom, Write};
+use naslink_core::cfms::p13::ChunkOpener;
 use naslink_core::cfms::p13::Wire;
-use naslink_core::cfms::p13::transfer::{TransferError, open_chunk};
+use naslink_core::cfms::p13::transfer::TransferError;
 use naslink_core::cfms::session::Error as SessionError;
 use naslink_core::cfms::{
     ConnectionEvent as Event, DecryptError, DownloadError, DownloadKey, FileDecryptor, Seq,
@@ -67,8 +71,10 @@ use sha2::{Digest as _, Sha256};
 use super::{Connection, Error};
 use crate::time::now;
 
-/// The smallest `block` the decryption pass takes (three bytes: the size
-/// a base64 quad decodes to, kept from when `block` also cut the chunks).
+/// The smallest `block` the decryption passes take, on either protocol
+/// (three bytes: the size a base64 quad decodes to, kept from when `block`
+/// also cut the chunks; a block of at least a few hundred bytes keeps the
+/// store's accesses few).
 pub const MIN_BLOCK: usize = 3;
 
 /// A verified download.
@@ -110,16 +116,6 @@ pub enum DownloadFailure<E, S> {
     /// The server refused the download ([`DownloadError::Server`]) or sent
     /// something no download allows.
     Transfer(DownloadError),
-    /// Protocol 13: chunk `index` is longer than `block` (a GCM chunk is
-    /// opened whole); `required` is the block size to give, the largest
-    /// chunk. The connection was ended (protocol 13 has no cancel); the
-    /// task can be tried again.
-    ChunkTooLarge {
-        /// The chunk.
-        index: u32,
-        /// Bytes needed.
-        required: usize,
-    },
     /// Writing the ciphertext failed.
     Receiving(StoreError<S>),
     /// Reading back or writing the plaintext failed.
@@ -139,9 +135,7 @@ impl<E, S> DownloadFailure<E, S> {
     /// drop the connection and open a new one. Otherwise it stays usable.
     pub fn ends_connection(&self) -> bool {
         match self {
-            DownloadFailure::Connection(_)
-            | DownloadFailure::Receiving(_)
-            | DownloadFailure::ChunkTooLarge { .. } => true,
+            DownloadFailure::Connection(_) | DownloadFailure::Receiving(_) => true,
             // A refusal, or (13) the `null` key that ends the stream.
             DownloadFailure::Transfer(e) => {
                 !matches!(e, DownloadError::Server(_) | DownloadError::KeyTaken)
@@ -158,9 +152,8 @@ where
 {
     /// Download the file of `task_id` (from `get_document`'s answer, see
     /// [`ops::task_id`](naslink_core::cfms::ops::task_id)) into `store` from
-    /// offset 0, decrypting through `block` (3–5: a few KiB, at least
-    /// [`MIN_BLOCK`]; 13: the server's chunk size, or the file's size if
-    /// smaller); see the [module docs](self). Other events arriving
+    /// offset 0, decrypting through `block` (a few KiB, at least
+    /// [`MIN_BLOCK`], on either protocol); see the [module docs](self). Other events arriving
     /// meanwhile (a lockdown push) are not handed on; the session's state
     /// keeps what they said.
     pub async fn download<S: Read + Write + Seek>(
@@ -184,8 +177,7 @@ where
             .connection_mut()
             .download_file(now(), task_id)
             .map_err(DownloadFailure::Refused)?;
-        let largest = framed.then_some(block.len());
-        let key = match self.receive(seq, store, largest).await {
+        let key = match self.receive(seq, store).await {
             Ok(key) => key,
             Err(e) => {
                 if e.ends_connection() {
@@ -202,13 +194,11 @@ where
         }
     }
 
-    /// Store the ciphertext as it arrives until the key does; with
-    /// `largest`, refuse a chunk longer than that.
+    /// Store the ciphertext as it arrives until the key does.
     async fn receive<S: Write + Seek>(
         &mut self,
         seq: Seq,
         store: &mut S,
-        largest: Option<usize>,
     ) -> Result<DownloadKey, DownloadFailure<T::Error, S::Error>> {
         let lost = DownloadFailure::Connection;
         let store_io = |e| DownloadFailure::Receiving(StoreError::Io(e));
@@ -229,14 +219,6 @@ where
                         .await
                         .map_err(DownloadFailure::Receiving)?;
                     stored += data.len() as u64;
-                }
-                Event::DownloadChunk { seq: s, index, len }
-                    if s == seq && largest.is_some_and(|max| len as usize > max) =>
-                {
-                    return Err(DownloadFailure::ChunkTooLarge {
-                        index,
-                        required: len as usize,
-                    });
                 }
                 Event::DownloadFinished { seq: s, key } if s == seq => {
                     store.flush().await.map_err(store_io)?;
@@ -300,8 +282,9 @@ async fn decrypt_in_place<E, S: Read + Write + Seek>(
     })
 }
 
-/// Protocol 13: replace each chunk's ciphertext with its plaintext, its
-/// tag checked first, then hash the file.
+/// Protocol 13: replace each chunk's ciphertext with its plaintext, in
+/// two passes through `block`: the tag checked over the whole chunk first,
+/// then the chunk decrypted; the file hashed on the way.
 async fn open_in_place<E, S: Read + Write + Seek>(
     key: &DownloadKey,
     seals: &[[u8; 32]],
@@ -312,31 +295,48 @@ async fn open_in_place<E, S: Read + Write + Seek>(
     let chunk_size = u64::from(key.chunk_size);
     let mut sha256 = Sha256::new();
     for index in 0..key.total_chunks {
-        let offset = u64::from(index) * chunk_size;
-        let required = key.file_size.saturating_sub(offset).min(chunk_size) as usize;
-        // Every chunk was measured against `block` as it arrived.
-        let data = block
-            .get_mut(..required)
-            .ok_or(DownloadFailure::ChunkTooLarge { index, required })?;
+        let start = u64::from(index) * chunk_size;
+        let end = start + key.file_size.saturating_sub(start).min(chunk_size);
         let seal = seals.get(index as usize).ok_or(DownloadFailure::Transfer(
             DownloadError::BadChunkFields { index },
         ))?;
-        store
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(store_io)?;
-        read_exact(store, data, offset)
-            .await
-            .map_err(DownloadFailure::Decrypting)?;
-        open_chunk(key, index, seal, data).map_err(DownloadFailure::Open)?;
-        store
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(store_io)?;
-        write_all(store, data, offset)
-            .await
-            .map_err(DownloadFailure::Decrypting)?;
-        sha256.update(&*data);
+        // Pass 1: authenticate the whole chunk; nothing is written.
+        let mut opener = ChunkOpener::from_seal(key, index, seal);
+        store.seek(SeekFrom::Start(start)).await.map_err(store_io)?;
+        let mut offset = start;
+        while offset < end {
+            let n = (end - offset).min(block.len() as u64) as usize;
+            let data = block.get_mut(..n).unwrap_or_default();
+            read_exact(store, data, offset)
+                .await
+                .map_err(DownloadFailure::Decrypting)?;
+            opener.update(data);
+            offset += n as u64;
+        }
+        let mut chunk = opener.verify().map_err(DownloadFailure::Open)?;
+        // Pass 2: decrypt it, block by block, at the same offsets.
+        let mut offset = start;
+        while offset < end {
+            let n = (end - offset).min(block.len() as u64) as usize;
+            let data = block.get_mut(..n).unwrap_or_default();
+            store
+                .seek(SeekFrom::Start(offset))
+                .await
+                .map_err(store_io)?;
+            read_exact(store, data, offset)
+                .await
+                .map_err(DownloadFailure::Decrypting)?;
+            chunk.decrypt(data).map_err(DownloadFailure::Open)?;
+            store
+                .seek(SeekFrom::Start(offset))
+                .await
+                .map_err(store_io)?;
+            write_all(store, data, offset)
+                .await
+                .map_err(DownloadFailure::Decrypting)?;
+            sha256.update(&*data);
+            offset += n as u64;
+        }
     }
     store.flush().await.map_err(store_io)?;
     Ok(Downloaded {

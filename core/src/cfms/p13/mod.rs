@@ -18,6 +18,8 @@
 //!   answer to a framed `server_info` (§11).
 //! - [`event`]: the server's `{"event": …}` pushes (lockdown).
 //! - [`transfer`]: upload and download messages, per-chunk AES-256-GCM.
+//! - [`gcm`]: a chunk opened in two passes over pieces of any length
+//!   (authenticate, then decrypt), for devices that cannot hold a chunk.
 //!
 //! # One engine
 //!
@@ -40,11 +42,13 @@
 //! Downloads run through the session too
 //! ([`Session::download_file_at`](super::Session::download_file_at), with a
 //! resume offset): ciphertext streamed to the caller, each chunk's seal kept,
-//! chunks opened with [`transfer::open_chunk`] once `aes_key` arrived.
+//! chunks opened with [`transfer::open_chunk`] (whole) or [`ChunkOpener`]
+//! (in pieces) once `aes_key` arrived.
 #![deny(clippy::indexing_slicing)]
 
 pub mod event;
 pub mod frame;
+pub mod gcm;
 pub mod negotiate;
 pub mod replay;
 pub mod request;
@@ -53,6 +57,7 @@ pub mod transfer;
 
 pub use event::{EventError, ServerEvent};
 pub use frame::{FrameError, FrameType, Header, StreamId};
+pub use gcm::{ChunkOpener, VerifiedChunk};
 pub use negotiate::{Negotiated, ProbeError, Unsupported, Wire};
 pub use replay::{Nonce, Replay, ServerClock};
 pub use request::{ROOT_FOLDER, Signed, emit_frame, emit_request};

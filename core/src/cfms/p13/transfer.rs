@@ -24,7 +24,9 @@
 //! [`Session`](crate::cfms::Session) streams them instead (the 3–5
 //! streaming reader, which also takes `tag` and `prefix`), keeps each
 //! chunk's seal (tag ‖ prefix) in its chunk storage, and the caller opens
-//! the stored ciphertext with [`open_chunk`] once the key arrived.
+//! the stored ciphertext with [`open_chunk`] once the key arrived, or, a
+//! piece at a time without holding the chunk, with the two-pass
+//! [`gcm::ChunkOpener`](super::gcm::ChunkOpener).
 #![deny(clippy::indexing_slicing)]
 
 use aes_gcm::aead::AeadInOut;
@@ -338,14 +340,15 @@ pub fn open_chunk(
     seal: &[u8; 32],
     buf: &mut [u8],
 ) -> Result<(), TransferError> {
-    let (tag, rest) = seal.split_at(16);
-    let (Ok(tag), Some(Ok(prefix))) = (
-        <[u8; 16]>::try_from(tag),
-        rest.get(..8).map(<[u8; 8]>::try_from),
-    ) else {
-        return Err(TransferError::Field("seal"));
-    };
+    let (tag, prefix) = split_seal(seal);
     ChunkKey::new(key.key).decrypt_chunk(index, &prefix, &tag, buf)
+}
+
+/// A seal's tag and nonce prefix (tag ‖ prefix ‖ 8 unused bytes).
+pub(crate) fn split_seal(seal: &[u8; 32]) -> ([u8; 16], [u8; 8]) {
+    let (tag, rest) = seal.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+    let prefix = rest.first_chunk::<8>().copied().unwrap_or_default();
+    (*tag, prefix)
 }
 
 /// A download's chunks: contiguous from the resume point, adding up to the
