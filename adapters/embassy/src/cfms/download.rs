@@ -253,27 +253,10 @@ async fn decrypt_in_place<E, S: Read + Write + Seek>(
 ) -> Result<Downloaded, DownloadFailure<E, S::Error>> {
     let store_io = |e| DownloadFailure::Decrypting(StoreError::Io(e));
     let mut decryptor = FileDecryptor::new(key, hashes).map_err(DownloadFailure::Decrypt)?;
-    let mut offset = 0;
-    while offset < key.file_size {
-        let n = (key.file_size - offset).min(block.len() as u64) as usize;
-        let data = block.get_mut(..n).unwrap_or_default();
-        store
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(store_io)?;
-        read_exact(store, data, offset)
-            .await
-            .map_err(DownloadFailure::Decrypting)?;
-        decryptor.decrypt(data).map_err(DownloadFailure::Decrypt)?;
-        store
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(store_io)?;
-        write_all(store, data, offset)
-            .await
-            .map_err(DownloadFailure::Decrypting)?;
-        offset += n as u64;
-    }
+    rewrite(store, block, 0, key.file_size, |data| {
+        decryptor.decrypt(data).map_err(DownloadFailure::Decrypt)
+    })
+    .await?;
     store.flush().await.map_err(store_io)?;
     let sha256 = decryptor.finish().map_err(DownloadFailure::Decrypt)?;
     Ok(Downloaded {
@@ -315,34 +298,53 @@ async fn open_in_place<E, S: Read + Write + Seek>(
         }
         let mut chunk = opener.verify().map_err(DownloadFailure::Open)?;
         // Pass 2: decrypt it, block by block, at the same offsets.
-        let mut offset = start;
-        while offset < end {
-            let n = (end - offset).min(block.len() as u64) as usize;
-            let data = block.get_mut(..n).unwrap_or_default();
-            store
-                .seek(SeekFrom::Start(offset))
-                .await
-                .map_err(store_io)?;
-            read_exact(store, data, offset)
-                .await
-                .map_err(DownloadFailure::Decrypting)?;
+        rewrite(store, block, start, end, |data| {
             chunk.decrypt(data).map_err(DownloadFailure::Open)?;
-            store
-                .seek(SeekFrom::Start(offset))
-                .await
-                .map_err(store_io)?;
-            write_all(store, data, offset)
-                .await
-                .map_err(DownloadFailure::Decrypting)?;
             sha256.update(&*data);
-            offset += n as u64;
-        }
+            Ok(())
+        })
+        .await?;
     }
     store.flush().await.map_err(store_io)?;
     Ok(Downloaded {
         size: key.file_size,
         sha256: sha256.finalize().into(),
     })
+}
+
+/// Replace the store's bytes `start..end` with `change` applied to them,
+/// one `block` at a time: each block read back, changed in place and
+/// written at the offset it came from.
+async fn rewrite<E, S: Read + Write + Seek>(
+    store: &mut S,
+    block: &mut [u8],
+    start: u64,
+    end: u64,
+    mut change: impl FnMut(&mut [u8]) -> Result<(), DownloadFailure<E, S::Error>>,
+) -> Result<(), DownloadFailure<E, S::Error>> {
+    let store_io = |e| DownloadFailure::Decrypting(StoreError::Io(e));
+    let mut offset = start;
+    while offset < end {
+        let n = (end - offset).min(block.len() as u64) as usize;
+        let data = block.get_mut(..n).unwrap_or_default();
+        store
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(store_io)?;
+        read_exact(store, data, offset)
+            .await
+            .map_err(DownloadFailure::Decrypting)?;
+        change(data)?;
+        store
+            .seek(SeekFrom::Start(offset))
+            .await
+            .map_err(store_io)?;
+        write_all(store, data, offset)
+            .await
+            .map_err(DownloadFailure::Decrypting)?;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// `Write::write_all`, but a store that takes nothing is an error, not a
