@@ -59,11 +59,15 @@ fn protocol_version_pins_the_version() {
     let sim = start(3);
     let info = json_out(naslink(&sim).args(["--json", "--protocol-version", "3", "info"]));
     assert_eq!(info["protocol_version"], 3);
-    // Pinned 13 against a text server: no probe, so no fallback to text.
+    // Pinned 13 against a text server: no probe, so no fallback to text,
+    // but the error says what the close means.
     naslink(&sim)
         .args(["--protocol-version", "13", "info"])
         .assert()
-        .failure();
+        .failure()
+        .stderr(predicates::str::contains(
+            "a CFMS 3-5 server closes a protocol-13 message this way",
+        ));
     naslink(&sim)
         .args(["--protocol-version", "7", "info"])
         .assert()

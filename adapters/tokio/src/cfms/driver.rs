@@ -442,6 +442,7 @@ impl Driver<'_> {
         // Whether this connection opens with the probe (its close then
         // settles the protocol: the connection layer tells the session).
         let knew = session.negotiated();
+        let spoke_13 = session.wire() == cfms::p13::Wire::Framed;
         self.logged_in = false;
         let mut pump = Pump::new(link, session);
         let ended = self.run(&mut pump, commands).await;
@@ -477,6 +478,15 @@ impl Driver<'_> {
                 let _ = self.events.send(CfmsEvent::Disconnected {
                     reason: reason.clone(),
                 });
+                // Closed before any answer while speaking 13 (pinned or
+                // learnt, not probing): what a 3-5 server does to a frame
+                // (`cfms-13.md` §11).
+                if !answered && spoke_13 {
+                    return Some(CfmsError::LinkClosed(format!(
+                        "{reason}; a CFMS 3-5 server closes a protocol-13 message this way: \
+                         is protocol 13 pinned for a 3-5 server?"
+                    )));
+                }
                 Some(CfmsError::LinkClosed(reason))
             }
         }
