@@ -463,6 +463,11 @@ fn key() -> Value {
     json!({"action": "aes_key", "data": {"key": b64(&(0..32).collect::<Vec<u8>>())}})
 }
 
+/// Feed one PROCESS frame carrying `json` on `stream`, at t = 2 s.
+fn process(c: &mut Conn, stream: u32, json: &Value, got: &mut Got) -> Vec<Sent> {
+    feed(c, Instant::from_secs(2), &frame(stream, false, json), got)
+}
+
 /// Resume at chunk 3 of the 132-byte file; returns the events and data.
 fn last_chunk(tag: &[u8]) -> (Conn, Got) {
     let mut c = ready(false, vec![[0u8; 32]; 4]);
@@ -470,12 +475,7 @@ fn last_chunk(tag: &[u8]) -> (Conn, Got) {
     let stream = raw_frames(&drain_tx(&mut c, Instant::from_secs(2)))[0].0;
     let mut got = Got::default();
     for m in [header(132, 33), chunk(3, &unhex(CIPHER), tag), key()] {
-        feed(
-            &mut c,
-            Instant::from_secs(2),
-            &frame(stream, false, &m),
-            &mut got,
-        );
+        process(&mut c, stream, &m, &mut got);
     }
     (c, got)
 }
@@ -521,24 +521,14 @@ fn started(size: u64, chunk_size: u64) -> (Conn, u32, Got) {
     c.download_file(Instant::from_secs(2), "t").unwrap();
     let stream = raw_frames(&drain_tx(&mut c, Instant::from_secs(2)))[0].0;
     let mut got = Got::default();
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &header(size, chunk_size)),
-        &mut got,
-    );
+    process(&mut c, stream, &header(size, chunk_size), &mut got);
     (c, stream, got)
 }
 
 #[test]
 fn a_chunk_out_of_order_fails_only_the_download() {
     let (mut c, stream, mut got) = started(66, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(1, &[0; 33], &[0; 16])),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(1, &[0; 33], &[0; 16]), &mut got);
     assert!(
         got.events[1].contains("ChunkOutOfOrder { expected: 0, got: 1 }"),
         "{:?}",
@@ -550,24 +540,14 @@ fn a_chunk_out_of_order_fails_only_the_download() {
 #[test]
 fn too_few_or_too_many_bytes_are_named() {
     let (mut c, stream, mut got) = started(66, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(0, &[0; 32], &[0; 16])),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(0, &[0; 32], &[0; 16]), &mut got);
     assert!(
         got.events[1].contains("ChunkLength { index: 0, expected: 33, got: 32 }"),
         "{:?}",
         got.events
     );
     let (mut c, stream, mut got) = started(66, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(0, &[0; 34], &[0; 16])),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(0, &[0; 34], &[0; 16]), &mut got);
     assert!(
         got.events[1].contains("ChunkLength { index: 0, expected: 33, got: 34 }"),
         "{:?}",
@@ -575,28 +555,13 @@ fn too_few_or_too_many_bytes_are_named() {
     );
     // The key before the last chunk: the download is short.
     let (mut c, stream, mut got) = started(66, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(0, &[0; 33], &[0; 16])),
-        &mut got,
-    );
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &key()),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(0, &[0; 33], &[0; 16]), &mut got);
+    process(&mut c, stream, &key(), &mut got);
     assert!(got.events[2].contains("BadKey"), "{:?}", got.events);
     // A chunk past the last one: the download is long.
     let (mut c, stream, mut got) = started(33, 33);
     for i in 0..2 {
-        feed(
-            &mut c,
-            Instant::from_secs(2),
-            &frame(stream, false, &chunk(i, &[0; 33], &[0; 16])),
-            &mut got,
-        );
+        process(&mut c, stream, &chunk(i, &[0; 33], &[0; 16]), &mut got);
     }
     assert!(
         got.events[2].contains("ChunkOutOfOrder { expected: 1, got: 1 }"),
@@ -611,19 +576,9 @@ fn too_few_or_too_many_bytes_are_named() {
         got.events
     );
     let (mut c, stream, mut got) = started(33, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(0, &[0; 33], &[0; 16])),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(0, &[0; 33], &[0; 16]), &mut got);
     let null = json!({"action": "aes_key", "data": {"key": null}});
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &null),
-        &mut got,
-    );
+    process(&mut c, stream, &null, &mut got);
     assert!(got.events[2].contains("KeyTaken"), "{:?}", got.events);
 }
 
@@ -657,30 +612,15 @@ fn a_frozen_stream_fails_the_download_at_its_deadline_and_not_the_connection() {
 #[test]
 fn an_event_between_chunks_is_read_and_the_download_goes_on() {
     let (mut c, stream, mut got) = started(66, 33);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(0, &[1; 33], &[0; 16])),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(0, &[1; 33], &[0; 16]), &mut got);
     let lockdown = frame(
         2,
         false,
         &json!({"action": "lockdown", "data": {"status": true}}),
     );
     feed(&mut c, Instant::from_secs(2), &lockdown, &mut got);
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &chunk(1, &[2; 33], &[0; 16])),
-        &mut got,
-    );
-    feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &key()),
-        &mut got,
-    );
+    process(&mut c, stream, &chunk(1, &[2; 33], &[0; 16]), &mut got);
+    process(&mut c, stream, &key(), &mut got);
     assert!(
         got.events.last().unwrap().starts_with("DownloadFinished"),
         "{:?}",
@@ -793,12 +733,7 @@ fn more_chunks_than_seal_slots_are_refused_with_a_framed_cancel() {
     let seq = c.download_file(Instant::from_secs(2), "big").unwrap();
     let stream = raw_frames(&drain_tx(&mut c, Instant::from_secs(2)))[0].0;
     let mut got = Got::default();
-    let sent = feed(
-        &mut c,
-        Instant::from_secs(2),
-        &frame(stream, false, &header(5242880, 2097152 / 2)),
-        &mut got,
-    );
+    let sent = process(&mut c, stream, &header(5242880, 2097152 / 2), &mut got);
     // Anything but `ready` makes the server answer 400 and stop (§10.4).
     assert_eq!(sent, [(stream, 0, b"cancel".to_vec())]);
     let refused = frame(
