@@ -18,7 +18,8 @@
 //!   requests written straight into the WebSocket, events with their
 //!   bodies handed to the application, and downloads into a caller's
 //!   `Read + Write + Seek` store over protocols 3–5 (AES-CFB8) and 13
-//!   (AES-GCM per chunk; the block holds one chunk) ([`cfms::download`]).
+//!   (AES-GCM per chunk, checked then decrypted in two passes through a
+//!   block of any size) ([`cfms::download`]).
 //! - [`net`] (feature `embassy-net`): resolve the URL's host and open the
 //!   TCP socket on an embassy-net `Stack`.
 //! - `tls` (feature `embedded-tls`): `wss://` through embedded-tls with
