@@ -200,17 +200,23 @@ pub struct Session<'a, const Q: usize> {
     nonce: Option<Nonce>,
 }
 
+/// How a session with `config` opens its connections: the wire, whether
+/// with the protocol-13 probe, and the protocol known so far (a pinned
+/// version this client does not speak is refused by name).
+fn opening(config: &Config) -> (Wire, bool, Protocol) {
+    match config.protocol_version.map(Wire::for_version) {
+        Some(Ok(wire)) => (wire, false, Protocol::Unknown),
+        Some(Err(u)) => (Wire::Text, false, Protocol::Refused(Some(u.version))),
+        None if config.negotiate => (Wire::Framed, true, Protocol::Unknown),
+        None => (Wire::Text, false, Protocol::Unknown),
+    }
+}
+
 impl<'a, const Q: usize> Session<'a, Q> {
     /// A session for a freshly opened connection.
     pub fn new(mut config: Config, buffers: Buffers<'a>) -> Self {
         let mut auth = Auth::new();
-        let pinned = config.protocol_version.map(Wire::for_version);
-        let (wire, probe, protocol) = match pinned {
-            Some(Ok(wire)) => (wire, false, Protocol::Unknown),
-            Some(Err(u)) => (Wire::Text, false, Protocol::Refused(Some(u.version))),
-            None if config.negotiate => (Wire::Framed, true, Protocol::Unknown),
-            None => (Wire::Text, false, Protocol::Unknown),
-        };
+        let (wire, probe, protocol) = opening(&config);
         let mux = Streams::new(config.request_timeout);
         if let Some(c) = config.login.take() {
             auth.username = c.username.clone();
@@ -286,9 +292,7 @@ impl<'a, const Q: usize> Session<'a, Q> {
     pub fn forget_protocol(&mut self) {
         self.config.protocol_version = None;
         self.negotiated = None;
-        self.protocol = Protocol::Unknown;
-        self.probe = self.config.negotiate;
-        self.wire = if self.probe { Wire::Framed } else { Wire::Text };
+        (self.wire, self.probe, self.protocol) = opening(&self.config);
     }
 
     /// Tell the session the wall clock: at `now`, it is `unix_secs` seconds
