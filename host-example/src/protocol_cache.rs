@@ -231,23 +231,16 @@ fn write(path: &Path, entries: &BTreeMap<String, Entry>) -> std::io::Result<()> 
         .collect();
     let text = serde_json::to_vec_pretty(&json!({"format": FORMAT, "servers": servers}))
         .map_err(std::io::Error::other)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let temp = dir.join(format!(".{FILE_NAME}.{}.{nanos}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut f| {
-            f.write_all(&text)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    // The same temporary-file-then-rename as the downloads: created
+    // exclusively under an unpredictable name, removed when dropped.
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{FILE_NAME}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(&text)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
